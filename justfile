@@ -1,0 +1,86 @@
+# Every routine task of fastqueue. `just` lists them; `pip install rust-just` gets `just`.
+#
+# Python commands run with $PYTHON (default: python3), i.e. in whatever environment is active:
+# a virtualenv, pyenv, conda... `just dev` installs fastqueue there in editable mode.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+python := env("PYTHON", "python3")
+pip := python + " -m pip --disable-pip-version-check"
+# The build tools of pyproject.toml's [build-system] (installed up front so that `just dev` can
+# build without an isolated environment and reuse cargo's incremental build in target/).
+build_tools := '"maturin>=1.16,<2" "cffi>=1.15"'
+cc := env("CC", "cc")
+
+# List the recipes.
+default:
+    @just --list --unsorted
+
+# Compile the Rust library (target/release/libfastqueue.so).
+build:
+    cargo build --release -p fastqueue
+
+# Install fastqueue editable plus the dev tools (Python edits are live; rerun after Rust edits).
+dev:
+    {{pip}} install -q {{build_tools}}
+    {{pip}} install -q --no-build-isolation -e ".[dev]"
+    @{{python}} -c 'import fastqueue, fastqueue._ffi as f; print("fastqueue", fastqueue.__version__, "uses", f.library_path())'
+
+# Run every test: the Rust tests, then pytest (unit, property, cross-process, C interop, doctests).
+test: dev
+    cargo test --workspace
+    {{python}} -m pytest
+
+# Every check CI makes besides the tests: clippy, rustfmt, ruff, mypy --strict.
+lint: dev
+    cargo clippy --workspace --all-targets -- -D warnings
+    cargo fmt --all --check
+    {{python}} -m ruff check .
+    {{python}} -m ruff format --check .
+    {{python}} -m mypy --strict py/
+
+# Format Rust and Python sources in place, and apply ruff's safe fixes.
+fmt:
+    cargo fmt --all
+    {{python}} -m ruff check --fix-only --quiet .
+    {{python}} -m ruff format .
+
+# Race fastqueue against multiprocessing.Queue across processes and print a table.
+demo: dev
+    {{python}} -m fastqueue demo
+
+# Build the wheel into dist/ (py3-none-<platform>: one wheel for every Python 3.9+ and PyPy).
+wheel:
+    {{pip}} install -q {{build_tools}}
+    {{python}} -m maturin build --release --out dist
+
+# Build the source distribution into dist/.
+sdist:
+    {{pip}} install -q {{build_tools}}
+    {{python}} -m maturin sdist --out dist
+
+# Compile the C examples (examples/c) against the built library into target/examples/.
+c-examples: build
+    mkdir -p target/examples
+    for prog in producer consumer; do \
+        {{cc}} -std=c99 -Wall -Wextra -Werror -O2 -I core/include examples/c/$prog.c \
+            -L target/release -lfastqueue -Wl,-rpath,"$PWD/target/release" -o target/examples/$prog; \
+    done
+    @echo "built target/examples/producer and target/examples/consumer"
+
+# The benchmarks (pyperf, side by side with the peers); results in perf/results/.
+bench: dev
+    {{python}} perf/run.py
+
+# A quick, rough run of the benchmarks.
+bench-quick: dev
+    {{python}} perf/run.py --quick
+
+# Remove queue segments leaked by crashed runs (/dev/shm/fq-*). Only do this when nothing runs.
+clean-shm:
+    find /dev/shm -maxdepth 1 -name 'fq-*' -print -delete
+
+# Remove build outputs.
+clean:
+    cargo clean
+    rm -rf dist py/fastqueue/_native

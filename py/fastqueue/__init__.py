@@ -1,0 +1,83 @@
+"""fastqueue: a lock-free multi-producer / multi-consumer queue of byte messages in named POSIX
+shared memory, shaped like :class:`queue.Queue`.
+
+>>> import fastqueue
+>>> with fastqueue.Queue(element_size=1024, capacity=100) as q:
+...     q.put(b"job 1")
+...     q.get()
+b'job 1'
+
+See :class:`fastqueue.Queue` for the whole interface.
+"""
+
+from __future__ import annotations
+
+from ._errors import (
+    Empty,
+    FastQueueError,
+    Full,
+    InternalError,
+    InvalidArgumentError,
+    MessageTooBigError,
+    NoSpaceError,
+    QueueExistsError,
+    QueueNotFoundError,
+    QueueOSError,
+    QueuePermissionError,
+    SegmentError,
+    TooManyAttachedError,
+)
+from .queue import Queue, unlink
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+    except ImportError:  # pragma: no cover - Python without importlib.metadata
+        return "0.1.0"
+    try:
+        return version("fastqueue")
+    except PackageNotFoundError:
+        return "0.1.0"
+
+
+__version__: str = _version()
+
+__all__ = [
+    "Empty",
+    "FastQueueError",
+    "Full",
+    "InternalError",
+    "InvalidArgumentError",
+    "MessageTooBigError",
+    "NoSpaceError",
+    "Queue",
+    "QueueExistsError",
+    "QueueNotFoundError",
+    "QueueOSError",
+    "QueuePermissionError",
+    "SegmentError",
+    "TooManyAttachedError",
+    "__version__",
+    "unlink",
+]
+
+# Public classes present themselves as fastqueue.X (tracebacks, reprs, pickles).
+for _cls in (
+    Queue,
+    Empty,
+    Full,
+    FastQueueError,
+    QueueExistsError,
+    QueueNotFoundError,
+    QueuePermissionError,
+    NoSpaceError,
+    SegmentError,
+    TooManyAttachedError,
+    MessageTooBigError,
+    InvalidArgumentError,
+    QueueOSError,
+    InternalError,
+):
+    _cls.__module__ = __name__
+del _cls

@@ -1,0 +1,348 @@
+"""The raw layer: loads the fastqueue C library and declares its ABI (``core/include/fastqueue.h``).
+
+This is the only module of the package that imports :mod:`ctypes`. It knows where the library is,
+what every exported function's signature is, and how to pass Python buffers to C without copying;
+it knows nothing about exceptions or queue semantics (``_errors`` and ``queue`` do).
+
+Finding the library: ``$FASTQUEUE_LIBRARY`` if set (a path to the shared library), otherwise the
+copy bundled in the package's ``_native`` folder (:data:`NATIVE_DIR`, :data:`NATIVE_PATTERNS`).
+
+The library is loaded with :class:`ctypes.CDLL`, which releases the GIL for the duration of every
+call: a thread blocked in ``fq_get`` does not stop other Python threads.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+from ctypes import (
+    POINTER,
+    c_char_p,
+    c_int32,
+    c_int64,
+    c_uint32,
+    c_uint64,
+    c_void_p,
+)
+from pathlib import Path
+from typing import Any, Final
+
+__all__ = [
+    "ABI_VERSION",
+    "EMPTY",
+    "ERR_BAD_SEGMENT",
+    "ERR_BUFFER",
+    "ERR_EXISTS",
+    "ERR_INTERNAL",
+    "ERR_INVALID",
+    "ERR_NOT_FOUND",
+    "ERR_NOT_READY",
+    "ERR_NO_SPACE",
+    "ERR_NULL",
+    "ERR_OS",
+    "ERR_PERMISSION",
+    "ERR_TOO_BIG",
+    "ERR_TOO_MANY",
+    "ERR_VERSION",
+    "FULL",
+    "LIBRARY_ENV",
+    "NATIVE_DIR",
+    "NATIVE_PATTERNS",
+    "OK",
+    "Handle",
+    "as_c_buffer",
+    "create",
+    "get_errno",
+    "layout_version",
+    "library_path",
+    "open_",
+    "segment_size",
+    "status_str",
+    "unlink",
+]
+
+# ---------------------------------------------------------------------------------------------
+# Where the library is looked for. The packaging (pyproject / maturin) decides the file name
+# inside _native/; every pattern below is tried in order, the first match wins.
+# ---------------------------------------------------------------------------------------------
+
+#: The ABI version this binding was written against (FQ_ABI_VERSION of fastqueue.h).
+ABI_VERSION: Final = 1
+#: Environment variable naming the library to load instead of the bundled one.
+LIBRARY_ENV: Final = "FASTQUEUE_LIBRARY"
+#: Folder of the library bundled in the wheel.
+NATIVE_DIR: Final = Path(__file__).resolve().parent / "_native"
+#: Glob patterns, tried in order, for the bundled library inside NATIVE_DIR.
+NATIVE_PATTERNS: Final = ("lib*.so", "*.so", "lib*.dylib", "*.dylib", "*.dll", "*.pyd")
+
+# ---------------------------------------------------------------------------------------------
+# Status codes (fastqueue.h). Keep in sync with the header; _errors maps them to exceptions.
+# ---------------------------------------------------------------------------------------------
+
+OK: Final = 0
+EMPTY: Final = 1
+FULL: Final = 2
+ERR_NULL: Final = -1
+ERR_INVALID: Final = -2
+ERR_TOO_BIG: Final = -3
+ERR_BUFFER: Final = -4
+ERR_EXISTS: Final = -5
+ERR_NOT_FOUND: Final = -6
+ERR_PERMISSION: Final = -7
+ERR_NO_SPACE: Final = -8
+ERR_BAD_SEGMENT: Final = -9
+ERR_VERSION: Final = -10
+ERR_NOT_READY: Final = -11
+ERR_TOO_MANY: Final = -12
+ERR_OS: Final = -13
+ERR_INTERNAL: Final = -14
+
+
+def _find_library() -> Path:
+    override = os.environ.get(LIBRARY_ENV)
+    if override:
+        path = Path(override)
+        if not path.is_file():
+            raise ImportError(
+                f"fastqueue: ${LIBRARY_ENV} is set to {override!r}, but no such file exists. "
+                f"Point it at the built library (e.g. target/release/libfastqueue.so after "
+                f"`cargo build --release -p fastqueue`), or unset it to use the bundled one."
+            )
+        return path
+    for pattern in NATIVE_PATTERNS:
+        found = sorted(NATIVE_DIR.glob(pattern))
+        if found:
+            return found[0]
+    raise ImportError(
+        f"fastqueue: the native library was not found: looked in {NATIVE_DIR} for "
+        f"{' / '.join(NATIVE_PATTERNS)}, and ${LIBRARY_ENV} is not set. "
+        f"Install a built package (`pip install fastqueue`), build one in place (`just dev`), "
+        f"or set ${LIBRARY_ENV} to the path of libfastqueue.so."
+    )
+
+
+def _load(path: Path) -> ctypes.CDLL:
+    try:
+        lib = ctypes.CDLL(str(path), use_errno=True)
+    except OSError as exc:
+        raise ImportError(
+            f"fastqueue: could not load the native library {path}: {exc}. Rebuild it "
+            f"(`just dev`) or reinstall the package (`pip install --force-reinstall fastqueue`)."
+        ) from exc
+    try:
+        abi = lib.fq_abi_version
+    except AttributeError as exc:
+        raise ImportError(
+            f"fastqueue: {path} is not the fastqueue library (it exports no fq_abi_version). "
+            f"Check ${LIBRARY_ENV} or reinstall the package."
+        ) from exc
+    abi.argtypes = []
+    abi.restype = c_uint32
+    found = int(abi())
+    if found != ABI_VERSION:
+        raise ImportError(
+            f"fastqueue: {path} implements C ABI version {found}, but this Python package needs "
+            f"version {ABI_VERSION}. Install matching versions (`pip install --force-reinstall "
+            f"fastqueue`), rebuild (`just dev`), or point ${LIBRARY_ENV} at a matching library."
+        )
+    return lib
+
+
+_path: Final = _find_library()
+_lib: Final = _load(_path)
+
+
+def _declare(name: str, restype: Any, *argtypes: Any) -> Any:
+    func = getattr(_lib, name)
+    func.argtypes = list(argtypes)
+    func.restype = restype
+    return func
+
+
+_u64p = POINTER(c_uint64)
+_voidpp = POINTER(c_void_p)
+
+# Every function of fastqueue.h, in header order. fq_queue* is an opaque c_void_p.
+_fq_abi_version = _declare("fq_abi_version", c_uint32)
+_fq_layout_version = _declare("fq_layout_version", c_uint32)
+_fq_status_str = _declare("fq_status_str", c_char_p, c_int32)
+_fq_segment_size = _declare("fq_segment_size", c_int32, c_uint64, c_uint64, _u64p)
+_fq_create = _declare("fq_create", c_int32, c_char_p, c_uint64, c_uint64, c_uint32, _voidpp)
+_fq_open = _declare("fq_open", c_int32, c_char_p, _voidpp)
+_fq_close = _declare("fq_close", None, c_void_p)
+_fq_unlink = _declare("fq_unlink", c_int32, c_char_p)
+_fq_capacity = _declare("fq_capacity", c_uint64, c_void_p)
+_fq_max_msg = _declare("fq_max_msg", c_uint64, c_void_p)
+_fq_size = _declare("fq_size", c_uint64, c_void_p)
+_fq_put = _declare("fq_put", c_int32, c_void_p, c_void_p, c_uint64, c_int64)
+_fq_get = _declare("fq_get", c_int32, c_void_p, c_void_p, c_uint64, _u64p, c_int64)
+_fq_write_begin = _declare("fq_write_begin", c_int32, c_void_p, _voidpp, _u64p, c_int64)
+_fq_write_commit = _declare("fq_write_commit", c_int32, c_void_p, c_uint64, c_uint64)
+_fq_write_abort = _declare("fq_write_abort", c_int32, c_void_p, c_uint64)
+_fq_read_begin = _declare(
+    "fq_read_begin", c_int32, c_void_p, POINTER(c_void_p), _u64p, _u64p, c_int64
+)
+_fq_read_end = _declare("fq_read_end", c_int32, c_void_p, c_uint64)
+_fq_noop = _declare("fq_noop", c_int32, c_void_p, c_void_p, c_uint64, c_int64)
+
+
+def library_path() -> str:
+    """The path of the loaded native library."""
+    return str(_path)
+
+
+def abi_version() -> int:
+    """The C ABI version the loaded library was built with."""
+    return int(_fq_abi_version())
+
+
+def layout_version() -> int:
+    """The segment layout version the loaded library creates and accepts."""
+    return int(_fq_layout_version())
+
+
+def status_str(status: int) -> str:
+    """The library's English description of a status code."""
+    raw: bytes | None = _fq_status_str(status)
+    return raw.decode("utf-8", "replace") if raw else f"unknown status {status}"
+
+
+def get_errno() -> int:
+    """errno as the last library call on this thread left it (for ERR_OS)."""
+    return ctypes.get_errno()
+
+
+def segment_size(max_msg: int, capacity: int) -> tuple[int, int]:
+    """(status, size in bytes of the segment fq_create would make)."""
+    out = c_uint64(0)
+    status = int(_fq_segment_size(max_msg, capacity, out))
+    return status, int(out.value)
+
+
+def unlink(name: bytes) -> int:
+    """fq_unlink; returns the status."""
+    return int(_fq_unlink(name))
+
+
+def as_c_buffer(item: object) -> tuple[object, int]:
+    """Turns any bytes-like object into (something fq_put takes as ``data``, its length in bytes).
+
+    bytes pass as they are (no copy). Writable C-contiguous buffers (bytearray, numpy arrays,
+    array.array, writable memoryviews) are lent to C without a copy. Read-only or non-contiguous
+    buffers are copied once into bytes. Raises TypeError for objects without the buffer protocol.
+    """
+    if type(item) is bytes:
+        return item, len(item)
+    with memoryview(item) as view:  # type: ignore[arg-type]  # TypeError if not bytes-like
+        n = view.nbytes
+        if n == 0:
+            return None, 0
+        if view.readonly or not view.c_contiguous:
+            return view.tobytes(), n
+        # Zero-copy: a ctypes array over the caller's buffer. It holds its own export of the
+        # buffer, so the caller's object cannot be resized while C reads it.
+        return (ctypes.c_char * n).from_buffer(view.cast("B")), n
+
+
+class Handle:
+    """One attached fq_queue* and the per-handle scratch objects its calls reuse.
+
+    ``put`` and ``get_into`` are the library functions with the handle pre-bound (a C-level
+    functools.partial: no Python frame per call). The handle is freed by fq_close when this object
+    is collected; the Python layer drops its last reference on close, so a call in flight on
+    another thread (which holds a reference) finishes on a valid handle before it is freed.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_free",
+        "_ptr",
+        "capacity",
+        "get_into",
+        "max_msg",
+        "put",
+    )
+
+    def __init__(self, ptr: c_void_p) -> None:
+        self._ptr: c_void_p | None = ptr
+        #: Capacity in messages and largest message in bytes, read once from the segment.
+        self.capacity: int = int(_fq_capacity(ptr))
+        self.max_msg: int = int(_fq_max_msg(ptr))
+        #: put(data, len, timeout_ns) -> status
+        self.put: functools.partial[int] = functools.partial(_fq_put, ptr)
+        #: get_into(buf, cap, len_out, timeout_ns) -> status
+        self.get_into: functools.partial[int] = functools.partial(_fq_get, ptr)
+        # Pool of (receive buffer, length out-param) pairs. list.pop()/append() are atomic
+        # under the GIL, so threads sharing this handle never share a buffer; a single thread
+        # reuses one pair forever.
+        self._free: list[tuple[ctypes.Array[ctypes.c_char], c_uint64]] = []
+
+    def size(self) -> int:
+        """Approximate number of queued messages."""
+        return int(_fq_size(self._ptr))
+
+    def take_scratch(self) -> tuple[ctypes.Array[ctypes.c_char], c_uint64]:
+        """A (max_msg-byte buffer, c_uint64) pair for one get; give it back with give_scratch."""
+        try:
+            return self._free.pop()
+        except IndexError:
+            return ctypes.create_string_buffer(self.max_msg), c_uint64(0)
+
+    def give_scratch(self, scratch: tuple[ctypes.Array[ctypes.c_char], c_uint64]) -> None:
+        """Returns a pair from take_scratch to the pool."""
+        self._free.append(scratch)
+
+    def get(self, timeout_ns: int) -> tuple[int, bytes | int]:
+        """One fq_get. Returns (OK, message) or (status, needed length for ERR_BUFFER / 0)."""
+        scratch = self.take_scratch()
+        buf, length = scratch
+        status = int(self.get_into(buf, self.max_msg, length, timeout_ns))
+        if status == OK:
+            # One copy out of the receive buffer: slicing a c_char array makes a bytes object
+            # (typeshed says list; ~5x faster than ctypes.string_at).
+            data: bytes = buf[: length.value]  # type: ignore[assignment]
+            self._free.append(scratch)
+            return OK, data
+        self._free.append(scratch)
+        return status, int(length.value)
+
+    def reattach_after_fork(self, name: bytes) -> None:
+        """After fork(): attach this process's own handle to `name`, so that crash recovery can
+        tell the child from the parent (see fastqueue.h, "Processes"). The inherited handle is
+        deliberately not closed (closing could deregister the parent's participant entry); if
+        the name no longer opens, the inherited handle stays in use."""
+        ptr = c_void_p()
+        if _fq_open(name, ptr) != OK:
+            return
+        if _fq_capacity(ptr) != self.capacity or _fq_max_msg(ptr) != self.max_msg:
+            _fq_close(ptr)  # the name now belongs to another queue: keep the inherited handle
+            return
+        self._ptr = ptr
+        self.put = functools.partial(_fq_put, ptr)
+        self.get_into = functools.partial(_fq_get, ptr)
+
+    def __del__(self, _close: Any = _fq_close) -> None:
+        # Default argument: still bound at interpreter shutdown, when module globals are None.
+        ptr = self._ptr
+        if ptr is not None:
+            self._ptr = None
+            _close(ptr)
+
+
+def create(name: bytes, max_msg: int, capacity: int, mode: int) -> tuple[int, Handle | None]:
+    """fq_create; returns (status, handle or None)."""
+    ptr = c_void_p()
+    status = int(_fq_create(name, max_msg, capacity, mode, ptr))
+    if status != OK:
+        return status, None
+    return OK, Handle(ptr)
+
+
+def open_(name: bytes) -> tuple[int, Handle | None]:
+    """fq_open; returns (status, handle or None)."""
+    ptr = c_void_p()
+    status = int(_fq_open(name, ptr))
+    if status != OK:
+        return status, None
+    return OK, Handle(ptr)

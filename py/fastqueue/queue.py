@@ -1,0 +1,508 @@
+"""The public face of fastqueue: :class:`Queue`, a bounded multi-producer / multi-consumer queue of
+byte messages in a named POSIX shared-memory segment, shaped like :class:`queue.Queue`.
+
+Any process on the machine attaches to a queue by its name; a queue object passed to a child
+process (spawn or fork, as a ``Process`` argument or through a pipe) arrives attached to the same
+queue.
+
+>>> import fastqueue
+>>> with fastqueue.Queue(element_size=64, capacity=8) as q:
+...     q.put(b"hello")
+...     q.put(bytearray(b"world"))
+...     with fastqueue.Queue(q.name, create=False) as other:  # a second handle, same queue
+...         print(other.qsize(), other.get(), q.get())
+2 b'hello' b'world'
+
+This module never touches ctypes: every library call goes through ``fastqueue._ffi``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import numbers
+import operator
+import os
+import secrets
+import time
+import weakref
+from typing import TYPE_CHECKING, Any, Final
+
+from . import _ffi
+from ._errors import (
+    Empty,
+    Full,
+    MessageTooBigError,
+    error_from_status,
+)
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer, Self
+
+__all__ = ["Queue", "unlink"]
+
+#: Longest single wait inside the library. A blocked put/get returns to Python this often, so
+#: Ctrl-C (KeyboardInterrupt) and other signal handlers run within about this long.
+_SLICE_NS: Final = 50_000_000
+#: Longest name the library takes, in bytes (fastqueue.h, "Names").
+_MAX_NAME: Final = 250
+#: Largest value of the library's uint64 size parameters.
+_U64_MAX: Final = 2**64 - 1
+
+_OK: Final = _ffi.OK
+_EMPTY: Final = _ffi.EMPTY
+_FULL: Final = _ffi.FULL
+
+# Every open Queue of this process, so that a forked child can attach handles of its own.
+_live: weakref.WeakSet[Queue] = weakref.WeakSet()
+
+
+def _check_name(name: object) -> tuple[str, bytes]:
+    """Validates a queue name; returns (name without leading '/', its bytes)."""
+    if not isinstance(name, str):
+        raise TypeError(f"queue name must be a str, not {type(name).__name__}")
+    bare = name[1:] if name.startswith("/") else name
+    if not bare:
+        raise ValueError("queue name must not be empty")
+    if "/" in bare or "\0" in bare:
+        raise ValueError(f"queue name {name!r} must not contain '/' (after a leading one) or NUL")
+    raw = os.fsencode(bare)
+    if len(raw) > _MAX_NAME:
+        raise ValueError(f"queue name is {len(raw)} bytes long; at most {_MAX_NAME} are allowed")
+    return bare, raw
+
+
+def _check_size(value: object, what: str) -> int:
+    """Validates element_size / capacity: an int (not bool) in 1..2**64-1."""
+    if isinstance(value, bool):
+        raise TypeError(f"{what} must be an int, not bool")
+    try:
+        n = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}") from None
+    if not 1 <= n <= _U64_MAX:
+        raise ValueError(f"{what} must be at least 1 (and below 2**64), got {n}")
+    return n
+
+
+def _check_timeout(timeout: float) -> float:
+    """Validates a timeout in seconds; returns it as a float (inf for 'forever')."""
+    if isinstance(timeout, (str, bytes)) or not isinstance(timeout, numbers.Real):
+        raise TypeError(
+            f"timeout must be a number of seconds or None, not {type(timeout).__name__}"
+        )
+    t = float(timeout)
+    if not t >= 0.0:  # also rejects NaN
+        raise ValueError(
+            f"timeout must be a non-negative number of seconds or None, got {timeout!r}"
+        )
+    return t
+
+
+def _slice(remaining: float) -> int:
+    """Nanoseconds to wait in the next library call: the rest of the timeout, at most one slice."""
+    if remaining * 1e9 >= _SLICE_NS:
+        return _SLICE_NS
+    return max(1, math.ceil(remaining * 1e9))
+
+
+class Queue:
+    """A bounded MPMC queue of byte messages in the shared-memory segment ``/dev/shm/<name>``.
+
+    ``Queue(name=None, element_size=None, capacity=None, create=True, *, mode=0o600)``
+
+    With ``create=True`` (the default) a new queue is made that holds up to ``capacity`` messages
+    of 0..``element_size`` bytes each (both are ints >= 1; capacity need not be a power of two).
+    ``name=None`` picks a unique name (see :attr:`name`). The segment gets permission bits
+    ``mode``. This handle *owns* the name: closing or collecting it removes the name (processes
+    still attached keep working). Raises ``FileExistsError`` if the name is taken.
+
+    With ``create=False`` the existing queue ``name`` is attached and its sizes read from the
+    segment; ``element_size`` / ``capacity``, if given, must match it (else ``ValueError``).
+    Raises ``FileNotFoundError`` if there is no such queue and :class:`~fastqueue.SegmentError`
+    if the segment is not a valid queue. Attached handles never remove the name.
+
+    Sizes must be ints: a bool, float or other non-integer raises ``TypeError``; a missing size
+    (with ``create=True``) or one below 1 raises ``ValueError``. Nothing is created when an
+    argument is rejected.
+
+    >>> q = Queue(element_size=16, capacity=3)
+    >>> q.maxsize, q.element_size, q.empty()
+    (3, 16, True)
+    >>> q.put(b"abc"); q.put_nowait(b""); len(q)
+    2
+    >>> q.get(), q.get_nowait()
+    (b'abc', b'')
+    >>> q.get(timeout=0.01)
+    Traceback (most recent call last):
+    ...
+    fastqueue.Empty
+    >>> q.close()
+    """
+
+    # Class-level defaults, so that __del__ and __repr__ work on a half-constructed object.
+    _h: _ffi.Handle | None = None
+    _name: str = "?"
+    _raw: bytes = b""
+    _element_size: int = 0
+    _maxsize: int = 0
+    # pid of the process that created the segment with this handle; 0 if attached.
+    _owner_pid: int = 0
+    _unlinked: bool = False
+
+    def __init__(
+        self,
+        name: str | None = None,
+        element_size: int | None = None,
+        capacity: int | None = None,
+        create: bool = True,
+        *,
+        mode: int = 0o600,
+    ) -> None:
+        if create:
+            if element_size is None or capacity is None:
+                raise ValueError(
+                    "Queue(create=True) needs element_size= (largest message in bytes) and "
+                    "capacity= (number of messages); to attach to an existing queue pass "
+                    "create=False"
+                )
+            size = _check_size(element_size, "element_size")
+            cap = _check_size(capacity, "capacity")
+            if isinstance(mode, bool) or not isinstance(mode, int):
+                raise TypeError(f"mode must be an int such as 0o600, not {type(mode).__name__}")
+            if not 0 <= mode <= 0o7777:
+                raise ValueError(f"mode must be permission bits in 0..0o7777, got {oct(mode)}")
+            if name is None:
+                handle, bare, raw = self._create_unique(size, cap, mode)
+            else:
+                bare, raw = _check_name(name)
+                status, h = _ffi.create(raw, size, cap, mode)
+                if h is None:
+                    raise self._create_error(status, bare, size, cap)
+                handle = h
+            self._owner_pid = os.getpid()
+        else:
+            if name is None:
+                raise ValueError("Queue(create=False) needs the name of the queue to attach to")
+            bare, raw = _check_name(name)
+            want_size = None if element_size is None else _check_size(element_size, "element_size")
+            want_cap = None if capacity is None else _check_size(capacity, "capacity")
+            status, h = _ffi.open_(raw)
+            if h is None:
+                raise error_from_status(status, f"Queue({bare!r}, create=False)", bare)
+            if (want_size is not None and want_size != h.max_msg) or (
+                want_cap is not None and want_cap != h.capacity
+            ):
+                actual = (h.max_msg, h.capacity)
+                del h  # detaches (fq_close): nothing is leaked
+                raise ValueError(
+                    f"queue {bare!r} has element_size={actual[0]} and capacity={actual[1]}, "
+                    f"not element_size={element_size} and capacity={capacity}; pass the "
+                    f"queue's sizes or leave them out"
+                )
+            handle = h
+        self._name = bare
+        self._raw = raw
+        self._element_size = handle.max_msg
+        self._maxsize = handle.capacity
+        self._h = handle
+        _live.add(self)
+
+    @staticmethod
+    def _create_error(status: int, name: str, size: int, cap: int) -> Exception:
+        needed = None
+        if status == _ffi.ERR_NO_SPACE:
+            st, n = _ffi.segment_size(size, cap)
+            needed = n if st == _OK else None
+        return error_from_status(
+            status,
+            f"Queue({name!r}, element_size={size}, capacity={cap}, create=True)",
+            name,
+            needed=needed,
+        )
+
+    def _create_unique(self, size: int, cap: int, mode: int) -> tuple[_ffi.Handle, str, bytes]:
+        for _ in range(16):
+            bare = f"fq-{os.getpid()}-{secrets.token_hex(6)}"
+            raw = bare.encode()
+            status, h = _ffi.create(raw, size, cap, mode)
+            if h is not None:
+                return h, bare, raw
+            if status != _ffi.ERR_EXISTS:
+                raise self._create_error(status, bare, size, cap)
+        raise self._create_error(_ffi.ERR_EXISTS, bare, size, cap)  # pragma: no cover
+
+    # ------------------------------------------------------------------------------ properties
+
+    @property
+    def name(self) -> str:
+        """The queue's name, without a leading '/': attach to it with ``Queue(name, create=False)``.
+
+        Automatically chosen names look like ``fq-<pid>-<12 hex digits>``.
+        """
+        return self._name
+
+    @property
+    def element_size(self) -> int:
+        """The largest message the queue takes, in bytes."""
+        return self._element_size
+
+    @property
+    def maxsize(self) -> int:
+        """The queue's capacity in messages (as in :class:`queue.Queue`)."""
+        return self._maxsize
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has been called."""
+        return self._h is None
+
+    # ------------------------------------------------------------------------------ put / get
+
+    def _closed_error(self) -> ValueError:
+        return ValueError(f"operation on a closed queue: fastqueue.Queue({self._name!r}) is closed")
+
+    def put(self, item: Buffer, block: bool = True, timeout: float | None = None) -> None:
+        """Puts ``item`` (any bytes-like object of 0..element_size bytes) into the queue.
+
+        With ``block=True`` waits while the queue is full: forever if ``timeout`` is None, else
+        at most ``timeout`` seconds (never less), then raises :class:`~fastqueue.Full`. With
+        ``block=False`` raises ``Full`` at once if the queue is full (``timeout`` is ignored).
+
+        Accepted: bytes, bytearray, memoryview, array.array, numpy arrays and anything else with
+        the buffer protocol; the message is the object's raw bytes (``memoryview(item).nbytes``
+        of them). bytes and writable contiguous buffers are read in place; read-only and
+        non-contiguous buffers (e.g. a strided numpy slice) are first copied into bytes.
+
+        Raises ``TypeError`` for an object that is not bytes-like, ``ValueError`` (a
+        :class:`~fastqueue.MessageTooBigError`) for one longer than element_size and for a
+        negative timeout; the queue is then unchanged. A blocked put can be interrupted with
+        Ctrl-C (KeyboardInterrupt): nothing is then put.
+
+        >>> with Queue(element_size=4, capacity=1) as q:
+        ...     q.put(b"1234")
+        ...     q.put(b"5", timeout=0.01)
+        Traceback (most recent call last):
+        ...
+        fastqueue.Full
+        """
+        h = self._h
+        if h is None:
+            raise self._closed_error()
+        if type(item) is bytes:
+            data: object = item
+            n = len(item)
+        else:
+            data, n = _ffi.as_c_buffer(item)
+        if n > h.max_msg:
+            raise MessageTooBigError(
+                f"message of {n} bytes is longer than queue {self._name!r}'s element_size of "
+                f"{h.max_msg} bytes"
+            )
+        if not block:
+            status = h.put(data, n, 0)
+        elif timeout is None:
+            status = h.put(data, n, _SLICE_NS)
+            while status == _FULL:
+                if self._h is not h:
+                    raise self._closed_error()
+                status = h.put(data, n, _SLICE_NS)
+        else:
+            t = _check_timeout(timeout)
+            status = h.put(data, n, 0)
+            if status == _FULL and t > 0.0:
+                deadline = time.monotonic() + t
+                while status == _FULL:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0.0:
+                        break
+                    if self._h is not h:
+                        raise self._closed_error()
+                    status = h.put(data, n, _slice(remaining))
+        if status != _OK:
+            if status == _FULL:
+                raise Full
+            raise error_from_status(status, f"Queue({self._name!r}).put", self._name)
+
+    def put_nowait(self, item: Buffer) -> None:
+        """``put(item, block=False)``: raises :class:`~fastqueue.Full` at once when full."""
+        self.put(item, False)
+
+    def get(self, block: bool = True, timeout: float | None = None) -> bytes:
+        """Removes and returns the oldest message, as bytes.
+
+        With ``block=True`` waits while the queue is empty: forever if ``timeout`` is None, else
+        at most ``timeout`` seconds (never less), then raises :class:`~fastqueue.Empty`. With
+        ``block=False`` raises ``Empty`` at once if there is no message (``timeout`` is
+        ignored). A negative timeout raises ``ValueError``. A blocked get can be interrupted
+        with Ctrl-C (KeyboardInterrupt): no message is then taken.
+
+        >>> with Queue(element_size=8, capacity=2) as q:
+        ...     q.put(b"first"); q.put(b"second")
+        ...     q.get(), q.get(timeout=1.0)
+        (b'first', b'second')
+        """
+        h = self._h
+        if h is None:
+            raise self._closed_error()
+        if not block:
+            status, data = h.get(0)
+        elif timeout is None:
+            status, data = h.get(_SLICE_NS)
+            while status == _EMPTY:
+                if self._h is not h:
+                    raise self._closed_error()
+                status, data = h.get(_SLICE_NS)
+        else:
+            t = _check_timeout(timeout)
+            status, data = h.get(0)
+            if status == _EMPTY and t > 0.0:
+                deadline = time.monotonic() + t
+                while status == _EMPTY:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0.0:
+                        break
+                    if self._h is not h:
+                        raise self._closed_error()
+                    status, data = h.get(_slice(remaining))
+        if status == _OK:
+            return data  # type: ignore[return-value]  # bytes when status is OK
+        if status == _EMPTY:
+            raise Empty
+        raise error_from_status(status, f"Queue({self._name!r}).get", self._name)
+
+    def get_nowait(self) -> bytes:
+        """``get(block=False)``: raises :class:`~fastqueue.Empty` at once if there is no message."""
+        return self.get(False)
+
+    # ------------------------------------------------------------------------------ size
+
+    def qsize(self) -> int:
+        """The number of messages in the queue (approximate while other handles are busy).
+
+        >>> with Queue(element_size=1, capacity=5) as q:
+        ...     q.put(b"a"); q.put(b"b")
+        ...     q.qsize(), len(q), bool(q), q.full()
+        (2, 2, True, False)
+        """
+        h = self._h
+        if h is None:
+            raise self._closed_error()
+        return min(h.size(), h.capacity)
+
+    def empty(self) -> bool:
+        """True if the queue holds no message (approximate while other handles are busy)."""
+        return self.qsize() == 0
+
+    def full(self) -> bool:
+        """True if the queue holds ``maxsize`` messages (approximate while others are busy)."""
+        return self.qsize() >= self._maxsize
+
+    def __len__(self) -> int:
+        return self.qsize()
+
+    def __bool__(self) -> bool:
+        """True when the queue holds at least one message."""
+        return self.qsize() > 0
+
+    # ------------------------------------------------------------------------------ lifetime
+
+    def unlink(self) -> None:
+        """Removes the queue's name, so that nobody else can attach to it.
+
+        Handles already attached (this one included) keep working; the memory is freed when the
+        last one closes. For the handle that created the queue, unlinking a name that is already
+        gone is not an error (and closing it later does not unlink again). For an attached
+        handle it raises ``FileNotFoundError``.
+        """
+        if self._h is None:
+            raise self._closed_error()
+        already = self._unlinked
+        self._unlinked = True
+        status = _ffi.unlink(self._raw)
+        if status == _OK:
+            return
+        if status == _ffi.ERR_NOT_FOUND and (already or self._owner_pid == os.getpid()):
+            return
+        raise error_from_status(status, f"Queue({self._name!r}).unlink()", self._name)
+
+    def close(self) -> None:
+        """Detaches this handle; idempotent. The creating handle also removes the queue's name.
+
+        Any later operation on this handle raises ``ValueError``. A blocking call that another
+        thread is making on this handle raises ``ValueError`` within one wait slice (50 ms); the
+        library handle itself is freed once no call is using it.
+        """
+        self._close(os.getpid, _ffi.unlink)
+
+    def _close(self, getpid: Any, unlink_name: Any) -> None:
+        h = self._h
+        if h is None:
+            return
+        self._h = None
+        if self._owner_pid == getpid() and not self._unlinked:
+            self._unlinked = True
+            unlink_name(self._raw)  # a name someone else already removed is fine
+        # Dropping the last reference to h calls fq_close (a call in flight keeps h alive).
+        del h
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __del__(self, _getpid: Any = os.getpid, _unlink: Any = _ffi.unlink) -> None:
+        # Default arguments stay bound at interpreter shutdown, when module globals may be gone.
+        with contextlib.suppress(Exception):  # nothing sensible to do in a finalizer
+            self._close(_getpid, _unlink)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles as the queue's name and sizes: the copy attaches (``create=False``)."""
+        if self._h is None:
+            raise self._closed_error()
+        return (Queue, (self._name, self._element_size, self._maxsize, False))
+
+    def __repr__(self) -> str:
+        state = "closed" if self._h is None else ("owner" if self._owner_pid else "attached")
+        return (
+            f"<fastqueue.Queue {self._name!r} element_size={self._element_size} "
+            f"maxsize={self._maxsize} {state}>"
+        )
+
+    def _after_fork_in_child(self) -> None:
+        h = self._h
+        if h is not None:
+            h.reattach_after_fork(self._raw)
+
+
+def unlink(name: str) -> None:
+    """Removes the queue named ``name`` (with or without a leading '/').
+
+    Processes attached to it keep working; nobody can attach any more. Raises
+    ``FileNotFoundError`` if there is no such queue.
+
+    >>> q = Queue(element_size=8, capacity=4)
+    >>> unlink(q.name)
+    >>> try:
+    ...     Queue(q.name, create=False)
+    ... except FileNotFoundError:
+    ...     print("gone")
+    gone
+    >>> q.put(b"still"); q.get()  # the handle keeps working
+    b'still'
+    >>> q.close()
+    """
+    bare, raw = _check_name(name)
+    status = _ffi.unlink(raw)
+    if status != _OK:
+        raise error_from_status(status, f"fastqueue.unlink({bare!r})", bare)
+
+
+def _after_fork_in_child() -> None:
+    for q in list(_live):
+        q._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

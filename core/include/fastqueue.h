@@ -1,0 +1,189 @@
+/*
+ * fastqueue.h — the C ABI of fastqueue.
+ *
+ * A bounded multi-producer / multi-consumer queue of byte messages that lives in a named POSIX
+ * shared-memory segment (/dev/shm/<name> on Linux). Any process on the machine that links or
+ * dlopen()s the fastqueue library attaches to the queue by name; messages are copied into and out
+ * of the segment by the library, never through the kernel.
+ *
+ * General rules (they hold for every function unless its comment says otherwise):
+ *
+ *  - Status: functions return an int32_t status. FQ_OK (0) is success; FQ_EMPTY and FQ_FULL (> 0)
+ *    are the ordinary "nothing to do" outcomes of a non-blocking or timed-out call; every negative
+ *    value is an error. fq_status_str() turns any status into a static English sentence.
+ *  - NULL: every pointer argument is checked; NULL where a pointer is required gives FQ_ERR_NULL.
+ *    `data` may be NULL when `len` is 0.
+ *  - Timeouts: `timeout_ns` < 0 waits forever, 0 never waits (try once), > 0 waits at most that
+ *    many nanoseconds (CLOCK_MONOTONIC). A timed-out call returns FQ_EMPTY / FQ_FULL and changes
+ *    nothing. Blocking never polls: the caller spins briefly, then sleeps in the kernel (futex) and
+ *    is woken by the operation it waits for. A signal handler that runs while a call sleeps does not
+ *    end the call; callers that must react to signals (Python does) pass bounded timeouts and loop.
+ *  - Threads: a fq_queue handle may be used by any number of threads at once, except that
+ *    fq_close() must not race with any other call on the same handle.
+ *  - Processes: handles are per process. After fork() the child must fq_open() its own handle
+ *    (it may keep using inherited handles for put/get, but crash recovery cannot then tell the
+ *    child from the parent).
+ *  - Ownership: a handle from fq_create()/fq_open() is owned by the caller and freed by
+ *    fq_close(). Strings returned by the library are static; never free them.
+ *  - No function allocates on the put/get path, and no Rust panic ever crosses this boundary
+ *    (an internal bug is reported as FQ_ERR_INTERNAL).
+ *  - Names: "name" or "/name", 1..250 bytes, no other '/', no NUL. Both spellings are the same queue.
+ *
+ * Versioning: FQ_ABI_VERSION changes whenever a signature, status value or rule here changes in an
+ * incompatible way; fq_abi_version() returns the version the library was built with. The segment
+ * layout carries its own version; a library refuses a segment of another layout with FQ_ERR_VERSION.
+ */
+#ifndef FASTQUEUE_H
+#define FASTQUEUE_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Version of this C ABI. Compare with fq_abi_version() at run time. */
+#define FQ_ABI_VERSION 1u
+
+/** Success. */
+#define FQ_OK 0
+/** A get found no message within its timeout (or at once, for timeout 0). Nothing changed. */
+#define FQ_EMPTY 1
+/** A put found no free slot within its timeout (or at once, for timeout 0). Nothing changed. */
+#define FQ_FULL 2
+
+/** A required pointer argument was NULL. */
+#define FQ_ERR_NULL (-1)
+/** An argument is out of range (capacity 0, max_msg 0, sizes too large, bad name, bad token). */
+#define FQ_ERR_INVALID (-2)
+/** The message is longer than the queue's max_msg. Nothing was written. */
+#define FQ_ERR_TOO_BIG (-3)
+/** The caller's buffer is smaller than the next message; *len holds the size needed. The message
+ *  stays in the queue. */
+#define FQ_ERR_BUFFER (-4)
+/** fq_create: a segment with this name already exists. */
+#define FQ_ERR_EXISTS (-5)
+/** fq_open / fq_unlink: no segment with this name exists. */
+#define FQ_ERR_NOT_FOUND (-6)
+/** The operating system refused access (permissions of the segment). */
+#define FQ_ERR_PERMISSION (-7)
+/** Not enough shared memory (/dev/shm full or size limits); nothing was left behind. */
+#define FQ_ERR_NO_SPACE (-8)
+/** The segment is not a valid fastqueue queue: foreign, truncated or corrupted. */
+#define FQ_ERR_BAD_SEGMENT (-9)
+/** The segment is a fastqueue queue of another layout version. */
+#define FQ_ERR_VERSION (-10)
+/** The segment was never finished by its creator (it died during creation, or is still at it). */
+#define FQ_ERR_NOT_READY (-11)
+/** The queue's participant table is full: too many processes have it open. */
+#define FQ_ERR_TOO_MANY (-12)
+/** Another operating-system error; errno is left as the system call set it. */
+#define FQ_ERR_OS (-13)
+/** A bug inside the library (a caught panic). Please report it. */
+#define FQ_ERR_INTERNAL (-14)
+
+/** Opaque handle to an attached queue. */
+typedef struct fq_queue fq_queue;
+
+/** The ABI version the library was built with (FQ_ABI_VERSION of its header). Never fails. */
+uint32_t fq_abi_version(void);
+
+/** The layout version of segments this library creates and accepts. Never fails. */
+uint32_t fq_layout_version(void);
+
+/** A static, NUL-terminated English description of `status` (also for unknown values). */
+const char *fq_status_str(int32_t status);
+
+/**
+ * Size in bytes of the segment fq_create() would make for these sizes, in *out.
+ * Returns FQ_OK, FQ_ERR_NULL, or FQ_ERR_INVALID (zero or too-large sizes).
+ */
+int32_t fq_segment_size(uint64_t max_msg, uint64_t capacity, uint64_t *out);
+
+/**
+ * Creates a new queue named `name` that holds up to `capacity` (>= 1, any integer) messages of
+ * 0..`max_msg` (>= 1) bytes each, with permission bits `mode` (e.g. 0600), reserves all its
+ * memory up front, and attaches to it. Fails with FQ_ERR_EXISTS if the name is taken; on any
+ * failure nothing is left behind. On success *out is a new handle (free it with fq_close()).
+ * Creation is race-free: a concurrent fq_open() never sees a half-initialised segment.
+ */
+int32_t fq_create(const char *name, uint64_t max_msg, uint64_t capacity, uint32_t mode,
+                  fq_queue **out);
+
+/**
+ * Attaches to the existing queue `name`. The segment is validated before use (size, magic,
+ * layout version, every offset); a segment still being created is waited for up to 1 s.
+ * On success *out is a new handle (free it with fq_close()).
+ */
+int32_t fq_open(const char *name, fq_queue **out);
+
+/**
+ * A new handle on the same segment as `q`, with its own identity for crash recovery, even if the
+ * name was unlinked. In a child after fork(): clone each inherited handle, then fq_close() the
+ * inherited one (closing an inherited handle in the child never disturbs the parent).
+ */
+int32_t fq_clone(const fq_queue *q, fq_queue **out);
+
+/** Detaches and frees the handle. NULL is ignored. Does not remove the name. */
+void fq_close(fq_queue *q);
+
+/** Removes the name. Attached handles keep working; the memory is freed when the last detaches. */
+int32_t fq_unlink(const char *name);
+
+/** The queue's capacity in messages; 0 if q is NULL. */
+uint64_t fq_capacity(const fq_queue *q);
+
+/** The largest message the queue takes, in bytes; 0 if q is NULL. */
+uint64_t fq_max_msg(const fq_queue *q);
+
+/** Approximate number of messages in the queue (exact when nothing runs concurrently). */
+uint64_t fq_size(const fq_queue *q);
+
+/**
+ * Copies `len` bytes from `data` into the queue as one message. Blocks while the queue is full,
+ * as `timeout_ns` allows. Returns FQ_OK, FQ_FULL, FQ_ERR_NULL, or FQ_ERR_TOO_BIG.
+ */
+int32_t fq_put(fq_queue *q, const void *data, uint64_t len, int64_t timeout_ns);
+
+/**
+ * Takes the oldest message into `buf` (capacity `cap` bytes) and stores its length in *len.
+ * Blocks while the queue is empty, as `timeout_ns` allows. Returns FQ_OK, FQ_EMPTY, FQ_ERR_NULL,
+ * or FQ_ERR_BUFFER (then *len is the size needed and the message stays queued). `buf` may be NULL
+ * when `cap` is 0.
+ */
+int32_t fq_get(fq_queue *q, void *buf, uint64_t cap, uint64_t *len, int64_t timeout_ns);
+
+/**
+ * Zero-copy write, step 1: claims a free slot and lends its memory. On FQ_OK, *data points to
+ * fq_max_msg(q) writable bytes inside the segment and *token names the claim. The claim must be
+ * finished with fq_write_commit() or fq_write_abort() on the same handle; until then consumers
+ * wait for this slot (messages behind it are not overtaken). Returns FQ_OK, FQ_FULL, FQ_ERR_NULL.
+ */
+int32_t fq_write_begin(fq_queue *q, void **data, uint64_t *token, int64_t timeout_ns);
+
+/** Zero-copy write, step 2: publishes the claimed slot as a message of `len` bytes. FQ_ERR_TOO_BIG
+ *  if len > max_msg (the claim stays open); FQ_ERR_INVALID for a token this handle does not hold. */
+int32_t fq_write_commit(fq_queue *q, uint64_t token, uint64_t len);
+
+/** Zero-copy write, alternative step 2: gives the claimed slot up; consumers skip it. */
+int32_t fq_write_abort(fq_queue *q, uint64_t token);
+
+/**
+ * Zero-copy read, step 1: claims the oldest message and lends it: *data points to its *len bytes
+ * inside the segment, valid until fq_read_end(). The message has left the queue. Returns FQ_OK,
+ * FQ_EMPTY, FQ_ERR_NULL.
+ */
+int32_t fq_read_begin(fq_queue *q, const void **data, uint64_t *len, uint64_t *token,
+                      int64_t timeout_ns);
+
+/** Zero-copy read, step 2: returns the slot to producers. The lent memory must not be used after. */
+int32_t fq_read_end(fq_queue *q, uint64_t token);
+
+/** Does nothing and returns FQ_OK (or FQ_ERR_NULL for a NULL q): measures the cost of a call. */
+int32_t fq_noop(fq_queue *q, const void *data, uint64_t len, int64_t timeout_ns);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FASTQUEUE_H */

@@ -1,0 +1,375 @@
+//! The flat C ABI. Every export is documented for C programmers in `include/fastqueue.h`;
+//! this file only converts arguments, rejects NULL, and keeps panics from crossing the boundary.
+//! No atomics and no shared-memory access happen here.
+#![allow(non_camel_case_types)]
+
+use crate::queue::Queue;
+use crate::Status;
+use std::ffi::{c_char, c_void, CStr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
+
+/// The ABI version (`FQ_ABI_VERSION` in the header).
+pub const ABI_VERSION: u32 = 1;
+
+/// Success (`FQ_OK`).
+pub const FQ_OK: i32 = 0;
+
+/// The opaque handle C code holds (`fq_queue *`).
+pub struct fq_queue(Queue);
+
+fn code(r: Result<(), Status>) -> i32 {
+    match r {
+        Ok(()) => FQ_OK,
+        Err(s) => s as i32,
+    }
+}
+
+/// Runs `f`, turning a panic into `FQ_ERR_INTERNAL`.
+fn guard(f: impl FnOnce() -> Result<(), Status>) -> i32 {
+    catch_unwind(AssertUnwindSafe(f)).map_or(Status::Internal as i32, code)
+}
+
+fn timeout(ns: i64) -> Option<Duration> {
+    (ns >= 0).then(|| Duration::from_nanos(ns as u64))
+}
+
+/// Borrows the queue behind a handle pointer.
+///
+/// # Safety
+/// `q` is NULL or a live handle from `fq_create`/`fq_open`.
+unsafe fn queue<'a>(q: *const fq_queue) -> Result<&'a Queue, Status> {
+    // SAFETY: per the contract, a non-NULL q points to a live fq_queue.
+    unsafe { q.as_ref() }.map(|h| &h.0).ok_or(Status::Null)
+}
+
+/// Stores `v` through `out`, or fails with `Null`.
+///
+/// # Safety
+/// `out` is NULL or valid for a write of T.
+unsafe fn store<T>(out: *mut T, v: T) -> Result<(), Status> {
+    if out.is_null() {
+        return Err(Status::Null);
+    }
+    // SAFETY: non-NULL and valid per the contract.
+    unsafe { out.write(v) };
+    Ok(())
+}
+
+/// The ABI version the library was built with.
+#[no_mangle]
+pub extern "C" fn fq_abi_version() -> u32 {
+    ABI_VERSION
+}
+
+/// The segment layout version this library creates and accepts.
+#[no_mangle]
+pub extern "C" fn fq_layout_version() -> u32 {
+    crate::layout::LAYOUT_VERSION
+}
+
+/// A static description of a status code.
+#[no_mangle]
+pub extern "C" fn fq_status_str(status: i32) -> *const c_char {
+    Status::describe(status).as_ptr().cast()
+}
+
+/// Size of the segment for these sizes.
+///
+/// # Safety
+/// `out` is NULL or valid for writing a u64.
+#[no_mangle]
+pub unsafe extern "C" fn fq_segment_size(max_msg: u64, capacity: u64, out: *mut u64) -> i32 {
+    guard(|| {
+        let g = crate::layout::Geometry::new(max_msg, capacity)?;
+        // SAFETY: forwarded contract.
+        unsafe { store(out, g.total_size) }
+    })
+}
+
+/// Creates a queue.
+///
+/// # Safety
+/// `name` is NULL or a NUL-terminated string; `out` is NULL or valid for writing a pointer.
+#[no_mangle]
+pub unsafe extern "C" fn fq_create(
+    name: *const c_char,
+    max_msg: u64,
+    capacity: u64,
+    mode: u32,
+    out: *mut *mut fq_queue,
+) -> i32 {
+    guard(|| {
+        if name.is_null() || out.is_null() {
+            return Err(Status::Null);
+        }
+        // SAFETY: non-NULL and NUL-terminated per the contract.
+        let name = unsafe { CStr::from_ptr(name) };
+        let q = Queue::create_c(name, max_msg, capacity, mode)?;
+        // SAFETY: forwarded contract.
+        unsafe { store(out, Box::into_raw(Box::new(fq_queue(q)))) }
+    })
+}
+
+/// Attaches to a queue.
+///
+/// # Safety
+/// `name` is NULL or a NUL-terminated string; `out` is NULL or valid for writing a pointer.
+#[no_mangle]
+pub unsafe extern "C" fn fq_open(name: *const c_char, out: *mut *mut fq_queue) -> i32 {
+    guard(|| {
+        if name.is_null() || out.is_null() {
+            return Err(Status::Null);
+        }
+        // SAFETY: non-NULL and NUL-terminated per the contract.
+        let name = unsafe { CStr::from_ptr(name) };
+        let q = Queue::open_c(name)?;
+        // SAFETY: forwarded contract.
+        unsafe { store(out, Box::into_raw(Box::new(fq_queue(q)))) }
+    })
+}
+
+/// A new handle on the same segment, with its own identity (for a child after fork()).
+///
+/// # Safety
+/// `q` is NULL or a live handle; `out` is NULL or valid for writing a pointer.
+#[no_mangle]
+pub unsafe extern "C" fn fq_clone(q: *const fq_queue, out: *mut *mut fq_queue) -> i32 {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let q = unsafe { queue(q) }?.try_clone()?;
+        // SAFETY: forwarded contract.
+        unsafe { store(out, Box::into_raw(Box::new(fq_queue(q)))) }
+    })
+}
+
+/// Detaches and frees a handle.
+///
+/// # Safety
+/// `q` is NULL or a live handle that no other thread is using; it is dangling afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn fq_close(q: *mut fq_queue) {
+    if !q.is_null() {
+        // SAFETY: q came from Box::into_raw in fq_create/fq_open/fq_clone and is closed once.
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(q) })));
+    }
+}
+
+/// Removes a queue's name.
+///
+/// # Safety
+/// `name` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn fq_unlink(name: *const c_char) -> i32 {
+    guard(|| {
+        if name.is_null() {
+            return Err(Status::Null);
+        }
+        // SAFETY: non-NULL and NUL-terminated per the contract.
+        Queue::unlink_c(unsafe { CStr::from_ptr(name) })
+    })
+}
+
+/// Capacity in messages (0 for NULL).
+///
+/// # Safety
+/// `q` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn fq_capacity(q: *const fq_queue) -> u64 {
+    // SAFETY: forwarded contract.
+    unsafe { queue(q) }.map_or(0, Queue::capacity)
+}
+
+/// Largest message in bytes (0 for NULL).
+///
+/// # Safety
+/// `q` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn fq_max_msg(q: *const fq_queue) -> u64 {
+    // SAFETY: forwarded contract.
+    unsafe { queue(q) }.map_or(0, Queue::max_msg)
+}
+
+/// Messages queued (0 for NULL).
+///
+/// # Safety
+/// `q` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn fq_size(q: *const fq_queue) -> u64 {
+    // SAFETY: forwarded contract.
+    unsafe { queue(q) }.map_or(0, Queue::len)
+}
+
+/// Copies a message into the queue.
+///
+/// # Safety
+/// `q` is NULL or a live handle; `data` is NULL or valid for reading `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn fq_put(
+    q: *mut fq_queue,
+    data: *const c_void,
+    len: u64,
+    timeout_ns: i64,
+) -> i32 {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let q = unsafe { queue(q) }?;
+        if len == 0 {
+            return q.put(&[], timeout(timeout_ns));
+        }
+        if data.is_null() {
+            return Err(Status::Null);
+        }
+        if len > q.max_msg() {
+            return Err(Status::TooBig);
+        }
+        // SAFETY: data is valid for len bytes per the contract; len ≤ max_msg fits in usize.
+        let data = unsafe { core::slice::from_raw_parts(data.cast::<u8>(), len as usize) };
+        q.put(data, timeout(timeout_ns))
+    })
+}
+
+/// Takes the oldest message into a buffer.
+///
+/// # Safety
+/// `q` is NULL or a live handle; `buf` is NULL or valid for writing `cap` bytes; `len` is NULL
+/// or valid for writing a u64.
+#[no_mangle]
+pub unsafe extern "C" fn fq_get(
+    q: *mut fq_queue,
+    buf: *mut c_void,
+    cap: u64,
+    len: *mut u64,
+    timeout_ns: i64,
+) -> i32 {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let q = unsafe { queue(q) }?;
+        if len.is_null() || (buf.is_null() && cap > 0) {
+            return Err(Status::Null);
+        }
+        let cap = cap.min(q.max_msg()) as usize;
+        let buf: &mut [u8] = if cap == 0 {
+            &mut []
+        } else {
+            // SAFETY: buf is valid for writing at least cap bytes per the contract.
+            unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), cap) }
+        };
+        let mut needed = 0;
+        let r = q.get_sized(buf, timeout(timeout_ns), &mut needed);
+        // SAFETY: len is non-NULL and valid per the contract.
+        unsafe {
+            match r {
+                Ok(n) => len.write(n as u64),
+                Err(Status::Buffer) => len.write(needed),
+                Err(_) => {}
+            }
+        }
+        r.map(|_| ())
+    })
+}
+
+/// Zero-copy write, step 1.
+///
+/// # Safety
+/// `q` is NULL or a live handle; `data` and `token` are NULL or valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn fq_write_begin(
+    q: *mut fq_queue,
+    data: *mut *mut c_void,
+    token: *mut u64,
+    timeout_ns: i64,
+) -> i32 {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let q = unsafe { queue(q) }?;
+        if data.is_null() || token.is_null() {
+            return Err(Status::Null);
+        }
+        let pos = q.claim_write(timeout(timeout_ns))?;
+        // SAFETY: both are non-NULL and valid per the contract.
+        unsafe {
+            data.write(q.payload(pos).cast());
+            token.write(pos);
+        }
+        Ok(())
+    })
+}
+
+/// Zero-copy write, step 2: publish.
+///
+/// # Safety
+/// `q` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn fq_write_commit(q: *mut fq_queue, token: u64, len: u64) -> i32 {
+    // SAFETY: forwarded contract.
+    guard(|| unsafe { queue(q) }?.commit_write(token, len))
+}
+
+/// Zero-copy write, alternative step 2: abort.
+///
+/// # Safety
+/// `q` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn fq_write_abort(q: *mut fq_queue, token: u64) -> i32 {
+    // SAFETY: forwarded contract.
+    guard(|| unsafe { queue(q) }?.abort_write(token))
+}
+
+/// Zero-copy read, step 1.
+///
+/// # Safety
+/// `q` is NULL or a live handle; `data`, `len` and `token` are NULL or valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn fq_read_begin(
+    q: *mut fq_queue,
+    data: *mut *const c_void,
+    len: *mut u64,
+    token: *mut u64,
+    timeout_ns: i64,
+) -> i32 {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let q = unsafe { queue(q) }?;
+        if data.is_null() || len.is_null() || token.is_null() {
+            return Err(Status::Null);
+        }
+        let mut needed = 0;
+        let c = q.claim_read(u64::MAX, timeout(timeout_ns), &mut needed)?;
+        // SAFETY: all three are non-NULL and valid per the contract.
+        unsafe {
+            data.write(q.payload(c.pos).cast_const().cast());
+            len.write(c.len);
+            token.write(c.pos);
+        }
+        Ok(())
+    })
+}
+
+/// Zero-copy read, step 2: release.
+///
+/// # Safety
+/// `q` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn fq_read_end(q: *mut fq_queue, token: u64) -> i32 {
+    // SAFETY: forwarded contract.
+    guard(|| unsafe { queue(q) }?.release_read(token))
+}
+
+/// Does nothing: measures the cost of a call.
+///
+/// # Safety
+/// `q` is NULL or a live handle (it is not dereferenced).
+#[no_mangle]
+pub unsafe extern "C" fn fq_noop(
+    q: *mut fq_queue,
+    _data: *const c_void,
+    _len: u64,
+    _timeout_ns: i64,
+) -> i32 {
+    if q.is_null() {
+        Status::Null as i32
+    } else {
+        FQ_OK
+    }
+}

@@ -1,0 +1,279 @@
+//! The shared-memory segment layout, and validation of a mapped segment.
+//!
+//! A segment is pointer-free and self-describing. All integers are fixed-width and native-endian
+//! (a segment never leaves its machine), so 32-bit and 64-bit, C and Rust openers agree:
+//!
+//! ```text
+//! offset 0                    Header (HEADER_SIZE bytes, 128-byte lines)
+//!   line 0  description: magic, layout version, sizes, offsets   (immutable once magic is set)
+//!   line 1  tail  — the enqueue counter                          (written by producers)
+//!   line 2  head  — the dequeue counter                          (written by consumers)
+//!   line 3  consumers' wait word: futex sequence + sleeper count
+//!   line 4  producers' wait word: futex sequence + sleeper count
+//!   line 5  slow-path statistics (full/empty hits, recoveries)
+//! participants_offset         MAX_PARTICIPANTS × Participant (8 bytes each)
+//! slots_offset                capacity × slot_stride: each slot is a SlotHeader (16 bytes: state
+//!                             word, message length) followed by max_msg payload bytes, rounded
+//!                             up to a multiple of 64 so that payloads stay 16-byte aligned and
+//!                             small slots do not share cache lines more than necessary
+//! total_size
+//! ```
+//!
+//! Every field of line 0 is derived from `(max_msg, capacity)` by [`Geometry::new`]; an opener
+//! recomputes the geometry with checked arithmetic and requires every stored field to match, so a
+//! truncated, foreign or corrupted segment is refused before any offset from it is used.
+
+use crate::sync::{AtomicU32, AtomicU64};
+use crate::Status;
+
+/// `b"FASTQUE1"` read as a little-endian u64: the value of [`Header::magic`] once the segment is
+/// ready. Written last by the creator, with release ordering.
+pub const MAGIC: u64 = u64::from_le_bytes(*b"FASTQUE1");
+
+/// The version of this layout. Any change to the header, the slot layout or the meaning of a
+/// state word bumps it; a library refuses segments of any other version.
+pub const LAYOUT_VERSION: u32 = 1;
+
+/// Size of a cache line pair: counters written by different sides sit this far apart (adjacent
+/// line prefetch on x86-64 pulls lines in pairs; aarch64 big cores use 128-byte lines).
+pub const LINE: usize = 128;
+
+/// Entries in the participant table (owner ids in slot state words are indices into it).
+pub const MAX_PARTICIPANTS: u32 = 1024;
+
+/// Bytes of per-slot header before the payload.
+pub const SLOT_HEADER_SIZE: u64 = 16;
+
+/// Slots are padded to a multiple of this.
+pub const SLOT_ALIGN: u64 = 64;
+
+/// Largest accepted capacity (messages). Bounded so that a lap (position / capacity) keeps enough
+/// bits in a state word for wrap-around to be practically impossible (see `ring`).
+pub const MAX_CAPACITY: u64 = 1 << 32;
+
+/// Largest accepted message size (bytes): 1 TiB, far beyond any real segment, small enough that
+/// every size computation stays far from u64 overflow.
+pub const MAX_MSG: u64 = 1 << 40;
+
+/// A line of padding, so that what follows starts on its own 128-byte line.
+#[repr(C, align(128))]
+pub struct Line<T>(pub T);
+
+/// One side's wait word: waiters sleep on `seq` with a futex; wakers bump it.
+#[repr(C)]
+pub struct WaitWord {
+    /// Futex word. Invariant: incremented (wrapping) by every waker that saw `sleepers > 0`,
+    /// before its wake system call; sleepers sleep only while it still holds the value they read
+    /// before re-checking the queue.
+    pub seq: AtomicU32,
+    /// Number of callers between announcing they will sleep and returning. Invariant: a waker
+    /// makes a system call only when it reads a non-zero value here.
+    pub sleepers: AtomicU32,
+}
+
+/// Counters of slow-path events, kept in the segment for every process to read.
+#[repr(C)]
+pub struct Stats {
+    /// Times a put found the queue full (counted once per call that had to wait or failed).
+    pub full_hits: AtomicU64,
+    /// Times a get found the queue empty (counted once per call that had to wait or failed).
+    pub empty_hits: AtomicU64,
+    /// Slots taken back from processes that died inside a put or get.
+    pub recoveries: AtomicU64,
+    /// Participant-table entries of dead processes reused by new openers.
+    pub reclaimed_participants: AtomicU64,
+}
+
+/// The segment header. Lines 1–5 are written concurrently; line 0 never changes once `magic`
+/// holds [`MAGIC`].
+#[repr(C)]
+pub struct Header {
+    /// Line 0: the description of the segment.
+    pub desc: Line<Description>,
+    /// Enqueue counter: the position the next put claims. Invariant: monotonically increasing;
+    /// every position below it has a slot claimed by a producer for that position's lap.
+    pub tail: Line<AtomicU64>,
+    /// Dequeue counter: the position the next get claims. Invariant: monotonically increasing,
+    /// never above `tail`; every position below it was claimed by a consumer (or skipped).
+    pub head: Line<AtomicU64>,
+    /// Consumers sleep here while the queue is empty; producers wake them.
+    pub not_empty: Line<WaitWord>,
+    /// Producers sleep here while the queue is full; consumers wake them.
+    pub not_full: Line<WaitWord>,
+    /// Slow-path statistics.
+    pub stats: Line<Stats>,
+}
+
+/// Line 0 of the header: every size an opener needs, fixed-width.
+#[repr(C)]
+pub struct Description {
+    /// [`MAGIC`] once the segment is fully initialised (release store, written last); 0 before.
+    pub magic: AtomicU64,
+    /// [`LAYOUT_VERSION`] of the library that created the segment.
+    pub layout_version: u32,
+    /// `size_of::<Header>()` as the creator saw it.
+    pub header_size: u32,
+    /// Number of slots (messages the queue holds), ≥ 1, ≤ [`MAX_CAPACITY`].
+    pub capacity: u64,
+    /// Largest message in bytes, ≥ 1, ≤ [`MAX_MSG`].
+    pub max_msg: u64,
+    /// Distance between consecutive slots in bytes.
+    pub slot_stride: u64,
+    /// Offset of the participant table from the start of the segment.
+    pub participants_offset: u64,
+    /// Offset of slot 0 from the start of the segment.
+    pub slots_offset: u64,
+    /// Size of the whole segment in bytes.
+    pub total_size: u64,
+    /// Number of participant-table entries ([`MAX_PARTICIPANTS`]).
+    pub max_participants: u32,
+    /// Process id of the creator (informational only).
+    pub creator_pid: u32,
+}
+
+/// One participant-table entry: a process attached to the queue. Its index is the owner id
+/// recorded in the slot state words it claims.
+#[repr(C)]
+pub struct Participant {
+    /// [`PARTICIPANT_FREE`], [`PARTICIPANT_CLAIMING`] or [`PARTICIPANT_USED`]. Invariant: an entry
+    /// goes back to use only once no slot state word names its index.
+    pub state: AtomicU32,
+    /// Process id of the owner (informational; liveness is decided by the OS lock, never by pid).
+    pub pid: AtomicU32,
+}
+
+/// Participant entry is free.
+pub const PARTICIPANT_FREE: u32 = 0;
+/// Participant entry is being taken by an opener.
+pub const PARTICIPANT_CLAIMING: u32 = 1;
+/// Participant entry belongs to a (live or dead) process.
+pub const PARTICIPANT_USED: u32 = 2;
+
+/// The per-slot header that precedes each payload.
+#[repr(C)]
+pub struct SlotHeader {
+    /// The slot state word `(lap, phase, owner)`; see `ring` for the encoding and transitions.
+    pub state: AtomicU64,
+    /// Length of the message in the slot. Written by the producer that owns the slot before it
+    /// publishes `FULL`; read by consumers after they observe `FULL`.
+    pub len: AtomicU64,
+}
+
+/// Bytes of header before the participant table.
+pub const HEADER_SIZE: usize = core::mem::size_of::<Header>();
+
+#[cfg(not(loom))]
+const _: () = {
+    assert!(core::mem::size_of::<Line<AtomicU64>>() == LINE);
+    assert!(core::mem::align_of::<Header>() == LINE);
+    assert!(core::mem::size_of::<Description>() <= LINE);
+    assert!(HEADER_SIZE == 6 * LINE);
+    assert!(core::mem::size_of::<SlotHeader>() as u64 == SLOT_HEADER_SIZE);
+    assert!(core::mem::size_of::<Participant>() == 8);
+    assert!(core::mem::size_of::<WaitWord>() == 8);
+    assert!(SLOT_ALIGN % 16 == 0 && SLOT_HEADER_SIZE % 16 == 0);
+};
+
+/// Every size and offset of a segment, derived from `(max_msg, capacity)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    /// Number of slots.
+    pub capacity: u64,
+    /// Largest message in bytes.
+    pub max_msg: u64,
+    /// Distance between slots.
+    pub slot_stride: u64,
+    /// Offset of the participant table.
+    pub participants_offset: u64,
+    /// Offset of slot 0.
+    pub slots_offset: u64,
+    /// Size of the segment.
+    pub total_size: u64,
+}
+
+impl Geometry {
+    /// Computes the geometry for a queue of `capacity` messages of up to `max_msg` bytes, with
+    /// checked arithmetic. `Invalid` for zero or too-large sizes.
+    pub fn new(max_msg: u64, capacity: u64) -> Result<Geometry, Status> {
+        if max_msg == 0 || capacity == 0 || max_msg > MAX_MSG || capacity > MAX_CAPACITY {
+            return Err(Status::Invalid);
+        }
+        let slot_stride = SLOT_HEADER_SIZE
+            .checked_add(max_msg)
+            .and_then(|n| n.checked_next_multiple_of(SLOT_ALIGN))
+            .ok_or(Status::Invalid)?;
+        let participants_offset = HEADER_SIZE as u64;
+        let table = u64::from(MAX_PARTICIPANTS) * core::mem::size_of::<Participant>() as u64;
+        let slots_offset = participants_offset
+            .checked_add(table)
+            .and_then(|n| n.checked_next_multiple_of(LINE as u64))
+            .ok_or(Status::Invalid)?;
+        let total_size = slot_stride
+            .checked_mul(capacity)
+            .and_then(|n| n.checked_add(slots_offset))
+            .filter(|&n| n <= isize::MAX as u64)
+            .ok_or(Status::Invalid)?;
+        Ok(Geometry {
+            capacity,
+            max_msg,
+            slot_stride,
+            participants_offset,
+            slots_offset,
+            total_size,
+        })
+    }
+
+    /// Validates the description of a mapped segment of `mapped_len` bytes against the geometry
+    /// its sizes imply. Call only after `magic` was observed (acquire) as [`MAGIC`].
+    pub fn validate(desc: &Description, mapped_len: u64) -> Result<Geometry, Status> {
+        if desc.layout_version != LAYOUT_VERSION {
+            return Err(Status::Version);
+        }
+        if desc.header_size as usize != HEADER_SIZE || desc.max_participants != MAX_PARTICIPANTS {
+            return Err(Status::BadSegment);
+        }
+        let g = Geometry::new(desc.max_msg, desc.capacity).map_err(|_| Status::BadSegment)?;
+        let stored = (
+            desc.slot_stride,
+            desc.participants_offset,
+            desc.slots_offset,
+            desc.total_size,
+        );
+        if stored
+            != (
+                g.slot_stride,
+                g.participants_offset,
+                g.slots_offset,
+                g.total_size,
+            )
+            || g.total_size > mapped_len
+        {
+            return Err(Status::BadSegment);
+        }
+        Ok(g)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn geometry_rejects_zero_and_huge() {
+        assert_eq!(Geometry::new(0, 1), Err(Status::Invalid));
+        assert_eq!(Geometry::new(1, 0), Err(Status::Invalid));
+        assert_eq!(Geometry::new(MAX_MSG + 1, 1), Err(Status::Invalid));
+        assert_eq!(Geometry::new(MAX_MSG, MAX_CAPACITY), Err(Status::Invalid));
+    }
+
+    #[test]
+    fn geometry_is_aligned() {
+        for (m, c) in [(1, 1), (8, 3), (1000, 7), (1 << 20, 2)] {
+            let g = Geometry::new(m, c).unwrap();
+            assert_eq!(g.slot_stride % SLOT_ALIGN, 0);
+            assert!(g.slot_stride >= m + SLOT_HEADER_SIZE);
+            assert_eq!(g.slots_offset % LINE as u64, 0);
+            assert_eq!(g.total_size, g.slots_offset + c * g.slot_stride);
+        }
+    }
+}

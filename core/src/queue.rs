@@ -1,0 +1,457 @@
+//! The safe Rust API: a handle on a queue in a named shared-memory segment.
+//!
+//! ```
+//! use fastqueue::Queue;
+//! use std::time::Duration;
+//!
+//! let name = format!("fq-doc-{}", std::process::id());
+//! let q = Queue::create(&name, 64, 4, 0o600).unwrap();
+//! let peer = Queue::open(&name).unwrap();        // another process would do the same
+//! q.put(b"hello", None).unwrap();                  // None: wait as long as it takes
+//! let mut buf = [0u8; 64];
+//! let n = peer.get(&mut buf, Some(Duration::ZERO)).unwrap();
+//! assert_eq!(&buf[..n], b"hello");
+//! Queue::unlink(&name).unwrap();
+//! ```
+//!
+//! Timeouts are `Option<Duration>`: `None` waits forever, `Some(Duration::ZERO)` tries once.
+
+use crate::layout::{
+    Description, Geometry, Header, Participant, HEADER_SIZE, LAYOUT_VERSION, MAGIC,
+    MAX_PARTICIPANTS, PARTICIPANT_FREE, PARTICIPANT_USED,
+};
+use crate::ring::{Blocked, GetError, PutError, ReadClaim, Ring};
+use crate::shm::{self, Mapping};
+use crate::sync::Ordering;
+use crate::wait::{block_on, notify, Attempt};
+use crate::Status;
+use std::ffi::{CStr, CString};
+use std::time::{Duration, Instant};
+
+/// How long an opener waits for a segment that is still being created.
+pub const OPEN_READY_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A handle on a queue. Any number of threads may use one handle at once; each process should
+/// have its own handles (after `fork`, use [`Queue::try_clone`] in the child).
+pub struct Queue {
+    map: Mapping,
+    geo: Geometry,
+    me: u32,
+    pid: u32,
+}
+
+fn cname(name: &str) -> Result<CString, Status> {
+    CString::new(name).map_err(|_| Status::Invalid)
+}
+
+fn deadline(timeout: Option<Duration>) -> Option<Instant> {
+    // A timeout too large to represent is the same as none.
+    timeout.and_then(|t| Instant::now().checked_add(t))
+}
+
+impl Queue {
+    /// Creates the queue `name` (`"name"` or `"/name"`) for `capacity` messages of up to
+    /// `max_msg` bytes, with permission bits `mode`.
+    pub fn create(name: &str, max_msg: u64, capacity: u64, mode: u32) -> Result<Queue, Status> {
+        Self::create_c(&cname(name)?, max_msg, capacity, mode)
+    }
+
+    /// Attaches to the existing queue `name`.
+    pub fn open(name: &str) -> Result<Queue, Status> {
+        Self::open_c(&cname(name)?)
+    }
+
+    /// Removes the name `name`; attached handles keep working.
+    pub fn unlink(name: &str) -> Result<(), Status> {
+        Self::unlink_c(&cname(name)?)
+    }
+
+    /// [`Queue::create`] with a C string.
+    pub fn create_c(name: &CStr, max_msg: u64, capacity: u64, mode: u32) -> Result<Queue, Status> {
+        let mut buf = [0u8; 256];
+        shm::normalize(name, &mut buf)?;
+        let name = CStr::from_bytes_until_nul(&buf).map_err(|_| Status::Invalid)?;
+        let geo = Geometry::new(max_msg, capacity)?;
+        let map = Mapping::create(name, geo.total_size, mode)?;
+        // SAFETY: the mapping is at least HEADER_SIZE bytes, page-aligned, zeroed, and nobody
+        // else reads it before `magic` is published below.
+        let header = unsafe { &mut *(map.ptr() as *mut Header) };
+        let d: &mut Description = &mut header.desc.0;
+        d.layout_version = LAYOUT_VERSION;
+        d.header_size = HEADER_SIZE as u32;
+        d.capacity = geo.capacity;
+        d.max_msg = geo.max_msg;
+        d.slot_stride = geo.slot_stride;
+        d.participants_offset = geo.participants_offset;
+        d.slots_offset = geo.slots_offset;
+        d.total_size = geo.total_size;
+        d.max_participants = MAX_PARTICIPANTS;
+        d.creator_pid = std::process::id();
+        // Counters, wait words, participants and slot states start at zero, which the fresh
+        // pages already hold (every slot state 0 is EMPTY of lap 0).
+        // ORDERING: Release pairs with the opener's Acquire load of `magic`: everything written
+        // above is visible to whoever sees MAGIC.
+        d.magic.store(MAGIC, Ordering::Release);
+        let q = Self::attach(map, geo);
+        if q.is_err() {
+            let _ = shm::unlink(name);
+        }
+        q
+    }
+
+    /// [`Queue::open`] with a C string.
+    pub fn open_c(name: &CStr) -> Result<Queue, Status> {
+        let mut buf = [0u8; 256];
+        shm::normalize(name, &mut buf)?;
+        let name = CStr::from_bytes_until_nul(&buf).map_err(|_| Status::Invalid)?;
+        let until = Instant::now() + OPEN_READY_TIMEOUT;
+        loop {
+            let map = Mapping::open(name, HEADER_SIZE as u64, until)?;
+            // SAFETY: the mapping holds at least HEADER_SIZE bytes and is page-aligned.
+            let d = unsafe { &(*(map.ptr() as *const Header)).desc.0 };
+            // ORDERING: Acquire pairs with the creator's Release store of `magic`.
+            match d.magic.load(Ordering::Acquire) {
+                MAGIC => break,
+                0 if Instant::now() < until => std::thread::sleep(Duration::from_millis(1)),
+                0 => return Err(Status::NotReady),
+                _ => return Err(Status::BadSegment),
+            }
+        }
+        // The segment is ready, and its creator sized it before publishing `magic`: map it
+        // afresh so the mapping covers its final size, then trust nothing in it unchecked.
+        let map = Mapping::open(name, HEADER_SIZE as u64, until)?;
+        // SAFETY: as above.
+        let d = unsafe { &(*(map.ptr() as *const Header)).desc.0 };
+        // ORDERING: Acquire, as above (a new mapping of the same memory).
+        if d.magic.load(Ordering::Acquire) != MAGIC {
+            return Err(Status::BadSegment);
+        }
+        let geo = Geometry::validate(d, map.len() as u64)?;
+        Self::attach(map, geo)
+    }
+
+    /// [`Queue::unlink`] with a C string.
+    pub fn unlink_c(name: &CStr) -> Result<(), Status> {
+        let mut buf = [0u8; 256];
+        shm::normalize(name, &mut buf)?;
+        shm::unlink(CStr::from_bytes_until_nul(&buf).map_err(|_| Status::Invalid)?)
+    }
+
+    /// A new handle on the same segment with its own participant id and liveness lock, even if
+    /// the name was unlinked. Call it in a child after `fork()` and close the inherited handle.
+    pub fn try_clone(&self) -> Result<Queue, Status> {
+        Self::attach(self.map.reopen()?, self.geo)
+    }
+
+    /// Registers this process in the participant table: the lock decides (see `shm`).
+    fn attach(map: Mapping, geo: Geometry) -> Result<Queue, Status> {
+        let mut q = Queue {
+            map,
+            geo,
+            me: u32::MAX,
+            pid: std::process::id(),
+        };
+        for k in 0..MAX_PARTICIPANTS {
+            if !q.map.lock_participant(k) {
+                continue; // alive elsewhere, or being registered by someone else
+            }
+            // We hold k's lock, so no live process owns entry k: it is free, or its owner died
+            // (then its slots are ours to recover before the id is reused).
+            let p = q.participant(k);
+            // ORDERING: Acquire pairs with the Release stores of a previous owner.
+            if p.state.load(Ordering::Acquire) != PARTICIPANT_FREE {
+                let moved = q.ring().recover_all(k);
+                if moved > 0 {
+                    q.stats_add(|s| &s.recoveries, moved);
+                    notify(&q.header().not_empty.0);
+                    notify(&q.header().not_full.0);
+                }
+                q.stats_add(|s| &s.reclaimed_participants, 1);
+            }
+            // ORDERING: Relaxed: informational.
+            p.pid.store(q.pid, Ordering::Relaxed);
+            // ORDERING: Release: pairs with readers of the table (tools listing participants).
+            p.state.store(PARTICIPANT_USED, Ordering::Release);
+            q.me = k;
+            return Ok(q);
+        }
+        Err(Status::TooMany)
+    }
+
+    fn header(&self) -> &Header {
+        // SAFETY: the mapping was validated to hold the header; it lives as long as self.
+        unsafe { &*(self.map.ptr() as *const Header) }
+    }
+
+    fn participant(&self, k: u32) -> &Participant {
+        debug_assert!(k < MAX_PARTICIPANTS);
+        // SAFETY: the validated geometry places MAX_PARTICIPANTS entries at participants_offset
+        // inside the mapping; entries are 8 bytes and the offset is 128-aligned.
+        unsafe {
+            &*(self
+                .map
+                .ptr()
+                .add(self.geo.participants_offset as usize + k as usize * 8)
+                as *const Participant)
+        }
+    }
+
+    fn ring(&self) -> Ring<'_> {
+        let h = self.header();
+        // SAFETY: the validated geometry places `capacity` slots of `slot_stride` bytes at
+        // `slots_offset` inside the mapping (total_size ≤ mapping length), each starting with a
+        // SlotHeader (64-aligned) followed by max_msg payload bytes; the mapping outlives the
+        // returned view; every process follows the ring protocol.
+        unsafe {
+            Ring::new(
+                &h.tail.0,
+                &h.head.0,
+                self.map.ptr().add(self.geo.slots_offset as usize),
+                self.geo.slot_stride as usize,
+                self.geo.capacity,
+                self.geo.max_msg,
+            )
+        }
+    }
+
+    fn stats_add(
+        &self,
+        field: impl FnOnce(&crate::layout::Stats) -> &crate::sync::AtomicU64,
+        n: u64,
+    ) {
+        // ORDERING: Relaxed: statistics only.
+        field(&self.header().stats.0).fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Capacity in messages.
+    pub fn capacity(&self) -> u64 {
+        self.geo.capacity
+    }
+
+    /// Largest message in bytes.
+    pub fn max_msg(&self) -> u64 {
+        self.geo.max_msg
+    }
+
+    /// Number of messages queued (exact when nothing runs concurrently).
+    pub fn len(&self) -> u64 {
+        self.ring().len()
+    }
+
+    /// Whether no message is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// This handle's participant id (the owner id its claims carry).
+    pub fn participant_id(&self) -> u32 {
+        self.me
+    }
+
+    /// Whether participant `k` is dead: never true for ourselves; ids outside the table name
+    /// nobody (a corrupted word), so they count as dead.
+    fn dead(&self, k: u32) -> bool {
+        k != self.me && (k >= MAX_PARTICIPANTS || !self.map.participant_alive(k))
+    }
+
+    /// Called by a waiter that has been blocked for a while by a slot another process holds.
+    fn recover(&self, b: Blocked) -> bool {
+        let moved = self.ring().recover(b.pos, b.state, |k| self.dead(k));
+        if moved {
+            self.stats_add(|s| &s.recoveries, 1);
+            notify(&self.header().not_empty.0);
+            notify(&self.header().not_full.0);
+        }
+        moved
+    }
+
+    /// Claims a free slot for writing (blocking as `timeout` allows); returns its token.
+    pub fn claim_write(&self, timeout: Option<Duration>) -> Result<u64, Status> {
+        let ring = self.ring();
+        let first = match ring.try_claim_write(self.me) {
+            Ok(pos) => return Ok(pos),
+            Err(PutError::Corrupt) => return Err(Status::BadSegment),
+            Err(PutError::Full(b)) => b,
+        };
+        self.stats_add(|s| &s.full_hits, 1);
+        if timeout == Some(Duration::ZERO) {
+            self.recover(first);
+            return Err(Status::Full);
+        }
+        let h = self.header();
+        let r = block_on(
+            &h.not_full.0,
+            deadline(timeout),
+            || match ring.try_claim_write(self.me) {
+                Ok(pos) => Attempt::Done(Ok(pos)),
+                Err(PutError::Corrupt) => Attempt::Done(Err(Status::BadSegment)),
+                Err(PutError::Full(b)) => Attempt::Blocked(b),
+            },
+            |b| self.recover(b),
+        );
+        r.unwrap_or(Err(Status::Full))
+    }
+
+    /// Publishes the slot claimed as `token` as a message of `len` bytes.
+    pub fn commit_write(&self, token: u64, len: u64) -> Result<(), Status> {
+        if len > self.geo.max_msg {
+            return Err(Status::TooBig);
+        }
+        if !self.ring().publish(token, len, self.me) {
+            return Err(Status::Invalid);
+        }
+        notify(&self.header().not_empty.0);
+        Ok(())
+    }
+
+    /// Gives up the slot claimed as `token`; consumers skip it.
+    pub fn abort_write(&self, token: u64) -> Result<(), Status> {
+        if !self.ring().abandon(token, self.me) {
+            return Err(Status::Invalid);
+        }
+        notify(&self.header().not_empty.0);
+        Ok(())
+    }
+
+    /// Pointer to the payload of the slot of `token` (valid for `max_msg` bytes while claimed).
+    pub fn payload(&self, token: u64) -> *mut u8 {
+        self.ring().payload(token)
+    }
+
+    /// Claims the oldest message if it fits in `cap` bytes (blocking as `timeout` allows).
+    /// On `Err(Status::Buffer)`, `needed` holds the message's length.
+    pub fn claim_read(
+        &self,
+        cap: u64,
+        timeout: Option<Duration>,
+        needed: &mut u64,
+    ) -> Result<ReadClaim, Status> {
+        let ring = self.ring();
+        let mut freed = false;
+        let mut attempt = || {
+            let r = ring.try_claim_read(self.me, cap, &mut freed);
+            match r {
+                Ok(c) => Attempt::Done(Ok(c)),
+                Err(GetError::Buffer(n)) => {
+                    *needed = n;
+                    Attempt::Done(Err(Status::Buffer))
+                }
+                Err(GetError::Corrupt) => Attempt::Done(Err(Status::BadSegment)),
+                Err(GetError::Empty(b)) => Attempt::Blocked(b),
+            }
+        };
+        let r = match attempt() {
+            Attempt::Done(r) => r,
+            Attempt::Blocked(first) => {
+                self.stats_add(|s| &s.empty_hits, 1);
+                if timeout == Some(Duration::ZERO) {
+                    if self.recover(first) {
+                        match attempt() {
+                            Attempt::Done(r) => r,
+                            Attempt::Blocked(_) => Err(Status::Empty),
+                        }
+                    } else {
+                        Err(Status::Empty)
+                    }
+                } else {
+                    block_on(
+                        &self.header().not_empty.0,
+                        deadline(timeout),
+                        attempt,
+                        |b| self.recover(b),
+                    )
+                    .unwrap_or(Err(Status::Empty))
+                }
+            }
+        };
+        if freed {
+            notify(&self.header().not_full.0);
+        }
+        r
+    }
+
+    /// Returns the slot read as `token` to producers.
+    pub fn release_read(&self, token: u64) -> Result<(), Status> {
+        if !self.ring().release(token, self.me) {
+            return Err(Status::Invalid);
+        }
+        notify(&self.header().not_full.0);
+        Ok(())
+    }
+
+    /// Copies `data` into the queue as one message, blocking while it is full as `timeout`
+    /// allows.
+    pub fn put(&self, data: &[u8], timeout: Option<Duration>) -> Result<(), Status> {
+        if data.len() as u64 > self.geo.max_msg {
+            return Err(Status::TooBig);
+        }
+        let pos = self.claim_write(timeout)?;
+        // SAFETY: we hold the write claim on `pos`: its max_msg ≥ data.len() payload bytes are
+        // ours alone until we publish, and they cannot overlap the caller's slice.
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), self.payload(pos), data.len()) };
+        self.commit_write(pos, data.len() as u64)
+    }
+
+    /// Takes the oldest message into `buf`, blocking while the queue is empty as `timeout`
+    /// allows; returns its length. `Err(Status::Buffer)` if it does not fit (it stays queued;
+    /// [`Queue::get_sized`] tells the size).
+    pub fn get(&self, buf: &mut [u8], timeout: Option<Duration>) -> Result<usize, Status> {
+        let mut needed = 0;
+        self.get_sized(buf, timeout, &mut needed)
+    }
+
+    /// [`Queue::get`], storing the needed size in `needed` on `Err(Status::Buffer)`.
+    pub fn get_sized(
+        &self,
+        buf: &mut [u8],
+        timeout: Option<Duration>,
+        needed: &mut u64,
+    ) -> Result<usize, Status> {
+        let c = self.claim_read(buf.len() as u64, timeout, needed)?;
+        // SAFETY: we hold the read claim: the message's len ≤ buf.len() bytes are stable until
+        // we release it, and the segment cannot overlap the caller's buffer.
+        unsafe {
+            core::ptr::copy_nonoverlapping(self.payload(c.pos), buf.as_mut_ptr(), c.len as usize)
+        };
+        self.release_read(c.pos)?;
+        Ok(c.len as usize)
+    }
+
+    /// Slow-path statistics: `(full_hits, empty_hits, recoveries, reclaimed_participants)`.
+    pub fn stats(&self) -> (u64, u64, u64, u64) {
+        let s = &self.header().stats.0;
+        // ORDERING: Relaxed: statistics only.
+        let ld = |a: &crate::sync::AtomicU64| a.load(Ordering::Relaxed);
+        (
+            ld(&s.full_hits),
+            ld(&s.empty_hits),
+            ld(&s.recoveries),
+            ld(&s.reclaimed_participants),
+        )
+    }
+}
+
+impl Drop for Queue {
+    fn drop(&mut self) {
+        if self.me >= MAX_PARTICIPANTS || self.pid != std::process::id() {
+            // Never registered, or inherited across fork(): the entry belongs to the parent.
+            return;
+        }
+        // Claims this handle left open (zero-copy claims never finished) must not wedge others.
+        let moved = self.ring().recover_all(self.me);
+        if moved > 0 {
+            self.stats_add(|s| &s.recoveries, moved);
+            notify(&self.header().not_empty.0);
+            notify(&self.header().not_full.0);
+        }
+        // ORDERING: Release: the entry is free only after our slot work above; the lock is
+        // dropped afterwards (when the mapping closes its descriptor), so a new owner that takes
+        // the lock finds the entry already free.
+        let _ = self.participant(self.me).state.compare_exchange(
+            PARTICIPANT_USED,
+            PARTICIPANT_FREE,
+            Ordering::Release,
+            Ordering::Relaxed,
+        );
+    }
+}

@@ -1,0 +1,539 @@
+//! The lock-free bounded MPMC ring. Every atomic operation of the queue's data path lives here.
+//!
+//! # Positions, laps and slot states
+//!
+//! `tail` and `head` are 64-bit positions that only grow. Position `p` lives in slot
+//! `p % capacity` during lap `p / capacity` (any capacity ≥ 1 works: nothing relies on powers of
+//! two). Each slot has one 64-bit state word, packed as
+//!
+//! ```text
+//!  63                      19 18    16 15         0
+//! +--------------------------+--------+------------+
+//! | lap (45 bits, wrapping)  | phase  | owner (16) |
+//! +--------------------------+--------+------------+
+//! ```
+//!
+//! and moves, lap after lap, through
+//!
+//! ```text
+//! EMPTY(l) ──put claims──► WRITING(l, me) ──publish──► FULL(l) ──get claims──► READING(l, me)
+//!    ▲                         │ abort / writer died                                  │
+//!    │                         ▼                                                      │
+//!    │                    ABANDONED(l) ──a get skips it──┐         release / reader died
+//!    └───────────────────────────────────────────────────┴──────── EMPTY(l+1) ◄───────┘
+//! ```
+//!
+//! Every transition is one CAS (or, for the owner, one store after it checked that it still owns
+//! the slot) on that word, so the claimant is recorded *in* the claim: there is no instant at
+//! which a slot is claimed by nobody, and a slot held by a dead process can be recognised and
+//! moved forward by anyone ([`Ring::recover`]). The 45-bit lap wraps only after 2⁴⁵ laps; a
+//! process stalled across that many laps could misplace a stale CAS, which at 10⁹ operations per
+//! second on a queue of capacity 1 takes nine hours of continuous traffic, and at any realistic
+//! rate far longer.
+//!
+//! # Put, in three steps
+//!
+//! 1. Read `tail` = t. If slot t is `EMPTY(lap t)`, CAS it to `WRITING(lap t, me)` — that CAS is
+//!    the claim. If it already moved past `EMPTY(lap t)`, someone claimed t: help `tail` from t to
+//!    t+1 and retry. If it still holds the previous lap, the queue is full.
+//! 2. Help `tail` from t to t+1 (a CAS that fails harmlessly if someone already did), copy the
+//!    payload, store the length.
+//! 3. Store `FULL(lap t)` with release ordering.
+//!
+//! # Get, the mirror image
+//!
+//! 1. Read `head` = h. If slot h is `FULL(lap h)`, CAS it to `READING(lap h, me)`. If it is
+//!    `ABANDONED(lap h)`, CAS it to `EMPTY(lap h + 1)`, help `head` along and retry. If it is
+//!    `EMPTY`/`WRITING` of lap h (or the previous lap's reader still holds it) the queue is empty
+//!    as far as h is concerned. If it moved past lap h, help `head` and retry.
+//! 2. Help `head` from h to h+1, copy the payload out.
+//! 3. Store `EMPTY(lap h + 1)` with release ordering.
+//!
+//! A state word for a given `(lap, phase)` is written at most once, and states only move
+//! forward, so a CAS can never succeed on a stale view (no ABA within 2⁴⁵ laps). `tail` and
+//! `head` are hints kept exact by helping: they only ever move from p to p+1 after slot p was
+//! claimed for p's lap, so a slot in `EMPTY(lap t)` proves `tail == t`, and a slot in the previous
+//! lap proves the ring is full (puts) or empty (gets) at the moment of that load.
+//!
+//! # Ordering
+//!
+//! The payload and the length are plain (relaxed) memory owned by whoever holds the slot; the
+//! hand-over happens through the state word only: every state load that may hand the slot over
+//! is `Acquire`, and every store that hands it over (`FULL`, `EMPTY(l+1)`, `ABANDONED`) is
+//! `Release`. The counters carry no data; their loads and CASes are `Acquire`/`AcqRel` only so
+//! that a reader of a counter never sees slot states older than the ones that moved it.
+//!
+//! FIFO: positions are claimed in counter order and gets claim positions in the same order, so
+//! messages leave in the order in which their claims took effect. A get that finds the oldest
+//! position still `WRITING` reports empty (or waits) rather than overtaking it.
+
+use crate::layout::SlotHeader;
+use crate::sync::{AtomicU64, Ordering};
+
+const OWNER_BITS: u32 = 16;
+const PHASE_BITS: u32 = 3;
+const LAP_SHIFT: u32 = OWNER_BITS + PHASE_BITS;
+/// Mask of the lap field once shifted down (45 bits).
+pub const LAP_MASK: u64 = (1 << (64 - LAP_SHIFT)) - 1;
+/// Largest owner id a state word can hold.
+pub const MAX_OWNER: u32 = (1 << OWNER_BITS) - 1;
+
+/// Slot may be claimed by a producer for this lap.
+pub const EMPTY: u64 = 0;
+/// A producer (owner) is writing the slot for this lap.
+pub const WRITING: u64 = 1;
+/// The slot holds a published message of this lap.
+pub const FULL: u64 = 2;
+/// A consumer (owner) is reading the slot's message of this lap.
+pub const READING: u64 = 3;
+/// The lap's producer gave the slot up (abort, or death); consumers skip it.
+pub const ABANDONED: u64 = 4;
+
+/// Packs a state word.
+#[inline]
+pub fn pack(lap: u64, phase: u64, owner: u32) -> u64 {
+    ((lap & LAP_MASK) << LAP_SHIFT) | (phase << OWNER_BITS) | u64::from(owner)
+}
+
+/// Unpacks a state word into `(lap, phase, owner)`.
+#[inline]
+pub fn unpack(s: u64) -> (u64, u64, u32) {
+    (
+        s >> LAP_SHIFT,
+        (s >> OWNER_BITS) & ((1 << PHASE_BITS) - 1),
+        (s & u64::from(MAX_OWNER)) as u32,
+    )
+}
+
+/// Where an operation found the ring blocked: the position and the state word of its slot.
+/// A waiter passes it to [`Ring::recover`] once it has waited long enough to suspect a death.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Blocked {
+    /// The position the operation could not take.
+    pub pos: u64,
+    /// The state word that stopped it.
+    pub state: u64,
+}
+
+impl Blocked {
+    /// The owner recorded in the blocking state word, if it is `WRITING` or `READING`.
+    pub fn owner(&self) -> Option<u32> {
+        let (_, phase, owner) = unpack(self.state);
+        (phase == WRITING || phase == READING).then_some(owner)
+    }
+}
+
+/// Why a put could not claim a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutError {
+    /// The ring is full.
+    Full(Blocked),
+    /// A state word no correct process writes: the segment is corrupted.
+    Corrupt,
+}
+
+/// Why a get could not claim a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GetError {
+    /// The ring is empty (or its oldest message is still being written).
+    Empty(Blocked),
+    /// The oldest message is longer than the caller's capacity (it stays queued).
+    Buffer(u64),
+    /// A state word or length no correct process writes: the segment is corrupted.
+    Corrupt,
+}
+
+/// A view of a ring whose memory (counters and slots) lives elsewhere: in a shared-memory
+/// segment, or on the heap in tests.
+pub struct Ring<'a> {
+    tail: &'a AtomicU64,
+    head: &'a AtomicU64,
+    slots: *mut u8,
+    stride: usize,
+    capacity: u64,
+    max_msg: u64,
+}
+
+// SAFETY: the ring only reaches its slots through atomics and through payload bytes whose
+// ownership the slot state words hand over with acquire/release ordering.
+unsafe impl Send for Ring<'_> {}
+// SAFETY: as above; every method takes `&self` and is safe to call concurrently.
+unsafe impl Sync for Ring<'_> {}
+
+/// What a successful read claim lends: the position and the message length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadClaim {
+    /// Position of the claimed slot (the token of the claim).
+    pub pos: u64,
+    /// Length of the message in bytes.
+    pub len: u64,
+}
+
+impl<'a> Ring<'a> {
+    /// Makes a view of a ring.
+    ///
+    /// # Safety
+    ///
+    /// `slots` must point to `capacity` slots of `stride` bytes each, valid for reads and writes
+    /// for `'a`, each starting with an initialised [`SlotHeader`] (8-byte aligned) followed by at
+    /// least `max_msg` payload bytes; `stride` ≥ `size_of::<SlotHeader>() + max_msg`; every process
+    /// that touches the memory follows this module's protocol; `capacity` ≥ 1.
+    pub unsafe fn new(
+        tail: &'a AtomicU64,
+        head: &'a AtomicU64,
+        slots: *mut u8,
+        stride: usize,
+        capacity: u64,
+        max_msg: u64,
+    ) -> Self {
+        debug_assert!(capacity >= 1 && stride >= core::mem::size_of::<SlotHeader>());
+        Ring {
+            tail,
+            head,
+            slots,
+            stride,
+            capacity,
+            max_msg,
+        }
+    }
+
+    /// Initial state word of every slot of a new ring.
+    pub const INITIAL_STATE: u64 = 0; // pack(0, EMPTY, 0)
+
+    /// Capacity in messages.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// Largest message in bytes.
+    pub fn max_msg(&self) -> u64 {
+        self.max_msg
+    }
+
+    #[inline]
+    fn slot(&self, pos: u64) -> &SlotHeader {
+        let index = (pos % self.capacity) as usize;
+        // SAFETY: index < capacity, so the slot lies inside the memory `new` was promised, and
+        // starts with an initialised SlotHeader.
+        unsafe { &*(self.slots.add(index * self.stride) as *const SlotHeader) }
+    }
+
+    /// Pointer to the payload bytes of the slot of `pos` (valid for `max_msg` bytes).
+    #[inline]
+    pub fn payload(&self, pos: u64) -> *mut u8 {
+        let index = (pos % self.capacity) as usize;
+        // SAFETY: index < capacity; the payload follows the slot header inside the slot.
+        unsafe {
+            self.slots
+                .add(index * self.stride + core::mem::size_of::<SlotHeader>())
+        }
+    }
+
+    #[inline]
+    fn lap(&self, pos: u64) -> u64 {
+        (pos / self.capacity) & LAP_MASK
+    }
+
+    /// Moves `counter` from `seen` to `seen + 1` unless someone already moved it.
+    #[inline]
+    fn help(counter: &AtomicU64, seen: u64) {
+        // ORDERING: AcqRel/Acquire: the counter carries no data, but whoever reads the new value
+        // then loads slot states at least as new as the claim that justified this move.
+        let _ = counter.compare_exchange(seen, seen + 1, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// Number of messages in the ring (exact when nothing runs concurrently).
+    pub fn len(&self) -> u64 {
+        // ORDERING: Acquire on head first, then tail: tail can only be ahead of the head we read,
+        // so the difference never underflows in a consistent segment.
+        let head = self.head.load(Ordering::Acquire);
+        // ORDERING: see above.
+        let tail = self.tail.load(Ordering::Acquire);
+        tail.saturating_sub(head).min(self.capacity)
+    }
+
+    /// Whether the ring holds no message (see [`Ring::len`]).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Put, step 1: claims the slot at the tail for `me`. Returns its position (the token).
+    pub fn try_claim_write(&self, me: u32) -> Result<u64, PutError> {
+        // ORDERING: Acquire, see `help`.
+        let mut t = self.tail.load(Ordering::Acquire);
+        loop {
+            let lap = self.lap(t);
+            let slot = self.slot(t);
+            // ORDERING: Acquire pairs with the Release store of EMPTY(lap) in `release` (or
+            // `skip`): the previous reader's payload reads happen before our writes.
+            let s = slot.state.load(Ordering::Acquire);
+            let (slap, phase, _) = unpack(s);
+            let d = slap.wrapping_sub(lap) & LAP_MASK;
+            if d == 0 && phase == EMPTY {
+                // ORDERING: Acquire on success, as for the load above; Relaxed on failure, as
+                // the loop reloads everything.
+                if slot
+                    .state
+                    .compare_exchange(
+                        s,
+                        pack(lap, WRITING, me),
+                        Ordering::Acquire,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+                {
+                    Self::help(self.tail, t);
+                    return Ok(t);
+                }
+            } else if d == 0 || d == 1 {
+                // Claimed for this lap already; its claimant may have died before moving tail.
+                Self::help(self.tail, t);
+            } else {
+                // ORDERING: Acquire, see `help`.
+                let now = self.tail.load(Ordering::Acquire);
+                if now == t {
+                    if d == LAP_MASK {
+                        return Err(PutError::Full(Blocked { pos: t, state: s }));
+                    }
+                    return Err(PutError::Corrupt);
+                }
+                t = now;
+                continue;
+            }
+            // ORDERING: Acquire, see `help`.
+            t = self.tail.load(Ordering::Acquire);
+        }
+    }
+
+    fn owned(&self, pos: u64, phase: u64, me: u32) -> Option<&SlotHeader> {
+        let slot = self.slot(pos);
+        // ORDERING: Relaxed: only `me` moves a slot out of (lap, phase, me), so this load sees
+        // our own last store; it only checks that the token names a claim we hold.
+        (slot.state.load(Ordering::Relaxed) == pack(self.lap(pos), phase, me)).then_some(slot)
+    }
+
+    /// Put, step 3: publishes the slot claimed at `pos` as a message of `len` bytes.
+    /// Returns false (and changes nothing) if `me` does not hold a write claim on `pos` or
+    /// `len` exceeds the max message size.
+    pub fn publish(&self, pos: u64, len: u64, me: u32) -> bool {
+        let Some(slot) = self.owned(pos, WRITING, me) else {
+            return false;
+        };
+        if len > self.max_msg {
+            return false;
+        }
+        // ORDERING: Relaxed: published by the Release store below.
+        slot.len.store(len, Ordering::Relaxed);
+        // ORDERING: Release pairs with the Acquire state load in `try_claim_read`: the payload
+        // and the length written above are visible to the consumer that sees FULL.
+        slot.state
+            .store(pack(self.lap(pos), FULL, 0), Ordering::Release);
+        true
+    }
+
+    /// Put, alternative step 3: gives up the write claim at `pos`; consumers skip the slot.
+    /// Returns false if `me` does not hold a write claim on `pos`.
+    pub fn abandon(&self, pos: u64, me: u32) -> bool {
+        let Some(slot) = self.owned(pos, WRITING, me) else {
+            return false;
+        };
+        // ORDERING: Release pairs with the consumer's Acquire load that then skips the slot, so
+        // our (discarded) payload writes happen before the next producer's.
+        slot.state
+            .store(pack(self.lap(pos), ABANDONED, 0), Ordering::Release);
+        true
+    }
+
+    /// Get, step 1: claims the message at the head for `me`, if it fits in `cap` bytes.
+    /// `freed` is set when the call skipped abandoned slots (producers may be waiting for them).
+    pub fn try_claim_read(
+        &self,
+        me: u32,
+        cap: u64,
+        freed: &mut bool,
+    ) -> Result<ReadClaim, GetError> {
+        // ORDERING: Acquire, see `help`.
+        let mut h = self.head.load(Ordering::Acquire);
+        loop {
+            let lap = self.lap(h);
+            let slot = self.slot(h);
+            // ORDERING: Acquire pairs with the producer's Release store of FULL in `publish`:
+            // the payload and length it wrote are visible once we see FULL.
+            let s = slot.state.load(Ordering::Acquire);
+            let (slap, phase, _) = unpack(s);
+            let d = slap.wrapping_sub(lap) & LAP_MASK;
+            if d == 0 && phase == FULL {
+                // ORDERING: Relaxed: ordered after the Acquire load of FULL above.
+                let len = slot.len.load(Ordering::Relaxed);
+                if len > self.max_msg || len > cap {
+                    // ORDERING: Relaxed: only confirms the slot did not move on while we read
+                    // the length (if it did, the length belongs to a later message).
+                    if slot.state.load(Ordering::Relaxed) == s {
+                        return Err(if len > self.max_msg {
+                            GetError::Corrupt
+                        } else {
+                            GetError::Buffer(len)
+                        });
+                    }
+                } else if slot
+                    .state
+                    // ORDERING: Acquire on success, as for the load above.
+                    .compare_exchange(
+                        s,
+                        pack(lap, READING, me),
+                        Ordering::Acquire,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+                {
+                    Self::help(self.head, h);
+                    return Ok(ReadClaim { pos: h, len });
+                }
+            } else if d == 0 && phase == ABANDONED {
+                if self.skip(h, s) {
+                    *freed = true;
+                }
+            } else if d == 0 && phase == READING || d == 1 {
+                // Claimed by a reader already; it may have died before moving head.
+                Self::help(self.head, h);
+            } else {
+                // EMPTY or WRITING of this lap, the previous lap's reader, or garbage.
+                // ORDERING: Acquire, see `help`.
+                let now = self.head.load(Ordering::Acquire);
+                if now == h {
+                    let ok = (d == 0 && phase == EMPTY)
+                        || (d == 0 && phase == WRITING)
+                        || (d == LAP_MASK && phase == READING);
+                    return Err(if ok {
+                        GetError::Empty(Blocked { pos: h, state: s })
+                    } else {
+                        GetError::Corrupt
+                    });
+                }
+                h = now;
+                continue;
+            }
+            // ORDERING: Acquire, see `help`.
+            h = self.head.load(Ordering::Acquire);
+        }
+    }
+
+    /// Moves an `ABANDONED(lap)` slot at position `h` (state word `s`) to `EMPTY(lap + 1)`.
+    fn skip(&self, h: u64, s: u64) -> bool {
+        let (lap, _, _) = unpack(s);
+        // ORDERING: AcqRel: Acquire pairs with the Release that abandoned the slot, Release
+        // with the next producer's Acquire load of EMPTY(lap + 1).
+        let ok = self
+            .slot(h)
+            .state
+            .compare_exchange(
+                s,
+                pack(lap + 1, EMPTY, 0),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_ok();
+        if ok {
+            Self::help(self.head, h);
+        }
+        ok
+    }
+
+    /// Get, step 3: returns the slot read at `pos` to producers. Returns false if `me` does not
+    /// hold a read claim on `pos`.
+    pub fn release(&self, pos: u64, me: u32) -> bool {
+        let Some(slot) = self.owned(pos, READING, me) else {
+            return false;
+        };
+        // ORDERING: Release pairs with the producer's Acquire load of EMPTY(lap + 1) in
+        // `try_claim_write`: our payload reads happen before its writes.
+        slot.state
+            .store(pack(self.lap(pos) + 1, EMPTY, 0), Ordering::Release);
+        true
+    }
+
+    /// Copies `data` into the ring as one message (non-blocking).
+    pub fn try_put(&self, me: u32, data: &[u8]) -> Result<(), PutError> {
+        debug_assert!(data.len() as u64 <= self.max_msg);
+        let pos = self.try_claim_write(me)?;
+        // SAFETY: we hold the write claim on `pos`, so no other process touches its payload;
+        // the payload holds max_msg ≥ data.len() bytes and cannot overlap `data` (a caller's
+        // slice of its own memory, or a different slot's payload).
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), self.payload(pos), data.len()) };
+        let published = self.publish(pos, data.len() as u64, me);
+        debug_assert!(published);
+        Ok(())
+    }
+
+    /// Copies the oldest message into `buf` (non-blocking); returns its length.
+    pub fn try_get(&self, me: u32, buf: &mut [u8], freed: &mut bool) -> Result<usize, GetError> {
+        let claim = self.try_claim_read(me, buf.len() as u64, freed)?;
+        // SAFETY: we hold the read claim, so the message's len bytes are stable until release;
+        // len ≤ buf.len() was checked by the claim.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                self.payload(claim.pos),
+                buf.as_mut_ptr(),
+                claim.len as usize,
+            )
+        };
+        let released = self.release(claim.pos, me);
+        debug_assert!(released);
+        Ok(claim.len as usize)
+    }
+
+    /// Crash recovery: if `seen` (a state word read from the slot of `pos`) is still the slot's
+    /// state, and it is `WRITING` or `READING` by an owner for which `is_dead` returns true,
+    /// moves it forward: a dead writer's slot becomes `ABANDONED` (its half-written message is
+    /// never delivered), a dead reader's slot becomes `EMPTY` of the next lap (the message died
+    /// with its consumer). Returns whether this call moved the slot.
+    pub fn recover(&self, pos: u64, seen: u64, is_dead: impl FnOnce(u32) -> bool) -> bool {
+        let (lap, phase, owner) = unpack(seen);
+        let next = match phase {
+            WRITING => pack(lap, ABANDONED, 0),
+            READING => pack(lap + 1, EMPTY, 0),
+            _ => return false,
+        };
+        let slot = self.slot(pos);
+        // ORDERING: Relaxed: a cheap check before the liveness probe; the CAS decides.
+        if slot.state.load(Ordering::Relaxed) != seen || !is_dead(owner) {
+            return false;
+        }
+        // ORDERING: AcqRel: the dead owner's writes (if any landed) happen before whoever
+        // acquires the new state; Release publishes the new state like `abandon`/`release`.
+        slot.state
+            .compare_exchange(seen, next, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Moves every slot held by `owner` (in `WRITING` or `READING`) forward, as [`Ring::recover`]
+    /// does for a dead owner. Used when a handle closes with claims still open, and before a
+    /// dead participant's id is reused. Returns the number of slots moved.
+    pub fn recover_all(&self, owner: u32) -> u64 {
+        let mut moved = 0;
+        for index in 0..self.capacity {
+            // ORDERING: Acquire, as in `try_claim_read`.
+            let s = self.slot(index).state.load(Ordering::Acquire);
+            let held = Blocked {
+                pos: index,
+                state: s,
+            }
+            .owner()
+                == Some(owner);
+            // `recover` only needs the slot's index, which `index` (< capacity) is.
+            if held && self.recover(index, s, |_| true) {
+                moved += 1;
+            }
+        }
+        moved
+    }
+
+    /// Whether any slot names `owner` as its writer or reader.
+    pub fn names_owner(&self, owner: u32) -> bool {
+        (0..self.capacity).any(|pos| {
+            // ORDERING: Acquire, as in `try_claim_read`.
+            let s = self.slot(pos).state.load(Ordering::Acquire);
+            Blocked { pos, state: s }.owner() == Some(owner)
+        })
+    }
+}

@@ -1,0 +1,174 @@
+//! Sleeping and waking across processes without polling.
+//!
+//! A waiter spins briefly (bounded), then sleeps in the kernel on a 32-bit futex word in the
+//! segment (`WaitWord::seq`), and is woken by the operation it waits for. The protocol is the
+//! classic "announce, re-check, sleep" that cannot lose a wake-up:
+//!
+//! * waiter: `sleepers += 1` (SeqCst), read `seq`, re-check the queue; if it still cannot go on,
+//!   `futex_wait(seq, value read)`; `sleepers -= 1`.
+//! * waker: make its change visible (the ring's Release store), then a SeqCst fence, then read
+//!   `sleepers`; only if it is non-zero: `seq += 1` and `futex_wake(all)`.
+//!
+//! Either the waiter's re-check sees the waker's change, or the waker sees the waiter's
+//! announcement (the two SeqCst operations are totally ordered), and a `seq` bump between the
+//! waiter's read and its sleep makes the futex call return at once. So a waker makes a system
+//! call only when someone sleeps, and no one sleeps through the change it waits for.
+//!
+//! Wakers wake every sleeper rather than one: a woken waiter whose own deadline also expired
+//! would otherwise swallow the only wake-up while another waiter could have used it.
+//!
+//! Futexes are used in their shared (not `PRIVATE`) form, because the word lives in a
+//! `MAP_SHARED` mapping that other processes map at other addresses.
+
+use crate::layout::WaitWord;
+use crate::ring::Blocked;
+use crate::sync::{fence, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// Spins of the fast path before a waiter announces itself and sleeps. Each spin re-tries the
+/// operation once and pauses the CPU briefly; tuned so that a partner process on another core
+/// that answers within a few microseconds is caught without a system call.
+pub const SPIN_LIMIT: u32 = 200;
+
+/// Sleeps on `word` while it holds `expected`, for at most `timeout` (`None`: no limit).
+/// Returns on a wake-up, a signal, a changed word or the timeout; callers re-check their
+/// condition either way.
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+    let ts = timeout.map(|d| libc::timespec {
+        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: d.subsec_nanos() as libc::c_long,
+    });
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(core::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: `word` is a valid, aligned 32-bit atomic for the duration of the call; FUTEX_WAIT
+    // only reads it; `ts_ptr` is NULL or points to a timespec that outlives the call.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            ts_ptr,
+            core::ptr::null::<u32>(),
+            0u32,
+        );
+    }
+}
+
+/// Wakes every process sleeping on `word`.
+pub fn futex_wake_all(word: &AtomicU32) {
+    // SAFETY: `word` is a valid, aligned 32-bit atomic; FUTEX_WAKE does not touch memory.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            i32::MAX,
+            core::ptr::null::<libc::timespec>(),
+            core::ptr::null::<u32>(),
+            0u32,
+        );
+    }
+}
+
+/// Wakes the sleepers of `w`, if there are any. Call after the change they wait for was made
+/// visible (a Release store in the ring).
+#[inline]
+pub fn notify(w: &WaitWord) {
+    // ORDERING: SeqCst fence orders our earlier ring store before the load of `sleepers`,
+    // pairing with the waiter's SeqCst increment and fence (see the module docs).
+    fence(Ordering::SeqCst);
+    // ORDERING: Relaxed: ordered by the fence above.
+    if w.sleepers.load(Ordering::Relaxed) != 0 {
+        // ORDERING: Release: a waiter that sees the new seq also sees our ring store.
+        w.seq.fetch_add(1, Ordering::Release);
+        futex_wake_all(&w.seq);
+    }
+}
+
+/// The outcome of one attempt inside [`block_on`].
+pub enum Attempt<T> {
+    /// The operation succeeded.
+    Done(T),
+    /// It could not proceed; the ring says where and why.
+    Blocked(Blocked),
+}
+
+/// How often a sleeping waiter whose slot is held by another process (`WRITING`/`READING`)
+/// checks whether that process died. A waiter blocked on a plain full or empty ring sleeps
+/// until it is woken or its deadline passes, with no periodic wake-ups.
+pub const STUCK_CHECK: Duration = Duration::from_millis(20);
+
+/// Runs `attempt` until it succeeds or `deadline` passes: first spinning, then sleeping on `w`
+/// between attempts. When an attempt is blocked by a slot that another process holds,
+/// `on_stuck` is called (at most every [`STUCK_CHECK`]) so the caller can check whether that
+/// process died and free the slot; it returns true if it freed something.
+/// Returns `Err(blocker)` with the last blocker on timeout.
+pub fn block_on<T>(
+    w: &WaitWord,
+    deadline: Option<Instant>,
+    mut attempt: impl FnMut() -> Attempt<T>,
+    mut on_stuck: impl FnMut(Blocked) -> bool,
+) -> Result<T, Blocked> {
+    let mut last;
+    let mut spins = 0;
+    loop {
+        match attempt() {
+            Attempt::Done(v) => return Ok(v),
+            Attempt::Blocked(b) => last = b,
+        }
+        spins += 1;
+        if spins >= SPIN_LIMIT {
+            break;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(last);
+        }
+        if spins % 64 == 0 {
+            std::thread::yield_now();
+        } else {
+            for _ in 0..8 {
+                crate::sync::spin_hint();
+            }
+        }
+    }
+    let mut next_check = Instant::now() + STUCK_CHECK;
+    loop {
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            return Err(last);
+        }
+        if last.owner().is_some() && now >= next_check {
+            next_check = now + STUCK_CHECK;
+            if on_stuck(last) {
+                match attempt() {
+                    Attempt::Done(v) => return Ok(v),
+                    Attempt::Blocked(b) => last = b,
+                }
+                continue;
+            }
+        }
+        // ORDERING: SeqCst increment pairs with the waker's SeqCst fence (module docs).
+        w.sleepers.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        // ORDERING: Acquire pairs with the waker's Release increment.
+        let seq = w.seq.load(Ordering::Acquire);
+        let outcome = attempt();
+        if let Attempt::Blocked(b) = outcome {
+            last = b;
+            let now = Instant::now();
+            let mut sleep = deadline.map(|d| d.saturating_duration_since(now));
+            if last.owner().is_some() {
+                let until_check = next_check.saturating_duration_since(now);
+                sleep = Some(sleep.map_or(until_check, |s| s.min(until_check)));
+            }
+            futex_wait(&w.seq, seq, sleep);
+        }
+        // ORDERING: Relaxed: the count is only read by wakers deciding whether to wake.
+        w.sleepers.fetch_sub(1, Ordering::Relaxed);
+        if let Attempt::Done(v) = outcome {
+            return Ok(v);
+        }
+    }
+}

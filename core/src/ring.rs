@@ -401,8 +401,7 @@ impl<'a> Ring<'a> {
                 // ORDERING: Acquire, see `help`.
                 let now = self.head.load(Ordering::Acquire);
                 if now == h {
-                    let ok = (d == 0 && phase == EMPTY)
-                        || (d == 0 && phase == WRITING)
+                    let ok = (d == 0 && (phase == EMPTY || phase == WRITING))
                         || (d == LAP_MASK && phase == READING);
                     return Err(if ok {
                         GetError::Empty(Blocked { pos: h, state: s })

@@ -7,6 +7,8 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 
 python := env("PYTHON", "python3")
 pip := python + " -m pip --disable-pip-version-check"
+# pip warns about running as root (CI and containers do); the warning is noise here.
+export PIP_ROOT_USER_ACTION := env("PIP_ROOT_USER_ACTION", "ignore")
 # The build tools of pyproject.toml's [build-system] (installed up front so that `just dev` can
 # build without an isolated environment and reuse cargo's incremental build in target/).
 build_tools := '"maturin>=1.16,<2" "cffi>=1.15"'

@@ -170,6 +170,7 @@ _fq_status_str = _declare("fq_status_str", c_char_p, c_int32)
 _fq_segment_size = _declare("fq_segment_size", c_int32, c_uint64, c_uint64, _u64p)
 _fq_create = _declare("fq_create", c_int32, c_char_p, c_uint64, c_uint64, c_uint32, _voidpp)
 _fq_open = _declare("fq_open", c_int32, c_char_p, _voidpp)
+_fq_clone = _declare("fq_clone", c_int32, c_void_p, _voidpp)
 _fq_close = _declare("fq_close", None, c_void_p)
 _fq_unlink = _declare("fq_unlink", c_int32, c_char_p)
 _fq_capacity = _declare("fq_capacity", c_uint64, c_void_p)
@@ -307,20 +308,20 @@ class Handle:
         self._free.append(scratch)
         return status, int(length.value)
 
-    def reattach_after_fork(self, name: bytes) -> None:
-        """After fork(): attach this process's own handle to `name`, so that crash recovery can
-        tell the child from the parent (see fastqueue.h, "Processes"). The inherited handle is
-        deliberately not closed (closing could deregister the parent's participant entry); if
-        the name no longer opens, the inherited handle stays in use."""
-        ptr = c_void_p()
-        if _fq_open(name, ptr) != OK:
+    def reattach_after_fork(self) -> None:
+        """In a child after fork(): switch to a handle of this process's own (fq_clone), so that
+        crash recovery can tell the child from the parent, and close the inherited one (which
+        never disturbs the parent). If cloning fails, the inherited handle stays in use."""
+        old = self._ptr
+        if old is None:
             return
-        if _fq_capacity(ptr) != self.capacity or _fq_max_msg(ptr) != self.max_msg:
-            _fq_close(ptr)  # the name now belongs to another queue: keep the inherited handle
+        new = c_void_p()
+        if _fq_clone(old, new) != OK:
             return
-        self._ptr = ptr
-        self.put = functools.partial(_fq_put, ptr)
-        self.get_into = functools.partial(_fq_get, ptr)
+        self._ptr = new
+        self.put = functools.partial(_fq_put, new)
+        self.get_into = functools.partial(_fq_get, new)
+        _fq_close(old)
 
     def __del__(self, _close: Any = _fq_close) -> None:
         # Default argument: still bound at interpreter shutdown, when module globals are None.

@@ -417,12 +417,11 @@ class Queue:
         """
         if self._h is None:
             raise self._closed_error()
-        already = self._unlinked
-        self._unlinked = True
+        self._unlinked = True  # so that closing the owner never removes a later queue of this name
         status = _ffi.unlink(self._raw)
         if status == _OK:
             return
-        if status == _ffi.ERR_NOT_FOUND and (already or self._owner_pid == os.getpid()):
+        if status == _ffi.ERR_NOT_FOUND and self._owner_pid == os.getpid():
             return
         raise error_from_status(status, f"Queue({self._name!r}).unlink()", self._name)
 
@@ -473,7 +472,7 @@ class Queue:
     def _after_fork_in_child(self) -> None:
         h = self._h
         if h is not None:
-            h.reattach_after_fork(self._raw)
+            h.reattach_after_fork()
 
 
 def unlink(name: str) -> None:

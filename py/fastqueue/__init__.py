@@ -62,9 +62,9 @@ __all__ = [
     "unlink",
 ]
 
-# Public classes present themselves as fastqueue.X (tracebacks, reprs, pickles).
+# The exceptions present themselves as fastqueue.X (tracebacks, reprs, pickles). Queue keeps
+# fastqueue.queue as its module, where doctest finds its methods' examples.
 for _cls in (
-    Queue,
     Empty,
     Full,
     FastQueueError,

@@ -1,0 +1,280 @@
+"""Cross-process scenarios, with custom timed loops (pyperf's per-call timing cannot express them).
+
+One invocation measures one scenario for one queue in fresh ``spawn``-ed processes and prints one
+JSON object on stdout; perf/run.py calls it once per (scenario, queue, repeat)::
+
+    python perf/bench_cross.py pingpong   --queue zeroq [--quick]
+    python perf/bench_cross.py throughput --queue zeroq --producers 2 --consumers 2 [--quick]
+    python perf/bench_cross.py idle       --queue zeroq
+
+pingpong    Round trip of an 8-byte message between two processes over two queues (capacity 8),
+            blocking get on both sides. Every round trip is timed on its own (perf_counter_ns);
+            the result holds p50/p90/p99/max over all of them after a warm-up. Each echoed message
+            carries its sequence number and is compared with what was sent.
+throughput  P producers put M 8-byte messages each (producer id, sequence number), one blocking
+            put per message; C consumers get them one blocking get per message (capacity 1024).
+            Time runs from the first producer's start to the last consumer's receipt of the end
+            marker (sent once every producer has finished). Each consumer checks per-producer
+            order; the parent checks that every message arrived exactly once (count and sequence
+            sums per producer).
+idle        A consumer blocks in get() on an empty queue for 2 s; the CPU time its process burns
+            meanwhile (time.process_time around the get, all threads) and the wall time it waited.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import struct
+import sys
+import time
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import adapters  # noqa: E402
+
+MSG = 8
+STOP = b"\xffSTOP\xff\xff\xff"
+READY = b"\xfeREADY\xfe\xfe"
+CTX = mp.get_context("spawn")
+
+
+# ------------------------------------------------------------------------------------ ping-pong
+
+
+def _echo(spec_in: Any, spec_out: Any) -> None:
+    qin, qout = adapters.attach(spec_in), adapters.attach(spec_out)
+    get, put = qin.get, qout.put
+    put(READY)
+    while True:
+        m = get()
+        if m == STOP:
+            break
+        put(m)
+    qin.close()
+    qout.close()
+
+
+def pingpong(kind: str, quick: bool) -> dict[str, Any]:
+    n_max = 3_000 if quick else 30_000
+    budget = 0.7 if quick else 4.0  # seconds; a polling queue gets fewer round trips
+    warmup = 200
+    ping = adapters.make(kind, MSG, 8)
+    pong = adapters.make(kind, MSG, 8)
+    child = CTX.Process(target=_echo, args=(ping.spec(), pong.spec()), daemon=True)
+    try:
+        child.start()
+        put, get = ping.put, pong.get
+        if get() != READY:
+            raise AssertionError("echo process did not start properly")
+        msgs = [struct.pack("<Q", i) for i in range(n_max + warmup)]
+        for m in msgs[:warmup]:
+            put(m)
+            if get() != m:
+                raise AssertionError("wrong echo during warm-up")
+        lat = []
+        clock = time.perf_counter_ns
+        deadline = clock() + int(budget * 1e9)
+        for m in msgs[warmup:]:
+            t0 = clock()
+            put(m)
+            r = get()
+            t1 = clock()
+            if r != m:
+                raise AssertionError(f"echo mismatch: sent {m!r}, got {r!r}")
+            lat.append(t1 - t0)
+            if t1 > deadline:
+                break
+        put(STOP)
+        child.join(10)
+    finally:
+        if child.is_alive():
+            child.kill()
+            child.join()
+        ping.close()
+        pong.close()
+    lat.sort()
+
+    def pct(p: float) -> float:
+        return lat[min(len(lat) - 1, int(p / 100 * len(lat)))] / 1e3
+
+    return {
+        "round_trips": len(lat),
+        "p50_us": pct(50),
+        "p90_us": pct(90),
+        "p99_us": pct(99),
+        "max_us": lat[-1] / 1e3,
+        "mean_us": sum(lat) / len(lat) / 1e3,
+    }
+
+
+# ----------------------------------------------------------------------------------- throughput
+
+
+def _producer(spec: Any, pid: int, count: int, n_consumers: int, start: Any, barrier: Any,
+              results: Any) -> None:
+    q = adapters.attach(spec)
+    msgs = [struct.pack("<II", pid, i) for i in range(count)]
+    put = q.put
+    start.wait()
+    t0 = time.perf_counter()
+    for m in msgs:
+        put(m)
+    t1 = time.perf_counter()
+    # The end markers must go in after every producer's last message. Producer 0 puts them after
+    # a barrier; the others first make sure their messages are in the queue (only mp.Queue needs
+    # that: its put() returns before its feeder thread has written the message).
+    if pid != 0:
+        q.flush()
+    barrier.wait()
+    if pid == 0:
+        for _ in range(n_consumers):
+            put(STOP)
+    results.put(("producer", pid, t0, t1))
+    if pid == 0:
+        q.close()
+
+
+def _consumer(spec: Any, cid: int, n_producers: int, ready: Any, results: Any) -> None:
+    q = adapters.attach(spec)
+    get = q.get
+    got: list[bytes] = []
+    append = got.append
+    ready.release()
+    while True:
+        m = get()
+        if m == STOP:
+            break
+        append(m)
+    t_end = time.perf_counter()
+    # Validation, outside the timed part: length, per-producer order, counts and sequence sums.
+    last = [-1] * n_producers
+    count = [0] * n_producers
+    seqsum = [0] * n_producers
+    ok = True
+    for m in got:
+        if len(m) != MSG:
+            ok = False
+            break
+        p, s = struct.unpack("<II", m)
+        if p >= n_producers or s <= last[p]:
+            ok = False
+            break
+        last[p] = s
+        count[p] += 1
+        seqsum[p] += s
+    results.put(("consumer", cid, t_end, ok, count, seqsum))
+    q.close()
+
+
+def throughput(kind: str, producers: int, consumers: int, quick: bool) -> dict[str, Any]:
+    total = 60_000 if quick else 400_000
+    per = total // producers
+    q = adapters.make(kind, MSG, 1024)
+    start = CTX.Event()
+    ready = CTX.Semaphore(0)
+    barrier = CTX.Barrier(producers)
+    results = CTX.SimpleQueue()
+    procs = [
+        CTX.Process(target=_consumer, args=(q.spec(), c, producers, ready, results), daemon=True)
+        for c in range(consumers)
+    ] + [
+        CTX.Process(target=_producer,
+                    args=(q.spec(), p, per, consumers, start, barrier, results), daemon=True)
+        for p in range(producers)
+    ]
+    try:
+        for pr in procs:
+            pr.start()
+        for _ in range(consumers):
+            if not ready.acquire(timeout=60):
+                raise RuntimeError("consumers did not start")
+        time.sleep(0.3)  # let the producers build their messages and reach the start line
+        start.set()
+        out = [results.get() for _ in range(producers + consumers)]
+        for pr in procs:
+            pr.join(30)
+    finally:
+        for pr in procs:
+            if pr.is_alive():
+                pr.kill()
+                pr.join()
+        q.close()
+    starts = [r[2] for r in out if r[0] == "producer"]
+    ends = [r[2] for r in out if r[0] == "consumer"]
+    cons = [r for r in out if r[0] == "consumer"]
+    if not all(r[3] for r in cons):
+        raise AssertionError("a consumer saw a short message or a per-producer order violation")
+    for p in range(producers):
+        n = sum(r[4][p] for r in cons)
+        s = sum(r[5][p] for r in cons)
+        if n != per or s != per * (per - 1) // 2:
+            raise AssertionError(f"producer {p}: {n} of {per} messages arrived (or duplicates)")
+    elapsed = max(ends) - min(starts)
+    msgs = per * producers
+    return {
+        "messages": msgs,
+        "seconds": elapsed,
+        "msgs_per_s": msgs / elapsed,
+        "ns_per_msg": elapsed / msgs * 1e9,
+    }
+
+
+# ----------------------------------------------------------------------------------------- idle
+
+
+def _idle_consumer(spec: Any, ready: Any, results: Any) -> None:
+    q = adapters.attach(spec)
+    ready.release()
+    c0, w0 = time.process_time(), time.perf_counter()
+    m = q.get()
+    c1, w1 = time.process_time(), time.perf_counter()
+    results.put((c1 - c0, w1 - w0, m))
+    q.close()
+
+
+def idle(kind: str, seconds: float = 2.0) -> dict[str, Any]:
+    q = adapters.make(kind, MSG, 8)
+    ready = CTX.Semaphore(0)
+    results = CTX.SimpleQueue()
+    child = CTX.Process(target=_idle_consumer, args=(q.spec(), ready, results), daemon=True)
+    try:
+        child.start()
+        if not ready.acquire(timeout=60):
+            raise RuntimeError("consumer did not start")
+        time.sleep(seconds)
+        q.put(b"wake-up!")
+        cpu, wall, m = results.get()
+        child.join(10)
+    finally:
+        if child.is_alive():
+            child.kill()
+            child.join()
+        q.close()
+    if m != b"wake-up!":
+        raise AssertionError("idle consumer got a wrong message")
+    return {"blocked_s": wall, "cpu_ms": cpu * 1e3}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("scenario", choices=["pingpong", "throughput", "idle"])
+    ap.add_argument("--queue", required=True, choices=adapters.CROSS_PROCESS_QUEUES)
+    ap.add_argument("--producers", type=int, default=1)
+    ap.add_argument("--consumers", type=int, default=1)
+    ap.add_argument("--quick", action="store_true")
+    a = ap.parse_args()
+    if a.scenario == "pingpong":
+        res = pingpong(a.queue, a.quick)
+    elif a.scenario == "throughput":
+        res = throughput(a.queue, a.producers, a.consumers, a.quick)
+    else:
+        res = idle(a.queue)
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()

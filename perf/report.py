@@ -1,0 +1,189 @@
+"""Turn perf/results/latest.json into the markdown table latest.md and the chart chart.png.
+
+    python perf/report.py [perf/results/latest.json]
+
+Ratios are "speed-up": the peer's time per op divided by fastqueue's, from the same run
+(> 1 means fastqueue is faster). A queue that could not run shows "n/a".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(HERE, "results")
+FQ = "fastqueue"
+
+
+def fmt_time(seconds: float | None) -> str:
+    if seconds is None:
+        return "n/a"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9)):
+        if seconds >= scale or unit == "ns":
+            v = seconds / scale
+            return f"{v:.3g} {unit}" if v < 1000 else f"{v:.0f} {unit}"
+    return "n/a"
+
+
+def fmt_size(n: int) -> str:
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale and n % scale == 0:
+            return f"{n // scale} {unit}"
+    return f"{n} B"
+
+
+def fmt_ratio(peer: float | None, fq: float | None) -> str:
+    if peer is None or fq is None:
+        return "n/a"
+    if fq <= 0:
+        return "—"
+    r = peer / fq
+    return f"{r:.3g}×" if r < 100 else f"{r:.0f}×"
+
+
+def _rows(data: dict[str, Any]) -> list[tuple[str, dict[str, float | None], str]]:
+    """(scenario label, {queue: seconds per op or None}, kind) rows in table order."""
+    queues = data["queues"]
+    rows = []
+    same = data.get("same_process", {})
+    for size in same.get("sizes", []):
+        cells = {q: same.get("results", {}).get(q, {}).get(str(size), {}).get("median_s")
+                 for q in queues}
+        rows.append((f"same-process put+get, {fmt_size(size)}", cells, "time"))
+    floor = same.get("floor", {})
+    for size in same.get("floor_sizes", []):
+        v = floor.get(str(size), {}).get("median_s")
+        rows.append((f"ctypes floor: 2 × `fq_noop` via ctypes, {fmt_size(size)}",
+                     {FQ: v}, "floor"))
+    cross = data.get("cross_process", {})
+    for key, label, field, scale in (
+        ("pingpong", "cross-process round trip p50, 8 B", "p50_us", 1e-6),
+        ("pingpong", "cross-process round trip p99, 8 B", "p99_us", 1e-6),
+        ("throughput_1_1", "throughput 1 → 1, 8 B (time per message)", "ns_per_msg", 1e-9),
+        ("throughput_2_2", "throughput 2 → 2, 8 B (time per message)", "ns_per_msg", 1e-9),
+        ("idle", "CPU burnt by a consumer blocked 2 s", "cpu_ms", 1e-3),
+    ):
+        if key not in cross:
+            continue
+        cells = {}
+        for q in queues:
+            r = cross[key].get(q)
+            cells[q] = r[field] * scale if r and field in r else None
+        rows.append((label, cells, "time"))
+    return rows
+
+
+def markdown(data: dict[str, Any]) -> str:
+    queues = data["queues"]
+    peers = [q for q in queues if q != FQ]
+    meta = data["meta"]
+    out = []
+    out.append(f"# fastqueue benchmarks ({'quick' if meta['quick'] else 'full'} run)\n")
+    out.append(
+        f"One run of `python perf/run.py{' --quick' if meta['quick'] else ''}` on "
+        f"{meta['machine']}, Python {meta['python']}, {meta['date']}. "
+        "Same-process rows are pyperf medians (time per put+get, capacity 8); cross-process rows "
+        "are medians of repeated runs. The speed-up columns are the peer's time divided by "
+        "fastqueue's, from this same run: **> 1 means fastqueue is faster**.\n"
+    )
+    head = ["scenario"] + queues + [f"speed-up vs {p}" for p in peers]
+    out.append("| " + " | ".join(head) + " |")
+    out.append("|" + "---|" * len(head))
+    for label, cells, kind in _rows(data):
+        vals = [fmt_time(cells.get(q)) if (q in cells or kind != "floor") else "" for q in queues]
+        if kind == "floor":
+            ratios = ["" for _ in peers]
+        else:
+            ratios = [fmt_ratio(cells.get(p), cells.get(FQ)) for p in peers]
+        out.append("| " + " | ".join([label] + vals + ratios) + " |")
+    out.append("")
+    same = data.get("same_process", {})
+    notes = []
+    for size in same.get("floor_sizes", []):
+        fl = same.get("floor", {}).get(str(size), {}).get("median_s")
+        fq = same.get("results", {}).get(FQ, {}).get(str(size), {}).get("median_s")
+        if fl and fq:
+            notes.append(
+                f"- At {fmt_size(size)}, fastqueue's put+get costs {fq / fl:.2f}× the ctypes floor "
+                f"({fmt_time(fq)} vs {fmt_time(fl)}: {fmt_time(fq - fl)} above two bare ctypes calls)."
+            )
+    tp = data.get("cross_process", {})
+    for key, label in (("throughput_1_1", "1 → 1"), ("throughput_2_2", "2 → 2")):
+        if key in tp:
+            parts = [f"{q} {tp[key][q]['msgs_per_s'] / 1e3:,.0f} k"
+                     for q in queues if tp[key].get(q)]
+            if parts:
+                notes.append(f"- Throughput {label} in messages/s: " + ", ".join(parts) + ".")
+    if "pingpong" in tp:
+        parts = [f"{q} {tp['pingpong'][q]['round_trips']}" for q in queues if tp["pingpong"].get(q)]
+        notes.append("- Round trips timed (per repeat): " + ", ".join(parts) + ".")
+    for q, why in data.get("unavailable", {}).items():
+        notes.append(f"- {q}: n/a — {why}")
+    for key, why in data.get("errors", {}).items():
+        notes.append(f"- {key} failed: {why}")
+    for note in data.get("notes", []):
+        notes.append(f"- {note}")
+    if notes:
+        out.append("Notes:\n")
+        out.extend(notes)
+        out.append("")
+    out.append(
+        f"Versions: " + ", ".join(f"{q} {v}" for q, v in meta.get("versions", {}).items()) + "."
+    )
+    out.append("")
+    return "\n".join(out)
+
+
+def chart(data: dict[str, Any], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    same = data.get("same_process", {})
+    sizes = same.get("sizes", [])
+    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
+    markers = "osD^v<>"
+    for i, q in enumerate(data["queues"]):
+        pts = [(s, same.get("results", {}).get(q, {}).get(str(s), {}).get("median_s"))
+               for s in sizes]
+        pts = [(s, v) for s, v in pts if v]
+        if not pts:
+            continue
+        ax.plot([s for s, _ in pts], [v for _, v in pts], marker=markers[i % len(markers)],
+                linewidth=2.5 if q == FQ else 1.4, label=q, zorder=3 if q == FQ else 2)
+    floor = same.get("floor", {})
+    fpts = [(int(s), v["median_s"]) for s, v in floor.items() if v.get("median_s")]
+    if fpts:
+        fpts.sort()
+        ax.plot([s for s, _ in fpts], [v for _, v in fpts], linestyle="--", color="grey",
+                marker=".", label="ctypes floor (2 × fq_noop)")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xticks(sizes)
+    ax.set_xticklabels([fmt_size(s) for s in sizes])
+    ax.set_xlabel("payload size")
+    ax.set_ylabel("time per put+get (s, log)")
+    kind = "quick" if data["meta"]["quick"] else "full"
+    ax.set_title(f"Same-process put+get, capacity 8 (pyperf medians, one {kind} run)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main() -> None:
+    src = sys.argv[1] if len(sys.argv) > 1 else os.path.join(RESULTS, "latest.json")
+    with open(src) as f:
+        data = json.load(f)
+    with open(os.path.join(RESULTS, "latest.md"), "w") as f:
+        f.write(markdown(data))
+    chart(data, os.path.join(RESULTS, "chart.png"))
+
+
+if __name__ == "__main__":
+    main()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -212,3 +213,22 @@ def test_header_is_self_contained_c99(tmp_path: Path) -> None:
     src = tmp_path / "only_header.c"
     src.write_text('#include "fastqueue.h"\nint main(void) { return FQ_OK; }\n')
     _compile(cc, ["-std=c99", *STRICT, f"-I{INCLUDE}", "-c", str(src), "-o", str(tmp_path / "o.o")])
+
+
+def test_readme_c_example(tmp_path: Path) -> None:
+    """The C program in README.md compiles with the README's flags, runs and cleans up."""
+    cc = _require(CC)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```c\n(.*?)^```$", readme, re.M | re.S)
+    assert blocks, "README.md has no ```c block"
+    src = tmp_path / "hello.c"
+    src.write_text(blocks[0], encoding="utf-8")
+    exe = tmp_path / "hello"
+    _compile(cc, ["-std=c99", *STRICT, f"-I{INCLUDE}", str(src), "-o", str(exe), *_link_flags()])
+    proc = subprocess.run(
+        [str(exe)], capture_output=True, text=True, timeout=PROC_TIMEOUT_S, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.endswith(": hi\n"), proc.stdout
+    with pytest.raises(FileNotFoundError):
+        fastqueue.Queue("hello-c", create=False)

@@ -1,0 +1,58 @@
+//! A process that dies inside a put or a get does not wedge the queue: a waiter finds the slot's
+//! owner dead (its liveness lock is gone) and moves the slot forward. One test per binary file,
+//! because it forks.
+#![cfg(not(loom))]
+
+use fastqueue::{Queue, Status};
+use std::time::Duration;
+
+fn fork_and_die(f: impl FnOnce()) {
+    // SAFETY: the child only calls our library (no locks held across the fork by this
+    // single-test binary's main thread) and leaves with _exit, skipping every destructor.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        f();
+        // SAFETY: ends the child at once, like SIGKILL would: no Drop runs.
+        unsafe { libc::_exit(0) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(libc::WIFEXITED(status));
+}
+
+#[test]
+fn dead_writer_and_dead_reader_are_recovered_by_waiters() {
+    let name = format!("fq-rtest-crash-{}", std::process::id());
+    let q = Queue::create(&name, 16, 2, 0o600).unwrap();
+    let n = name.clone();
+    // The child claims a slot and dies before publishing it.
+    fork_and_die(move || {
+        let c = Queue::open(&n).unwrap();
+        c.claim_write(Some(Duration::ZERO)).unwrap();
+    });
+    q.put(b"survivor", Some(Duration::ZERO)).unwrap();
+    let mut buf = [0u8; 16];
+    // The get waits on the dead writer's slot, finds it dead, skips it, and gets the survivor.
+    let k = q.get(&mut buf, Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(&buf[..k], b"survivor");
+    // The child takes a message and dies while reading it; the queue is full behind it.
+    q.put(b"a", None).unwrap();
+    let n = name.clone();
+    fork_and_die(move || {
+        let c = Queue::open(&n).unwrap();
+        let mut needed = 0;
+        c.claim_read(u64::MAX, Some(Duration::ZERO), &mut needed)
+            .unwrap();
+    });
+    q.put(b"b", None).unwrap();
+    q.put(b"c", Some(Duration::from_secs(5))).unwrap();
+    let k = q.get(&mut buf, Some(Duration::ZERO)).unwrap();
+    assert_eq!(&buf[..k], b"b");
+    let k = q.get(&mut buf, Some(Duration::ZERO)).unwrap();
+    assert_eq!(&buf[..k], b"c");
+    assert_eq!(q.get(&mut buf, Some(Duration::ZERO)), Err(Status::Empty));
+    assert_eq!(q.stats().2, 2, "two recoveries counted");
+    Queue::unlink(&name).unwrap();
+}

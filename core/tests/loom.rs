@@ -1,0 +1,216 @@
+//! Loom model of the ring: every interleaving (up to a preemption bound) of 2 producers and
+//! 2 consumers at capacities 1 and 2, and of the recovery transitions racing live operations.
+//! Run with `RUSTFLAGS="--cfg loom" cargo test --release --test loom` (`just loom`).
+#![cfg(loom)]
+
+use fastqueue::layout::SlotHeader;
+use fastqueue::ring::{GetError, PutError, Ring};
+use loom::sync::atomic::AtomicU64;
+use loom::sync::Arc;
+use std::alloc::Layout;
+
+const MAX_MSG: u64 = 8;
+
+/// Counters and slots built from loom's atomics in one raw allocation, as a segment lays them out.
+struct Mem {
+    tail: AtomicU64,
+    head: AtomicU64,
+    base: *mut u8,
+    layout: Layout,
+    stride: usize,
+    capacity: u64,
+}
+
+// SAFETY: the raw slot memory is only reached through the ring (atomics and owned payloads).
+unsafe impl Send for Mem {}
+// SAFETY: as above.
+unsafe impl Sync for Mem {}
+
+impl Mem {
+    fn new(capacity: u64) -> Arc<Mem> {
+        let align = std::mem::align_of::<SlotHeader>().max(8);
+        let stride = (std::mem::size_of::<SlotHeader>() + MAX_MSG as usize).next_multiple_of(align);
+        let layout = Layout::from_size_align(stride * capacity as usize, align).unwrap();
+        // SAFETY: the layout has a non-zero size.
+        let base = unsafe { std::alloc::alloc_zeroed(layout) };
+        for i in 0..capacity as usize {
+            // SAFETY: slot i lies inside the allocation and is aligned for SlotHeader.
+            unsafe {
+                base.add(i * stride).cast::<SlotHeader>().write(SlotHeader {
+                    state: AtomicU64::new(0),
+                    len: AtomicU64::new(0),
+                })
+            };
+        }
+        Arc::new(Mem {
+            tail: AtomicU64::new(0),
+            head: AtomicU64::new(0),
+            base,
+            layout,
+            stride,
+            capacity,
+        })
+    }
+
+    fn ring(&self) -> Ring<'_> {
+        // SAFETY: `base` holds `capacity` initialised slots of `stride` bytes with MAX_MSG payload
+        // bytes each, alive as long as self.
+        unsafe {
+            Ring::new(
+                &self.tail,
+                &self.head,
+                self.base,
+                self.stride,
+                self.capacity,
+                MAX_MSG,
+            )
+        }
+    }
+}
+
+impl Drop for Mem {
+    fn drop(&mut self) {
+        for i in 0..self.capacity as usize {
+            // SAFETY: each slot header was written in `new` and is dropped once.
+            unsafe { std::ptr::drop_in_place(self.base.add(i * self.stride).cast::<SlotHeader>()) };
+        }
+        // SAFETY: allocated in `new` with this layout.
+        unsafe { std::alloc::dealloc(self.base, self.layout) };
+    }
+}
+
+fn put_until_done(m: &Mem, me: u32, v: u8) {
+    let r = m.ring();
+    loop {
+        match r.try_put(me, &[v; 3]) {
+            Ok(()) => return,
+            Err(PutError::Full(_)) => loom::thread::yield_now(),
+            Err(PutError::Corrupt) => panic!("corrupt"),
+        }
+    }
+}
+
+fn get_until_done(m: &Mem, me: u32) -> u8 {
+    let r = m.ring();
+    let mut buf = [0u8; MAX_MSG as usize];
+    let mut freed = false;
+    loop {
+        match r.try_get(me, &mut buf, &mut freed) {
+            Ok(n) => {
+                assert_eq!(n, 3);
+                assert!(buf[..3].iter().all(|&b| b == buf[0]), "torn message");
+                return buf[0];
+            }
+            Err(GetError::Empty(_)) => loom::thread::yield_now(),
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+}
+
+fn builder() -> loom::model::Builder {
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(2);
+    b.max_branches = 100_000;
+    b
+}
+
+fn two_producers_two_consumers(capacity: u64) {
+    builder().check(move || {
+        let m = Mem::new(capacity);
+        let mut threads = Vec::new();
+        for p in 0..2u8 {
+            let m = m.clone();
+            threads.push(loom::thread::spawn(move || {
+                put_until_done(&m, u32::from(p) + 1, p + 10);
+                0
+            }));
+        }
+        for c in 0..2u32 {
+            let m = m.clone();
+            threads.push(loom::thread::spawn(move || get_until_done(&m, c + 5)));
+        }
+        let mut got: Vec<u8> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        got.sort_unstable();
+        assert_eq!(got, vec![0, 0, 10, 11], "lost or duplicated message");
+        assert_eq!(m.ring().len(), 0);
+    });
+}
+
+#[test]
+fn mpmc_2p2c_capacity_1() {
+    two_producers_two_consumers(1);
+}
+
+#[test]
+fn mpmc_2p2c_capacity_2() {
+    two_producers_two_consumers(2);
+}
+
+/// A producer claims a slot and dies; a recoverer moves it to ABANDONED while a live producer
+/// and a consumer run: the consumer gets exactly the live message, never the dead one's.
+#[test]
+fn dead_writer_recovery_races_live_operations() {
+    for capacity in [1u64, 2] {
+        builder().check(move || {
+            let m = Mem::new(capacity);
+            let dead = m.ring().try_claim_write(9).unwrap();
+            let m1 = m.clone();
+            let recoverer = loom::thread::spawn(move || {
+                let r = m1.ring();
+                let mut freed = false;
+                loop {
+                    match r.try_claim_read(7, MAX_MSG, &mut freed) {
+                        Err(GetError::Empty(b)) if b.owner() == Some(9) => {
+                            assert!(r.recover(b.pos, b.state, |k| k == 9));
+                            return;
+                        }
+                        Err(GetError::Empty(_)) => loom::thread::yield_now(),
+                        other => panic!("recoverer saw {other:?}"),
+                    }
+                }
+            });
+            let m2 = m.clone();
+            let producer = loom::thread::spawn(move || put_until_done(&m2, 1, 42));
+            recoverer.join().unwrap();
+            let got = get_until_done(&m, 5);
+            producer.join().unwrap();
+            assert_eq!(got, 42);
+            assert!(
+                !m.ring().publish(dead, 3, 9),
+                "a recovered claim cannot publish"
+            );
+            assert_eq!(m.ring().len(), 0);
+        });
+    }
+}
+
+/// A consumer claims a message and dies; recovery frees the slot for a producer waiting on it.
+#[test]
+fn dead_reader_recovery_frees_the_slot() {
+    builder().check(|| {
+        let m = Mem::new(1);
+        m.ring().try_put(1, &[7; 3]).unwrap();
+        let mut freed = false;
+        let _claim = m.ring().try_claim_read(9, MAX_MSG, &mut freed).unwrap();
+        let m1 = m.clone();
+        let recoverer = loom::thread::spawn(move || {
+            let r = m1.ring();
+            loop {
+                match r.try_claim_write(2) {
+                    Err(PutError::Full(b)) if b.owner() == Some(9) => {
+                        if r.recover(b.pos, b.state, |k| k == 9) {
+                            return;
+                        }
+                    }
+                    Err(PutError::Full(_)) => loom::thread::yield_now(),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        });
+        let m2 = m.clone();
+        let producer = loom::thread::spawn(move || put_until_done(&m2, 1, 8));
+        recoverer.join().unwrap();
+        producer.join().unwrap();
+        assert_eq!(get_until_done(&m, 5), 8);
+    });
+}

@@ -1,0 +1,223 @@
+//! The queue on real shared memory: create/open/unlink rules, validation of hostile segments,
+//! blocking with wake-ups and timeouts, zero-copy claims, and release of a closed handle's claims.
+#![cfg(not(loom))]
+
+use fastqueue::{Queue, Status};
+use std::time::{Duration, Instant};
+
+const NOW: Option<Duration> = Some(Duration::ZERO);
+
+/// A unique segment name, unlinked on drop even if the test fails.
+struct Name(String);
+
+impl Name {
+    fn new(tag: &str) -> Name {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        Name(format!(
+            "fq-rtest-{}-{}-{}",
+            tag,
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ))
+    }
+}
+
+impl Drop for Name {
+    fn drop(&mut self) {
+        let _ = Queue::unlink(&self.0);
+    }
+}
+
+#[test]
+fn create_open_unlink_rules() {
+    let n = Name::new("rules");
+    assert_eq!(Queue::open(&n.0).err(), Some(Status::NotFound));
+    let q = Queue::create(&n.0, 32, 3, 0o600).unwrap();
+    assert_eq!(
+        Queue::create(&n.0, 32, 3, 0o600).err(),
+        Some(Status::Exists)
+    );
+    let slash = format!("/{}", n.0);
+    let p = Queue::open(&slash).unwrap();
+    assert_eq!((p.capacity(), p.max_msg()), (3, 32));
+    assert_ne!(p.participant_id(), q.participant_id());
+    for bad in ["", "/", "a/b", "//x", &"x".repeat(251)] {
+        assert_eq!(
+            Queue::create(bad, 1, 1, 0o600).err(),
+            Some(Status::Invalid),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(
+        Queue::create("fq-zero", 0, 1, 0o600).err(),
+        Some(Status::Invalid)
+    );
+    assert_eq!(
+        Queue::create("fq-zero", 1, 0, 0o600).err(),
+        Some(Status::Invalid)
+    );
+    Queue::unlink(&n.0).unwrap();
+    // Mappings stay valid after unlink.
+    q.put(b"still here", NOW).unwrap();
+    let mut buf = [0u8; 32];
+    assert_eq!(p.get(&mut buf, NOW), Ok(10));
+    assert_eq!(Queue::unlink(&n.0), Err(Status::NotFound));
+}
+
+#[test]
+fn mode_is_applied_exactly() {
+    use std::os::unix::fs::PermissionsExt;
+    let n = Name::new("mode");
+    let _q = Queue::create(&n.0, 8, 1, 0o640).unwrap();
+    let meta = std::fs::metadata(format!("/dev/shm/{}", n.0)).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+}
+
+fn write_segment(name: &str, bytes: &[u8]) {
+    std::fs::write(format!("/dev/shm/{name}"), bytes).unwrap();
+}
+
+#[test]
+fn hostile_segments_are_refused_with_a_status() {
+    let n = Name::new("hostile");
+    // Foreign content.
+    write_segment(&n.0, &[0xAB; 4096]);
+    assert_eq!(Queue::open(&n.0).err(), Some(Status::BadSegment));
+    // Truncated below a header.
+    write_segment(&n.0, b"FASTQUE1");
+    assert_eq!(Queue::open(&n.0).err(), Some(Status::BadSegment));
+    // Never finished (magic 0).
+    write_segment(&n.0, &[0; 4096]);
+    assert_eq!(Queue::open(&n.0).err(), Some(Status::NotReady));
+    // A real segment, then damaged field by field.
+    let good = {
+        let m = Name::new("good");
+        let _q = Queue::create(&m.0, 64, 4, 0o600).unwrap();
+        std::fs::read(format!("/dev/shm/{}", m.0)).unwrap()
+    };
+    write_segment(&n.0, &good);
+    Queue::open(&n.0).unwrap();
+    let mut v = good.clone();
+    v[8] = 99; // layout_version
+    write_segment(&n.0, &v);
+    assert_eq!(Queue::open(&n.0).err(), Some(Status::Version));
+    for (offset, what) in [
+        (16, "capacity"),
+        (24, "max_msg"),
+        (32, "stride"),
+        (56, "total"),
+    ] {
+        let mut v = good.clone();
+        v[offset + 5] ^= 0x40;
+        write_segment(&n.0, &v);
+        assert_eq!(Queue::open(&n.0).err(), Some(Status::BadSegment), "{what}");
+    }
+    // Truncated after the header: the slots would lie outside the file.
+    write_segment(&n.0, &good[..good.len() - 64]);
+    assert_eq!(Queue::open(&n.0).err(), Some(Status::BadSegment));
+}
+
+#[test]
+fn blocked_get_is_woken_by_a_put_and_blocked_put_by_a_get() {
+    let n = Name::new("wake");
+    let q = Queue::create(&n.0, 8, 1, 0o600).unwrap();
+    std::thread::scope(|s| {
+        let t = s.spawn(|| {
+            let c = Queue::open(&n.0).unwrap();
+            let mut buf = [0u8; 8];
+            let mut got = Vec::new();
+            for _ in 0..3 {
+                let k = c.get(&mut buf, None).unwrap();
+                got.push(buf[..k].to_vec());
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            got
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        for m in [b"one".as_slice(), b"two", b"three"] {
+            q.put(m, None).unwrap(); // the second and third block on a full queue
+        }
+        assert_eq!(
+            t.join().unwrap(),
+            vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]
+        );
+    });
+}
+
+#[test]
+fn timeouts_wait_at_least_as_long_as_asked() {
+    let n = Name::new("timeout");
+    let q = Queue::create(&n.0, 8, 1, 0o600).unwrap();
+    let mut buf = [0u8; 8];
+    let t0 = Instant::now();
+    assert_eq!(
+        q.get(&mut buf, Some(Duration::from_millis(30))),
+        Err(Status::Empty)
+    );
+    assert!(t0.elapsed() >= Duration::from_millis(30));
+    q.put(b"x", NOW).unwrap();
+    let t0 = Instant::now();
+    assert_eq!(
+        q.put(b"y", Some(Duration::from_millis(30))),
+        Err(Status::Full)
+    );
+    assert!(t0.elapsed() >= Duration::from_millis(30));
+    assert_eq!(q.put(b"y", NOW), Err(Status::Full));
+    assert_eq!(q.put(&[0; 9], NOW), Err(Status::TooBig));
+    assert_eq!(q.len(), 1);
+    let (full_hits, empty_hits, _, _) = q.stats();
+    assert!(full_hits >= 2 && empty_hits >= 1);
+}
+
+#[test]
+fn zero_copy_claims_and_a_closed_handles_open_claims() {
+    let n = Name::new("zc");
+    let q = Queue::create(&n.0, 16, 2, 0o600).unwrap();
+    let tok = q.claim_write(NOW).unwrap();
+    // SAFETY: we hold the claim; the payload has 16 bytes.
+    unsafe { std::ptr::copy_nonoverlapping(b"zero-copy".as_ptr(), q.payload(tok), 9) };
+    assert_eq!(q.commit_write(tok, 17), Err(Status::TooBig));
+    q.commit_write(tok, 9).unwrap();
+    assert_eq!(
+        q.commit_write(tok, 9),
+        Err(Status::Invalid),
+        "a token commits once"
+    );
+    let mut needed = 0;
+    let c = q.claim_read(u64::MAX, NOW, &mut needed).unwrap();
+    // SAFETY: we hold the read claim on c.len bytes.
+    let got = unsafe { std::slice::from_raw_parts(q.payload(c.pos), c.len as usize) }.to_vec();
+    assert_eq!(got, b"zero-copy");
+    q.release_read(c.pos).unwrap();
+    // A second handle claims a slot and a message, then closes without finishing either.
+    q.put(b"kept?", NOW).unwrap();
+    {
+        let other = Queue::open(&n.0).unwrap();
+        let _r = other.claim_read(u64::MAX, NOW, &mut needed).unwrap();
+        let _w = other.claim_write(NOW).unwrap();
+    }
+    // Neither claim wedges the queue: the read message died with its reader, the write is skipped.
+    q.put(b"after", NOW).unwrap();
+    let mut buf = [0u8; 16];
+    let k = q.get(&mut buf, NOW).unwrap();
+    assert_eq!(&buf[..k], b"after");
+    assert_eq!(q.get(&mut buf, NOW), Err(Status::Empty));
+    assert!(q.stats().2 >= 2, "recoveries counted");
+}
+
+#[test]
+fn small_buffer_reports_the_needed_size() {
+    let n = Name::new("buf");
+    let q = Queue::create(&n.0, 64, 2, 0o600).unwrap();
+    q.put(&[7; 40], NOW).unwrap();
+    let mut small = [0u8; 10];
+    let mut needed = 0;
+    assert_eq!(
+        q.get_sized(&mut small, NOW, &mut needed),
+        Err(Status::Buffer)
+    );
+    assert_eq!(needed, 40);
+    let mut buf = [0u8; 64];
+    assert_eq!(q.get(&mut buf, NOW), Ok(40));
+}

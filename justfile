@@ -23,9 +23,12 @@ build:
     cargo build --release -p fastqueue
 
 # Install fastqueue editable plus the dev tools (Python edits are live; rerun after Rust edits).
-dev:
+dev: (_install ".[dev]")
+
+# Editable install of fastqueue (built by maturin from core/) into the active Python.
+_install target=".":
     {{pip}} install -q {{build_tools}}
-    {{pip}} install -q --no-build-isolation -e ".[dev]"
+    {{pip}} install -q --no-build-isolation -e "{{target}}"
     @{{python}} -c 'import fastqueue, fastqueue._ffi as f; print("fastqueue", fastqueue.__version__, "uses", f.library_path())'
 
 # Run every test: the Rust tests, then pytest (unit, property, cross-process, C interop, doctests).
@@ -48,7 +51,7 @@ fmt:
     {{python}} -m ruff format .
 
 # Race fastqueue against multiprocessing.Queue across processes and print a table.
-demo: dev
+demo: _install
     {{python}} -m fastqueue demo
 
 # Build the wheel into dist/ (py3-none-<platform>: one wheel for every Python 3.9+ and PyPy).

@@ -74,12 +74,17 @@ c-examples: build
     @echo "built target/examples/producer and target/examples/consumer"
 
 # The benchmarks (pyperf, side by side with the peers); results in perf/results/.
-bench: dev
+bench: _install _bench-deps
     {{python}} perf/run.py
 
 # A quick, rough run of the benchmarks.
-bench-quick: dev
+bench-quick: _install _bench-deps
     {{python}} perf/run.py --quick
+
+# pyperf and the peers measured against (perf/requirements.txt).
+_bench-deps:
+    {{pip}} install -q -r perf/requirements.txt || \
+        echo "warning: not every benchmark requirement installed; missing peers are reported as n/a" >&2
 
 # Remove queue segments leaked by crashed runs (/dev/shm/fq-*). Only do this when nothing runs.
 clean-shm:

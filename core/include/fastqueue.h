@@ -139,6 +139,22 @@ uint64_t fq_max_msg(const fq_queue *q);
 /** Approximate number of messages in the queue (exact when nothing runs concurrently). */
 uint64_t fq_size(const fq_queue *q);
 
+/** Indices of the counters fq_stats() reports. */
+#define FQ_STAT_PUTS 0          /* messages ever claimed by puts (the enqueue counter) */
+#define FQ_STAT_GETS 1          /* messages ever claimed or skipped by gets (the dequeue counter) */
+#define FQ_STAT_FULL_HITS 2     /* puts that found the queue full (once per call) */
+#define FQ_STAT_EMPTY_HITS 3    /* gets that found the queue empty (once per call) */
+#define FQ_STAT_RECOVERIES 4    /* slots taken back from processes that died (or closed) mid-operation */
+#define FQ_STAT_RECLAIMED 5     /* participant entries of dead processes reused */
+#define FQ_STAT_DEPTH 6         /* messages queued now (approximate under concurrency) */
+#define FQ_STAT_COUNT 7
+
+/**
+ * Copies up to `n` counters (indices FQ_STAT_*) kept in the segment into out[0..n). Counters
+ * beyond FQ_STAT_COUNT are set to 0. Returns FQ_OK or FQ_ERR_NULL.
+ */
+int32_t fq_stats(const fq_queue *q, uint64_t *out, uint32_t n);
+
 /**
  * Copies `len` bytes from `data` into the queue as one message. Blocks while the queue is full,
  * as `timeout_ns` allows. Returns FQ_OK, FQ_FULL, FQ_ERR_NULL, or FQ_ERR_TOO_BIG.

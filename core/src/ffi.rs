@@ -200,6 +200,27 @@ pub unsafe extern "C" fn fq_size(q: *const fq_queue) -> u64 {
     unsafe { queue(q) }.map_or(0, Queue::len)
 }
 
+/// Counters kept in the segment.
+///
+/// # Safety
+/// `q` is NULL or a live handle; `out` is NULL or valid for writing `n` u64s.
+#[no_mangle]
+pub unsafe extern "C" fn fq_stats(q: *const fq_queue, out: *mut u64, n: u32) -> i32 {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let q = unsafe { queue(q) }?;
+        if out.is_null() && n > 0 {
+            return Err(Status::Null);
+        }
+        let stats = q.stats();
+        for i in 0..n as usize {
+            // SAFETY: out is valid for n writes per the contract.
+            unsafe { out.add(i).write(stats.get(i).copied().unwrap_or(0)) };
+        }
+        Ok(())
+    })
+}
+
 /// Copies a message into the queue.
 ///
 /// # Safety

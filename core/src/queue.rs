@@ -417,17 +417,22 @@ impl Queue {
         Ok(c.len as usize)
     }
 
-    /// Slow-path statistics: `(full_hits, empty_hits, recoveries, reclaimed_participants)`.
-    pub fn stats(&self) -> (u64, u64, u64, u64) {
-        let s = &self.header().stats.0;
+    /// Counters kept in the segment, indexed as `FQ_STAT_*` in the C header: puts, gets,
+    /// full hits, empty hits, recoveries, reclaimed participants, depth.
+    pub fn stats(&self) -> [u64; 7] {
+        let h = self.header();
+        let s = &h.stats.0;
         // ORDERING: Relaxed: statistics only.
         let ld = |a: &crate::sync::AtomicU64| a.load(Ordering::Relaxed);
-        (
+        [
+            ld(&h.tail.0),
+            ld(&h.head.0),
             ld(&s.full_hits),
             ld(&s.empty_hits),
             ld(&s.recoveries),
             ld(&s.reclaimed_participants),
-        )
+            self.len(),
+        ]
     }
 }
 

@@ -166,7 +166,7 @@ fn timeouts_wait_at_least_as_long_as_asked() {
     assert_eq!(q.put(b"y", NOW), Err(Status::Full));
     assert_eq!(q.put(&[0; 9], NOW), Err(Status::TooBig));
     assert_eq!(q.len(), 1);
-    let (full_hits, empty_hits, _, _) = q.stats();
+    let [_, _, full_hits, empty_hits, ..] = q.stats();
     assert!(full_hits >= 2 && empty_hits >= 1);
 }
 
@@ -203,7 +203,7 @@ fn zero_copy_claims_and_a_closed_handles_open_claims() {
     let k = q.get(&mut buf, NOW).unwrap();
     assert_eq!(&buf[..k], b"after");
     assert_eq!(q.get(&mut buf, NOW), Err(Status::Empty));
-    assert!(q.stats().2 >= 2, "recoveries counted");
+    assert!(q.stats()[4] >= 2, "recoveries counted");
 }
 
 #[test]

@@ -463,7 +463,12 @@ class Queue:
         return (Queue, (self._name, self._element_size, self._maxsize, False))
 
     def __repr__(self) -> str:
-        state = "closed" if self._h is None else ("owner" if self._owner_pid else "attached")
+        if self._h is None:
+            state = "closed"
+        elif self._owner_pid == os.getpid():
+            state = "owner"  # this handle created the queue and removes its name on close
+        else:
+            state = "attached"
         return (
             f"<fastqueue.Queue {self._name!r} element_size={self._element_size} "
             f"maxsize={self._maxsize} {state}>"

@@ -659,6 +659,29 @@ def test_qsize_len_empty_full_bool(qname: NameFactory) -> None:
         assert q.empty() and not a and len(a) == 0
 
 
+def test_stats_count_operations_of_every_handle(qname: NameFactory) -> None:
+    name = qname()
+    with Queue(name, element_size=8, capacity=2) as q, Queue(name, create=False) as a:
+        assert set(q.stats()) == {
+            "puts",
+            "gets",
+            "full_hits",
+            "empty_hits",
+            "recoveries",
+            "reclaimed",
+            "depth",
+        }
+        q.put(b"1")
+        a.put(b"2")
+        with pytest.raises(Full):
+            a.put_nowait(b"3")
+        assert q.get() == b"1"
+        s = a.stats()
+        assert (s["puts"], s["gets"], s["full_hits"], s["depth"]) == (2, 1, 1, 1)
+        assert q.stats() == s
+        assert s["recoveries"] == 0
+
+
 # ------------------------------------------------------------------------------ closing
 
 
@@ -677,6 +700,7 @@ CLOSED_OPS: dict[str, Callable[[Queue], object]] = {
     "full": lambda q: q.full(),
     "unlink": lambda q: q.unlink(),
     "pickle": pickle.dumps,
+    "stats": lambda q: q.stats(),
 }
 
 

@@ -50,6 +50,7 @@ __all__ = [
     "NATIVE_DIR",
     "NATIVE_PATTERNS",
     "OK",
+    "STAT_NAMES",
     "Handle",
     "as_c_buffer",
     "create",
@@ -97,6 +98,9 @@ ERR_NOT_READY: Final = -11
 ERR_TOO_MANY: Final = -12
 ERR_OS: Final = -13
 ERR_INTERNAL: Final = -14
+
+#: Names of the counters fq_stats() reports, in FQ_STAT_* index order.
+STAT_NAMES: Final = ("puts", "gets", "full_hits", "empty_hits", "recoveries", "reclaimed", "depth")
 
 
 def _find_library() -> Path:
@@ -176,6 +180,7 @@ _fq_unlink = _declare("fq_unlink", c_int32, c_char_p)
 _fq_capacity = _declare("fq_capacity", c_uint64, c_void_p)
 _fq_max_msg = _declare("fq_max_msg", c_uint64, c_void_p)
 _fq_size = _declare("fq_size", c_uint64, c_void_p)
+_fq_stats = _declare("fq_stats", c_int32, c_void_p, _u64p, c_uint32)
 _fq_put = _declare("fq_put", c_int32, c_void_p, c_void_p, c_uint64, c_int64)
 _fq_get = _declare("fq_get", c_int32, c_void_p, c_void_p, c_uint64, _u64p, c_int64)
 _fq_write_begin = _declare("fq_write_begin", c_int32, c_void_p, _voidpp, _u64p, c_int64)
@@ -282,6 +287,12 @@ class Handle:
     def size(self) -> int:
         """Approximate number of queued messages."""
         return int(_fq_size(self._ptr))
+
+    def stats(self) -> tuple[int, ...]:
+        """The segment's counters (fq_stats), in STAT_NAMES order."""
+        out = (c_uint64 * len(STAT_NAMES))()
+        _fq_stats(self._ptr, out, len(STAT_NAMES))
+        return tuple(int(v) for v in out)
 
     def take_scratch(self) -> tuple[ctypes.Array[ctypes.c_char], c_uint64]:
         """A (max_msg-byte buffer, c_uint64) pair for one get; give it back with give_scratch."""

@@ -398,6 +398,25 @@ class Queue:
         """True if the queue holds ``maxsize`` messages (approximate while others are busy)."""
         return self.qsize() >= self._maxsize
 
+    def stats(self) -> dict[str, int]:
+        """Counters kept in the segment since its creation, shared by every attached process.
+
+        ``puts`` / ``gets``: messages ever claimed by puts / taken or skipped by gets;
+        ``full_hits`` / ``empty_hits``: calls that found the queue full / empty; ``recoveries``:
+        slots taken back from processes that died mid-operation; ``reclaimed``: participant
+        entries of dead processes reused; ``depth``: messages queued now.
+
+        >>> with Queue(element_size=8, capacity=2) as q:
+        ...     q.put(b"a"); q.put(b"b"); _ = q.get()
+        ...     s = q.stats()
+        ...     s["puts"], s["gets"], s["depth"]
+        (2, 1, 1)
+        """
+        h = self._h
+        if h is None:
+            raise self._closed_error()
+        return dict(zip(_ffi.STAT_NAMES, h.stats()))
+
     def __len__(self) -> int:
         return self.qsize()
 

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 TIMEOUT_S = 120
+
+
+def _env_with_checkout() -> dict[str, str]:
+    """The environment for a child Python that imports this checkout's package (py/)."""
+    py_dir = str(Path(__file__).resolve().parent.parent / "py")
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": py_dir if not path else py_dir + os.pathsep + path}
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -15,6 +24,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=TIMEOUT_S,
         stdin=subprocess.DEVNULL,
+        env=_env_with_checkout(),
         check=False,
     )
 

@@ -85,7 +85,17 @@ def run_sub(cmd: list[str], timeout: float) -> tuple[int, str, str]:
 
 
 def last_line(text: str) -> str:
-    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    """The most telling line of a failed subprocess's stderr: its last exception line.
+
+    pyperf ends with "RuntimeError: <python> failed with exit code 1" when a worker fails; the
+    worker's own traceback is above that, so skip it."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if "failed with exit code" in ln:
+            continue
+        head = ln.split(":", 1)[0]
+        if head.endswith(("Error", "Exception", "Exit", "Interrupt")) or "timed out" in ln:
+            return ln[:300]
     return lines[-1][:300] if lines else "no output"
 
 

@@ -251,6 +251,11 @@ def as_c_buffer(item: object) -> tuple[object, int]:
         return (ctypes.c_char * n).from_buffer(view.cast("B")), n
 
 
+#: A receive buffer of max_msg bytes, the c_uint64 that receives a message's length, and the
+#: buffer's address.
+_Scratch = tuple["ctypes.Array[ctypes.c_char]", c_uint64, int]
+
+
 class Handle:
     """One attached fq_queue* and the per-handle scratch objects its calls reuse.
 
@@ -279,10 +284,10 @@ class Handle:
         self.put: functools.partial[int] = functools.partial(_fq_put, ptr)
         #: get_into(buf, cap, len_out, timeout_ns) -> status
         self.get_into: functools.partial[int] = functools.partial(_fq_get, ptr)
-        # Pool of (receive buffer, length out-param) pairs. list.pop()/append() are atomic
-        # under the GIL, so threads sharing this handle never share a buffer; a single thread
-        # reuses one pair forever.
-        self._free: list[tuple[ctypes.Array[ctypes.c_char], c_uint64]] = []
+        # Pool of (receive buffer, length out-param, buffer address). list.pop()/append() are
+        # atomic under the GIL, so threads sharing this handle never share a buffer; a single
+        # thread reuses one entry forever.
+        self._free: list[_Scratch] = []
 
     def size(self) -> int:
         """Approximate number of queued messages."""
@@ -294,30 +299,28 @@ class Handle:
         _fq_stats(self._ptr, out, len(STAT_NAMES))
         return tuple(int(v) for v in out)
 
-    def take_scratch(self) -> tuple[ctypes.Array[ctypes.c_char], c_uint64]:
-        """A (max_msg-byte buffer, c_uint64) pair for one get; give it back with give_scratch."""
+    def _new_scratch(self) -> _Scratch:
+        buf = ctypes.create_string_buffer(self.max_msg)
+        return buf, c_uint64(0), ctypes.addressof(buf)
+
+    def get(self, timeout_ns: int) -> bytes | int:
+        """One fq_get: the message as bytes, or the status (EMPTY, or an error) as an int."""
+        free = self._free
         try:
-            return self._free.pop()
+            scratch = free.pop()
         except IndexError:
-            return ctypes.create_string_buffer(self.max_msg), c_uint64(0)
-
-    def give_scratch(self, scratch: tuple[ctypes.Array[ctypes.c_char], c_uint64]) -> None:
-        """Returns a pair from take_scratch to the pool."""
-        self._free.append(scratch)
-
-    def get(self, timeout_ns: int) -> tuple[int, bytes | int]:
-        """One fq_get. Returns (OK, message) or (status, needed length for ERR_BUFFER / 0)."""
-        scratch = self.take_scratch()
-        buf, length = scratch
-        status = int(self.get_into(buf, self.max_msg, length, timeout_ns))
+            scratch = self._new_scratch()
+        buf, length, address = scratch
+        # The buffer goes as its address (an int converts faster than a ctypes array).
+        status = self.get_into(address, self.max_msg, length, timeout_ns)
         if status == OK:
             # One copy out of the receive buffer: slicing a c_char array makes a bytes object
             # (typeshed says list; ~5x faster than ctypes.string_at).
             data: bytes = buf[: length.value]  # type: ignore[assignment]
-            self._free.append(scratch)
-            return OK, data
-        self._free.append(scratch)
-        return status, int(length.value)
+            free.append(scratch)
+            return data
+        free.append(scratch)
+        return int(status)
 
     def reattach_after_fork(self) -> None:
         """In a child after fork(): switch to a handle of this process's own (fq_clone), so that

@@ -295,10 +295,7 @@ class Queue:
         else:
             data, n = _ffi.as_c_buffer(item)
         if n > h.max_msg:
-            raise MessageTooBigError(
-                f"message of {n} bytes is longer than queue {self._name!r}'s element_size of "
-                f"{h.max_msg} bytes"
-            )
+            raise self._too_big(n)
         if not block:
             status = h.put(data, n, 0)
         elif timeout is None:
@@ -320,13 +317,35 @@ class Queue:
                         raise self._closed_error()
                     status = h.put(data, n, _slice(remaining))
         if status != _OK:
-            if status == _FULL:
-                raise Full
-            raise error_from_status(status, f"Queue({self._name!r}).put", self._name)
+            raise self._put_error(status)
 
     def put_nowait(self, item: Buffer) -> None:
         """``put(item, block=False)``: raises :class:`~fastqueue.Full` at once when full."""
-        self.put(item, False)
+        # put's non-blocking path, inlined: this is a hot call.
+        h = self._h
+        if h is None:
+            raise self._closed_error()
+        if type(item) is bytes:
+            data: object = item
+            n = len(item)
+        else:
+            data, n = _ffi.as_c_buffer(item)
+        if n > h.max_msg:
+            raise self._too_big(n)
+        status = h.put(data, n, 0)
+        if status != _OK:
+            raise self._put_error(status)
+
+    def _too_big(self, n: int) -> MessageTooBigError:
+        return MessageTooBigError(
+            f"message of {n} bytes is longer than queue {self._name!r}'s element_size of "
+            f"{self._element_size} bytes"
+        )
+
+    def _put_error(self, status: int) -> Exception:
+        if status == _FULL:
+            return Full()
+        return error_from_status(status, f"Queue({self._name!r}).put", self._name)
 
     def get(self, block: bool = True, timeout: float | None = None) -> bytes:
         """Removes and returns the oldest message, as bytes.
@@ -345,35 +364,45 @@ class Queue:
         h = self._h
         if h is None:
             raise self._closed_error()
+        # h.get returns the message (bytes) or a status (int): EMPTY or an error.
         if not block:
-            status, data = h.get(0)
+            result = h.get(0)
         elif timeout is None:
-            status, data = h.get(_SLICE_NS)
-            while status == _EMPTY:
+            result = h.get(_SLICE_NS)
+            while result == _EMPTY:
                 if self._h is not h:
                     raise self._closed_error()
-                status, data = h.get(_SLICE_NS)
+                result = h.get(_SLICE_NS)
         else:
             t = _check_timeout(timeout)
-            status, data = h.get(0)
-            if status == _EMPTY and t > 0.0:
+            result = h.get(0)
+            if result == _EMPTY and t > 0.0:
                 deadline = time.monotonic() + t
-                while status == _EMPTY:
+                while result == _EMPTY:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0.0:
                         break
                     if self._h is not h:
                         raise self._closed_error()
-                    status, data = h.get(_slice(remaining))
-        if status == _OK:
-            return data  # type: ignore[return-value]  # bytes when status is OK
-        if status == _EMPTY:
-            raise Empty
-        raise error_from_status(status, f"Queue({self._name!r}).get", self._name)
+                    result = h.get(_slice(remaining))
+        if type(result) is bytes:
+            return result
+        raise self._get_error(result)
 
     def get_nowait(self) -> bytes:
         """``get(block=False)``: raises :class:`~fastqueue.Empty` at once if there is no message."""
-        return self.get(False)
+        h = self._h  # get's non-blocking path, inlined: this is a hot call.
+        if h is None:
+            raise self._closed_error()
+        result = h.get(0)
+        if type(result) is bytes:
+            return result
+        raise self._get_error(result)
+
+    def _get_error(self, status: bytes | int) -> Exception:
+        if status == _EMPTY:
+            return Empty()
+        return error_from_status(int(status), f"Queue({self._name!r}).get", self._name)
 
     # ------------------------------------------------------------------------------ size
 

@@ -234,3 +234,37 @@ def test_open_queue_at_interpreter_exit_is_unlinked_quietly(qname: NameFactory) 
     assert out.stderr == ""  # no "Exception ignored in __del__"
     for name in names:
         assert not (Path("/dev/shm") / name).exists()
+
+
+@pytest.mark.timeout(180)
+def test_too_many_handles_is_too_many_attached_error(qname: NameFactory) -> None:
+    """Attaching past the participant table's size fails cleanly; closing a handle frees its
+    entry. Runs in a child whose descriptor limit can be raised (every handle holds one)."""
+    name = qname()
+    script = textwrap.dedent(
+        f"""
+        import resource, fastqueue
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = 4096 if hard == resource.RLIM_INFINITY else min(hard, 4096)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), hard))
+        with fastqueue.Queue({name!r}, element_size=8, capacity=2) as q:
+            handles = []
+            try:
+                while len(handles) < want - 100:
+                    handles.append(fastqueue.Queue({name!r}, create=False))
+            except fastqueue.TooManyAttachedError as exc:
+                assert {name!r} in str(exc) and "close unused handles" in str(exc), str(exc)
+                print("refused after", len(handles))
+            handles.pop().close()
+            handles.append(fastqueue.Queue({name!r}, create=False))  # the entry was freed
+            q.put(b"works")
+            assert handles[-1].get() == b"works"
+            for h in handles:
+                h.close()
+        """
+    )
+    out = run_python(script)
+    assert out.returncode == 0, out.stderr
+    if not out.stdout.startswith("refused after"):
+        pytest.skip(f"descriptor limit too low to fill the participant table: {out.stdout}")
+    assert int(out.stdout.split()[-1]) > 100

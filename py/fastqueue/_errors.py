@@ -171,8 +171,8 @@ _TABLE: Final[dict[int, tuple[type[FastQueueError], int | None, str]]] = {
     _ffi.ERR_TOO_MANY: (
         TooManyAttachedError,
         None,
-        "{op}: too many processes have queue {name!r} open (its participant table is full); "
-        "close unused handles and retry",
+        "{op}: too many handles (in all processes) have queue {name!r} open (its participant "
+        "table is full); close unused handles and retry",
     ),
     _ffi.ERR_OS: (
         QueueOSError,

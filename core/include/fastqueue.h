@@ -8,9 +8,9 @@
  *
  * General rules (they hold for every function unless its comment says otherwise):
  *
- *  - Status: functions return an int32_t status. FQ_OK (0) is success; FQ_EMPTY and FQ_FULL (> 0)
- *    are the ordinary "nothing to do" outcomes of a non-blocking or timed-out call; every negative
- *    value is an error. fq_status_str() turns any status into a static English sentence.
+ *  - Status: functions return an int32_t status. FQ_OK (0) is success; FQ_EMPTY, FQ_FULL,
+ *    FQ_SHUTDOWN and FQ_TIMEOUT (> 0) are ordinary outcomes (nothing to do, or the queue was shut
+ *    down); every negative value is an error. fq_status_str() turns any status into a static English sentence.
  *  - NULL: every pointer argument is checked; NULL where a pointer is required gives FQ_ERR_NULL.
  *    `data` may be NULL when `len` is 0.
  *  - Timeouts: `timeout_ns` < 0 waits forever, 0 never waits (try once), > 0 waits at most that
@@ -51,6 +51,11 @@ extern "C" {
 #define FQ_EMPTY 1
 /** A put found no free slot within its timeout (or at once, for timeout 0). Nothing changed. */
 #define FQ_FULL 2
+/** The queue was shut down (fq_shutdown): puts fail at once; gets fail once it is drained (at
+ *  once after an immediate shutdown). */
+#define FQ_SHUTDOWN 3
+/** fq_join: not every task was done within the timeout. */
+#define FQ_TIMEOUT 4
 
 /** A required pointer argument was NULL. */
 #define FQ_ERR_NULL (-1)
@@ -147,7 +152,14 @@ uint64_t fq_size(const fq_queue *q);
 #define FQ_STAT_RECOVERIES 4    /* slots taken back from processes that died (or closed) mid-operation */
 #define FQ_STAT_RECLAIMED 5     /* participant entries of dead processes reused */
 #define FQ_STAT_DEPTH 6         /* messages queued now (approximate under concurrency) */
-#define FQ_STAT_COUNT 7
+#define FQ_STAT_SKIPPED 7       /* abandoned slots (aborted writes, dead writers) skipped by gets */
+#define FQ_STAT_LOST 8          /* messages that died with the consumer reading them */
+#define FQ_STAT_TASKS_DONE 9    /* fq_task_done() total */
+#define FQ_STAT_UNFINISHED 10   /* puts not yet marked done (nor skipped or lost) */
+#define FQ_STAT_CREATOR_PID 11  /* process id of the creator (informational) */
+#define FQ_STAT_SEGMENT_SIZE 12 /* size of the segment in bytes */
+#define FQ_STAT_SHUTDOWN 13     /* 0 open, 1 shut down, 2 shut down immediately */
+#define FQ_STAT_COUNT 14
 
 /**
  * Copies up to `n` counters (indices FQ_STAT_*) kept in the segment into out[0..n). Counters
@@ -194,6 +206,56 @@ int32_t fq_read_begin(fq_queue *q, const void **data, uint64_t *len, uint64_t *t
 
 /** Zero-copy read, step 2: returns the slot to producers. The lent memory must not be used after. */
 int32_t fq_read_end(fq_queue *q, uint64_t token);
+
+/**
+ * Puts `count` messages laid out back to back in `data`, the i-th `lens[i]` bytes long, one
+ * after another (messages of other producers may land between them: a batch is not atomic),
+ * blocking as `timeout_ns` allows for the whole batch. *done is the number put, also on failure
+ * (FQ_FULL, FQ_SHUTDOWN). Every length is checked first: FQ_ERR_TOO_BIG puts nothing. One call
+ * per batch: the cheap way to move many small messages.
+ */
+int32_t fq_put_many(fq_queue *q, const void *data, const uint64_t *lens, uint64_t count,
+                    int64_t timeout_ns, uint64_t *done);
+
+/**
+ * Takes up to `max_items` messages into `buf` (capacity `cap`), back to back, the i-th length in
+ * lens[i], and their number in *count. Waits (as `timeout_ns` allows) for the first message
+ * only, then takes what is there without waiting; stops early at a message that does not fit in
+ * what is left of `buf` (it stays queued). FQ_OK with *count >= 1, FQ_EMPTY, FQ_SHUTDOWN, or
+ * FQ_ERR_BUFFER when even the first message does not fit (lens[0] is then the size needed).
+ */
+int32_t fq_get_many(fq_queue *q, void *buf, uint64_t cap, uint64_t *lens, uint64_t max_items,
+                    uint64_t *count, int64_t timeout_ns);
+
+/**
+ * Shuts the queue down for every process attached to it (the state lives in the segment):
+ * later puts return FQ_SHUTDOWN; gets return what is left, then FQ_SHUTDOWN. With `immediate`
+ * non-zero, what is left is discarded now (and counted as done for fq_join) and gets return
+ * FQ_SHUTDOWN at once. Every blocked put, get and join wakes. Cannot be undone.
+ */
+int32_t fq_shutdown(fq_queue *q, int32_t immediate);
+
+/**
+ * Marks `n` fetched messages as processed (JoinableQueue.task_done). FQ_ERR_INVALID if that would
+ * mark more tasks done than messages were ever put.
+ */
+int32_t fq_task_done(fq_queue *q, uint64_t n);
+
+/**
+ * Waits until every message put was marked done with fq_task_done (messages skipped as
+ * abandoned, or lost with a dead consumer, count as done). Sleeps in the kernel. FQ_OK or
+ * FQ_TIMEOUT.
+ */
+int32_t fq_join(fq_queue *q, int64_t timeout_ns);
+
+/**
+ * Attaches to `name` as an observer: sizes, fq_stats() and fq_live_participants() work, puts and
+ * gets return FQ_ERR_INVALID. Observing does not count as using the queue (for tools).
+ */
+int32_t fq_observe(const char *name, fq_queue **out);
+
+/** Number of processes attached to the queue whose liveness lock is held (0 for NULL). */
+uint64_t fq_live_participants(const fq_queue *q);
 
 /** Does nothing and returns FQ_OK (or FQ_ERR_NULL for a NULL q): measures the cost of a call. */
 int32_t fq_noop(fq_queue *q, const void *data, uint64_t len, int64_t timeout_ns);

@@ -377,6 +377,158 @@ pub unsafe extern "C" fn fq_read_end(q: *mut fq_queue, token: u64) -> i32 {
     guard(|| unsafe { queue(q) }?.release_read(token))
 }
 
+/// Attaches without registering (read-only tools).
+///
+/// # Safety
+/// `name` is NULL or a NUL-terminated string; `out` is NULL or valid for writing a pointer.
+#[no_mangle]
+pub unsafe extern "C" fn fq_observe(name: *const c_char, out: *mut *mut fq_queue) -> i32 {
+    guard(|| {
+        if name.is_null() || out.is_null() {
+            return Err(Status::Null);
+        }
+        // SAFETY: non-NULL and NUL-terminated per the contract.
+        let q = Queue::observe_c(unsafe { CStr::from_ptr(name) })?;
+        // SAFETY: forwarded contract.
+        unsafe { store(out, Box::into_raw(Box::new(fq_queue(q)))) }
+    })
+}
+
+/// Number of live processes attached (0 for NULL).
+///
+/// # Safety
+/// `q` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn fq_live_participants(q: *const fq_queue) -> u64 {
+    // SAFETY: forwarded contract.
+    unsafe { queue(q) }.map_or(0, Queue::live_participants)
+}
+
+/// Shuts the queue down for every process.
+///
+/// # Safety
+/// `q` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn fq_shutdown(q: *mut fq_queue, immediate: i32) -> i32 {
+    // SAFETY: forwarded contract.
+    guard(|| unsafe { queue(q) }?.shutdown(immediate != 0))
+}
+
+/// Marks `n` fetched messages as processed.
+///
+/// # Safety
+/// `q` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn fq_task_done(q: *mut fq_queue, n: u64) -> i32 {
+    // SAFETY: forwarded contract.
+    guard(|| unsafe { queue(q) }?.task_done(n))
+}
+
+/// Waits until every message put was marked done.
+///
+/// # Safety
+/// `q` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn fq_join(q: *mut fq_queue, timeout_ns: i64) -> i32 {
+    // SAFETY: forwarded contract.
+    guard(|| unsafe { queue(q) }?.join(timeout(timeout_ns)))
+}
+
+/// Puts a batch of messages laid out back to back in `data`.
+///
+/// # Safety
+/// `q` is NULL or a live handle; `lens` is NULL or valid for reading `count` u64s; `data` is
+/// NULL or valid for reading the sum of those lengths; `done` is NULL or valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn fq_put_many(
+    q: *mut fq_queue,
+    data: *const c_void,
+    lens: *const u64,
+    count: u64,
+    timeout_ns: i64,
+    done: *mut u64,
+) -> i32 {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let q = unsafe { queue(q) }?;
+        if done.is_null() || (lens.is_null() && count > 0) {
+            return Err(Status::Null);
+        }
+        let count = usize::try_from(count).map_err(|_| Status::Invalid)?;
+        let lens: &[u64] = if count == 0 {
+            &[]
+        } else {
+            // SAFETY: lens is valid for count reads per the contract.
+            unsafe { core::slice::from_raw_parts(lens, count) }
+        };
+        let mut total: u64 = 0;
+        for &len in lens {
+            if len > q.max_msg() {
+                return Err(Status::TooBig);
+            }
+            total = total.checked_add(len).ok_or(Status::Invalid)?;
+        }
+        if data.is_null() && total > 0 {
+            return Err(Status::Null);
+        }
+        let total = usize::try_from(total).map_err(|_| Status::Invalid)?;
+        let data: &[u8] = if total == 0 {
+            &[]
+        } else {
+            // SAFETY: data is valid for the sum of the lengths per the contract.
+            unsafe { core::slice::from_raw_parts(data.cast::<u8>(), total) }
+        };
+        let mut n = 0;
+        let r = q.put_many(data, lens, timeout(timeout_ns), &mut n);
+        // SAFETY: done is non-NULL and valid per the contract.
+        unsafe { done.write(n) };
+        r
+    })
+}
+
+/// Takes up to `max_items` messages into `buf`, back to back.
+///
+/// # Safety
+/// `q` is NULL or a live handle; `buf` is NULL or valid for writing `cap` bytes; `lens` is NULL
+/// or valid for writing `max_items` u64s; `count` is NULL or valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn fq_get_many(
+    q: *mut fq_queue,
+    buf: *mut c_void,
+    cap: u64,
+    lens: *mut u64,
+    max_items: u64,
+    count: *mut u64,
+    timeout_ns: i64,
+) -> i32 {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let q = unsafe { queue(q) }?;
+        if count.is_null() || (lens.is_null() && max_items > 0) || (buf.is_null() && cap > 0) {
+            return Err(Status::Null);
+        }
+        let max_items = usize::try_from(max_items).map_err(|_| Status::Invalid)?;
+        let cap = usize::try_from(cap).map_err(|_| Status::Invalid)?;
+        let lens: &mut [u64] = if max_items == 0 {
+            &mut []
+        } else {
+            // SAFETY: lens is valid for max_items writes per the contract.
+            unsafe { core::slice::from_raw_parts_mut(lens, max_items) }
+        };
+        let buf: &mut [u8] = if cap == 0 {
+            &mut []
+        } else {
+            // SAFETY: buf is valid for cap writes per the contract.
+            unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), cap) }
+        };
+        let mut n = 0;
+        let r = q.get_many(buf, lens, timeout(timeout_ns), &mut n);
+        // SAFETY: count is non-NULL and valid per the contract.
+        unsafe { count.write(n) };
+        r
+    })
+}
+
 /// Does nothing: measures the cost of a call.
 ///
 /// # Safety

@@ -10,7 +10,8 @@
 //!   line 2  head  — the dequeue counter                          (written by consumers)
 //!   line 3  consumers' wait word: futex sequence + sleeper count
 //!   line 4  producers' wait word: futex sequence + sleeper count
-//!   line 5  slow-path statistics (full/empty hits, recoveries)
+//!   line 5  slow-path statistics (full/empty hits, recoveries, skipped and lost messages)
+//!   line 6  control: shutdown state, task_done counter, join() wait word
 //! participants_offset         MAX_PARTICIPANTS × Participant (8 bytes each)
 //! slots_offset                capacity × slot_stride: each slot is a SlotHeader (16 bytes: state
 //!                             word, message length) followed by max_msg payload bytes, rounded
@@ -82,7 +83,34 @@ pub struct Stats {
     pub recoveries: AtomicU64,
     /// Participant-table entries of dead processes reused by new openers.
     pub reclaimed_participants: AtomicU64,
+    /// Abandoned slots (aborted zero-copy writes, dead writers) that gets skipped. Each
+    /// abandoned position is skipped exactly once (by one CAS), so it is counted exactly once.
+    pub skipped: AtomicU64,
+    /// Messages that died with their consumer (recovered `READING` slots).
+    pub lost: AtomicU64,
 }
+
+/// Queue-wide control state.
+#[repr(C)]
+pub struct Control {
+    /// [`SHUTDOWN_NONE`], [`SHUTDOWN_GRACEFUL`] or [`SHUTDOWN_IMMEDIATE`]. Invariant: only ever
+    /// increases.
+    pub shutdown: AtomicU32,
+    /// Padding; zero.
+    pub _reserved: u32,
+    /// Number of `task_done` calls. Invariant: never above `tail - skipped - lost`, so the
+    /// number of unfinished tasks, `tail - skipped - lost - tasks_done`, never underflows.
+    pub tasks_done: AtomicU64,
+    /// `join()` callers sleep here until no task is unfinished.
+    pub join: WaitWord,
+}
+
+/// The queue is open.
+pub const SHUTDOWN_NONE: u32 = 0;
+/// Puts fail; gets drain what is left, then fail.
+pub const SHUTDOWN_GRACEFUL: u32 = 1;
+/// Puts and gets fail; what was left was discarded.
+pub const SHUTDOWN_IMMEDIATE: u32 = 2;
 
 /// The segment header. Lines 1–5 are written concurrently; line 0 never changes once `magic`
 /// holds [`MAGIC`].
@@ -102,6 +130,8 @@ pub struct Header {
     pub not_full: Line<WaitWord>,
     /// Slow-path statistics.
     pub stats: Line<Stats>,
+    /// Shutdown state and joinable-queue accounting.
+    pub control: Line<Control>,
 }
 
 /// Line 0 of the header: every size an opener needs, fixed-width.
@@ -167,7 +197,7 @@ const _: () = {
     assert!(core::mem::size_of::<Line<AtomicU64>>() == LINE);
     assert!(core::mem::align_of::<Header>() == LINE);
     assert!(core::mem::size_of::<Description>() <= LINE);
-    assert!(HEADER_SIZE == 6 * LINE);
+    assert!(HEADER_SIZE == 7 * LINE);
     assert!(core::mem::size_of::<SlotHeader>() as u64 == SLOT_HEADER_SIZE);
     assert!(core::mem::size_of::<Participant>() == 8);
     assert!(core::mem::size_of::<WaitWord>() == 8);

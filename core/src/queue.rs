@@ -18,18 +18,23 @@
 
 use crate::layout::{
     Description, Geometry, Header, Participant, HEADER_SIZE, LAYOUT_VERSION, MAGIC,
-    MAX_PARTICIPANTS, PARTICIPANT_FREE, PARTICIPANT_USED,
+    MAX_PARTICIPANTS, PARTICIPANT_FREE, PARTICIPANT_USED, SHUTDOWN_GRACEFUL, SHUTDOWN_IMMEDIATE,
+    SHUTDOWN_NONE,
 };
 use crate::ring::{Blocked, GetError, PutError, ReadClaim, Ring};
 use crate::shm::{self, Mapping};
 use crate::sync::Ordering;
-use crate::wait::{block_on, notify, Attempt};
+use crate::wait::{block_on, notify, wait_until, Attempt};
 use crate::Status;
 use std::ffi::{CStr, CString};
 use std::time::{Duration, Instant};
 
 /// How long an opener waits for a segment that is still being created.
 pub const OPEN_READY_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The participant id of an observer handle (see [`Queue::observe`]): it holds no entry and
+/// cannot claim slots.
+const OBSERVER: u32 = u32::MAX;
 
 /// A handle on a queue. Any number of threads may use one handle at once; each process should
 /// have its own handles (after `fork`, use [`Queue::try_clone`] in the child).
@@ -101,6 +106,23 @@ impl Queue {
 
     /// [`Queue::open`] with a C string.
     pub fn open_c(name: &CStr) -> Result<Queue, Status> {
+        let (map, geo) = Self::map_validated(name)?;
+        Self::attach(map, geo)
+    }
+
+    /// Maps and validates the queue `name` without registering as a participant: the handle can
+    /// read sizes, counters and liveness (for tools such as `fastqueue ls`), never put or get.
+    pub fn observe_c(name: &CStr) -> Result<Queue, Status> {
+        let (map, geo) = Self::map_validated(name)?;
+        Ok(Queue {
+            map,
+            geo,
+            me: OBSERVER,
+            pid: std::process::id(),
+        })
+    }
+
+    fn map_validated(name: &CStr) -> Result<(Mapping, Geometry), Status> {
         let mut buf = [0u8; 256];
         shm::normalize(name, &mut buf)?;
         let name = CStr::from_bytes_until_nul(&buf).map_err(|_| Status::Invalid)?;
@@ -127,7 +149,7 @@ impl Queue {
             return Err(Status::BadSegment);
         }
         let geo = Geometry::validate(d, map.len() as u64)?;
-        Self::attach(map, geo)
+        Ok((map, geo))
     }
 
     /// [`Queue::unlink`] with a C string.
@@ -160,12 +182,8 @@ impl Queue {
             let p = q.participant(k);
             // ORDERING: Acquire pairs with the Release stores of a previous owner.
             if p.state.load(Ordering::Acquire) != PARTICIPANT_FREE {
-                let moved = q.ring().recover_all(k);
-                if moved > 0 {
-                    q.stats_add(|s| &s.recoveries, moved);
-                    notify(&q.header().not_empty.0);
-                    notify(&q.header().not_full.0);
-                }
+                let (moved, lost) = q.ring().recover_all(k);
+                q.recovered(moved, lost);
                 q.stats_add(|s| &s.reclaimed_participants, 1);
             }
             // ORDERING: Relaxed: informational.
@@ -258,15 +276,35 @@ impl Queue {
     fn recover(&self, b: Blocked) -> bool {
         let moved = self.ring().recover(b.pos, b.state, |k| self.dead(k));
         if moved {
-            self.stats_add(|s| &s.recoveries, 1);
-            notify(&self.header().not_empty.0);
-            notify(&self.header().not_full.0);
+            let lost = u64::from(crate::ring::unpack(b.state).1 == crate::ring::READING);
+            self.recovered(1, lost);
         }
         moved
     }
 
+    /// Accounts for `moved` recovered slots, `lost` of which held a message a dead reader took.
+    fn recovered(&self, moved: u64, lost: u64) {
+        if moved == 0 {
+            return;
+        }
+        self.stats_add(|s| &s.recoveries, moved);
+        if lost > 0 {
+            self.stats_add(|s| &s.lost, lost);
+        }
+        let h = self.header();
+        notify(&h.not_empty.0);
+        notify(&h.not_full.0);
+        notify(&h.control.0.join);
+    }
+
     /// Claims a free slot for writing (blocking as `timeout` allows); returns its token.
     pub fn claim_write(&self, timeout: Option<Duration>) -> Result<u64, Status> {
+        if self.me == OBSERVER {
+            return Err(Status::Invalid);
+        }
+        if self.shutdown_state() != SHUTDOWN_NONE {
+            return Err(Status::ShutDown);
+        }
         let ring = self.ring();
         let first = match ring.try_claim_write(self.me) {
             Ok(pos) => return Ok(pos),
@@ -282,10 +320,15 @@ impl Queue {
         let r = block_on(
             &h.not_full.0,
             deadline(timeout),
-            || match ring.try_claim_write(self.me) {
-                Ok(pos) => Attempt::Done(Ok(pos)),
-                Err(PutError::Corrupt) => Attempt::Done(Err(Status::BadSegment)),
-                Err(PutError::Full(b)) => Attempt::Blocked(b),
+            || {
+                if self.shutdown_state() != SHUTDOWN_NONE {
+                    return Attempt::Done(Err(Status::ShutDown));
+                }
+                match ring.try_claim_write(self.me) {
+                    Ok(pos) => Attempt::Done(Ok(pos)),
+                    Err(PutError::Corrupt) => Attempt::Done(Err(Status::BadSegment)),
+                    Err(PutError::Full(b)) => Attempt::Blocked(b),
+                }
             },
             |b| self.recover(b),
         );
@@ -326,17 +369,26 @@ impl Queue {
         timeout: Option<Duration>,
         needed: &mut u64,
     ) -> Result<ReadClaim, Status> {
+        if self.me == OBSERVER {
+            return Err(Status::Invalid);
+        }
         let ring = self.ring();
-        let mut freed = false;
+        let mut skipped = 0;
         let mut attempt = || {
-            let r = ring.try_claim_read(self.me, cap, &mut freed);
-            match r {
+            let shut = self.shutdown_state();
+            if shut == SHUTDOWN_IMMEDIATE {
+                return Attempt::Done(Err(Status::ShutDown));
+            }
+            match ring.try_claim_read(self.me, cap, &mut skipped) {
                 Ok(c) => Attempt::Done(Ok(c)),
                 Err(GetError::Buffer(n)) => {
                     *needed = n;
                     Attempt::Done(Err(Status::Buffer))
                 }
                 Err(GetError::Corrupt) => Attempt::Done(Err(Status::BadSegment)),
+                Err(GetError::Empty(_)) if shut != SHUTDOWN_NONE => {
+                    Attempt::Done(Err(Status::ShutDown))
+                }
                 Err(GetError::Empty(b)) => Attempt::Blocked(b),
             }
         };
@@ -364,10 +416,16 @@ impl Queue {
                 }
             }
         };
-        if freed {
-            notify(&self.header().not_full.0);
-        }
+        self.note_skipped(skipped);
         r
+    }
+
+    fn note_skipped(&self, skipped: u64) {
+        if skipped > 0 {
+            self.stats_add(|s| &s.skipped, skipped);
+            notify(&self.header().not_full.0);
+            notify(&self.header().control.0.join);
+        }
     }
 
     /// Returns the slot read as `token` to producers.
@@ -418,8 +476,9 @@ impl Queue {
     }
 
     /// Counters kept in the segment, indexed as `FQ_STAT_*` in the C header: puts, gets,
-    /// full hits, empty hits, recoveries, reclaimed participants, depth.
-    pub fn stats(&self) -> [u64; 7] {
+    /// full hits, empty hits, recoveries, reclaimed participants, depth, skipped, lost,
+    /// tasks done, unfinished tasks, creator pid, segment size, shutdown state.
+    pub fn stats(&self) -> [u64; 14] {
         let h = self.header();
         let s = &h.stats.0;
         // ORDERING: Relaxed: statistics only.
@@ -432,23 +491,230 @@ impl Queue {
             ld(&s.recoveries),
             ld(&s.reclaimed_participants),
             self.len(),
+            ld(&s.skipped),
+            ld(&s.lost),
+            ld(&h.control.0.tasks_done),
+            self.unfinished(),
+            u64::from(h.desc.0.creator_pid),
+            self.geo.total_size,
+            u64::from(self.shutdown_state()),
         ]
+    }
+
+    /// Number of participants whose process is alive (holds its liveness lock), this handle
+    /// included.
+    pub fn live_participants(&self) -> u64 {
+        (0..MAX_PARTICIPANTS)
+            .filter(|&k| {
+                // ORDERING: Relaxed: a snapshot for tools; the lock probe decides.
+                let used = self.participant(k).state.load(Ordering::Relaxed) != PARTICIPANT_FREE;
+                used && (k == self.me || self.map.participant_alive(k))
+            })
+            .count() as u64
+    }
+
+    /// The shutdown state (`SHUTDOWN_*` in `layout`).
+    pub fn shutdown_state(&self) -> u32 {
+        // ORDERING: Acquire pairs with the Release in `shutdown`.
+        self.header().control.0.shutdown.load(Ordering::Acquire)
+    }
+
+    /// Shuts the queue down for every process: later puts fail with `ShutDown`; gets drain what
+    /// is left, then fail (with `immediate`, what is left is discarded at once and counted as
+    /// done for `join`). Every blocked put, get and join in every process wakes.
+    pub fn shutdown(&self, immediate: bool) -> Result<(), Status> {
+        let h = self.header();
+        let new = if immediate {
+            SHUTDOWN_IMMEDIATE
+        } else {
+            SHUTDOWN_GRACEFUL
+        };
+        // ORDERING: Release pairs with the Acquire in `shutdown_state`; the notifies' SeqCst
+        // fences order it before their sleeper checks (see `wait`).
+        h.control.0.shutdown.fetch_max(new, Ordering::Release);
+        if immediate && self.me != OBSERVER {
+            let ring = self.ring();
+            let (mut discarded, mut skipped) = (0, 0);
+            while let Ok(c) = ring.try_claim_read(self.me, u64::MAX, &mut skipped) {
+                ring.release(c.pos, self.me);
+                discarded += 1;
+            }
+            self.note_skipped(skipped);
+            if discarded > 0 {
+                // ORDERING: Relaxed: task accounting is read through `unfinished` only.
+                h.control
+                    .0
+                    .tasks_done
+                    .fetch_add(discarded, Ordering::Relaxed);
+            }
+        }
+        notify(&h.not_empty.0);
+        notify(&h.not_full.0);
+        notify(&h.control.0.join);
+        Ok(())
+    }
+
+    /// Messages put but not yet marked done with [`Queue::task_done`] (nor skipped or lost).
+    pub fn unfinished(&self) -> u64 {
+        let h = self.header();
+        // ORDERING: Acquire: see `task_done`.
+        let done = h.control.0.tasks_done.load(Ordering::Acquire);
+        let s = &h.stats.0;
+        // ORDERING: Acquire on the counters, so `done` never looks ahead of them.
+        let tail = h.tail.0.load(Ordering::Acquire);
+        // ORDERING: as above.
+        let gone = s.skipped.load(Ordering::Acquire) + s.lost.load(Ordering::Acquire);
+        tail.saturating_sub(gone).saturating_sub(done)
+    }
+
+    /// Marks `n` fetched messages as processed (`JoinableQueue.task_done`). `Invalid` if that
+    /// would mark more tasks done than were ever put.
+    pub fn task_done(&self, n: u64) -> Result<(), Status> {
+        let c = &self.header().control.0;
+        // ORDERING: Acquire/AcqRel: the count only moves through this CAS loop.
+        let mut done = c.tasks_done.load(Ordering::Acquire);
+        loop {
+            if n > self.unfinished_given(done) {
+                return Err(Status::Invalid);
+            }
+            // ORDERING: AcqRel pairs with other task_done calls and with `unfinished`.
+            match c.tasks_done.compare_exchange_weak(
+                done,
+                done + n,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(now) => done = now,
+            }
+        }
+        notify(&c.join);
+        Ok(())
+    }
+
+    fn unfinished_given(&self, done: u64) -> u64 {
+        let h = self.header();
+        let s = &h.stats.0;
+        // ORDERING: Acquire, as in `unfinished`.
+        let tail = h.tail.0.load(Ordering::Acquire);
+        // ORDERING: as above.
+        let gone = s.skipped.load(Ordering::Acquire) + s.lost.load(Ordering::Acquire);
+        tail.saturating_sub(gone).saturating_sub(done)
+    }
+
+    /// Blocks until every message put was marked done (`JoinableQueue.join`), as `timeout`
+    /// allows; `Err(Status::Timeout)` otherwise.
+    pub fn join(&self, timeout: Option<Duration>) -> Result<(), Status> {
+        let c = &self.header().control.0;
+        if wait_until(&c.join, deadline(timeout), || self.unfinished() == 0) {
+            Ok(())
+        } else {
+            Err(Status::Timeout)
+        }
+    }
+
+    /// Puts the messages `data[..lens[0]]`, `data[lens[0]..][..lens[1]]`, … one after another
+    /// (other producers' messages may land between them), blocking as `timeout` allows for the
+    /// whole batch. `done` counts the messages put, also on failure. Sizes are checked before
+    /// anything is put: `TooBig` or `Invalid` (lengths beyond `data`) put nothing.
+    pub fn put_many(
+        &self,
+        data: &[u8],
+        lens: &[u64],
+        timeout: Option<Duration>,
+        done: &mut u64,
+    ) -> Result<(), Status> {
+        *done = 0;
+        let mut total: u64 = 0;
+        for &len in lens {
+            if len > self.geo.max_msg {
+                return Err(Status::TooBig);
+            }
+            total = total.checked_add(len).ok_or(Status::Invalid)?;
+        }
+        if total > data.len() as u64 {
+            return Err(Status::Invalid);
+        }
+        let until = deadline(timeout);
+        let mut off = 0usize;
+        for &len in lens {
+            let left = match (timeout, until) {
+                (None, _) => None,
+                (Some(_), Some(d)) => Some(d.saturating_duration_since(Instant::now())),
+                (Some(t), None) => Some(t),
+            };
+            let msg = &data[off..off + len as usize];
+            self.put(msg, left)?;
+            off += len as usize;
+            *done += 1;
+        }
+        Ok(())
+    }
+
+    /// Takes up to `lens.len()` messages into `buf`, one after another, storing each length in
+    /// `lens`; waits (as `timeout` allows) only for the first. Stops early at a message that does
+    /// not fit in what is left of `buf` (it stays queued). `count` is the number taken.
+    pub fn get_many(
+        &self,
+        buf: &mut [u8],
+        lens: &mut [u64],
+        timeout: Option<Duration>,
+        count: &mut u64,
+    ) -> Result<(), Status> {
+        *count = 0;
+        if lens.is_empty() {
+            return Ok(());
+        }
+        let mut needed = 0;
+        let first = self.get_sized(buf, timeout, &mut needed);
+        lens[0] = match first {
+            Ok(n) => n as u64,
+            Err(Status::Buffer) => {
+                lens[0] = needed;
+                return Err(Status::Buffer);
+            }
+            Err(e) => return Err(e),
+        };
+        *count = 1;
+        let mut off = lens[0] as usize;
+        let ring = self.ring();
+        let mut skipped = 0;
+        while (*count as usize) < lens.len() {
+            let space = &mut buf[off..];
+            match ring.try_claim_read(self.me, space.len() as u64, &mut skipped) {
+                Ok(c) => {
+                    // SAFETY: we hold the read claim; c.len ≤ space.len() was checked by it.
+                    unsafe {
+                        core::ptr::copy_nonoverlapping(
+                            self.payload(c.pos),
+                            space.as_mut_ptr(),
+                            c.len as usize,
+                        )
+                    };
+                    ring.release(c.pos, self.me);
+                    lens[*count as usize] = c.len;
+                    off += c.len as usize;
+                    *count += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        self.note_skipped(skipped);
+        notify(&self.header().not_full.0);
+        Ok(())
     }
 }
 
 impl Drop for Queue {
     fn drop(&mut self) {
         if self.me >= MAX_PARTICIPANTS || self.pid != std::process::id() {
-            // Never registered, or inherited across fork(): the entry belongs to the parent.
+            // An observer, never registered, or inherited across fork(): the entry belongs to
+            // the parent.
             return;
         }
         // Claims this handle left open (zero-copy claims never finished) must not wedge others.
-        let moved = self.ring().recover_all(self.me);
-        if moved > 0 {
-            self.stats_add(|s| &s.recoveries, moved);
-            notify(&self.header().not_empty.0);
-            notify(&self.header().not_full.0);
-        }
+        let (moved, lost) = self.ring().recover_all(self.me);
+        self.recovered(moved, lost);
         // ORDERING: Release: the entry is free only after our slot work above; the lock is
         // dropped afterwards (when the mapping closes its descriptor), so a new owner that takes
         // the lock finds the entry already free.

@@ -345,12 +345,13 @@ impl<'a> Ring<'a> {
     }
 
     /// Get, step 1: claims the message at the head for `me`, if it fits in `cap` bytes.
-    /// `freed` is set when the call skipped abandoned slots (producers may be waiting for them).
+    /// `skipped` is increased by the number of abandoned slots the call skipped (producers may be
+    /// waiting for them).
     pub fn try_claim_read(
         &self,
         me: u32,
         cap: u64,
-        freed: &mut bool,
+        skipped: &mut u64,
     ) -> Result<ReadClaim, GetError> {
         // ORDERING: Acquire, see `help`.
         let mut h = self.head.load(Ordering::Acquire);
@@ -391,7 +392,7 @@ impl<'a> Ring<'a> {
                 }
             } else if d == 0 && phase == ABANDONED {
                 if self.skip(h, s) {
-                    *freed = true;
+                    *skipped += 1;
                 }
             } else if d == 0 && phase == READING || d == 1 {
                 // Claimed by a reader already; it may have died before moving head.
@@ -465,8 +466,8 @@ impl<'a> Ring<'a> {
     }
 
     /// Copies the oldest message into `buf` (non-blocking); returns its length.
-    pub fn try_get(&self, me: u32, buf: &mut [u8], freed: &mut bool) -> Result<usize, GetError> {
-        let claim = self.try_claim_read(me, buf.len() as u64, freed)?;
+    pub fn try_get(&self, me: u32, buf: &mut [u8], skipped: &mut u64) -> Result<usize, GetError> {
+        let claim = self.try_claim_read(me, buf.len() as u64, skipped)?;
         // SAFETY: we hold the read claim, so the message's len bytes are stable until release;
         // len ≤ buf.len() was checked by the claim.
         unsafe {
@@ -507,9 +508,9 @@ impl<'a> Ring<'a> {
 
     /// Moves every slot held by `owner` (in `WRITING` or `READING`) forward, as [`Ring::recover`]
     /// does for a dead owner. Used when a handle closes with claims still open, and before a
-    /// dead participant's id is reused. Returns the number of slots moved.
-    pub fn recover_all(&self, owner: u32) -> u64 {
-        let mut moved = 0;
+    /// dead participant's id is reused. Returns `(slots moved, of which READING)`.
+    pub fn recover_all(&self, owner: u32) -> (u64, u64) {
+        let (mut moved, mut reading) = (0, 0);
         for index in 0..self.capacity {
             // ORDERING: Acquire, as in `try_claim_read`.
             let s = self.slot(index).state.load(Ordering::Acquire);
@@ -522,9 +523,10 @@ impl<'a> Ring<'a> {
             // `recover` only needs the slot's index, which `index` (< capacity) is.
             if held && self.recover(index, s, |_| true) {
                 moved += 1;
+                reading += u64::from(unpack(s).1 == READING);
             }
         }
-        moved
+        (moved, reading)
     }
 
     /// Whether any slot names `owner` as its writer or reader.

@@ -8,6 +8,10 @@ pub enum Status {
     Empty = 1,
     /// No free slot within the timeout (`FQ_FULL`).
     Full = 2,
+    /// The queue was shut down (`FQ_SHUTDOWN`).
+    ShutDown = 3,
+    /// A `join` did not see every task done within its timeout (`FQ_TIMEOUT`).
+    Timeout = 4,
     /// A required pointer was NULL (`FQ_ERR_NULL`).
     Null = -1,
     /// An argument is out of range (`FQ_ERR_INVALID`).
@@ -45,6 +49,8 @@ impl Status {
             0 => b"ok\0",
             1 => b"the queue is empty (no message arrived within the timeout)\0",
             2 => b"the queue is full (no slot became free within the timeout)\0",
+            3 => b"the queue was shut down\0",
+            4 => b"not every task was done within the timeout\0",
             -1 => b"a required pointer argument was NULL\0",
             -2 => b"an argument is out of range (sizes must be >= 1 and fit in memory; names are 1..250 bytes with no '/' after the first)\0",
             -3 => b"the message is longer than the queue's maximum message size\0",

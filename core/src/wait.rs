@@ -172,3 +172,36 @@ pub fn block_on<T>(
         }
     }
 }
+
+/// Sleeps on `w` until `ready()` returns true or `deadline` passes (then returns false). The
+/// same announce / re-check / sleep protocol as [`block_on`], without the spinning: used for
+/// rare waits such as `join`, whose wakers call [`notify`] after changing what `ready` reads.
+pub fn wait_until(
+    w: &WaitWord,
+    deadline: Option<Instant>,
+    mut ready: impl FnMut() -> bool,
+) -> bool {
+    loop {
+        if ready() {
+            return true;
+        }
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            return false;
+        }
+        // ORDERING: SeqCst increment pairs with the waker's SeqCst fence (module docs).
+        w.sleepers.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        // ORDERING: Acquire pairs with the waker's Release increment.
+        let seq = w.seq.load(Ordering::Acquire);
+        if !ready() {
+            futex_wait(
+                &w.seq,
+                seq,
+                deadline.map(|d| d.saturating_duration_since(now)),
+            );
+        }
+        // ORDERING: Relaxed: the count is only read by wakers deciding whether to wake.
+        w.sleepers.fetch_sub(1, Ordering::Relaxed);
+    }
+}

@@ -93,7 +93,7 @@ fn put_until_done(m: &Mem, me: u32, v: u8) {
 fn get_until_done(m: &Mem, me: u32) -> u8 {
     let r = m.ring();
     let mut buf = [0u8; MAX_MSG as usize];
-    let mut freed = false;
+    let mut freed = 0;
     loop {
         match r.try_get(me, &mut buf, &mut freed) {
             Ok(n) => {
@@ -141,7 +141,7 @@ fn two_producers_two_consumers(capacity: u64) {
             consumers.push(loom::thread::spawn(move || {
                 let r = m.ring();
                 let mut buf = [0u8; MAX_MSG as usize];
-                let mut freed = false;
+                let mut freed = 0;
                 for _ in 0..2 {
                     match r.try_get(c + 5, &mut buf, &mut freed) {
                         Ok(n) => {
@@ -166,7 +166,7 @@ fn two_producers_two_consumers(capacity: u64) {
             .collect();
         let r = m.ring();
         let mut buf = [0u8; MAX_MSG as usize];
-        let mut freed = false;
+        let mut freed = 0;
         while let Ok(n) = r.try_get(9, &mut buf, &mut freed) {
             assert_eq!(n, 3);
             got.push(buf[0]);
@@ -203,7 +203,7 @@ fn dead_writer_recovery_races_live_operations() {
             let m1 = m.clone();
             let recoverer = loom::thread::spawn(move || {
                 let r = m1.ring();
-                let mut freed = false;
+                let mut freed = 0;
                 loop {
                     match r.try_claim_read(7, MAX_MSG, &mut freed) {
                         Err(GetError::Empty(b)) if b.owner() == Some(9) => {
@@ -236,7 +236,7 @@ fn dead_reader_recovery_frees_the_slot() {
     builder().check(|| {
         let m = Mem::new(1);
         m.ring().try_put(1, &[7; 3]).unwrap();
-        let mut freed = false;
+        let mut freed = 0;
         let _claim = m.ring().try_claim_read(9, MAX_MSG, &mut freed).unwrap();
         let m1 = m.clone();
         let recoverer = loom::thread::spawn(move || {

@@ -221,3 +221,132 @@ fn small_buffer_reports_the_needed_size() {
     let mut buf = [0u8; 64];
     assert_eq!(q.get(&mut buf, NOW), Ok(40));
 }
+
+#[test]
+fn batches_go_in_order_and_stop_at_what_fits() {
+    let n = Name::new("batch");
+    let q = Queue::create(&n.0, 8, 5, 0o600).unwrap();
+    let mut done = 0;
+    let data = b"aabbbcdddd";
+    assert_eq!(
+        q.put_many(data, &[2, 9], NOW, &mut done),
+        Err(Status::TooBig)
+    );
+    assert_eq!(
+        q.put_many(data, &[2, 9, 9], NOW, &mut done),
+        Err(Status::TooBig)
+    );
+    assert_eq!(
+        q.put_many(data, &[8, 8], NOW, &mut done),
+        Err(Status::Invalid)
+    );
+    assert_eq!((done, q.len()), (0, 0), "a rejected batch puts nothing");
+    q.put_many(data, &[2, 3, 1, 4, 0], NOW, &mut done).unwrap();
+    assert_eq!(done, 5);
+    assert_eq!(q.put_many(b"x", &[1], NOW, &mut done), Err(Status::Full));
+    let mut buf = [0u8; 6];
+    let mut lens = [0u64; 4];
+    let mut count = 0;
+    q.get_many(&mut buf, &mut lens, NOW, &mut count).unwrap();
+    // "dddd" does not fit in the 1 byte left: it stays queued.
+    assert_eq!(
+        (count, &lens[..3], &buf[..6]),
+        (3, &[2u64, 3, 1][..], &b"aabbbc"[..])
+    );
+    q.get_many(&mut buf, &mut lens, NOW, &mut count).unwrap();
+    assert_eq!(
+        (count, &lens[..2], &buf[..4]),
+        (2, &[4u64, 0][..], &b"dddd"[..])
+    );
+    assert_eq!(
+        q.get_many(&mut buf, &mut lens, NOW, &mut count),
+        Err(Status::Empty)
+    );
+    assert_eq!(count, 0);
+}
+
+#[test]
+fn shutdown_wakes_waiters_drains_then_refuses() {
+    let n = Name::new("shut");
+    let q = Queue::create(&n.0, 8, 2, 0o600).unwrap();
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            let c = Queue::open(&n.0).unwrap();
+            let mut buf = [0u8; 8];
+            c.get(&mut buf, None).map(|_| ())
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        let other = Queue::open(&n.0).unwrap();
+        other.shutdown(false).unwrap();
+        assert_eq!(waiter.join().unwrap(), Err(Status::ShutDown));
+    });
+    assert_eq!(q.put(b"late", None), Err(Status::ShutDown));
+    let n2 = Name::new("shut2");
+    let q = Queue::create(&n2.0, 8, 2, 0o600).unwrap();
+    q.put(b"left", NOW).unwrap();
+    q.shutdown(false).unwrap();
+    let mut buf = [0u8; 8];
+    assert_eq!(
+        q.get(&mut buf, NOW),
+        Ok(4),
+        "a graceful shutdown lets gets drain"
+    );
+    assert_eq!(q.get(&mut buf, None), Err(Status::ShutDown));
+    let n3 = Name::new("shut3");
+    let q = Queue::create(&n3.0, 8, 2, 0o600).unwrap();
+    q.put(b"gone", NOW).unwrap();
+    q.shutdown(true).unwrap();
+    assert_eq!(q.get(&mut buf, None), Err(Status::ShutDown));
+    assert_eq!(q.len(), 0);
+    assert_eq!(q.unfinished(), 0, "discarded messages count as done");
+}
+
+#[test]
+fn task_done_and_join_across_handles() {
+    let n = Name::new("join");
+    let q = Queue::create(&n.0, 8, 4, 0o600).unwrap();
+    assert_eq!(q.join(NOW), Ok(()));
+    assert_eq!(q.task_done(1), Err(Status::Invalid));
+    q.put(b"1", NOW).unwrap();
+    q.put(b"2", NOW).unwrap();
+    assert_eq!(q.unfinished(), 2);
+    assert_eq!(
+        q.join(Some(Duration::from_millis(10))),
+        Err(Status::Timeout)
+    );
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let c = Queue::open(&n.0).unwrap();
+            let mut buf = [0u8; 8];
+            for _ in 0..2 {
+                c.get(&mut buf, None).unwrap();
+                std::thread::sleep(Duration::from_millis(10));
+                c.task_done(1).unwrap();
+            }
+        });
+        assert_eq!(q.join(None), Ok(()));
+    });
+    assert_eq!(q.task_done(1), Err(Status::Invalid));
+    let s = q.stats();
+    assert_eq!((s[0], s[1], s[9], s[10]), (2, 2, 2, 0));
+}
+
+#[test]
+fn observers_read_but_never_claim() {
+    let n = Name::new("observe");
+    let q = Queue::create(&n.0, 8, 2, 0o600).unwrap();
+    q.put(b"x", NOW).unwrap();
+    let name = std::ffi::CString::new(n.0.clone()).unwrap();
+    let o = Queue::observe_c(&name).unwrap();
+    assert_eq!(o.len(), 1);
+    assert_eq!(o.live_participants(), 1);
+    assert_eq!(o.put(b"y", NOW), Err(Status::Invalid));
+    let mut buf = [0u8; 8];
+    assert_eq!(o.get(&mut buf, NOW), Err(Status::Invalid));
+    let p = Queue::open(&n.0).unwrap();
+    assert_eq!(o.live_participants(), 2);
+    drop(p);
+    assert_eq!(o.live_participants(), 1);
+    drop(q);
+    assert_eq!(o.live_participants(), 0);
+}

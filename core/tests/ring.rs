@@ -59,7 +59,7 @@ fn put(r: &Ring<'_>, me: u32, data: &[u8]) -> bool {
 
 fn get(r: &Ring<'_>, me: u32) -> Option<Vec<u8>> {
     let mut buf = vec![0u8; r.max_msg() as usize];
-    let mut freed = false;
+    let mut freed = 0;
     match r.try_get(me, &mut buf, &mut freed) {
         Ok(n) => {
             buf.truncate(n);
@@ -135,7 +135,7 @@ fn small_buffer_leaves_the_message_queued() {
     let r = m.ring();
     assert!(put(&r, 1, b"twelve bytes"));
     let mut small = [0u8; 4];
-    let mut freed = false;
+    let mut freed = 0;
     assert_eq!(
         r.try_get(2, &mut small, &mut freed),
         Err(GetError::Buffer(12))
@@ -169,7 +169,7 @@ fn dead_writer_and_dead_reader_are_recovered() {
     // Writer 7 dies inside its put.
     let pos = r.try_claim_write(7).unwrap();
     assert!(put(&r, 1, b"two"));
-    let mut freed = false;
+    let mut freed = 0;
     let Err(GetError::Empty(b)) = r.try_claim_read(2, 8, &mut freed) else {
         panic!("expected empty")
     };
@@ -198,7 +198,7 @@ fn dead_writer_and_dead_reader_are_recovered() {
     assert!(put(&r, 1, b"z") && put(&r, 1, b"w"));
     assert_eq!(get(&r, 2).unwrap(), b"z");
     assert_eq!(get(&r, 2).unwrap(), b"w");
-    assert_eq!(r.recover_all(9), 0);
+    assert_eq!(r.recover_all(9), (0, 0));
 }
 
 fn mpmc(cap: u64, producers: u32, consumers: u32, per_producer: u64) {

@@ -189,10 +189,15 @@ def test_longest_name_works() -> None:
     assert not exists(name)
 
 
-def test_mode_sets_permission_bits(qname: NameFactory) -> None:
+@pytest.mark.parametrize("mode", [0o600, 0o640, 0o666], ids=oct)
+def test_mode_sets_permission_bits_exactly(qname: NameFactory, mode: int) -> None:
     name = qname()
-    with Queue(name, element_size=8, capacity=2, mode=0o640):
-        assert (SHM / name).stat().st_mode & 0o777 == 0o640
+    old_umask = os.umask(0o022)  # the mode is applied as given, not masked by the umask
+    try:
+        with Queue(name, element_size=8, capacity=2, mode=mode):
+            assert (SHM / name).stat().st_mode & 0o7777 == mode
+    finally:
+        os.umask(old_umask)
 
 
 @pytest.mark.parametrize(

@@ -94,3 +94,7 @@ clean-shm:
 clean:
     cargo clean
     rm -rf dist py/fastqueue/_native
+
+# Stress random cross-process examples for `minutes` (`just soak 10` or `just soak minutes=10`).
+soak minutes="10": _install
+    {{python}} tests/soak.py --minutes {{trim_start_match(minutes, "minutes=")}}

@@ -1,0 +1,485 @@
+"""Hostile and broken input: segments that are truncated, foreign, of another layout version or
+corrupted field by field (and by Hypothesis, byte by byte, across the whole header), C ABI calls
+with NULL and nonsense arguments, and a queue too large for /dev/shm.
+
+Every attach to a bad segment runs in a forked child (:func:`_stress_workers.run_forked`), so a
+segfault, SIGBUS or hang of the library is reported as a failure of the attempt instead of taking
+the test run down. A bad segment must give a clear exception (a ``fastqueue.FastQueueError``);
+attaching may succeed only when the mutation changed nothing the opener depends on, and then
+put/get must work or raise a fastqueue exception.
+
+Reproduce: ``FASTQUEUE_LIBRARY=target/release/libfastqueue.so PYTHONPATH=py python -m pytest
+tests/test_hostile.py -s``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import os
+import re
+import struct
+from collections.abc import Iterator
+from ctypes import byref, c_uint64, c_void_p
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import _stress_workers as w
+import fastqueue
+from conftest import remove_names, unique_prefix
+from fastqueue import _ffi
+
+SHM = Path("/dev/shm")
+HEADER_FILE = Path(__file__).resolve().parents[1] / "core" / "include" / "fastqueue.h"
+SEGMENT_ERRORS = {_ffi.ERR_BAD_SEGMENT, _ffi.ERR_VERSION, _ffi.ERR_NOT_READY}
+
+#: Line 0 of the header (core/src/layout.rs, `Description`): name -> (offset, struct format).
+FIELDS: dict[str, tuple[int, str]] = {
+    "magic": (0, "<Q"),
+    "layout_version": (8, "<I"),
+    "header_size": (12, "<I"),
+    "capacity": (16, "<Q"),
+    "max_msg": (24, "<Q"),
+    "slot_stride": (32, "<Q"),
+    "participants_offset": (40, "<Q"),
+    "slots_offset": (48, "<Q"),
+    "total_size": (56, "<Q"),
+    "max_participants": (64, "<I"),
+    "creator_pid": (68, "<I"),
+}
+#: Bytes an opener relies on: every field of the description but the creator's pid.
+MEANINGFUL_END = FIELDS["creator_pid"][0]
+MUTATED = {"segments": 0, "attached": 0}
+
+
+class Image:
+    """The bytes of a real queue's segment (element_size 64, capacity 5, two messages queued)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.fields = {k: struct.unpack_from(f, data, off)[0] for k, (off, f) in FIELDS.items()}
+        self.header_size: int = self.fields["header_size"]
+
+    def self_consistent(self, data: bytes) -> bool:
+        """Whether the description in ``data`` is one the library itself could have written for
+        a file of len(data) bytes: the constants of this layout, and sizes and offsets that
+        agree with each other (fq_segment_size is the authority for the total). Line 0 carries
+        no checksum, so such a corruption (e.g. max_msg 64 -> 63, which still fits the slots)
+        cannot be told from a genuine queue, and attaching to it is right."""
+        f = {k: struct.unpack_from(fmt, data, off)[0] for k, (off, fmt) in FIELDS.items()}
+        constants = ("magic", "layout_version", "header_size", "participants_offset")
+        constants += ("slots_offset", "max_participants")
+        if any(f[k] != self.fields[k] for k in constants):
+            return False
+        status, total = _ffi.segment_size(f["max_msg"], f["capacity"])
+        return (
+            status == _ffi.OK
+            and total == f["total_size"] <= len(data)
+            and total == f["slots_offset"] + f["capacity"] * f["slot_stride"]
+        )
+
+    def with_field(self, field: str, value: int) -> bytes:
+        off, fmt = FIELDS[field]
+        data = bytearray(self.data)
+        struct.pack_into(fmt, data, off, value)
+        return bytes(data)
+
+
+@pytest.fixture(scope="module")
+def image() -> Iterator[Image]:
+    name = unique_prefix("hostile-image")
+    try:
+        with fastqueue.Queue(name, element_size=64, capacity=5) as q:
+            q.put(b"first")
+            q.put(b"second")
+            img = Image((SHM / name).read_bytes())
+    finally:
+        remove_names([name])
+    # The field table above must describe the library's layout.
+    assert img.fields["magic"] == int.from_bytes(b"FASTQUE1", "little")
+    assert img.fields["layout_version"] == _ffi.layout_version()
+    assert (img.fields["capacity"], img.fields["max_msg"]) == (5, 64)
+    assert img.fields["total_size"] == len(img.data) == _ffi.segment_size(64, 5)[1]
+    assert img.fields["creator_pid"] == os.getpid()
+    assert 6 * 128 <= img.header_size <= img.fields["participants_offset"]
+    yield img
+
+
+@pytest.fixture
+def segment_name() -> Iterator[str]:
+    name = unique_prefix("hostile")
+    yield name
+    remove_names([name])
+    (SHM / name).unlink(missing_ok=True)
+
+
+def attach_to(name: str, data: bytes) -> tuple[Any, ...]:
+    """Writes ``data`` as /dev/shm/<name>, attaches to it in a forked child and returns what
+    happened there (see _stress_workers.attach_report). A crash or hang fails the test."""
+    path = SHM / name
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    MUTATED["segments"] += 1
+    try:
+        kind, outcome = w.run_forked(lambda: w.attach_report(name))
+    finally:
+        path.unlink(missing_ok=True)
+    assert kind == "ok", f"attaching to a bad segment {kind}: {outcome}"
+    MUTATED["attached"] += outcome[0] == "attached"
+    return outcome  # type: ignore[no-any-return]
+
+
+def assert_refused(
+    outcome: tuple[Any, ...], name: str, statuses: set[int] = SEGMENT_ERRORS
+) -> None:
+    assert outcome[0] == "error", f"attached to a bad segment: {outcome}"
+    _, classes, message, status = outcome
+    assert "FastQueueError" in classes and "SegmentError" in classes, outcome
+    assert status in statuses, f"status {status} ({_ffi.status_str(status)}): {message}"
+    assert name in message, message
+
+
+def assert_usable(outcome: tuple[Any, ...]) -> None:
+    assert outcome[0] == "attached", f"refused a segment whose description is intact: {outcome}"
+    for op in outcome[3]:
+        assert op == "ok" or {"FastQueueError", "Empty", "Full"} & set(op), (
+            f"an operation on the attached segment raised a non-fastqueue exception: {outcome}"
+        )
+
+
+# ------------------------------------------------------------------------------ whole segments
+
+
+@pytest.mark.timeout(60)
+def test_truncated_segments_are_refused(image: Image, segment_name: str) -> None:
+    data = image.data
+    sizes = {
+        0,
+        1,
+        64,
+        image.header_size - 1,
+        image.header_size,
+        image.fields["slots_offset"],
+        len(data) - 1,
+    }
+    for size in sorted(sizes):
+        outcome = attach_to(segment_name, data[:size])
+        assert_refused(outcome, segment_name)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "kind", ["zeros", "random", "text", "elf", "magic-only", "other-magic", "huge-claims"]
+)
+def test_foreign_segments_are_refused(image: Image, segment_name: str, kind: str) -> None:
+    rnd = os.urandom(len(image.data))
+    data = {
+        "zeros": bytes(len(image.data)),
+        "random": rnd,
+        "text": (b"not a queue, just some text\n" * 1000),
+        "elf": Path(_ffi.library_path()).read_bytes()[: 1 << 16],
+        "magic-only": image.data[:8] + rnd[8:],
+        "other-magic": b"FASTQUE2" + image.data[8:],
+        "huge-claims": image.with_field("total_size", 1 << 62),
+    }[kind]
+    assert_refused(attach_to(segment_name, data), segment_name)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("delta", [1, -1, 1000])
+def test_another_layout_version_is_refused_as_such(
+    image: Image, segment_name: str, delta: int
+) -> None:
+    version = (image.fields["layout_version"] + delta) % (1 << 32)
+    outcome = attach_to(segment_name, image.with_field("layout_version", version))
+    assert_refused(outcome, segment_name, {_ffi.ERR_VERSION})
+    assert "layout" in outcome[2] and "version" in outcome[2], outcome[2]
+
+
+def nasty_values(value: int, bits: int) -> list[int]:
+    top = (1 << bits) - 1
+    candidates = {0, 1, value - 1, value + 1, value * 2, value // 2, top, top >> 1, 1 << (bits - 1)}
+    candidates |= {value ^ (1 << k) for k in (0, 3, 7, 12, 20, 31, bits - 1) if k < bits}
+    return sorted(v for v in candidates if 0 <= v <= top and v != value)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("field", list(FIELDS))
+def test_every_description_field_corrupted(image: Image, segment_name: str, field: str) -> None:
+    bits = 8 * struct.calcsize(FIELDS[field][1])
+    for value in nasty_values(image.fields[field], bits):
+        data = image.with_field(field, value)
+        outcome = attach_to(segment_name, data)
+        if field == "creator_pid" or image.self_consistent(data):
+            assert_usable(outcome)
+        else:
+            assert_refused(outcome, segment_name)
+
+
+@pytest.mark.timeout(180)
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_hypothesis_mutated_headers(image: Image, segment_name: str, data: st.DataObject) -> None:
+    """Hypothesis overwrites 1..8 bytes anywhere in the header (all of its lines: the
+    description, counters, wait words, statistics); the participant table and slots stay
+    real. A description that is no longer self-consistent must be refused; otherwise (the
+    mutation missed the description, hit the creator's pid or padding, or left it consistent)
+    the queue must attach, and put/get must work or raise fastqueue exceptions."""
+    header = image.header_size
+    offsets = st.one_of(st.integers(0, MEANINGFUL_END + 3), st.integers(0, header - 1))
+    mutations = data.draw(
+        st.lists(st.tuples(offsets, st.integers(0, 255)), min_size=1, max_size=8),
+        label="mutations",
+    )
+    mutated = bytearray(image.data)
+    for offset, value in mutations:
+        mutated[offset] = value
+    outcome = attach_to(segment_name, bytes(mutated))
+    if image.self_consistent(bytes(mutated)):
+        assert_usable(outcome)
+    else:
+        assert_refused(outcome, segment_name)
+
+
+def test_report_mutated_segments() -> None:
+    print(
+        f"\n[hostile] {MUTATED['segments']} broken segments tried in child processes: "
+        f"{MUTATED['segments'] - MUTATED['attached']} refused, {MUTATED['attached']} attached "
+        f"(description intact or still self-consistent; put/get then worked or raised cleanly)"
+    )
+
+
+# ------------------------------------------------------------------------------ the C ABI
+
+
+def header_define(name: str) -> int:
+    """The value of ``#define <name> <int>`` in fastqueue.h (the ABI's reference)."""
+    found = re.search(rf"^#define {name} (\d+)", HEADER_FILE.read_text(), re.MULTILINE)
+    assert found, f"{name} is not defined in {HEADER_FILE}"
+    return int(found.group(1))
+
+
+def abi_battery(name: str) -> dict[str, Any]:
+    """Calls every function of fastqueue.h with NULL and nonsense arguments (in a forked child:
+    a crash shows as the child's death). Returns {call: result}."""
+    lib = w.raw()
+    enc = name.encode()
+    r: dict[str, Any] = {}
+    h, h2, out = c_void_p(), c_void_p(), c_void_p()
+    u64 = c_uint64()
+    buf = ctypes.create_string_buffer(64)
+    big = 2**64 - 1
+
+    r["create NULL name"] = lib.fq_create(None, 8, 1, 0o600, byref(out))
+    r["create NULL out"] = lib.fq_create(enc, 8, 1, 0o600, None)
+    for label, (msg, cap) in {
+        "max_msg 0": (0, 1),
+        "capacity 0": (1, 0),
+        "max_msg 2^64-1": (big, 1),
+        "capacity 2^64-1": (1, big),
+        "size overflow": (1 << 40, 1 << 32),
+    }.items():
+        r[f"create {label}"] = lib.fq_create(enc, msg, cap, 0o600, byref(out))
+    for bad in (b"", b"/", b"a/b", b"x" * 251, b"."):
+        r[f"create name {bad[:8]!r}"] = lib.fq_create(bad, 8, 1, 0o600, byref(out))
+        r[f"open name {bad[:8]!r}"] = lib.fq_open(bad, byref(out))
+    r["left behind"] = sorted(p.name for p in SHM.iterdir() if p.name.startswith(name))
+    r["segment_size NULL"] = lib.fq_segment_size(1, 1, None)
+    r["segment_size 2^64-1 x 2^64-1"] = lib.fq_segment_size(big, big, byref(u64))
+    r["segment_size 0"] = lib.fq_segment_size(0, 1, byref(u64))
+    r["open NULL name"] = lib.fq_open(None, byref(out))
+    r["open missing"] = lib.fq_open(enc + b"-missing", byref(out))
+    r["unlink NULL"] = lib.fq_unlink(None)
+    r["unlink bad name"] = lib.fq_unlink(b"a/b")
+    r["clone NULL"] = lib.fq_clone(None, byref(out))
+    r["queries on NULL"] = (lib.fq_capacity(None), lib.fq_max_msg(None), lib.fq_size(None))
+    lib.fq_close(None)
+    r["status_str of nonsense"] = [lib.fq_status_str(s) is not None for s in (-999, 999, 2**31 - 1)]
+
+    r["create"] = lib.fq_create(enc, 8, 2, 0o600, byref(h))
+    r["open NULL out"] = lib.fq_open(enc, None)
+    r["open"] = lib.fq_open(enc, byref(h2))
+    r["clone NULL out"] = lib.fq_clone(h, None)
+    count = header_define("FQ_STAT_COUNT")
+    stats = (c_uint64 * 100)(*([0xDEAD] * 100))
+    r["stats NULL q"] = lib.fq_stats(None, stats, count)
+    r["stats NULL out"] = lib.fq_stats(h, None, count)
+    r["stats NULL out, n 0"] = lib.fq_stats(h, None, 0)
+    r["stats n 100"] = lib.fq_stats(h, stats, 100)
+    r["stats beyond count"] = list(stats[count:100]) == [0] * (100 - count)
+    r["put NULL q"] = lib.fq_put(None, b"x", 1, 0)
+    r["put NULL data"] = lib.fq_put(h, None, 5, 0)
+    r["put NULL data len 0"] = lib.fq_put(h, None, 0, 0)
+    r["put too big"] = lib.fq_put(h, b"x" * 9, 9, 0)
+    r["get NULL q"] = lib.fq_get(None, buf, 64, byref(u64), 0)
+    r["get NULL buf"] = lib.fq_get(h, None, 64, byref(u64), 0)
+    r["get NULL len"] = lib.fq_get(h, buf, 64, None, 0)
+    r["get NULL buf cap 0"] = (lib.fq_get(h, None, 0, byref(u64), 0), u64.value)
+    r["put 5"] = lib.fq_put(h, b"12345", 5, 0)
+    u64.value = 0
+    r["get small buffer"] = (lib.fq_get(h, buf, 2, byref(u64), 0), u64.value)
+    r["get after small buffer"] = (lib.fq_get(h, buf, 64, byref(u64), 0), buf.raw[: u64.value])
+    data, tok, tok2, length = c_void_p(), c_uint64(), c_uint64(), c_uint64()
+    r["write_begin NULL q"] = lib.fq_write_begin(None, byref(data), byref(tok), 0)
+    r["write_begin NULL data"] = lib.fq_write_begin(h, None, byref(tok), 0)
+    r["write_begin NULL token"] = lib.fq_write_begin(h, byref(data), None, 0)
+    r["commit unclaimed token"] = lib.fq_write_commit(h, 12345, 1)
+    r["abort unclaimed token"] = lib.fq_write_abort(h, 12345)
+    r["read_end unclaimed token"] = lib.fq_read_end(h, 12345)
+    r["commit NULL q"] = lib.fq_write_commit(None, 0, 1)
+    r["abort NULL q"] = lib.fq_write_abort(None, 0)
+    r["read_end NULL q"] = lib.fq_read_end(None, 0)
+    r["write_begin"] = lib.fq_write_begin(h, byref(data), byref(tok), 0)
+    ctypes.memmove(data.value, b"abc", 3)
+    r["read_end of a write token"] = lib.fq_read_end(h, tok.value)
+    r["commit too long"] = lib.fq_write_commit(h, tok.value, 9)
+    r["commit by another handle"] = lib.fq_write_commit(h2, tok.value, 3)
+    r["abort by another handle"] = lib.fq_write_abort(h2, tok.value)
+    r["commit"] = lib.fq_write_commit(h, tok.value, 3)
+    r["commit again"] = lib.fq_write_commit(h, tok.value, 3)
+    r["abort after commit"] = lib.fq_write_abort(h, tok.value)
+    r["read_begin NULL q"] = lib.fq_read_begin(None, byref(data), byref(length), byref(tok2), 0)
+    r["read_begin NULL data"] = lib.fq_read_begin(h, None, byref(length), byref(tok2), 0)
+    r["read_begin NULL len"] = lib.fq_read_begin(h, byref(data), None, byref(tok2), 0)
+    r["read_begin NULL token"] = lib.fq_read_begin(h, byref(data), byref(length), None, 0)
+    r["read_begin"] = lib.fq_read_begin(h, byref(data), byref(length), byref(tok2), 0)
+    r["read message"] = ctypes.string_at(data.value, length.value)
+    r["commit of a read token"] = lib.fq_write_commit(h, tok2.value, 1)
+    r["read_end by another handle"] = lib.fq_read_end(h2, tok2.value)
+    r["read_end"] = lib.fq_read_end(h, tok2.value)
+    r["read_end again"] = lib.fq_read_end(h, tok2.value)
+    r["noop NULL q"] = lib.fq_noop(None, None, 0, 0)
+    r["noop"] = lib.fq_noop(h, None, 0, 0)
+    r["put after all that"] = lib.fq_put(h, b"fine", 4, 0)
+    r["get after all that"] = (lib.fq_get(h2, buf, 64, byref(u64), 0), buf.raw[: u64.value])
+    r["size after all that"] = lib.fq_size(h)
+    lib.fq_close(h2)
+    lib.fq_close(h)
+    r["unlink"] = lib.fq_unlink(enc)
+    r["unlink again"] = lib.fq_unlink(enc)
+    return r
+
+
+@pytest.mark.timeout(60)
+def test_c_abi_rejects_null_and_nonsense_arguments(segment_name: str) -> None:
+    kind, r = w.run_forked(lambda: abi_battery(segment_name))
+    assert kind == "ok", f"the C ABI battery {kind}: {r}"
+    null, invalid, ok = _ffi.ERR_NULL, _ffi.ERR_INVALID, _ffi.OK
+    expected: dict[str, Any] = {
+        "create NULL name": null,
+        "create NULL out": null,
+        "create max_msg 0": invalid,
+        "create capacity 0": invalid,
+        "create max_msg 2^64-1": invalid,
+        "create capacity 2^64-1": invalid,
+        "create size overflow": invalid,
+        "left behind": [],
+        "segment_size NULL": null,
+        "segment_size 2^64-1 x 2^64-1": invalid,
+        "segment_size 0": invalid,
+        "open NULL name": null,
+        "open missing": _ffi.ERR_NOT_FOUND,
+        "unlink NULL": null,
+        "unlink bad name": invalid,
+        "clone NULL": null,
+        "queries on NULL": (0, 0, 0),
+        "status_str of nonsense": [True, True, True],
+        "create": ok,
+        "open NULL out": null,
+        "open": ok,
+        "clone NULL out": null,
+        "stats NULL q": null,
+        "stats NULL out": null,
+        "stats NULL out, n 0": ok,
+        "stats n 100": ok,
+        "stats beyond count": True,
+        "put NULL q": null,
+        "put NULL data": null,
+        "put NULL data len 0": ok,
+        "put too big": _ffi.ERR_TOO_BIG,
+        "get NULL q": null,
+        "get NULL buf": null,
+        "get NULL len": null,
+        "get NULL buf cap 0": (ok, 0),  # the empty message put above
+        "put 5": ok,
+        "get small buffer": (_ffi.ERR_BUFFER, 5),
+        "get after small buffer": (ok, b"12345"),
+        "write_begin NULL q": null,
+        "write_begin NULL data": null,
+        "write_begin NULL token": null,
+        "commit unclaimed token": invalid,
+        "abort unclaimed token": invalid,
+        "read_end unclaimed token": invalid,
+        "commit NULL q": null,
+        "abort NULL q": null,
+        "read_end NULL q": null,
+        "write_begin": ok,
+        "read_end of a write token": invalid,
+        "commit too long": _ffi.ERR_TOO_BIG,
+        "commit by another handle": invalid,
+        "abort by another handle": invalid,
+        "commit": ok,
+        "commit again": invalid,
+        "abort after commit": invalid,
+        "read_begin NULL q": null,
+        "read_begin NULL data": null,
+        "read_begin NULL len": null,
+        "read_begin NULL token": null,
+        "read_begin": ok,
+        "read message": b"abc",
+        "commit of a read token": invalid,
+        "read_end by another handle": invalid,
+        "read_end": ok,
+        "read_end again": invalid,
+        "noop NULL q": null,
+        "noop": ok,
+        "put after all that": ok,
+        "get after all that": (ok, b"fine"),
+        "size after all that": 0,
+        "unlink": ok,
+        "unlink again": _ffi.ERR_NOT_FOUND,
+    }
+    for bad in (b"", b"/", b"a/b", b"x" * 251, b"."):
+        expected[f"create name {bad[:8]!r}"] = invalid
+        expected[f"open name {bad[:8]!r}"] = invalid
+    wrong = {k: (r.get(k), v) for k, v in expected.items() if r.get(k) != v}
+    assert not wrong, "call: (got, expected): " + "; ".join(f"{k}: {v}" for k, v in wrong.items())
+    assert set(r) == set(expected)
+
+
+# ------------------------------------------------------------------------------ no space
+
+
+@pytest.mark.timeout(60)
+def test_queue_too_large_for_dev_shm_fails_clearly_and_leaves_nothing(segment_name: str) -> None:
+    st_ = os.statvfs(SHM)
+    total = st_.f_blocks * st_.f_frsize
+    assert total > 0, "/dev/shm has no size limit here: this test would exhaust memory"
+    element_size = 1 << 36
+    capacity = max(1, math.ceil(2 * total / element_size))
+    status, needed = _ffi.segment_size(element_size, capacity)
+    assert status == _ffi.OK and needed > total
+    with pytest.raises(fastqueue.FastQueueError) as info:
+        fastqueue.Queue(segment_name, element_size=element_size, capacity=capacity)
+    assert not (SHM / segment_name).exists()
+    exc = info.value
+    assert isinstance(exc, (fastqueue.NoSpaceError, fastqueue.InvalidArgumentError)), repr(exc)
+    message = str(exc)
+    if isinstance(exc, fastqueue.NoSpaceError):
+        assert str(needed) in message, f"the message does not say how much was needed: {message}"
+        free = re.search(r"(\d+) bytes free", message)
+        assert free, f"the message does not say how much is free: {message}"
+        assert int(free.group(1)) <= total
+    # The raw call, too: a status, nothing left behind.
+    out = c_void_p()
+    status = w.raw().fq_create(segment_name.encode(), element_size, capacity, 0o600, byref(out))
+    assert status in (_ffi.ERR_NO_SPACE, _ffi.ERR_INVALID)
+    assert not (SHM / segment_name).exists()

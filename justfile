@@ -50,6 +50,11 @@ fmt:
     {{python}} -m ruff check --fix-only --quiet .
     {{python}} -m ruff format .
 
+# Prove the hand-written C header is the library's contract: every export declared and every
+# prototype, status value and ctypes declaration matching core/src/ffi.rs; C89..C++17 compile.
+header-check: build
+    FASTQUEUE_LIBRARY="$PWD/target/release/libfastqueue.so" {{python}} -m pytest -q tests/test_header.py
+
 # Race fastqueue against multiprocessing.Queue across processes and print a table.
 demo: _install
     {{python}} -m fastqueue demo

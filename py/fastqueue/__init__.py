@@ -27,6 +27,7 @@ from ._errors import (
     SegmentError,
     TooManyAttachedError,
 )
+from ._paths import include_dir, library_path
 from .queue import Queue, unlink
 
 
@@ -59,6 +60,8 @@ __all__ = [
     "SegmentError",
     "TooManyAttachedError",
     "__version__",
+    "include_dir",
+    "library_path",
     "unlink",
 ]
 

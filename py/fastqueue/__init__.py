@@ -25,9 +25,9 @@ from ._errors import (
     QueueOSError,
     QueuePermissionError,
     SegmentError,
+    ShutDown,
     TooManyAttachedError,
 )
-from ._paths import include_dir, library_path
 from .queue import Queue, unlink
 
 
@@ -58,10 +58,9 @@ __all__ = [
     "QueueOSError",
     "QueuePermissionError",
     "SegmentError",
+    "ShutDown",
     "TooManyAttachedError",
     "__version__",
-    "include_dir",
-    "library_path",
     "unlink",
 ]
 
@@ -76,6 +75,7 @@ for _cls in (
     QueuePermissionError,
     NoSpaceError,
     SegmentError,
+    ShutDown,
     TooManyAttachedError,
     MessageTooBigError,
     InvalidArgumentError,

@@ -30,6 +30,7 @@ __all__ = [
     "QueueOSError",
     "QueuePermissionError",
     "SegmentError",
+    "ShutDown",
     "TooManyAttachedError",
     "error_from_status",
 ]
@@ -50,6 +51,15 @@ class FastQueueError(Exception):
     """
 
     status: int = 0
+
+
+# queue.ShutDown exists from Python 3.13 on; before, ShutDown is a plain FastQueueError.
+_StdShutDown: type[Exception] = getattr(queue, "ShutDown", Exception)
+
+
+class ShutDown(FastQueueError, _StdShutDown):  # type: ignore[misc,valid-type]
+    """The queue was shut down (:meth:`Queue.shutdown`, by any process): puts fail at once, gets
+    fail once the queue is drained. A subclass of ``queue.ShutDown`` on Python >= 3.13."""
 
 
 class QueueExistsError(FastQueueError, FileExistsError):
@@ -101,6 +111,11 @@ _UNLINK_HINT: Final = (
 # Messages are str.format templates over: op (what was being done), name (queue name or "?"),
 # detail (the library's own sentence for the status), needed / free (NO_SPACE only).
 _TABLE: Final[dict[int, tuple[type[FastQueueError], int | None, str]]] = {
+    _ffi.SHUTDOWN: (
+        ShutDown,
+        None,
+        "{op}: queue {name!r} was shut down",
+    ),
     _ffi.ERR_NULL: (
         InternalError,
         None,

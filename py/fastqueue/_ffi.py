@@ -50,7 +50,9 @@ __all__ = [
     "NATIVE_DIR",
     "NATIVE_PATTERNS",
     "OK",
+    "SHUTDOWN",
     "STAT_NAMES",
+    "TIMEOUT",
     "Handle",
     "as_c_buffer",
     "create",
@@ -84,6 +86,8 @@ NATIVE_PATTERNS: Final = ("lib*.so", "*.so", "lib*.dylib", "*.dylib", "*.dll", "
 OK: Final = 0
 EMPTY: Final = 1
 FULL: Final = 2
+SHUTDOWN: Final = 3
+TIMEOUT: Final = 4
 ERR_NULL: Final = -1
 ERR_INVALID: Final = -2
 ERR_TOO_BIG: Final = -3
@@ -100,7 +104,22 @@ ERR_OS: Final = -13
 ERR_INTERNAL: Final = -14
 
 #: Names of the counters fq_stats() reports, in FQ_STAT_* index order.
-STAT_NAMES: Final = ("puts", "gets", "full_hits", "empty_hits", "recoveries", "reclaimed", "depth")
+STAT_NAMES: Final = (
+    "puts",
+    "gets",
+    "full_hits",
+    "empty_hits",
+    "recoveries",
+    "reclaimed",
+    "depth",
+    "skipped",
+    "lost",
+    "tasks_done",
+    "unfinished",
+    "creator_pid",
+    "segment_size",
+    "shutdown",
+)
 
 
 def _find_library() -> Path:
@@ -190,6 +209,15 @@ _fq_read_begin = _declare(
     "fq_read_begin", c_int32, c_void_p, POINTER(c_void_p), _u64p, _u64p, c_int64
 )
 _fq_read_end = _declare("fq_read_end", c_int32, c_void_p, c_uint64)
+_fq_put_many = _declare("fq_put_many", c_int32, c_void_p, c_void_p, _u64p, c_uint64, c_int64, _u64p)
+_fq_get_many = _declare(
+    "fq_get_many", c_int32, c_void_p, c_void_p, c_uint64, _u64p, c_uint64, _u64p, c_int64
+)
+_fq_shutdown = _declare("fq_shutdown", c_int32, c_void_p, c_int32)
+_fq_task_done = _declare("fq_task_done", c_int32, c_void_p, c_uint64)
+_fq_join = _declare("fq_join", c_int32, c_void_p, c_int64)
+_fq_observe = _declare("fq_observe", c_int32, c_char_p, _voidpp)
+_fq_live_participants = _declare("fq_live_participants", c_uint64, c_void_p)
 _fq_noop = _declare("fq_noop", c_int32, c_void_p, c_void_p, c_uint64, c_int64)
 
 
@@ -298,6 +326,22 @@ class Handle:
         out = (c_uint64 * len(STAT_NAMES))()
         _fq_stats(self._ptr, out, len(STAT_NAMES))
         return tuple(int(v) for v in out)
+
+    def shutdown(self, immediate: bool) -> int:
+        """fq_shutdown; returns the status."""
+        return int(_fq_shutdown(self._ptr, 1 if immediate else 0))
+
+    def task_done(self, n: int) -> int:
+        """fq_task_done; returns the status."""
+        return int(_fq_task_done(self._ptr, n))
+
+    def join(self, timeout_ns: int) -> int:
+        """fq_join; returns the status (OK or TIMEOUT)."""
+        return int(_fq_join(self._ptr, timeout_ns))
+
+    def live_participants(self) -> int:
+        """Processes attached whose liveness lock is held."""
+        return int(_fq_live_participants(self._ptr))
 
     def _new_scratch(self) -> _Scratch:
         buf = ctypes.create_string_buffer(self.max_msg)

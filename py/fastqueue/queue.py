@@ -404,6 +404,85 @@ class Queue:
             return Empty()
         return error_from_status(int(status), f"Queue({self._name!r}).get", self._name)
 
+    # ------------------------------------------------------------------------------ tasks, shutdown
+
+    def task_done(self) -> None:
+        """Marks one fetched message as processed, as :meth:`queue.Queue.task_done` does; the
+        count lives in the segment, so any process may mark a message done. Raises ValueError
+        if called more times than there were messages put.
+
+        >>> with Queue(element_size=8, capacity=2) as q:
+        ...     q.put(b"job"); _ = q.get(); q.task_done()
+        ...     q.join(timeout=0)
+        True
+        """
+        h = self._h
+        if h is None:
+            raise self._closed_error()
+        status = h.task_done(1)
+        if status == _OK:
+            return
+        if status == _ffi.ERR_INVALID:
+            raise ValueError("task_done() called too many times")
+        raise error_from_status(status, f"Queue({self._name!r}).task_done()", self._name)
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Waits until every message ever put has been marked done with :meth:`task_done` (by
+        any process), as :meth:`queue.Queue.join` does; messages a dead process took with it
+        count as done. With a ``timeout`` (seconds) gives up after it and returns False;
+        returns True once everything is done. Ctrl-C interrupts the wait.
+        """
+        h = self._h
+        if h is None:
+            raise self._closed_error()
+        if timeout is None:
+            status = h.join(_SLICE_NS)
+            while status == _ffi.TIMEOUT:
+                if self._h is not h:
+                    raise self._closed_error()
+                status = h.join(_SLICE_NS)
+        else:
+            t = _check_timeout(timeout)
+            status = h.join(0)
+            if status == _ffi.TIMEOUT and t > 0.0:
+                deadline = time.monotonic() + t
+                while status == _ffi.TIMEOUT:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0.0:
+                        break
+                    if self._h is not h:
+                        raise self._closed_error()
+                    status = h.join(_slice(remaining))
+        if status == _OK:
+            return True
+        if status == _ffi.TIMEOUT:
+            return False
+        raise error_from_status(status, f"Queue({self._name!r}).join()", self._name)
+
+    def shutdown(self, immediate: bool = False) -> None:
+        """Shuts the queue down for every process attached to it, as Python 3.13's
+        :meth:`queue.Queue.shutdown` does: later puts raise :class:`~fastqueue.ShutDown`; gets
+        return what is left, then raise ShutDown. With ``immediate=True`` what is left is
+        discarded (and counted as done for :meth:`join`) and gets raise ShutDown at once. Every
+        blocked put, get and join wakes. It cannot be undone.
+
+        >>> q = Queue(element_size=8, capacity=2)
+        >>> q.put(b"last"); q.shutdown()
+        >>> q.get()
+        b'last'
+        >>> q.get()  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        fastqueue.ShutDown: Queue(...).get: queue ... was shut down
+        >>> q.close()
+        """
+        h = self._h
+        if h is None:
+            raise self._closed_error()
+        status = h.shutdown(bool(immediate))
+        if status != _OK:
+            raise error_from_status(status, f"Queue({self._name!r}).shutdown()", self._name)
+
     # ------------------------------------------------------------------------------ size
 
     def qsize(self) -> int:

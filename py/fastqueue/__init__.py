@@ -28,6 +28,7 @@ from ._errors import (
     ShutDown,
     TooManyAttachedError,
 )
+from ._paths import include_dir, library_path
 from .queue import Queue, unlink
 
 
@@ -61,6 +62,8 @@ __all__ = [
     "ShutDown",
     "TooManyAttachedError",
     "__version__",
+    "include_dir",
+    "library_path",
     "unlink",
 ]
 

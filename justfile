@@ -50,8 +50,9 @@ fmt:
     {{python}} -m ruff check --fix-only --quiet .
     {{python}} -m ruff format .
 
-# Prove the hand-written C header is the library's contract: every export declared and every
-# prototype, status value and ctypes declaration matching core/src/ffi.rs; C89..C++17 compile.
+# Every export, prototype, status value and ctypes declaration of core/src/ffi.rs is checked
+# against the hand-written header, which must also compile as C89, C99, C++11 and C++17.
+# Prove that fastqueue.h matches the library (exports, ffi.rs, status values, _ffi's ctypes).
 header-check: build
     FASTQUEUE_LIBRARY="$PWD/target/release/libfastqueue.so" {{python}} -m pytest -q tests/test_header.py
 
@@ -59,15 +60,53 @@ header-check: build
 demo: _install
     {{python}} -m fastqueue demo
 
-# Build the wheel into dist/ (py3-none-<platform>: one wheel for every Python 3.9+ and PyPy).
+# One wheel for every Python 3.9+ and PyPy on any Linux with glibc >= 2.17 (2014 on), whatever
+# glibc builds it: zig (the `ziglang` package from PyPI) links against glibc 2.17's symbols.
+# Build the wheel into dist/ (py3-none-manylinux_2_17, i.e. manylinux2014).
 wheel:
-    {{pip}} install -q {{build_tools}}
-    {{python}} -m maturin build --release --out dist
+    {{pip}} install -q {{build_tools}} "ziglang>=0.10"
+    rm -f dist/fastqueue-*.whl
+    CARGO_ZIGBUILD_PYTHON_PATH="$({{python}} -c 'import sys; print(sys.executable)')" \
+        {{python}} -m maturin build --release --zig --compatibility manylinux2014 --out dist
 
 # Build the source distribution into dist/.
 sdist:
     {{pip}} install -q {{build_tools}}
     {{python}} -m maturin sdist --out dist
+
+# auditwheel must call it manylinux_2_17 (or older); then a fresh virtualenv with no Rust on
+# PATH installs it, builds the C examples with `python -m fastqueue --cflags --libs` and
+# exchanges messages between C and Python (tests/smoke_installed.py).
+# Check the wheel in dist/ as users get it: auditwheel, then a smoke test in a fresh venv.
+wheel-check:
+    {{pip}} install -q "auditwheel>=6"
+    {{python}} -m auditwheel show dist/fastqueue-*.whl | tee /dev/stderr | {{python}} -c \
+        'import re, sys; t = " ".join(sys.stdin.read().split()); \
+        m = re.search(r"consistent with the following platform tag: \"manylinux_2_(\d+)_", t); \
+        sys.exit(0 if m and int(m.group(1)) <= 17 else "auditwheel: not manylinux_2_17")'
+    @just _venv-smoke dist/fastqueue-*.whl
+
+# A fresh virtualenv builds it from source (cargo, via pip); the installed package must pass
+# the same C/Python smoke test as the wheel.
+# Check the sdist in dist/: pip builds it with cargo in a fresh venv, then the smoke test.
+sdist-check:
+    @just _venv-smoke dist/fastqueue-*.tar.gz
+
+# pip-installs `dist` into a new virtualenv and runs tests/smoke_installed.py there, outside the
+# checkout (PATH keeps cargo only for building an sdist).
+_venv-smoke dist:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    dists=({{dist}})
+    [[ ${#dists[@]} -eq 1 && -f ${dists[0]} ]] || { echo "want exactly one of {{dist}}" >&2; exit 1; }
+    tmp="$(mktemp -d)"
+    trap 'rm -rf "$tmp"' EXIT
+    {{python}} -m venv "$tmp/venv"
+    "$tmp/venv/bin/python" -m pip install -q --disable-pip-version-check "$PWD/${dists[0]}"
+    path="$tmp/venv/bin:/usr/bin:/bin"
+    [[ ${dists[0]} == *.tar.gz ]] && path="$path:$(dirname "$(command -v cargo)")"
+    cd "$tmp" && env PATH="$path" python "{{justfile_directory()}}/tests/smoke_installed.py" \
+        --installed --examples "{{justfile_directory()}}/examples/c"
 
 # Compile the C examples (examples/c) against the built library into target/examples/.
 c-examples: build

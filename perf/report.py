@@ -131,7 +131,10 @@ def markdown(data: dict[str, Any]) -> str:
         out.extend(notes)
         out.append("")
     out.append(
-        f"Versions: " + ", ".join(f"{q} {v}" for q, v in meta.get("versions", {}).items()) + "."
+        "Versions: " + ", ".join(f"{q} {v}" for q, v in meta.get("versions", {}).items()) + ". "
+        f"CPU: {meta.get('cpu', '?')}. Load average (1/5/15 min) at start "
+        f"{meta.get('loadavg_start', '?')}, at end {meta.get('loadavg_end', '?')}; "
+        f"the run took {meta.get('total_s', '?')} s."
     )
     out.append("")
     return "\n".join(out)

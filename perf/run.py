@@ -239,6 +239,7 @@ def main() -> None:
             "cpu": _cpu_model(),
             "quick": args.quick,
             "versions": versions,
+            "loadavg_start": _loadavg(),
         },
         "queues": adapters.QUEUES,
         "unavailable": missing,
@@ -271,6 +272,7 @@ def main() -> None:
         if removed:
             log(f"removed leftover shared memory: {', '.join(removed)}")
     data["meta"]["total_s"] = round(time.perf_counter() - t_start, 1)
+    data["meta"]["loadavg_end"] = _loadavg()
     with open(os.path.join(RESULTS, "latest.json"), "w") as f:
         json.dump(data, f, indent=1)
     with open(os.path.join(RESULTS, "latest.md"), "w") as f:
@@ -278,6 +280,13 @@ def main() -> None:
     report.chart(data, os.path.join(RESULTS, "chart.png"))
     log(f"done in {data['meta']['total_s']:.0f} s: perf/results/latest.md, chart.png, latest.json")
     print(report.markdown(data))
+
+
+def _loadavg() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
 
 
 def _cpu_model() -> str:

@@ -142,3 +142,14 @@ clean:
 # Stress random cross-process examples for `minutes` (`just soak 10` or `just soak minutes=10`).
 soak minutes="10": _install
     {{python}} tests/soak.py --minutes {{trim_start_match(minutes, "minutes=")}}
+
+# Model-check the ring with loom (2 producers x 2 consumers, capacities 1 and 2, recovery),
+# preemption bound 1: a minute or two. Its own target dir, since --cfg loom rebuilds everything.
+loom:
+    LOOM_MAX_PREEMPTIONS=1 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
+        cargo test --release --test loom
+
+# The same model with preemption bound 2: much deeper, tens of minutes.
+loom-deep:
+    LOOM_MAX_PREEMPTIONS=2 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
+        cargo test --release --test loom

@@ -680,6 +680,111 @@ def test_stats_count_operations_of_every_handle(qname: NameFactory) -> None:
         assert s["recoveries"] == 0
 
 
+# ------------------------------------------------------------------------------ batches
+
+
+def test_put_many_and_get_many_keep_order(qname: NameFactory) -> None:
+    np = pytest.importorskip("numpy")
+    items = [b"", b"a", bytearray(b"bc"), memoryview(b"defg")[::2], np.arange(2, dtype=np.int16)]
+    expected = [b"", b"a", b"bc", b"df", np.arange(2, dtype=np.int16).tobytes()]
+    with Queue(qname(), element_size=8, capacity=7) as q:
+        q.put(b"first")
+        q.put_many(items)
+        q.put_many([])
+        q.put_many(iter([b"z"]))
+        assert q.qsize() == 7
+        assert q.get_many(1) == [b"first"]
+        assert q.get_many(100) == [*expected, b"z"]
+        assert q.empty()
+
+
+def test_put_many_checks_every_item_first(qname: NameFactory) -> None:
+    with Queue(qname(), element_size=4, capacity=8) as q:
+        with pytest.raises(ValueError, match="element_size of 4"):
+            q.put_many([b"ok", b"too long"])
+        with pytest.raises(TypeError):
+            q.put_many([b"ok", "text"])  # type: ignore[list-item]
+        assert q.empty()
+
+
+def test_put_many_into_too_little_room(qname: NameFactory) -> None:
+    with Queue(qname(), element_size=4, capacity=3) as q:
+        q.put(b"x")
+        with pytest.raises(Full) as info:
+            q.put_many([b"1", b"2", b"3"], block=False)
+        assert info.value.done == 2  # type: ignore[attr-defined]
+        assert q.get_many(5) == [b"x", b"1", b"2"]
+        q.put_many([b"1", b"2", b"3"])
+        start = time.monotonic()
+        with pytest.raises(Full) as info:
+            q.put_many([b"4"], timeout=0.1)
+        assert time.monotonic() - start >= 0.1
+        assert info.value.done == 0  # type: ignore[attr-defined]
+        with pytest.raises(Full):
+            q.put_many([b"4"], timeout=0)
+
+
+def test_blocking_put_many_larger_than_the_queue(qname: NameFactory) -> None:
+    name = qname()
+    items = [b"%d" % i for i in range(200)]
+    got: list[bytes] = []
+    with Queue(name, element_size=4, capacity=3) as q, Queue(name, create=False) as a:
+
+        def consume() -> None:
+            while len(got) < len(items):
+                got.extend(a.get_many(2, timeout=30))
+
+        t = threading.Thread(target=consume)
+        t.start()
+        q.put_many(items, timeout=60)
+        t.join(60)
+        assert got == items
+
+
+def test_get_many_waits_and_times_out(qname: NameFactory) -> None:
+    with Queue(qname(), element_size=4, capacity=3) as q:
+        start = time.monotonic()
+        with pytest.raises(Empty):
+            q.get_many(3, timeout=0.1)
+        assert time.monotonic() - start >= 0.1
+        with pytest.raises(Empty):
+            q.get_many(3, block=False)
+        t = _later(0.2, lambda: q.put(b"late"))
+        assert q.get_many(3) == [b"late"]
+        t.join()
+
+
+@pytest.mark.parametrize(("bad", "error"), [(0, ValueError), (-1, ValueError), (1.0, TypeError)])
+def test_get_many_rejects_bad_counts(qname: NameFactory, bad: object, error: type) -> None:
+    with Queue(qname(), element_size=4, capacity=3) as q:
+        q.put(b"x")
+        with pytest.raises(error):
+            q.get_many(bad)  # type: ignore[arg-type]
+        assert q.qsize() == 1
+
+
+def test_get_many_of_large_messages_in_several_calls(qname: NameFactory) -> None:
+    size = 1 << 19  # two fit in get_many's 1 MiB buffer
+    with Queue(qname(), element_size=size, capacity=4) as q:
+        msgs = [bytes([i]) * size for i in range(4)]
+        q.put_many(msgs)
+        got: list[bytes] = []
+        while len(got) < 4:
+            got += q.get_many(4, timeout=5)
+        assert got == msgs
+
+
+def test_batches_after_shutdown(qname: NameFactory) -> None:
+    with Queue(qname(), element_size=4, capacity=3) as q:
+        q.put(b"x")
+        q.shutdown()
+        with pytest.raises(fastqueue.ShutDown):
+            q.put_many([b"y"])
+        assert q.get_many(3) == [b"x"]
+        with pytest.raises(fastqueue.ShutDown):
+            q.get_many(3)
+
+
 # ------------------------------------------------------------------------------ tasks, shutdown
 
 
@@ -788,6 +893,8 @@ CLOSED_OPS: dict[str, Callable[[Queue], object]] = {
     "join": lambda q: q.join(),
     "join-timeout": lambda q: q.join(timeout=1),
     "shutdown": lambda q: q.shutdown(),
+    "put_many": lambda q: q.put_many([b"x"]),
+    "get_many": lambda q: q.get_many(1),
 }
 
 

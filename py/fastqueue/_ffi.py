@@ -296,6 +296,7 @@ class Handle:
     __slots__ = (
         "__weakref__",
         "_free",
+        "_many",
         "_ptr",
         "capacity",
         "get_into",
@@ -316,6 +317,8 @@ class Handle:
         # atomic under the GIL, so threads sharing this handle never share a buffer; a single
         # thread reuses one entry forever.
         self._free: list[_Scratch] = []
+        # The same for get_many: (buffer, lengths array, count out-param).
+        self._many: list[tuple[Any, Any, c_uint64]] = []
 
     def size(self) -> int:
         """Approximate number of queued messages."""
@@ -326,6 +329,43 @@ class Handle:
         out = (c_uint64 * len(STAT_NAMES))()
         _fq_stats(self._ptr, out, len(STAT_NAMES))
         return tuple(int(v) for v in out)
+
+    def put_many(self, data: bytes, lens: list[int], timeout_ns: int) -> tuple[int, int]:
+        """fq_put_many of `data` cut at `lens`; returns (status, number of messages put)."""
+        n = len(lens)
+        done = c_uint64(0)
+        status = _fq_put_many(self._ptr, data, (c_uint64 * n)(*lens), n, timeout_ns, done)
+        return int(status), int(done.value)
+
+    def get_many(self, max_items: int, timeout_ns: int) -> list[bytes] | int:
+        """fq_get_many of up to `max_items` messages: the messages, or the status as an int."""
+        # At least one message of max_msg bytes always fits; more only as room allows (the
+        # library stops at a message that does not fit, leaving it queued).
+        cap = max(self.max_msg, min(max_items * self.max_msg, 1 << 20))
+        pool = self._many
+        try:
+            buf, lens, count = pool.pop()
+            if len(buf) < cap or len(lens) < max_items:
+                raise IndexError
+        except IndexError:
+            buf = ctypes.create_string_buffer(cap)
+            lens = (c_uint64 * max_items)()
+            count = c_uint64(0)
+        try:
+            status = _fq_get_many(
+                self._ptr, ctypes.addressof(buf), cap, lens, max_items, count, timeout_ns
+            )
+            if status != OK:
+                return int(status)
+            out: list[bytes] = []
+            start = 0
+            for i in range(count.value):
+                end = start + lens[i]
+                out.append(buf[start:end])
+                start = end
+            return out
+        finally:
+            pool.append((buf, lens, count))
 
     def shutdown(self, immediate: bool) -> int:
         """fq_shutdown; returns the status."""

@@ -37,6 +37,8 @@ from ._errors import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from typing_extensions import Buffer, Self
 
 __all__ = ["Queue", "unlink"]
@@ -403,6 +405,118 @@ class Queue:
         if status == _EMPTY:
             return Empty()
         return error_from_status(int(status), f"Queue({self._name!r}).get", self._name)
+
+    # ------------------------------------------------------------------------------ batches
+
+    def put_many(
+        self, items: Iterable[Buffer], block: bool = True, timeout: float | None = None
+    ) -> None:
+        """Puts every item of ``items``, in order, with one library call per batch: the cheap
+        way to move many small messages. Other producers' messages may land between them.
+
+        Every item is checked first: one that is not bytes-like (``TypeError``) or longer than
+        element_size (``ValueError``) rejects the whole batch and nothing is put. Blocking and
+        ``timeout`` are as for :meth:`put`, for the batch as a whole; if the queue stays full,
+        :class:`~fastqueue.Full` is raised with the number of items that were put (the first
+        ones) in its ``done`` attribute.
+
+        >>> with Queue(element_size=8, capacity=4) as q:
+        ...     q.put_many([b"a", bytearray(b"b"), memoryview(b"c")])
+        ...     q.get_many(10)
+        [b'a', b'b', b'c']
+        """
+        h = self._h
+        if h is None:
+            raise self._closed_error()
+        parts: list[object] = []
+        lens: list[int] = []
+        max_msg = h.max_msg
+        for item in items:
+            if type(item) is bytes:
+                part: object = item
+                n = len(item)
+            else:
+                with memoryview(item) as view:  # TypeError if not bytes-like
+                    n = view.nbytes
+                    part = view.cast("B") if view.c_contiguous else view.tobytes()
+            if n > max_msg:
+                raise self._too_big(n)
+            parts.append(part)
+            lens.append(n)
+        if not lens:
+            return
+        data = b"".join(parts)  # type: ignore[arg-type]  # bytes-like parts
+        t = None if timeout is None or not block else _check_timeout(timeout)
+        total = len(lens)
+        put = 0
+        deadline: float | None = None  # set when the queue is first found full
+        while True:
+            if not block or (t is not None and deadline is None):
+                wait = 0
+            elif deadline is None:
+                wait = _SLICE_NS
+            else:
+                wait = _slice(max(0.0, deadline - time.monotonic()))
+            status, done = h.put_many(data, lens, wait)
+            put += done
+            if status == _OK:
+                return
+            if status != _FULL:
+                raise self._put_error(status)
+            if t is not None and deadline is None and t > 0.0:
+                deadline = time.monotonic() + t
+            elif not block or (
+                t is not None and (deadline is None or time.monotonic() >= deadline)
+            ):
+                full = Full(f"put {put} of {total} items; then the queue stayed full")
+                full.done = put  # type: ignore[attr-defined]
+                raise full
+            if self._h is not h:
+                raise self._closed_error()
+            if done:
+                data = data[sum(lens[:done]) :]
+                lens = lens[done:]
+
+    def get_many(
+        self, max_items: int, block: bool = True, timeout: float | None = None
+    ) -> list[bytes]:
+        """Removes and returns up to ``max_items`` (>= 1) of the oldest messages, in order, with
+        one library call: waits (as :meth:`get` does) for the first message only, then takes
+        what is there without waiting. Raises :class:`~fastqueue.Empty` if nothing arrived in
+        time, :class:`~fastqueue.ShutDown` once a shut-down queue is drained.
+
+        >>> with Queue(element_size=8, capacity=4) as q:
+        ...     q.put(b"1"); q.put(b"2"); q.put(b"3")
+        ...     q.get_many(2), q.get_many(2)
+        ([b'1', b'2'], [b'3'])
+        """
+        h = self._h
+        if h is None:
+            raise self._closed_error()
+        n = _check_size(max_items, "max_items")
+        if not block:
+            result = h.get_many(n, 0)
+        elif timeout is None:
+            result = h.get_many(n, _SLICE_NS)
+            while result == _EMPTY:
+                if self._h is not h:
+                    raise self._closed_error()
+                result = h.get_many(n, _SLICE_NS)
+        else:
+            t = _check_timeout(timeout)
+            result = h.get_many(n, 0)
+            if result == _EMPTY and t > 0.0:
+                deadline = time.monotonic() + t
+                while result == _EMPTY:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0.0:
+                        break
+                    if self._h is not h:
+                        raise self._closed_error()
+                    result = h.get_many(n, _slice(remaining))
+        if isinstance(result, list):
+            return result
+        raise self._get_error(result)
 
     # ------------------------------------------------------------------------------ tasks, shutdown
 

@@ -340,6 +340,27 @@ def idle_wait(q: fastqueue.Queue, op: str, seconds: float, result: Connection) -
     result.send((outcome, time.process_time() - cpu, time.monotonic() - wall))
 
 
+def describe_ring(name: str) -> str:
+    """A one-line picture of the queue ``name`` read straight from /dev/shm, for failure
+    messages: tail, head, and each slot's (lap, phase, owner) with its message length (layout:
+    core/src/layout.rs and the state word of core/src/ring.rs)."""
+    try:
+        data = Path("/dev/shm", name).read_bytes()
+    except OSError as exc:
+        return f"(cannot read the segment: {exc})"
+    capacity, _, stride = struct.unpack_from("<QQQ", data, 16)
+    slots_offset = struct.unpack_from("<Q", data, 48)[0]
+    tail = struct.unpack_from("<Q", data, 128)[0]
+    head = struct.unpack_from("<Q", data, 256)[0]
+    phases = ("EMPTY", "WRITING", "FULL", "READING", "ABANDONED", "5", "6", "7")
+    slots = []
+    for i in range(min(capacity, 16)):
+        state, length = struct.unpack_from("<QQ", data, slots_offset + i * stride)
+        lap, phase, owner = state >> 19, (state >> 16) & 7, state & 0xFFFF
+        slots.append(f"{i}:{phases[phase]}(lap {lap}, owner {owner}, len {length})")
+    return f"tail={tail} head={head} slots=[{', '.join(slots)}]"
+
+
 # ----------------------------------------------------------------------------------- hostile
 
 

@@ -9,7 +9,8 @@ returned in a file (one write per record), so after a kill the parent knows exac
 process had been told. Totals are printed (visible with ``pytest -s``).
 
 Reproduce: ``FASTQUEUE_LIBRARY=target/release/libfastqueue.so PYTHONPATH=py python -m pytest
-tests/test_crash.py -s`` (``FASTQUEUE_CRASH_SEED=<n>`` replays one random-kill schedule).
+tests/test_crash.py -s`` (``FASTQUEUE_CRASH_SEED=<n>`` replays a random-kill schedule's choices,
+``FASTQUEUE_CRASH_ROUNDS=<n>`` runs more rounds of it than the default 8).
 """
 
 from __future__ import annotations
@@ -67,11 +68,14 @@ def workers() -> Iterator[Workers]:
         ws.kill_all()
 
 
-def wait_for(cond: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    """Waits until ``cond()`` holds (a progress condition, not a timing assertion)."""
+def wait_for(
+    cond: Callable[[], bool], what: str, timeout: float = 30.0, state: Callable[[], str] = str
+) -> None:
+    """Waits until ``cond()`` holds (a progress condition, not a timing assertion); on giving
+    up, the message includes ``state()``."""
     deadline = time.monotonic() + timeout
     while not cond():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        assert time.monotonic() < deadline, f"gave up waiting for {what}: {state()}"
         time.sleep(0.005)
 
 
@@ -219,7 +223,8 @@ def test_random_sigkills_while_moving_large_messages(
     acknowledged put delivered except at most one per killed consumer."""
     seed = int(os.environ.get("FASTQUEUE_CRASH_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
-    rounds, kills_per_round = 8, 3
+    print(f"\n[crash] random kills: seed {seed}")
+    rounds, kills_per_round = int(os.environ.get("FASTQUEUE_CRASH_ROUNDS", 8)), 3
     name = qname()
     element_size = w.BIG_HEADER.size + (4 << 20)
     p_paths: dict[int, Path] = {}
@@ -241,6 +246,13 @@ def test_random_sigkills_while_moving_large_messages(
         zero_copy = rng.random() < 0.5
         return len(c_paths) - 1, workers.start(w.big_consumer, q, str(c_paths[-1]), zero_copy)
 
+    def diagnose() -> str:
+        alive = {k: sorted(c for c, p in v.items() if p.is_alive()) for k, v in live.items()}
+        done = {k: {c: progress(k, c) for c in v} for k, v in live.items()}
+        return f"alive {alive}, acks {done}, stats {q.stats()}, {w.describe_ring(name)}"
+
+    live: dict[str, dict[int, Any]] = {}
+
     def progress(kind: str, key: int) -> int:
         if kind == "producer":
             return len(w.read_records(p_paths[key], w.PUT_ACK))
@@ -249,7 +261,7 @@ def test_random_sigkills_while_moving_large_messages(
     with Queue(name, element_size=element_size, capacity=3) as q:
         for _ in range(rounds):
             stop = SPAWN.Event()
-            live: dict[str, dict[int, Any]] = {"producer": {}, "consumer": {}}
+            live = {"producer": {}, "consumer": {}}
             for _ in range(2):
                 key, proc = start_producer(stop)
                 live["producer"][key] = proc
@@ -260,7 +272,11 @@ def test_random_sigkills_while_moving_large_messages(
                 key = rng.choice(sorted(live[kind]))
                 base = progress(kind, key)
                 # Kill once it moves data (not while it starts up), at a random moment.
-                wait_for(lambda k=kind, c=key, b=base: progress(k, c) > b, f"{kind} progress")
+                wait_for(
+                    lambda k=kind, c=key, b=base: progress(k, c) > b,
+                    f"progress of {kind} {key} (seed {seed})",
+                    state=lambda: diagnose(),
+                )
                 time.sleep(rng.uniform(0, 0.03))
                 victim = live[kind].pop(key)
                 kill(victim)
@@ -273,7 +289,11 @@ def test_random_sigkills_while_moving_large_messages(
                 live[kind][key] = proc
             for key in live["producer"]:
                 base = progress("producer", key)
-                wait_for(lambda c=key, b=base: progress("producer", c) > b, "producer progress")
+                wait_for(
+                    lambda c=key, b=base: progress("producer", c) > b,
+                    f"progress of producer {key} (seed {seed})",
+                    state=lambda: diagnose(),
+                )
             stop.set()
             for proc in live["producer"].values():
                 join_ok(proc, "producer")

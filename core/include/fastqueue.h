@@ -20,11 +20,15 @@
  *    end the call; callers that must react to signals (Python does) pass bounded timeouts and loop.
  *  - Threads: a fq_queue handle may be used by any number of threads at once, except that
  *    fq_close() must not race with any other call on the same handle.
- *  - Processes: handles are per process. After fork() the child must fq_open() its own handle
- *    (it may keep using inherited handles for put/get, but crash recovery cannot then tell the
- *    child from the parent).
- *  - Ownership: a handle from fq_create()/fq_open() is owned by the caller and freed by
- *    fq_close(). Strings returned by the library are static; never free them.
+ *  - Processes: handles are per process. After fork() the child should fq_clone() each inherited
+ *    handle and fq_close() the inherited one (it may keep using inherited handles for put/get,
+ *    but crash recovery cannot then tell the child from the parent).
+ *  - Ownership: a handle from fq_create(), fq_open(), fq_clone() or fq_observe() is owned by the
+ *    caller and freed by fq_close(); those functions write *out only on success. Buffers passed
+ *    in stay the caller's: the library copies what it needs before returning and keeps no
+ *    pointer to them. Strings returned by the library are static; never free them.
+ *  - Corruption: a call that finds the ring's state impossible (another program wrote into the
+ *    segment) returns FQ_ERR_BAD_SEGMENT instead of guessing.
  *  - No function allocates on the put/get path, and no Rust panic ever crosses this boundary
  *    (an internal bug is reported as FQ_ERR_INTERNAL).
  *  - Names: "name" or "/name", 1..250 bytes, no other '/', no NUL. Both spellings are the same queue.
@@ -96,7 +100,8 @@ uint32_t fq_abi_version(void);
 /** The layout version of segments this library creates and accepts. Never fails. */
 uint32_t fq_layout_version(void);
 
-/** A static, NUL-terminated English description of `status` (also for unknown values). */
+/** A static, NUL-terminated English description of `status` (also for unknown values). Never
+ *  fails, never returns NULL; thread-safe. */
 const char *fq_status_str(int32_t status);
 
 /**
@@ -111,6 +116,9 @@ int32_t fq_segment_size(uint64_t max_msg, uint64_t capacity, uint64_t *out);
  * memory up front, and attaches to it. Fails with FQ_ERR_EXISTS if the name is taken; on any
  * failure nothing is left behind. On success *out is a new handle (free it with fq_close()).
  * Creation is race-free: a concurrent fq_open() never sees a half-initialised segment.
+ * Does not block (beyond the time it takes to reserve the memory). The creator does not own the
+ * name: fq_close() keeps it, fq_unlink() removes it. Returns FQ_OK, FQ_ERR_NULL, FQ_ERR_INVALID,
+ * FQ_ERR_EXISTS, FQ_ERR_PERMISSION, FQ_ERR_NO_SPACE or FQ_ERR_OS.
  */
 int32_t fq_create(const char *name, uint64_t max_msg, uint64_t capacity, uint32_t mode,
                   fq_queue **out);
@@ -118,21 +126,30 @@ int32_t fq_create(const char *name, uint64_t max_msg, uint64_t capacity, uint32_
 /**
  * Attaches to the existing queue `name`. The segment is validated before use (size, magic,
  * layout version, every offset); a segment still being created is waited for up to 1 s.
- * On success *out is a new handle (free it with fq_close()).
+ * On success *out is a new handle (free it with fq_close()). Returns FQ_OK, FQ_ERR_NULL,
+ * FQ_ERR_INVALID (bad name), FQ_ERR_NOT_FOUND, FQ_ERR_PERMISSION, FQ_ERR_BAD_SEGMENT,
+ * FQ_ERR_VERSION (another layout version), FQ_ERR_NOT_READY, FQ_ERR_TOO_MANY or FQ_ERR_OS.
  */
 int32_t fq_open(const char *name, fq_queue **out);
 
 /**
  * A new handle on the same segment as `q`, with its own identity for crash recovery, even if the
  * name was unlinked. In a child after fork(): clone each inherited handle, then fq_close() the
- * inherited one (closing an inherited handle in the child never disturbs the parent).
+ * inherited one (closing an inherited handle in the child never disturbs the parent). `q` stays
+ * valid and the caller's. Returns FQ_OK, FQ_ERR_NULL, FQ_ERR_TOO_MANY, or an error of fq_open()
+ * reopening the segment (e.g. FQ_ERR_OS).
  */
 int32_t fq_clone(const fq_queue *q, fq_queue **out);
 
-/** Detaches and frees the handle. NULL is ignored. Does not remove the name. */
+/** Detaches and frees the handle. NULL is ignored. Does not remove the name. Never blocks. No
+ *  other call may use `q` concurrently or afterwards (it is dangling). Zero-copy claims still
+ *  open on the handle are given up: an unfinished write is skipped by consumers, a message still
+ *  being read is lost (and counted in FQ_STAT_LOST). */
 void fq_close(fq_queue *q);
 
-/** Removes the name. Attached handles keep working; the memory is freed when the last detaches. */
+/** Removes the name. Attached handles keep working; the memory is freed when the last detaches.
+ *  Needs no handle. Returns FQ_OK, FQ_ERR_NULL, FQ_ERR_INVALID, FQ_ERR_NOT_FOUND,
+ *  FQ_ERR_PERMISSION or FQ_ERR_OS. */
 int32_t fq_unlink(const char *name);
 
 /** The queue's capacity in messages; 0 if q is NULL. */
@@ -163,21 +180,24 @@ uint64_t fq_size(const fq_queue *q);
 
 /**
  * Copies up to `n` counters (indices FQ_STAT_*) kept in the segment into out[0..n). Counters
- * beyond FQ_STAT_COUNT are set to 0. Returns FQ_OK or FQ_ERR_NULL.
+ * beyond FQ_STAT_COUNT are set to 0. Each counter is read atomically, but they are not a
+ * consistent snapshot while other processes work. Never blocks. Returns FQ_OK or FQ_ERR_NULL
+ * (`out` may be NULL when `n` is 0).
  */
 int32_t fq_stats(const fq_queue *q, uint64_t *out, uint32_t n);
 
 /**
  * Copies `len` bytes from `data` into the queue as one message. Blocks while the queue is full,
- * as `timeout_ns` allows. Returns FQ_OK, FQ_FULL, FQ_ERR_NULL, or FQ_ERR_TOO_BIG.
+ * as `timeout_ns` allows. `data` may be reused as soon as the call returns. Returns FQ_OK,
+ * FQ_FULL, FQ_SHUTDOWN, FQ_ERR_NULL, FQ_ERR_TOO_BIG, or FQ_ERR_INVALID (an observer handle).
  */
 int32_t fq_put(fq_queue *q, const void *data, uint64_t len, int64_t timeout_ns);
 
 /**
  * Takes the oldest message into `buf` (capacity `cap` bytes) and stores its length in *len.
- * Blocks while the queue is empty, as `timeout_ns` allows. Returns FQ_OK, FQ_EMPTY, FQ_ERR_NULL,
- * or FQ_ERR_BUFFER (then *len is the size needed and the message stays queued). `buf` may be NULL
- * when `cap` is 0.
+ * Blocks while the queue is empty, as `timeout_ns` allows. Returns FQ_OK, FQ_EMPTY, FQ_SHUTDOWN
+ * (shut down and drained), FQ_ERR_NULL, FQ_ERR_INVALID (an observer handle), or FQ_ERR_BUFFER
+ * (then *len is the size needed and the message stays queued). `buf` may be NULL when `cap` is 0.
  */
 int32_t fq_get(fq_queue *q, void *buf, uint64_t cap, uint64_t *len, int64_t timeout_ns);
 
@@ -185,7 +205,9 @@ int32_t fq_get(fq_queue *q, void *buf, uint64_t cap, uint64_t *len, int64_t time
  * Zero-copy write, step 1: claims a free slot and lends its memory. On FQ_OK, *data points to
  * fq_max_msg(q) writable bytes inside the segment and *token names the claim. The claim must be
  * finished with fq_write_commit() or fq_write_abort() on the same handle; until then consumers
- * wait for this slot (messages behind it are not overtaken). Returns FQ_OK, FQ_FULL, FQ_ERR_NULL.
+ * wait for this slot (messages behind it are not overtaken). Returns FQ_OK, FQ_FULL,
+ * FQ_SHUTDOWN, FQ_ERR_NULL, FQ_ERR_INVALID (an observer handle). If the process dies before
+ * finishing, the claim is recovered by the others and the slot skipped.
  */
 int32_t fq_write_begin(fq_queue *q, void **data, uint64_t *token, int64_t timeout_ns);
 
@@ -198,8 +220,10 @@ int32_t fq_write_abort(fq_queue *q, uint64_t token);
 
 /**
  * Zero-copy read, step 1: claims the oldest message and lends it: *data points to its *len bytes
- * inside the segment, valid until fq_read_end(). The message has left the queue. Returns FQ_OK,
- * FQ_EMPTY, FQ_ERR_NULL.
+ * inside the segment, valid until fq_read_end(). The message has left the queue; the memory is
+ * read-only to the caller. Returns FQ_OK, FQ_EMPTY, FQ_SHUTDOWN, FQ_ERR_NULL, FQ_ERR_INVALID (an
+ * observer handle). If the process dies before fq_read_end(), the message is lost and the slot
+ * recovered by the others.
  */
 int32_t fq_read_begin(fq_queue *q, const void **data, uint64_t *len, uint64_t *token,
                       int64_t timeout_ns);

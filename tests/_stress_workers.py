@@ -181,6 +181,19 @@ def park_reader(name: str, ready: Connection) -> None:
     sleep_forever()
 
 
+def raw_put(name: str, data: bytes, timeout_ns: int, result: Connection) -> None:
+    """One fq_put on a raw handle of its own (the C ABI's blocking, without Python's wait
+    slices); reports the status."""
+    h = raw_open(name)
+    result.send(raw().fq_put(h, data, len(data), timeout_ns))
+
+
+def queue_put(q: fastqueue.Queue, data: bytes, result: Connection) -> None:
+    """One blocking ``Queue.put`` (no timeout); reports "ok"."""
+    q.put(data)
+    result.send("ok")
+
+
 def ack_producer(q: fastqueue.Queue, producer: int, count: int, ack_path: str) -> None:
     """Puts ``count`` small crash-test payloads and records each acknowledged sequence number."""
     fd = os.open(ack_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -212,13 +225,15 @@ def ack_consumer(q: fastqueue.Queue, ack_path: str) -> None:
 
 
 def big_producer(
-    q: fastqueue.Queue, producer: int, seed: int, ack_path: str, stop: Any, zero_copy: bool
+    q: fastqueue.Queue, producer: int, seed: int, ack_path: str, stop_path: str, zero_copy: bool
 ) -> None:
-    """Puts large payloads (1..4 MiB bodies, blake2b checksummed) until ``stop`` (an Event) is
-    set, recording each acknowledged sequence number. The messages are prepared up front, so the
-    process spends its time inside put (mostly inside the copy into the slot): with ``zero_copy``
-    through fq_write_begin / memmove / fq_write_commit, else through ``Queue.put`` (which lends
-    the bytearray to C without a copy)."""
+    """Puts large payloads (1..4 MiB bodies, blake2b checksummed) until the file ``stop_path``
+    exists, recording each acknowledged sequence number. (Not a multiprocessing Event: its lock
+    would stay taken forever by a process SIGKILLed inside ``is_set()``.)
+
+    The messages are prepared up front, so the process spends its time inside put (mostly in
+    the copy into the slot): with ``zero_copy`` through fq_write_begin / memmove /
+    fq_write_commit, else through ``Queue.put`` (which lends the bytearray to C uncopied)."""
     rng = random.Random(seed)
     block = rng.randbytes(4 << 20)
     bodies = []
@@ -232,7 +247,7 @@ def big_producer(
     fd = os.open(ack_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         seq = 0
-        while not stop.is_set():
+        while not os.path.exists(stop_path):
             msg, n, dig = bodies[seq % len(bodies)]
             BIG_HEADER.pack_into(msg, 0, producer, seq, n, dig)
             if lib is None:

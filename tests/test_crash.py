@@ -208,6 +208,42 @@ def test_consumer_killed_inside_claim_to_release(
     print(f"\n[crash] parked consumer: {len(delivered)} delivered, recoveries={recovered}")
 
 
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("api", ["python", "c-abi"])
+def test_producer_blocked_on_full_queue_gets_the_slot_of_a_consumer_that_dies(
+    qname: NameFactory, workers: Workers, api: str
+) -> None:
+    """A producer already asleep on a full queue (its blocker a published message, held by
+    nobody) when a consumer claims that message and dies must get the freed slot: the queue
+    then has room, so the put must succeed without any other process's help (with the C ABI's
+    own blocking, which sleeps in the kernel without Python's 50 ms wait slices, too)."""
+    name = qname()
+    with Queue(name, element_size=8, capacity=1) as q:
+        q.put(b"a")
+        recv, send = SPAWN.Pipe(duplex=False)
+        if api == "python":
+            workers.start(w.queue_put, q, b"b", send)
+        else:
+            workers.start(w.raw_put, name, b"b", 10_000_000_000, send)  # 10 s
+        send.close()
+        # The put is in progress once it has found the queue full.
+        wait_for(lambda: q.stats()["full_hits"] >= 1, "the producer to find the queue full")
+        time.sleep(0.2)  # let it fall asleep
+        r2, s2 = SPAWN.Pipe(duplex=False)
+        reader = workers.start(w.park_reader, name, s2)
+        s2.close()
+        assert parked(r2, "parked consumer") == b"a"
+        kill(reader)
+        assert recv.poll(60), "the blocked put never returned"
+        outcome = recv.recv()
+        assert outcome in ("ok", fastqueue._ffi.OK), (
+            f"the blocked put returned status {outcome} although the dead consumer's slot was "
+            f"free (queue depth {q.qsize()}): {w.describe_ring(name)}"
+        )
+        assert q.get(timeout=10) == b"b"
+        assert q.stats()["recoveries"] >= 1
+
+
 # ------------------------------------------------------------------------------ random kills
 
 
@@ -233,12 +269,12 @@ def test_random_sigkills_while_moving_large_messages(
     consumer_kills = 0
     next_id = iter(range(1, 1 << 30))
 
-    def start_producer(stop: Any) -> tuple[int, Any]:
+    def start_producer(stop: Path) -> tuple[int, Any]:
         pid = next(next_id)
         p_paths[pid] = tmp_path / f"p{pid}"
         zero_copy = rng.random() < 0.5
         seed = rng.randrange(1 << 30)
-        proc = workers.start(w.big_producer, q, pid, seed, str(p_paths[pid]), stop, zero_copy)
+        proc = workers.start(w.big_producer, q, pid, seed, str(p_paths[pid]), str(stop), zero_copy)
         return pid, proc
 
     def start_consumer() -> tuple[int, Any]:
@@ -259,8 +295,8 @@ def test_random_sigkills_while_moving_large_messages(
         return len(w.read_records(c_paths[key], w.GET_ACK))
 
     with Queue(name, element_size=element_size, capacity=3) as q:
-        for _ in range(rounds):
-            stop = SPAWN.Event()
+        for round_ in range(rounds):
+            stop = tmp_path / f"stop-{round_}"
             live = {"producer": {}, "consumer": {}}
             for _ in range(2):
                 key, proc = start_producer(stop)
@@ -294,7 +330,7 @@ def test_random_sigkills_while_moving_large_messages(
                     f"progress of producer {key} (seed {seed})",
                     state=lambda: diagnose(),
                 )
-            stop.set()
+            stop.touch()
             for proc in live["producer"].values():
                 join_ok(proc, "producer")
             for _ in live["consumer"]:

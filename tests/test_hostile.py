@@ -249,6 +249,36 @@ def test_hypothesis_mutated_headers(image: Image, segment_name: str, data: st.Da
         assert_refused(outcome, segment_name)
 
 
+@pytest.mark.timeout(180)
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_hypothesis_mutated_participants_and_slots(
+    image: Image, segment_name: str, data: st.DataObject
+) -> None:
+    """Hypothesis overwrites bytes of the participant table and of the slots (state words,
+    lengths, payloads) behind an intact header. The description is intact, so the queue must
+    attach; whatever the corrupted slot states say, put/get (all with bounded waits) must
+    return or raise fastqueue exceptions, never crash or hang."""
+    start = image.fields["participants_offset"]
+    slots = image.fields["slots_offset"]
+    stride = image.fields["slot_stride"]
+    # Mostly the slot headers (state word, length) and the table, sometimes any byte.
+    slot_headers = st.builds(
+        lambda i, j: slots + i * stride + j, st.integers(0, 4), st.integers(0, 15)
+    )
+    offsets = st.one_of(
+        slot_headers, st.integers(start, slots - 1), st.integers(start, len(image.data) - 1)
+    )
+    mutations = data.draw(
+        st.lists(st.tuples(offsets, st.integers(0, 255)), min_size=1, max_size=8),
+        label="mutations",
+    )
+    mutated = bytearray(image.data)
+    for offset, value in mutations:
+        mutated[offset] = value
+    assert_usable(attach_to(segment_name, bytes(mutated)))
+
+
 def test_report_mutated_segments() -> None:
     print(
         f"\n[hostile] {MUTATED['segments']} broken segments tried in child processes: "

@@ -415,8 +415,14 @@ def test_signature_check_catches_a_wrong_type(tmp_path: Path) -> None:
 
 def status_constants() -> dict[str, int]:
     """The header's status constants: FQ_OK, FQ_<outcome> and FQ_ERR_*."""
-    skip = ("FQ_STAT_", "FQ_ABI_VERSION")
+    skip = ("FQ_STAT_", "FQ_WAIT_", "FQ_ABI_VERSION")
     return {k: v for k, v in header_defines().items() if not k.startswith(skip)}
+
+
+def test_wait_constants_match_rust() -> None:
+    defines = header_defines()
+    for name in ("FQ_WAIT_READABLE", "FQ_WAIT_WRITABLE"):
+        assert defines[name] == rust_const(FFI_RS, name), name
 
 
 def test_status_constants_match_rust() -> None:

@@ -281,6 +281,22 @@ int32_t fq_observe(const char *name, fq_queue **out);
 /** Number of processes attached to the queue whose liveness lock is held (0 for NULL). */
 uint64_t fq_live_participants(const fq_queue *q);
 
+/** fq_wait(): wait until a get could take a message. */
+#define FQ_WAIT_READABLE 1
+/** fq_wait(): wait until a put could claim a slot. */
+#define FQ_WAIT_WRITABLE 2
+
+/**
+ * Waits (as `timeout_ns` allows) until a get could take a message (what = FQ_WAIT_READABLE) or a
+ * put could claim a slot (FQ_WAIT_WRITABLE), WITHOUT taking or claiming anything — for callers
+ * that must stay cancellable (an event loop's worker thread), which then try a non-blocking
+ * fq_get/fq_put (and wait again if another process was faster). Sleeps in the kernel; recovers
+ * slots of dead processes met on the way. Returns FQ_OK, FQ_TIMEOUT, FQ_SHUTDOWN (puts: shut
+ * down; gets: shut down and drained), FQ_ERR_INVALID (bad `what`), FQ_ERR_NULL.
+ * Observer handles (fq_observe) may wait too.
+ */
+int32_t fq_wait(fq_queue *q, int32_t what, int64_t timeout_ns);
+
 /** Does nothing and returns FQ_OK (or FQ_ERR_NULL for a NULL q): measures the cost of a call. */
 int32_t fq_noop(fq_queue *q, const void *data, uint64_t len, int64_t timeout_ns);
 

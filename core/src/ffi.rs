@@ -15,6 +15,12 @@ pub const ABI_VERSION: u32 = 1;
 /// Success (`FQ_OK`).
 pub const FQ_OK: i32 = 0;
 
+/// `fq_wait`: until a get could take a message (`FQ_WAIT_READABLE`).
+pub const FQ_WAIT_READABLE: i32 = 1;
+
+/// `fq_wait`: until a put could claim a slot (`FQ_WAIT_WRITABLE`).
+pub const FQ_WAIT_WRITABLE: i32 = 2;
+
 /// The opaque handle C code holds (`fq_queue *`).
 pub struct fq_queue(Queue);
 
@@ -526,6 +532,23 @@ pub unsafe extern "C" fn fq_get_many(
         // SAFETY: count is non-NULL and valid per the contract.
         unsafe { count.write(n) };
         r
+    })
+}
+
+/// Waits until a get (`what` = 1) or a put (`what` = 2) could proceed, taking nothing.
+///
+/// # Safety
+/// `q` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn fq_wait(q: *mut fq_queue, what: i32, timeout_ns: i64) -> i32 {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let q = unsafe { queue(q) }?;
+        match what {
+            FQ_WAIT_READABLE => q.wait_ready(true, timeout(timeout_ns)),
+            FQ_WAIT_WRITABLE => q.wait_ready(false, timeout(timeout_ns)),
+            _ => Err(Status::Invalid),
+        }
     })
 }
 

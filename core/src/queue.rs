@@ -475,6 +475,48 @@ impl Queue {
         Ok(c.len as usize)
     }
 
+    /// Waits (as `timeout` allows) until a get could take a message (`readable`) or a put could
+    /// claim a slot (`!readable`), without taking or claiming anything: for callers that must
+    /// stay cancellable (asyncio) and then try a non-blocking get or put. `Err(Status::Timeout)`
+    /// on timeout, `Err(Status::ShutDown)` once the queue is shut down (for readability: shut
+    /// down and drained). Dead owners met on the way are recovered, as by a blocked get or put.
+    pub fn wait_ready(&self, readable: bool, timeout: Option<Duration>) -> Result<(), Status> {
+        let ring = self.ring();
+        let h = self.header();
+        let mut skipped = 0;
+        let attempt = || {
+            let shut = self.shutdown_state();
+            if shut == SHUTDOWN_IMMEDIATE || (shut != SHUTDOWN_NONE && !readable) {
+                return Attempt::Done(Err(Status::ShutDown));
+            }
+            if readable {
+                match ring.peek_read(&mut skipped) {
+                    Ok(_) | Err(GetError::Buffer(_)) => Attempt::Done(Ok(())),
+                    Err(GetError::Corrupt) => Attempt::Done(Err(Status::BadSegment)),
+                    Err(GetError::Empty(_)) if shut != SHUTDOWN_NONE => {
+                        Attempt::Done(Err(Status::ShutDown))
+                    }
+                    Err(GetError::Empty(b)) => Attempt::Blocked(b),
+                }
+            } else {
+                match ring.peek_write() {
+                    Ok(_) => Attempt::Done(Ok(())),
+                    Err(PutError::Corrupt) => Attempt::Done(Err(Status::BadSegment)),
+                    Err(PutError::Full(b)) => Attempt::Blocked(b),
+                }
+            }
+        };
+        let word = if readable {
+            &h.not_empty.0
+        } else {
+            &h.not_full.0
+        };
+        let r = block_on(word, deadline(timeout), attempt, |b| self.recover(b))
+            .unwrap_or(Err(Status::Timeout));
+        self.note_skipped(skipped);
+        r
+    }
+
     /// Counters kept in the segment, indexed as `FQ_STAT_*` in the C header: puts, gets,
     /// full hits, empty hits, recoveries, reclaimed participants, depth, skipped, lost,
     /// tasks done, unfinished tasks, creator pid, segment size, shutdown state.

@@ -259,6 +259,17 @@ impl<'a> Ring<'a> {
 
     /// Put, step 1: claims the slot at the tail for `me`. Returns its position (the token).
     pub fn try_claim_write(&self, me: u32) -> Result<u64, PutError> {
+        self.scan_write(me, true)
+    }
+
+    /// Whether a put could claim a slot now, without claiming it: `Ok(position)` if the slot at
+    /// the tail is free, else what a put would report. For waiters that must not take anything
+    /// (an asyncio task that may be cancelled).
+    pub fn peek_write(&self) -> Result<u64, PutError> {
+        self.scan_write(0, false)
+    }
+
+    fn scan_write(&self, me: u32, claim: bool) -> Result<u64, PutError> {
         // ORDERING: Acquire, see `help`.
         let mut t = self.tail.load(Ordering::Acquire);
         loop {
@@ -270,6 +281,9 @@ impl<'a> Ring<'a> {
             let (slap, phase, _) = unpack(s);
             let d = slap.wrapping_sub(lap) & LAP_MASK;
             if d == 0 && phase == EMPTY {
+                if !claim {
+                    return Ok(t);
+                }
                 // ORDERING: Acquire on success, as for the load above; Relaxed on failure, as
                 // the loop reloads everything.
                 if slot
@@ -353,6 +367,23 @@ impl<'a> Ring<'a> {
         cap: u64,
         skipped: &mut u64,
     ) -> Result<ReadClaim, GetError> {
+        self.scan_read(me, cap, skipped, true)
+    }
+
+    /// Whether a get could claim a message now, without claiming it: `Ok` with the oldest
+    /// message's position and length, else what a get would report (abandoned slots on the way
+    /// are skipped, as a get would). For waiters that must not take anything.
+    pub fn peek_read(&self, skipped: &mut u64) -> Result<ReadClaim, GetError> {
+        self.scan_read(0, u64::MAX, skipped, false)
+    }
+
+    fn scan_read(
+        &self,
+        me: u32,
+        cap: u64,
+        skipped: &mut u64,
+        claim: bool,
+    ) -> Result<ReadClaim, GetError> {
         // ORDERING: Acquire, see `help`.
         let mut h = self.head.load(Ordering::Acquire);
         loop {
@@ -376,6 +407,8 @@ impl<'a> Ring<'a> {
                             GetError::Buffer(len)
                         });
                     }
+                } else if !claim {
+                    return Ok(ReadClaim { pos: h, len });
                 } else if slot
                     .state
                     // ORDERING: Acquire on success, as for the load above.

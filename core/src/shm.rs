@@ -146,7 +146,9 @@ impl Mapping {
                 };
                 return Self::map(fd, len);
             }
-            if std::time::Instant::now() >= deadline {
+            // A creator sizes the file in one step, so a non-empty file shorter than a header is
+            // not a queue being created: refuse it at once.
+            if size > 0 || std::time::Instant::now() >= deadline {
                 // SAFETY: fd is ours.
                 unsafe { libc::close(fd) };
                 return Err(if size == 0 {

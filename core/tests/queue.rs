@@ -350,3 +350,31 @@ fn observers_read_but_never_claim() {
     drop(q);
     assert_eq!(o.live_participants(), 0);
 }
+
+#[test]
+fn wait_ready_takes_nothing() {
+    let n = Name::new("ready");
+    let q = Queue::create(&n.0, 8, 1, 0o600).unwrap();
+    assert_eq!(q.wait_ready(true, NOW), Err(Status::Timeout));
+    assert_eq!(q.wait_ready(false, NOW), Ok(()));
+    std::thread::scope(|s| {
+        let t = s.spawn(|| {
+            let c = Queue::open(&n.0).unwrap();
+            c.wait_ready(true, None)
+        });
+        std::thread::sleep(Duration::from_millis(30));
+        q.put(b"x", NOW).unwrap();
+        assert_eq!(t.join().unwrap(), Ok(()));
+    });
+    assert_eq!(q.len(), 1, "waiting took nothing");
+    assert_eq!(
+        q.wait_ready(false, Some(Duration::from_millis(5))),
+        Err(Status::Timeout)
+    );
+    q.shutdown(false).unwrap();
+    assert_eq!(q.wait_ready(true, NOW), Ok(()), "still one to drain");
+    assert_eq!(q.wait_ready(false, NOW), Err(Status::ShutDown));
+    let mut buf = [0u8; 8];
+    q.get(&mut buf, NOW).unwrap();
+    assert_eq!(q.wait_ready(true, None), Err(Status::ShutDown));
+}

@@ -218,6 +218,7 @@ _fq_task_done = _declare("fq_task_done", c_int32, c_void_p, c_uint64)
 _fq_join = _declare("fq_join", c_int32, c_void_p, c_int64)
 _fq_observe = _declare("fq_observe", c_int32, c_char_p, _voidpp)
 _fq_live_participants = _declare("fq_live_participants", c_uint64, c_void_p)
+_fq_wait = _declare("fq_wait", c_int32, c_void_p, c_int32, c_int64)
 _fq_noop = _declare("fq_noop", c_int32, c_void_p, c_void_p, c_uint64, c_int64)
 
 

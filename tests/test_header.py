@@ -413,16 +413,31 @@ def test_signature_check_catches_a_wrong_type(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------- constants
 
 
+#: How a status constant is spelled: FQ_OK, FQ_<ONE WORD> (the outcomes: FQ_EMPTY, FQ_FULL...) or
+#: FQ_ERR_<...>. Families of other constants have two words at least (FQ_STAT_PUTS,
+#: FQ_WAIT_READABLE, FQ_ABI_VERSION).
+STATUS_NAME = re.compile(r"FQ_(?:ERR_[A-Z0-9_]+|[A-Z0-9]+)")
+
+
 def status_constants() -> dict[str, int]:
     """The header's status constants: FQ_OK, FQ_<outcome> and FQ_ERR_*."""
-    skip = ("FQ_STAT_", "FQ_WAIT_", "FQ_ABI_VERSION")
-    return {k: v for k, v in header_defines().items() if not k.startswith(skip)}
+    return {k: v for k, v in header_defines().items() if STATUS_NAME.fullmatch(k)}
 
 
-def test_wait_constants_match_rust() -> None:
-    defines = header_defines()
-    for name in ("FQ_WAIT_READABLE", "FQ_WAIT_WRITABLE"):
-        assert defines[name] == rust_const(FFI_RS, name), name
+def test_constants_defined_in_ffi_rs_match() -> None:
+    """Every ``pub const FQ_X`` of ffi.rs (FQ_OK, the FQ_WAIT_* flags...) has the header's value."""
+    rust = {
+        name: int(value)
+        for name, value in re.findall(
+            r"pub const (FQ_\w+)\s*:\s*\w+\s*=\s*(-?\d+)\s*;", FFI_RS.read_text()
+        )
+    }
+    assert "FQ_OK" in rust, "no pub const FQ_* parsed from ffi.rs"
+    header = header_defines()
+    missing = sorted(set(rust) - set(header))
+    assert not missing, f"defined in ffi.rs but not in {HEADER.name}: {missing}"
+    wrong = {k: (header[k], v) for k, v in rust.items() if header[k] != v}
+    assert not wrong, f"(header, ffi.rs) values differ: {wrong}"
 
 
 def test_status_constants_match_rust() -> None:

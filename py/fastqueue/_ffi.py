@@ -47,18 +47,23 @@ __all__ = [
     "ERR_VERSION",
     "FULL",
     "LIBRARY_ENV",
+    "MAGIC",
     "NATIVE_DIR",
     "NATIVE_PATTERNS",
     "OK",
     "SHUTDOWN",
     "STAT_NAMES",
     "TIMEOUT",
+    "WAIT_READABLE",
+    "WAIT_WRITABLE",
     "Handle",
     "as_c_buffer",
     "create",
     "get_errno",
     "layout_version",
+    "lend",
     "library_path",
+    "observe",
     "open_",
     "segment_size",
     "status_str",
@@ -102,6 +107,13 @@ ERR_NOT_READY: Final = -11
 ERR_TOO_MANY: Final = -12
 ERR_OS: Final = -13
 ERR_INTERNAL: Final = -14
+
+#: fq_wait(): until a get could take a message / a put could claim a slot.
+WAIT_READABLE: Final = 1
+WAIT_WRITABLE: Final = 2
+
+#: The first 8 bytes of every fastqueue segment (its magic, a little-endian u64 at offset 0).
+MAGIC: Final = b"FASTQUE1"
 
 #: Names of the counters fq_stats() reports, in FQ_STAT_* index order.
 STAT_NAMES: Final = (
@@ -260,6 +272,15 @@ def unlink(name: bytes) -> int:
     return int(_fq_unlink(name))
 
 
+def lend(address: int, n: int) -> memoryview:
+    """A writable memoryview (format ``B``) of ``n`` bytes of library memory at ``address``,
+    e.g. a slot lent by :meth:`Handle.write_begin` / :meth:`Handle.read_begin`. It does not own
+    the memory: use it only until the matching commit / abort / read_end."""
+    if n == 0:
+        return memoryview(bytearray())
+    return memoryview((ctypes.c_char * n).from_address(address)).cast("B")
+
+
 def as_c_buffer(item: object) -> tuple[object, int]:
     """Turns any bytes-like object into (something fq_put takes as ``data``, its length in bytes).
 
@@ -384,6 +405,38 @@ class Handle:
         """Processes attached whose liveness lock is held."""
         return int(_fq_live_participants(self._ptr))
 
+    def wait(self, what: int, timeout_ns: int) -> int:
+        """fq_wait (WAIT_READABLE / WAIT_WRITABLE): OK, TIMEOUT, SHUTDOWN or an error status.
+        Takes and claims nothing."""
+        return int(_fq_wait(self._ptr, what, timeout_ns))
+
+    def write_begin(self, timeout_ns: int) -> tuple[int, int, int]:
+        """fq_write_begin: (status, address of the lent slot's max_msg bytes, token)."""
+        data = c_void_p()
+        token = c_uint64(0)
+        status = int(_fq_write_begin(self._ptr, data, token, timeout_ns))
+        return status, int(data.value or 0), int(token.value)
+
+    def write_commit(self, token: int, n: int) -> int:
+        """fq_write_commit: publishes the claimed slot as a message of ``n`` bytes."""
+        return int(_fq_write_commit(self._ptr, token, n))
+
+    def write_abort(self, token: int) -> int:
+        """fq_write_abort: gives the claimed slot up (consumers skip it)."""
+        return int(_fq_write_abort(self._ptr, token))
+
+    def read_begin(self, timeout_ns: int) -> tuple[int, int, int, int]:
+        """fq_read_begin: (status, address of the lent message, its length, token)."""
+        data = c_void_p()
+        length = c_uint64(0)
+        token = c_uint64(0)
+        status = int(_fq_read_begin(self._ptr, data, length, token, timeout_ns))
+        return status, int(data.value or 0), int(length.value), int(token.value)
+
+    def read_end(self, token: int) -> int:
+        """fq_read_end: returns the slot of a zero-copy read to producers."""
+        return int(_fq_read_end(self._ptr, token))
+
     def _new_scratch(self) -> _Scratch:
         buf = ctypes.create_string_buffer(self.max_msg)
         return buf, c_uint64(0), ctypes.addressof(buf)
@@ -434,6 +487,15 @@ def create(name: bytes, max_msg: int, capacity: int, mode: int) -> tuple[int, Ha
     """fq_create; returns (status, handle or None)."""
     ptr = c_void_p()
     status = int(_fq_create(name, max_msg, capacity, mode, ptr))
+    if status != OK:
+        return status, None
+    return OK, Handle(ptr)
+
+
+def observe(name: bytes) -> tuple[int, Handle | None]:
+    """fq_observe (sizes, stats and liveness only; not counted as a user); (status, handle)."""
+    ptr = c_void_p()
+    status = int(_fq_observe(name, ptr))
     if status != OK:
         return status, None
     return OK, Handle(ptr)

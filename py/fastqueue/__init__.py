@@ -7,7 +7,9 @@ shared memory, shaped like :class:`queue.Queue`.
 ...     q.get()
 b'job 1'
 
-See :class:`fastqueue.Queue` for the whole interface.
+See :class:`fastqueue.Queue` for the whole interface, :class:`fastqueue.ObjectQueue` for a queue
+of Python objects (numpy arrays cross with one copy in and one out), ``aget`` / ``aput`` for
+asyncio, ``python -m fastqueue --help`` for the command line (``ls``, ``stat``, ``rm``, ``gc``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from ._errors import (
     TooManyAttachedError,
 )
 from ._paths import include_dir, library_path
+from .objects import JoinableObjectQueue, JoinableQueue, ObjectQueue
 from .queue import Queue, unlink
 
 
@@ -51,8 +54,11 @@ __all__ = [
     "Full",
     "InternalError",
     "InvalidArgumentError",
+    "JoinableObjectQueue",
+    "JoinableQueue",
     "MessageTooBigError",
     "NoSpaceError",
+    "ObjectQueue",
     "Queue",
     "QueueExistsError",
     "QueueNotFoundError",

@@ -28,7 +28,7 @@ import time
 import weakref
 from typing import TYPE_CHECKING, Any, Final
 
-from . import _ffi
+from . import _aio, _ffi
 from ._errors import (
     Empty,
     Full,
@@ -108,7 +108,7 @@ def _slice(remaining: float) -> int:
     return max(1, math.ceil(remaining * 1e9))
 
 
-class Queue:
+class Queue(_aio.AsyncMixin):
     """A bounded MPMC queue of byte messages in the shared-memory segment ``/dev/shm/<name>``.
 
     ``Queue(name=None, element_size=None, capacity=None, create=True, *, mode=0o600)``
@@ -701,7 +701,7 @@ class Queue:
         """Pickles as the queue's name and sizes: the copy attaches (``create=False``)."""
         if self._h is None:
             raise self._closed_error()
-        return (Queue, (self._name, self._element_size, self._maxsize, False))
+        return (type(self), (self._name, self._element_size, self._maxsize, False))
 
     def __repr__(self) -> str:
         if self._h is None:
@@ -711,7 +711,7 @@ class Queue:
         else:
             state = "attached"
         return (
-            f"<fastqueue.Queue {self._name!r} element_size={self._element_size} "
+            f"<fastqueue.{type(self).__name__} {self._name!r} element_size={self._element_size} "
             f"maxsize={self._maxsize} {state}>"
         )
 

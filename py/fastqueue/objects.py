@@ -1,0 +1,439 @@
+"""Queues of Python objects: :class:`ObjectQueue`, and the joinable flavours
+:class:`JoinableQueue` and :class:`JoinableObjectQueue`.
+
+An :class:`ObjectQueue` is a :class:`~fastqueue.Queue` whose ``put`` takes any picklable object
+and whose ``get`` returns it. By default an object is pickled with protocol 5 and *out-of-band
+buffers*: the pickle stream is small and the large buffers (a numpy array's data, any
+``pickle.PickleBuffer``) are written straight from the object's memory into the queue's slot,
+and copied once out of it on ``get``. A contiguous numpy array thus crosses with one copy in and
+one copy out, and the array ``get`` returns owns its memory (it stays valid after the queue is
+closed or the slot reused) and is writable like the original.
+
+>>> import fastqueue
+>>> with fastqueue.ObjectQueue(element_size=4096, capacity=8) as q:
+...     q.put({"job": 1, "args": [1.5, "x"]})
+...     q.put(None)
+...     q.get(), q.get()
+({'job': 1, 'args': [1.5, 'x']}, None)
+
+What goes into a slot (the *frame* of the default serializer), all integers little-endian::
+
+    b"FQO5" | u32 number of buffers k | u64 pickle length | k x u64 buffer lengths
+    | the pickle stream | each buffer, starting at a multiple of 16 bytes from the frame's start
+
+``serializer=`` replaces all that with any object that has ``dumps(obj) -> bytes-like`` and
+``loads(bytes) -> obj`` (the ``json`` module, ``msgpack``, an instance of your own class); the
+slot then holds exactly what ``dumps`` returned (a ``str`` is sent UTF-8 encoded, so the ``json``
+module works as it is). Every process using a queue must use the same
+serializer.
+
+This module never touches ctypes: the slot memory comes from ``fastqueue._ffi``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pickle
+import struct
+import time
+import types
+from typing import TYPE_CHECKING, Any, Callable, Final, Protocol, TypeVar
+
+from . import _ffi
+from ._errors import Full, MessageTooBigError
+from .queue import _SLICE_NS, Queue, _check_size, _check_timeout, _slice
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+__all__ = ["JoinableObjectQueue", "JoinableQueue", "ObjectQueue", "Serializer"]
+
+_OK: Final = _ffi.OK
+_EMPTY: Final = _ffi.EMPTY
+_FULL: Final = _ffi.FULL
+
+#: First bytes of a frame of the default serializer, and its fixed part: tag, number of
+#: out-of-band buffers, length of the pickle stream.
+_TAG: Final = b"FQO5"
+_HEAD: Final = struct.Struct("<4sIQ")
+_LEN: Final = struct.Struct("<Q")
+#: Out-of-band buffers start at multiples of this many bytes from the frame's start (the copy
+#: made on get is malloc-aligned, so numpy arrays of any dtype come out aligned).
+_ALIGN: Final = 16
+
+_T = TypeVar("_T")
+
+
+class Serializer(Protocol):
+    """What ``serializer=`` takes: ``dumps(obj) -> bytes-like`` and ``loads(bytes) -> obj``
+    (e.g. the ``json`` module, or ``msgpack``)."""
+
+    def dumps(self, obj: Any, /) -> Any: ...
+
+    def loads(self, data: bytes, /) -> Any: ...
+
+
+#: An encoded object: [(offset in the frame, bytes-like part)], and the frame's total length.
+_Encoded = tuple[list[tuple[int, Any]], int]
+
+
+class _ModuleRef:
+    """Pickles a serializer that is a module (``json``) by its name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (importlib.import_module, (self.name,))
+
+
+def _rebuild(cls: type[ObjectQueue], args: tuple[Any, ...], serializer: Any) -> ObjectQueue:
+    return cls(*args, serializer=serializer)
+
+
+class ObjectQueue(Queue):
+    """A :class:`~fastqueue.Queue` of Python objects: ``put`` takes any picklable object, ``get``
+    returns an equal one (in whichever process gets it).
+
+    ``ObjectQueue(name=None, element_size=None, capacity=None, create=True, *, mode=0o600,
+    serializer=None)``
+
+    The constructor, blocking, timeouts, ``shutdown``, ``task_done`` / ``join``, ``stats``,
+    ``close`` / ``unlink``, passing the queue to a child process, ``aget`` / ``aput`` all work
+    as for :class:`~fastqueue.Queue`. ``element_size`` bounds an object's *encoding* (for a
+    numpy array: its ``nbytes`` plus about 200 bytes of pickle and frame).
+
+    ``put`` encodes the object first: an unpicklable object raises the pickling error
+    (``pickle.PicklingError``, ``TypeError``, ``AttributeError``...) and one whose encoding is
+    longer than ``element_size`` raises ``ValueError`` (a :class:`~fastqueue.MessageTooBigError`)
+    naming both sizes; the queue is unchanged either way. An object whose unpickling fails in
+    ``get`` (e.g. its class cannot be imported there) raises that error; the message is then
+    consumed.
+
+    >>> import numpy as np
+    >>> q = ObjectQueue(element_size=1024, capacity=4)
+    >>> q.put(np.arange(6.0).reshape(2, 3))
+    >>> a = q.get()
+    >>> a, a.flags.writeable
+    (array([[0., 1., 2.],
+           [3., 4., 5.]]), True)
+    >>> q.put(np.zeros(1024))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    fastqueue.MessageTooBigError: object encodes to 8... bytes, more than ... of 1024 bytes
+    >>> q.close()
+
+    A custom serializer (every process using the queue must use the same one):
+
+    >>> import json
+    >>> with ObjectQueue(element_size=256, capacity=4, serializer=json) as q:
+    ...     q.put({"id": 7, "tags": ["a", "b"]})
+    ...     q.get()
+    {'id': 7, 'tags': ['a', 'b']}
+    """
+
+    _serializer: Serializer | None = None
+
+    def __init__(
+        self,
+        name: str | None = None,
+        element_size: int | None = None,
+        capacity: int | None = None,
+        create: bool = True,
+        *,
+        mode: int = 0o600,
+        serializer: Serializer | None = None,
+    ) -> None:
+        if serializer is not None and not (
+            callable(getattr(serializer, "dumps", None))
+            and callable(getattr(serializer, "loads", None))
+        ):
+            raise TypeError(
+                "serializer must have dumps(obj) -> bytes-like and loads(bytes) -> obj methods "
+                f"(e.g. the json module), not {type(serializer).__name__}"
+            )
+        self._serializer = serializer
+        super().__init__(name, element_size, capacity, create, mode=mode)
+
+    @property
+    def serializer(self) -> Serializer | None:
+        """The ``serializer=`` given, or None for pickle protocol 5 with out-of-band buffers."""
+        return self._serializer
+
+    # ------------------------------------------------------------------------------ encoding
+
+    def _encode(self, obj: object) -> _Encoded:
+        """The parts of obj's frame; raises the serializer's error, or MessageTooBigError."""
+        ser = self._serializer
+        if ser is not None:
+            out = ser.dumps(obj)
+            data = memoryview(out.encode() if isinstance(out, str) else out)
+            if not data.c_contiguous:
+                data = memoryview(data.tobytes())
+            data = data.cast("B")
+            parts: list[tuple[int, Any]] = [(0, data)]
+            total = data.nbytes
+        else:
+            buffers: list[pickle.PickleBuffer] = []
+            stream = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+            try:
+                raws = [b.raw() for b in buffers]
+            except BufferError:  # an out-of-band buffer that is not contiguous: go in-band
+                stream = pickle.dumps(obj, protocol=5)
+                raws = []
+            head = _HEAD.pack(_TAG, len(raws), len(stream)) + b"".join(
+                _LEN.pack(r.nbytes) for r in raws
+            )
+            parts = [(0, head), (len(head), stream)]
+            total = len(head) + len(stream)
+            for raw in raws:
+                total = -(-total // _ALIGN) * _ALIGN
+                parts.append((total, raw))
+                total += raw.nbytes
+        if total > self._element_size:
+            raise MessageTooBigError(
+                f"object encodes to {total} bytes, more than queue {self._name!r}'s "
+                f"element_size of {self._element_size} bytes"
+            )
+        return parts, total
+
+    def _decode(self, frame: bytes | bytearray) -> Any:
+        ser = self._serializer
+        if ser is not None:
+            return ser.loads(frame)  # type: ignore[arg-type]  # bytes for custom serializers
+        view = memoryview(frame)
+        size = len(frame)
+        if size < _HEAD.size or frame[:4] != _TAG:
+            raise ValueError(self._not_a_frame(size))
+        _, count, stream_len = _HEAD.unpack_from(frame)
+        at = _HEAD.size + count * _LEN.size
+        if at > size:
+            raise ValueError(self._not_a_frame(size))
+        lens = [_LEN.unpack_from(frame, _HEAD.size + i * _LEN.size)[0] for i in range(count)]
+        stream = view[at : at + stream_len]
+        at += stream_len
+        buffers = []
+        for n in lens:
+            at = -(-at // _ALIGN) * _ALIGN
+            buffers.append(view[at : at + n])
+            at += n
+        if at > size:
+            raise ValueError(self._not_a_frame(size))
+        return pickle.loads(stream, buffers=buffers)
+
+    def _not_a_frame(self, size: int) -> str:
+        return (
+            f"ObjectQueue({self._name!r}).get: a message of {size} bytes is not an object put by "
+            f"an ObjectQueue with the default serializer (was it put by a plain Queue, or with "
+            f"another serializer=?); it was consumed"
+        )
+
+    # ------------------------------------------------------------------------------ slot access
+
+    def _write(self, h: _ffi.Handle, encoded: _Encoded, timeout_ns: int) -> int:
+        """One zero-copy write of an encoded object; returns the status (FULL: nothing done)."""
+        parts, total = encoded
+        status, address, token = h.write_begin(timeout_ns)
+        if status != _OK:
+            return status
+        try:
+            slot = _ffi.lend(address, total)
+            for offset, part in parts:
+                n = len(part) if isinstance(part, bytes) else part.nbytes
+                slot[offset : offset + n] = part  # the one copy in
+            slot.release()
+        except BaseException:
+            h.write_abort(token)
+            raise
+        return h.write_commit(token, total)
+
+    def _read(self, h: _ffi.Handle, timeout_ns: int) -> bytes | bytearray | int:
+        """One zero-copy read: a copy of the next message's frame, or the status (EMPTY...)."""
+        status, address, n, token = h.read_begin(timeout_ns)
+        if status != _OK:
+            return status
+        try:
+            slot = _ffi.lend(address, n)
+            # The one copy out. A bytearray, so that buffers unpickled over it are writable.
+            frame = bytes(slot) if self._serializer is not None else bytearray(slot)
+            slot.release()
+        finally:
+            h.read_end(token)
+        return frame
+
+    def _handle(self) -> _ffi.Handle:
+        h = self._h
+        if h is None:
+            raise self._closed_error()
+        return h
+
+    def _blocking(
+        self, h: _ffi.Handle, attempt: Callable[[int], _T], busy: int, block: bool, timeout: Any
+    ) -> _T:
+        """Calls attempt(timeout_ns) until it returns something other than `busy` (FULL or
+        EMPTY) or the time is up, in slices so that Ctrl-C works; Queue.put's rules."""
+        if not block:
+            return attempt(0)
+        if timeout is None:
+            result = attempt(_SLICE_NS)
+            while result == busy:
+                if self._h is not h:
+                    raise self._closed_error()
+                result = attempt(_SLICE_NS)
+            return result
+        t = _check_timeout(timeout)
+        result = attempt(0)
+        if result == busy and t > 0.0:
+            deadline = time.monotonic() + t
+            while result == busy:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0.0:
+                    break
+                if self._h is not h:
+                    raise self._closed_error()
+                result = attempt(_slice(remaining))
+        return result
+
+    # ------------------------------------------------------------------------------ put / get
+
+    def put(self, item: object, block: bool = True, timeout: float | None = None) -> None:
+        """Puts any picklable object (see :meth:`fastqueue.Queue.put` for blocking and
+        timeouts). The object is encoded before anything else happens: encoding errors and
+        ``MessageTooBigError`` leave the queue unchanged."""
+        h = self._handle()
+        encoded = self._encode(item)
+        status = self._blocking(h, lambda ns: self._write(h, encoded, ns), _FULL, block, timeout)
+        if status != _OK:
+            raise self._put_error(status)
+
+    def put_nowait(self, item: object) -> None:
+        """``put(item, block=False)``: raises :class:`~fastqueue.Full` at once when full."""
+        self.put(item, block=False)
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        """Removes the oldest object and returns it (see :meth:`fastqueue.Queue.get`)."""
+        h = self._handle()
+        result = self._blocking(h, lambda ns: self._read(h, ns), _EMPTY, block, timeout)
+        if isinstance(result, int):
+            raise self._get_error(result)
+        return self._decode(result)
+
+    def get_nowait(self) -> Any:
+        """``get(block=False)``: raises :class:`~fastqueue.Empty` at once if there is none."""
+        return self.get(block=False)
+
+    def put_many(
+        self, items: Iterable[object], block: bool = True, timeout: float | None = None
+    ) -> None:
+        """Puts every object of ``items`` in order. All are encoded first: one that cannot be
+        (or is too big) rejects the whole batch and nothing is put. If the queue stays full,
+        :class:`~fastqueue.Full` says how many were put in its ``done`` attribute.
+
+        >>> with ObjectQueue(element_size=64, capacity=4) as q:
+        ...     q.put_many([1, "two", (3,)])
+        ...     q.get_many(10)
+        [1, 'two', (3,)]
+        """
+        h = self._handle()
+        encoded = [self._encode(item) for item in items]
+        deadline = None
+        if block and timeout is not None:
+            deadline = time.monotonic() + _check_timeout(timeout)
+        for done, enc in enumerate(encoded):
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+
+            def write(ns: int, enc: _Encoded = enc) -> int:
+                return self._write(h, enc, ns)
+
+            status = self._blocking(h, write, _FULL, block, left)
+            if status == _FULL:
+                full = Full(f"put {done} of {len(encoded)} items; then the queue stayed full")
+                full.done = done  # type: ignore[attr-defined]
+                raise full
+            if status != _OK:
+                raise self._put_error(status)
+
+    def get_many(
+        self, max_items: int, block: bool = True, timeout: float | None = None
+    ) -> list[Any]:
+        """Removes up to ``max_items`` of the oldest objects: waits (as :meth:`get` does) for the
+        first only, then takes what is there without waiting."""
+        n = _check_size(max_items, "max_items")
+        out = [self.get(block, timeout)]
+        h = self._handle()
+        while len(out) < n:
+            result = self._read(h, 0)
+            if isinstance(result, int):
+                if result in (_EMPTY, _ffi.SHUTDOWN):
+                    break
+                raise self._get_error(result)
+            out.append(self._decode(result))
+        return out
+
+    # ------------------------------------------------------------------------------ asyncio
+
+    def _nowait_putter(self, item: object) -> Callable[[], None]:
+        """For aput: encodes once (errors raise now), then each call tries one write."""
+        h = self._handle()
+        encoded = self._encode(item)
+
+        def attempt() -> None:
+            if self._h is not h:
+                raise self._closed_error()
+            status = self._write(h, encoded, 0)
+            if status != _OK:
+                raise self._put_error(status)
+
+        return attempt
+
+    # ------------------------------------------------------------------------------ pickling
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles as the queue's name, sizes and serializer: the copy attaches."""
+        if self._h is None:
+            raise self._closed_error()
+        ser: Any = self._serializer
+        if isinstance(ser, types.ModuleType):
+            ser = _ModuleRef(ser.__name__)
+        args = (self._name, self._element_size, self._maxsize, False)
+        return (_rebuild, (type(self), args, ser))
+
+
+class JoinableQueue(Queue):
+    """A :class:`~fastqueue.Queue` used as :class:`multiprocessing.JoinableQueue`: consumers call
+    :meth:`task_done` for each message they finished with, and :meth:`join` waits (sleeping in
+    the kernel) until every message ever put was marked done — by any process, since the
+    counters live in the segment.
+
+    Every fastqueue queue keeps this count, so :class:`~fastqueue.Queue` has ``task_done`` and
+    ``join`` too; this class exists so that code written for ``multiprocessing.JoinableQueue``
+    reads the same. A message that a dead process took with it counts as done.
+
+    >>> import threading
+    >>> with JoinableQueue(element_size=16, capacity=8) as q:
+    ...     def worker():
+    ...         while (job := q.get()) != b"stop":
+    ...             q.task_done()
+    ...         q.task_done()
+    ...     t = threading.Thread(target=worker); t.start()
+    ...     for i in range(5):
+    ...         q.put(b"job %d" % i)
+    ...     q.put(b"stop")
+    ...     q.join()
+    ...     t.join()
+    True
+    """
+
+
+class JoinableObjectQueue(ObjectQueue, JoinableQueue):
+    """An :class:`ObjectQueue` used as :class:`multiprocessing.JoinableQueue` (see
+    :class:`JoinableQueue`).
+
+    >>> with JoinableObjectQueue(element_size=64, capacity=4) as q:
+    ...     q.put({"n": 1}); q.get()["n"]
+    ...     q.join(timeout=0)
+    ...     q.task_done(); q.join(timeout=0)
+    1
+    False
+    True
+    """

@@ -1,5 +1,8 @@
 """``python -m fastqueue [demo] [--scale X]``: run the demo (see :mod:`fastqueue._demo`).
 
+``python -m fastqueue ls | stat | rm | gc | bench``: inspect and clean up queues in /dev/shm
+(see :mod:`fastqueue._cli`); the ``fastqueue`` console script is this same entry point.
+
 ``python -m fastqueue --cflags --libs``: the compiler and linker flags that build a C program
 against this installation's header and library (see :mod:`fastqueue._paths`)."""
 
@@ -13,15 +16,23 @@ __all__ = ["main"]
 USAGE = """\
 usage: python -m fastqueue [demo] [--scale X]
        python -m fastqueue [--cflags] [--libs]
+       python -m fastqueue {ls,stat,rm,gc,bench} ...   (also as the `fastqueue` command)
 
   demo    race fastqueue.Queue against multiprocessing.Queue across two processes and print
           a table (the default command; `python -m fastqueue demo --help` for its options)
+  ls      list every fastqueue segment in /dev/shm (capacity, depth, size, live processes)
+  stat    header fields and counters of one queue (--json)
+  rm      remove queue names
+  gc      remove the queues no live process uses (--dry-run)
+  bench   the same race as demo
   --cflags  print the compiler flags for C/C++ code using fastqueue.h (-I<folder of the header>)
   --libs    print the linker flags for the library this Python loads (-L, -l:, -Wl,-rpath)
 """
 
 #: The build-flag options, handled before any command.
 FLAG_OPTIONS = ("--cflags", "--libs")
+#: The operator's commands (fastqueue._cli; kept in step with its COMMANDS).
+_CLI_COMMANDS = ("ls", "stat", "rm", "gc", "bench")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -32,6 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args and args[0] in FLAG_OPTIONS:
         return _print_flags(args)
+    if args and args[0] in _CLI_COMMANDS:
+        from fastqueue._cli import main as cli_main
+
+        return cli_main(args)
     if args and args[0] == "demo":
         args = args[1:]
     elif args and not args[0].startswith("-"):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import faulthandler
 import hashlib
 import os
 import pickle
@@ -181,6 +182,26 @@ def park_reader(name: str, ready: Connection) -> None:
     sleep_forever()
 
 
+_STACK_FILES: list[Any] = []
+
+
+def dump_stack_on_sigusr1(path: str) -> None:
+    """Makes SIGUSR1 write this process's Python stack to ``path`` (for diagnosing a stall)."""
+    f = open(path, "w")  # noqa: SIM115 - kept open for the life of the process
+    _STACK_FILES.append(f)
+    faulthandler.register(signal.SIGUSR1, file=f, all_threads=True)
+
+
+def stack_of(pid: int, path: str) -> str:
+    """Asks the process ``pid`` (set up with dump_stack_on_sigusr1(path)) for its stack."""
+    try:
+        os.kill(pid, signal.SIGUSR1)
+        time.sleep(0.3)
+        return Path(path).read_text()
+    except OSError as exc:
+        return f"(no stack: {exc})"
+
+
 def raw_put(name: str, data: bytes, timeout_ns: int, result: Connection) -> None:
     """One fq_put on a raw handle of its own (the C ABI's blocking, without Python's wait
     slices); reports the status."""
@@ -234,6 +255,7 @@ def big_producer(
     The messages are prepared up front, so the process spends its time inside put (mostly in
     the copy into the slot): with ``zero_copy`` through fq_write_begin / memmove /
     fq_write_commit, else through ``Queue.put`` (which lends the bytearray to C uncopied)."""
+    dump_stack_on_sigusr1(ack_path + ".stack")
     rng = random.Random(seed)
     block = rng.randbytes(4 << 20)
     bodies = []
@@ -270,6 +292,7 @@ def big_consumer(q: fastqueue.Queue, ack_path: str, zero_copy: bool) -> None:
     """Gets large payloads until an empty message and records (producer, seq, intact) of each.
     With ``zero_copy`` the message is checked in place, inside fq_read_begin / fq_read_end (so
     the process spends most of its time holding a read claim), else :func:`ack_consumer`."""
+    dump_stack_on_sigusr1(ack_path + ".stack")
     if not zero_copy:
         ack_consumer(q, ack_path)
         return

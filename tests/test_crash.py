@@ -285,7 +285,17 @@ def test_random_sigkills_while_moving_large_messages(
     def diagnose() -> str:
         alive = {k: sorted(c for c, p in v.items() if p.is_alive()) for k, v in live.items()}
         done = {k: {c: progress(k, c) for c in v} for k, v in live.items()}
-        return f"alive {alive}, acks {done}, stats {q.stats()}, {w.describe_ring(name)}"
+        paths = {"producer": p_paths, "consumer": dict(enumerate(c_paths))}
+        stacks = "".join(
+            f"\n--- {k} {c}:\n{w.stack_of(p.pid, str(paths[k][c]) + '.stack')}"
+            for k, v in live.items()
+            for c, p in v.items()
+            if p.is_alive()
+        )
+        return (
+            f"alive {alive}, acks {done}, stats {q.stats()}, {w.describe_ring(name)}, "
+            f"stacks:{stacks}"
+        )
 
     live: dict[str, dict[int, Any]] = {}
 

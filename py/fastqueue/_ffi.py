@@ -189,7 +189,15 @@ _lib: Final = _load(_path)
 
 
 def _declare(name: str, restype: Any, *argtypes: Any) -> Any:
-    func = getattr(_lib, name)
+    try:
+        func = getattr(_lib, name)
+    except AttributeError as exc:
+        raise ImportError(
+            f"fastqueue: {_path} lacks {name}(): it is older than this Python package (same ABI "
+            f"version {ABI_VERSION}, fewer functions). Rebuild (`just dev`), reinstall "
+            f"(`pip install --force-reinstall fastqueue`), or point ${LIBRARY_ENV} at a "
+            "current library."
+        ) from exc
     func.argtypes = list(argtypes)
     func.restype = restype
     return func

@@ -1,0 +1,306 @@
+"""The command line (``python -m fastqueue`` / ``fastqueue``): ls, stat, rm, gc, bench on real
+segments in /dev/shm, run as subprocesses. Every listing is limited to this test's names
+(``--prefix``), so that queues of other programs on the machine are never touched."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+import fastqueue
+from fastqueue import Queue, _ffi
+
+NameFactory = Callable[[], str]
+SHM = Path("/dev/shm")
+PY_DIR = str(Path(__file__).resolve().parent.parent / "py")
+TIMEOUT_S = 120
+
+
+def _env() -> dict[str, str]:
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": PY_DIR if not path else PY_DIR + os.pathsep + path}
+
+
+def cli(
+    *args: str, python: str = sys.executable, user: list[str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*(user or []), python, "-m", "fastqueue", *args],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        stdin=subprocess.DEVNULL,
+        env=_env(),
+        check=False,
+    )
+
+
+def prefix_of(name: str) -> str:
+    """The prefix every name of one qname factory shares."""
+    return name.rsplit("-", 1)[0] + "-"
+
+
+def exists(name: str) -> bool:
+    return (SHM / name).exists()
+
+
+def make_orphan(name: str) -> None:
+    """A queue (holding one message) whose creator exits without removing it."""
+    code = (
+        "import os, sys, fastqueue\n"
+        "q = fastqueue.Queue(sys.argv[1], element_size=8, capacity=2)\n"
+        "q.put(b'left')\n"
+        "os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", code, name], env=_env(), timeout=TIMEOUT_S, check=True)
+    assert exists(name)
+
+
+def write_file(name: str, data: bytes) -> None:
+    (SHM / name).write_bytes(data)
+
+
+# ------------------------------------------------------------------------------ ls
+
+
+def test_ls_lists_a_queue_with_its_fields(qname: NameFactory) -> None:
+    name = qname()
+    with Queue(name, element_size=100, capacity=7) as q:
+        for _ in range(3):
+            q.put(b"m")
+        proc = cli("ls", "--json", "--prefix", prefix_of(name))
+        assert proc.returncode == 0, proc.stderr
+        (seg,) = json.loads(proc.stdout)
+        assert seg["name"] == name and seg["kind"] == "queue"
+        assert (seg["capacity"], seg["element_size"], seg["depth"]) == (7, 100, 3)
+        assert seg["creator_pid"] == os.getpid() and seg["creator_running"] is True
+        assert seg["live_processes"] == 1  # this process; the CLI only observes
+        assert seg["disk_size"] > 0 and seg["file_size"] == q.stats()["segment_size"]
+        assert seg["counters"]["puts"] == 3
+
+        text = cli("ls", "--prefix", prefix_of(name))
+        assert text.returncode == 0
+        header, row = text.stdout.splitlines()[:2]
+        assert header.split()[:4] == ["NAME", "CAPACITY", "ELEMENT", "DEPTH"]
+        assert row.split()[:4] == [name, "7", "100", "B"] and "in use" in row
+
+
+def test_ls_reports_foreign_and_broken_files_without_failing(qname: NameFactory) -> None:
+    queue_name, foreign, truncated, empty = qname(), qname(), qname(), qname()
+    write_file(foreign, b"hello, not a queue" * 10)
+    write_file(truncated, _ffi.MAGIC + bytes(100))  # the magic, then nothing valid
+    write_file(empty, b"")
+    directory = SHM / (prefix_of(queue_name) + "dir")
+    directory.mkdir()
+    try:
+        with Queue(queue_name, element_size=8, capacity=2):
+            proc = cli("ls", "--prefix", prefix_of(queue_name))
+            assert proc.returncode == 0, proc.stderr
+            assert queue_name in proc.stdout
+            assert f"{truncated}: cannot be attached: corrupt or truncated" in proc.stdout
+            assert "3 other entries" in proc.stdout and "ignored" in proc.stdout
+            assert foreign not in proc.stdout
+
+            every = cli("ls", "--all", "--prefix", prefix_of(queue_name))
+            assert every.returncode == 0
+            assert f"{foreign}: ignored: not a fastqueue segment" in every.stdout
+            assert f"{empty}: ignored: not a fastqueue segment" in every.stdout
+            assert f"{directory.name}: ignored: not a regular file" in every.stdout
+
+            kinds = {
+                s["name"]: s["kind"]
+                for s in json.loads(
+                    cli("ls", "--json", "--all", "--prefix", prefix_of(queue_name)).stdout
+                )
+            }
+            assert kinds == {
+                queue_name: "queue",
+                foreign: "foreign",
+                truncated: "unusable",
+                empty: "foreign",
+                directory.name: "foreign",
+            }
+    finally:
+        directory.rmdir()
+
+
+def test_ls_with_nothing_to_show(qname: NameFactory) -> None:
+    proc = cli("ls", "--prefix", qname())
+    assert proc.returncode == 0 and "no fastqueue queues" in proc.stdout
+
+
+# ------------------------------------------------------------------------------ stat
+
+
+def test_stat_prints_header_fields_and_every_counter(qname: NameFactory) -> None:
+    name = qname()
+    with Queue(name, element_size=64, capacity=4) as q:
+        q.put(b"a")
+        q.shutdown()
+        for spelling in (name, "/" + name, f"/dev/shm/{name}"):
+            proc = cli("stat", spelling)
+            assert proc.returncode == 0, proc.stderr
+            assert f"path            /dev/shm/{name}" in proc.stdout
+        for field in ("capacity", "element_size", "segment_size", "creator_pid", "live_processes"):
+            assert field in proc.stdout
+        for counter in _ffi.STAT_NAMES:
+            assert f"  {counter} " in proc.stdout
+        data = json.loads(cli("stat", "--json", name).stdout)
+        assert (data["capacity"], data["element_size"], data["depth"]) == (4, 64, 1)
+        assert data["shutdown"] == "yes"
+        assert list(data["counters"]) == list(_ffi.STAT_NAMES)
+        assert data["counters"] == q.stats() | {"empty_hits": data["counters"]["empty_hits"]}
+
+
+def test_stat_errors_and_exit_codes(qname: NameFactory) -> None:
+    missing, foreign, corrupt = qname(), qname(), qname()
+    write_file(foreign, b"x" * 64)
+    write_file(corrupt, _ffi.MAGIC + bytes(8))
+    proc = cli("stat", missing)
+    assert proc.returncode == 1 and f"no queue named '{missing}'" in proc.stderr
+    proc = cli("stat", foreign)
+    assert proc.returncode == 1 and "is not a fastqueue queue" in proc.stderr
+    proc = cli("stat", corrupt)
+    assert proc.returncode == 1 and "corrupt or truncated" in proc.stderr
+    proc = cli("stat", "a/b")
+    assert proc.returncode == 1 and "not a queue name" in proc.stderr
+    assert cli("stat").returncode == 2  # usage errors
+    assert cli("ls", "--bogus").returncode == 2
+    assert "Traceback" not in proc.stderr
+
+
+# ------------------------------------------------------------------------------ rm
+
+
+def test_rm_removes_queues_and_refuses_other_files(qname: NameFactory) -> None:
+    name, foreign, missing = qname(), qname(), qname()
+    write_file(foreign, b"keep me")
+    with Queue(name, element_size=8, capacity=2) as q:
+        proc = cli("rm", name)
+        assert proc.returncode == 0, proc.stderr
+        assert f"removed {name} (1 live process keeps using it" in proc.stdout
+        assert not exists(name)
+        q.put(b"works")  # attached handles keep working
+        assert q.get() == b"works"
+    proc = cli("rm", foreign, missing)
+    assert proc.returncode == 1
+    assert (
+        "is not a fastqueue queue" in proc.stderr and f"no queue named '{missing}'" in proc.stderr
+    )
+    assert exists(foreign)
+    proc = cli("rm", "--force", foreign)
+    assert proc.returncode == 0 and not exists(foreign)
+
+
+# ------------------------------------------------------------------------------ gc
+
+
+def test_gc_removes_only_queues_no_live_process_uses(qname: NameFactory) -> None:
+    orphan, used, corrupt = qname(), qname(), qname()
+    make_orphan(orphan)
+    write_file(corrupt, _ffi.MAGIC + bytes(64))
+    prefix = prefix_of(orphan)
+    with Queue(used, element_size=8, capacity=2):
+        dry = cli("gc", "--dry-run", "--prefix", prefix)
+        assert dry.returncode == 0, dry.stderr
+        assert f"would remove {orphan} (no live process, 1 messages in it" in dry.stdout
+        assert used not in dry.stdout
+        assert exists(orphan)
+
+        proc = cli("gc", "--prefix", prefix)
+        assert proc.returncode == 0, proc.stderr
+        assert f"removed {orphan}" in proc.stdout
+        assert f"kept {corrupt}: cannot be attached" in proc.stdout
+        assert not exists(orphan) and exists(used) and exists(corrupt)
+
+        again = cli("gc", "--prefix", prefix)
+        assert again.returncode == 0 and "nothing to remove" in again.stdout
+
+
+# ------------------------------------------------------------------------------ permissions
+
+
+def _unprivileged_runner() -> tuple[list[str], str] | None:
+    """(command prefix that runs as user nobody, a Python that can import this checkout there),
+    or None when this machine cannot do that."""
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        return None
+    user = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+    for python in (sys.executable, "/usr/bin/python3"):
+        probe = subprocess.run(
+            [*user, python, "-c", "import fastqueue"],
+            env=_env(),
+            capture_output=True,
+            timeout=TIMEOUT_S,
+            check=False,
+        )
+        if probe.returncode == 0:
+            return user, python
+    return None
+
+
+def test_permission_errors_are_reported_not_raised(qname: NameFactory) -> None:
+    runner = _unprivileged_runner()
+    if runner is None:
+        pytest.skip("needs root, setpriv and a Python that user nobody can run with this checkout")
+    user, python = runner
+    name = qname()
+    with Queue(name, element_size=8, capacity=2, mode=0o600):
+        proc = cli("stat", name, python=python, user=user)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "permission denied" in proc.stderr and "Traceback" not in proc.stderr
+        proc = cli("ls", "--prefix", prefix_of(name), python=python, user=user)
+        assert proc.returncode == 0, proc.stderr
+        assert f"{name}: cannot be attached: permission denied" in proc.stdout
+        proc = cli("rm", name, python=python, user=user)
+        assert proc.returncode == 1 and "permission denied" in proc.stderr
+        proc = cli("gc", "--prefix", prefix_of(name), python=python, user=user)
+        assert proc.returncode == 0 and f"kept {name}" in proc.stdout
+        assert exists(name)
+
+
+# ------------------------------------------------------------------------------ bench, entry points
+
+
+def test_bench_runs_the_quick_race() -> None:
+    proc = cli("bench", "--scale", "0.01")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "fastqueue.Queue" in proc.stdout and "multiprocessing.Queue" in proc.stdout
+
+
+def test_help_lists_the_commands_and_the_build_flags_still_work() -> None:
+    proc = cli("--help")
+    assert proc.returncode == 0
+    for command in ("ls", "stat", "rm", "gc", "bench", "--cflags"):
+        assert command in proc.stdout
+    flags = cli("--cflags")
+    assert flags.returncode == 0 and flags.stdout.startswith("-I")
+    sub = cli("gc", "--help")
+    assert sub.returncode == 0 and "--dry-run" in sub.stdout
+
+
+def test_console_script(qname: NameFactory) -> None:
+    script = Path(sysconfig.get_path("scripts")) / "fastqueue"
+    if not script.is_file() or fastqueue.__file__ is None:
+        pytest.skip("the fastqueue console script is not installed here (`just dev` installs it)")
+    name = qname()
+    with Queue(name, element_size=8, capacity=2):
+        proc = subprocess.run(
+            [str(script), "ls", "--prefix", name],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+            env=_env(),
+            check=False,
+        )
+    assert proc.returncode == 0, proc.stderr
+    assert name in proc.stdout

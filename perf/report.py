@@ -1,6 +1,6 @@
 """Turn perf/results/latest.json into the markdown table latest.md and the chart chart.png.
 
-    python perf/report.py [perf/results/latest.json]
+    python perf/report.py [perf/results/latest.json]   # or latest-quick.json
 
 Ratios are "speed-up": the peer's time per op divided by fastqueue's, from the same run
 (> 1 means fastqueue is faster). A queue that could not run shows "n/a".
@@ -183,9 +183,10 @@ def main() -> None:
     src = sys.argv[1] if len(sys.argv) > 1 else os.path.join(RESULTS, "latest.json")
     with open(src) as f:
         data = json.load(f)
-    with open(os.path.join(RESULTS, "latest.md"), "w") as f:
+    sfx = "-quick" if data["meta"]["quick"] else ""
+    with open(os.path.join(RESULTS, f"latest{sfx}.md"), "w") as f:
         f.write(markdown(data))
-    chart(data, os.path.join(RESULTS, "chart.png"))
+    chart(data, os.path.join(RESULTS, f"chart{sfx}.png"))
 
 
 if __name__ == "__main__":

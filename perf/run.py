@@ -5,7 +5,9 @@
 
 Writes perf/results/latest.json (all figures, plus the raw pyperf suite in
 perf/results/same_process.pyperf.json), perf/results/latest.md (the table) and
-perf/results/chart.png (time per put+get vs payload size).
+perf/results/chart.png (time per put+get vs payload size). The md and png of a full run are
+committed (the README shows them); a --quick run writes latest-quick.* / chart-quick.png /
+same_process-quick.pyperf.json instead, which git ignores, so iterating never dirties them.
 
 Each benchmark runs in its own subprocess, so a peer that fails to install, import or run is
 reported as "n/a" instead of ending the run. Queues are interleaved scenario by scenario (and the
@@ -45,12 +47,14 @@ FULL = {
     "floor_sizes": [8, 128, KiB],
     "pyperf": ["--processes", "10", "--values", "3", "--warmups", "1"],
     "repeats": 3,
+    "suffix": "",
 }
 QUICK = {
     "sizes": [8, KiB, 256 * KiB, 8 * MiB],
     "floor_sizes": [8],
     "pyperf": ["--processes", "3", "--values", "2", "--warmups", "1", "--min-time", "0.03"],
     "repeats": 1,
+    "suffix": "-quick",
 }
 
 
@@ -150,7 +154,7 @@ def same_process(cfg: dict[str, Any], queues: list[str], data: dict[str, Any],
             f"(median of {len(values)}, {time.perf_counter() - t0:.0f} s)")
     if suite_files:
         suite = pyperf.BenchmarkSuite([pyperf.Benchmark.load(f) for f in suite_files])
-        path = os.path.join(RESULTS, "same_process.pyperf.json")
+        path = os.path.join(RESULTS, f"same_process{cfg['suffix']}.pyperf.json")
         if os.path.exists(path):
             os.remove(path)
         suite.dump(path)
@@ -273,12 +277,14 @@ def main() -> None:
             log(f"removed leftover shared memory: {', '.join(removed)}")
     data["meta"]["total_s"] = round(time.perf_counter() - t_start, 1)
     data["meta"]["loadavg_end"] = _loadavg()
-    with open(os.path.join(RESULTS, "latest.json"), "w") as f:
+    sfx = cfg["suffix"]
+    with open(os.path.join(RESULTS, f"latest{sfx}.json"), "w") as f:
         json.dump(data, f, indent=1)
-    with open(os.path.join(RESULTS, "latest.md"), "w") as f:
+    with open(os.path.join(RESULTS, f"latest{sfx}.md"), "w") as f:
         f.write(report.markdown(data))
-    report.chart(data, os.path.join(RESULTS, "chart.png"))
-    log(f"done in {data['meta']['total_s']:.0f} s: perf/results/latest.md, chart.png, latest.json")
+    report.chart(data, os.path.join(RESULTS, f"chart{sfx}.png"))
+    log(f"done in {data['meta']['total_s']:.0f} s: perf/results/latest{sfx}.md, chart{sfx}.png, "
+        f"latest{sfx}.json")
     print(report.markdown(data))
 
 

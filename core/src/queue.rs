@@ -297,6 +297,17 @@ impl Queue {
         notify(&h.control.0.join);
     }
 
+    /// Recovers every slot held by a dead process (a full scan: for rare waits such as `join`,
+    /// which nobody else may wake when a consumer dies holding a message).
+    fn recover_dead(&self) {
+        if self.me == OBSERVER {
+            return;
+        }
+        for b in self.ring().held_slots() {
+            self.recover(b);
+        }
+    }
+
     /// Claims a free slot for writing (blocking as `timeout` allows); returns its token.
     pub fn claim_write(&self, timeout: Option<Duration>) -> Result<u64, Status> {
         if self.me == OBSERVER {
@@ -648,7 +659,8 @@ impl Queue {
     /// allows; `Err(Status::Timeout)` otherwise.
     pub fn join(&self, timeout: Option<Duration>) -> Result<(), Status> {
         let c = &self.header().control.0;
-        if wait_until(&c.join, deadline(timeout), || self.unfinished() == 0) {
+        let ready = || self.unfinished() == 0;
+        if wait_until(&c.join, deadline(timeout), ready, || self.recover_dead()) {
             Ok(())
         } else {
             Err(Status::Timeout)

@@ -562,6 +562,17 @@ impl<'a> Ring<'a> {
         (moved, reading)
     }
 
+    /// Every slot currently held by a writer or reader, as `Blocked` records for [`Ring::recover`]
+    /// (`pos` is the slot's index).
+    pub fn held_slots(&self) -> impl Iterator<Item = Blocked> + '_ {
+        (0..self.capacity).filter_map(|index| {
+            // ORDERING: Acquire, as in `try_claim_read`.
+            let state = self.slot(index).state.load(Ordering::Acquire);
+            let b = Blocked { pos: index, state };
+            b.owner().map(|_| b)
+        })
+    }
+
     /// Whether any slot names `owner` as its writer or reader.
     pub fn names_owner(&self, owner: u32) -> bool {
         (0..self.capacity).any(|pos| {

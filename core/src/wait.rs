@@ -96,9 +96,17 @@ pub enum Attempt<T> {
 }
 
 /// How often a sleeping waiter whose slot is held by another process (`WRITING`/`READING`)
-/// checks whether that process died. A waiter blocked on a plain full or empty ring sleeps
-/// until it is woken or its deadline passes, with no periodic wake-ups.
+/// checks whether that process died.
 pub const STUCK_CHECK: Duration = Duration::from_millis(20);
+
+/// The longest a waiter blocked on a plain full or empty ring (a slot with no owner) sleeps
+/// before it looks again. Every change it waits for wakes it at once; this bound only covers the
+/// one change that sends no wake-up: the slot it waits on was claimed meanwhile by a process
+/// that then died (a consumer dying inside its get while producers sleep on a full ring, or a
+/// producer dying inside its put while consumers sleep on an empty one). Four wake-ups a second
+/// cost a sleeper a few microseconds of CPU per second; recovery then follows within about
+/// `IDLE_RECHECK + STUCK_CHECK`.
+pub const IDLE_RECHECK: Duration = Duration::from_millis(250);
 
 /// Runs `attempt` until it succeeds or `deadline` passes: first spinning, then sleeping on `w`
 /// between attempts. When an attempt is blocked by a slot that another process holds,
@@ -158,12 +166,13 @@ pub fn block_on<T>(
         if let Attempt::Blocked(b) = outcome {
             last = b;
             let now = Instant::now();
-            let mut sleep = deadline.map(|d| d.saturating_duration_since(now));
-            if last.owner().is_some() {
-                let until_check = next_check.saturating_duration_since(now);
-                sleep = Some(sleep.map_or(until_check, |s| s.min(until_check)));
-            }
-            futex_wait(&w.seq, seq, sleep);
+            let bound = if last.owner().is_some() {
+                next_check.saturating_duration_since(now)
+            } else {
+                IDLE_RECHECK
+            };
+            let sleep = deadline.map_or(bound, |d| d.saturating_duration_since(now).min(bound));
+            futex_wait(&w.seq, seq, Some(sleep));
         }
         // ORDERING: Relaxed: the count is only read by wakers deciding whether to wake.
         w.sleepers.fetch_sub(1, Ordering::Relaxed);
@@ -176,10 +185,13 @@ pub fn block_on<T>(
 /// Sleeps on `w` until `ready()` returns true or `deadline` passes (then returns false). The
 /// same announce / re-check / sleep protocol as [`block_on`], without the spinning: used for
 /// rare waits such as `join`, whose wakers call [`notify`] after changing what `ready` reads.
+/// `idle` runs every [`IDLE_RECHECK`] of sleep (join uses it to recover slots of dead processes,
+/// whose messages would otherwise stay unfinished).
 pub fn wait_until(
     w: &WaitWord,
     deadline: Option<Instant>,
     mut ready: impl FnMut() -> bool,
+    mut idle: impl FnMut(),
 ) -> bool {
     loop {
         if ready() {
@@ -194,14 +206,17 @@ pub fn wait_until(
         fence(Ordering::SeqCst);
         // ORDERING: Acquire pairs with the waker's Release increment.
         let seq = w.seq.load(Ordering::Acquire);
-        if !ready() {
-            futex_wait(
-                &w.seq,
-                seq,
-                deadline.map(|d| d.saturating_duration_since(now)),
-            );
+        let sleep = !ready();
+        if sleep {
+            let bound = deadline.map_or(IDLE_RECHECK, |d| {
+                d.saturating_duration_since(now).min(IDLE_RECHECK)
+            });
+            futex_wait(&w.seq, seq, Some(bound));
         }
         // ORDERING: Relaxed: the count is only read by wakers deciding whether to wake.
         w.sleepers.fetch_sub(1, Ordering::Relaxed);
+        if sleep {
+            idle();
+        }
     }
 }

@@ -54,5 +54,31 @@ fn dead_writer_and_dead_reader_are_recovered_by_waiters() {
     assert_eq!(&buf[..k], b"c");
     assert_eq!(q.get(&mut buf, Some(Duration::ZERO)), Err(Status::Empty));
     assert_eq!(q.stats()[4], 2, "two recoveries counted");
+
+    // A producer asleep on a full queue with no deadline: a consumer claims the message it waits
+    // behind and dies. No wake-up ever comes for that; the sleeper's idle re-check finds the
+    // dead claim and recovers it.
+    let q1 = Queue::create(&format!("{name}-1"), 16, 1, 0o600).unwrap();
+    q1.put(b"held", None).unwrap();
+    let n = format!("{name}-1");
+    // SAFETY: as in fork_and_die.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        std::thread::sleep(Duration::from_millis(200));
+        let c = Queue::open(&n).unwrap();
+        let mut needed = 0;
+        c.claim_read(u64::MAX, None, &mut needed).unwrap();
+        // SAFETY: ends the child at once, like SIGKILL would.
+        unsafe { libc::_exit(0) };
+    }
+    q1.put(b"next", None).unwrap();
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    let k = q1.get(&mut buf, Some(Duration::ZERO)).unwrap();
+    assert_eq!(&buf[..k], b"next");
+    assert_eq!(q1.stats()[8], 1, "the held message is counted as lost");
     Queue::unlink(&name).unwrap();
+    Queue::unlink(&format!("{name}-1")).unwrap();
 }

@@ -12,6 +12,10 @@ each layer:
                             of the received bytes into a new bytes object
   same, no copy out         the two library calls alone
   ctypes floor              two calls of fq_noop (the same argument types as fq_put)
+  ... without argtypes      fq_put + fq_get / 2 x fq_noop on a second CDLL of the same library
+                            with argtypes left unset and every argument a prebuilt ctypes object
+                            (c_void_p handle, c_uint64 sizes, c_int64 timeout, byref length):
+                            what the calls cost without ctypes' per-argument from_param work
   zeroq put+get             the reference project (PyO3), for scale
 
 This is a diagnostic for the developers, not part of the side-by-side suite: it reaches into
@@ -144,6 +148,30 @@ def main() -> None:
                 r = buf[:size]
             return time.perf_counter() - t0
 
+        lean = ctypes.CDLL(_ffi.library_path())  # own function objects: _ffi's stay untouched
+        l_put, l_get, l_noop = lean.fq_put, lean.fq_get, lean.fq_noop
+        for f in (l_put, l_get, l_noop):
+            f.restype = ctypes.c_int32  # argtypes stay None: no per-argument conversion
+        vp = ctypes.c_void_p(h._ptr.value if hasattr(h._ptr, "value") else h._ptr)
+        c_n, c_cap, c_t = ctypes.c_uint64(n), ctypes.c_uint64(size), ctypes.c_int64(slice_ns)
+
+        def raw_lean(loops: int) -> float:
+            t0 = time.perf_counter()
+            for _ in range(loops):
+                l_put(vp, p, c_n, c_t)
+                l_get(vp, buf, c_cap, length_ref, c_t)
+                r = buf[: length.value]
+            dt = time.perf_counter() - t0
+            assert r == p
+            return dt
+
+        def floor_lean(loops: int) -> float:
+            t0 = time.perf_counter()
+            for _ in range(loops):
+                l_noop(vp, p, c_n, c_t)
+                l_noop(vp, p, c_n, c_t)
+            return time.perf_counter() - t0
+
         rows = [
             ("Queue.put + Queue.get", public),
             ("Handle.put + Handle.get", handle),
@@ -153,6 +181,8 @@ def main() -> None:
             ("fq_put + fq_get, no copy out", raw_nocopy),
             ("ctypes floor: 2 x fq_noop", floor),
             ("copy out alone: buf[:n] -> bytes", copy_only),
+            ("fq_put + fq_get + copy out, no argtypes", raw_lean),
+            ("ctypes floor, no argtypes", floor_lean),
         ]
         ok, _ = adapters.available("zeroq")
         if ok:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import pickle
 import random
 import subprocess
 import sys
@@ -99,7 +100,7 @@ def test_object_queue_aget_aput(qname: NameFactory) -> None:
 
         assert run(main()) == [{"a": [1, 2]}, ("second", None)]
         q.put(1)
-        with pytest.raises(TypeError):  # unpicklable: raised at once, nothing waits or is put
+        with pytest.raises((TypeError, pickle.PicklingError)):  # unpicklable: raised at once
             run(q.aput(threading.Lock()))
         assert q.qsize() == 1
 

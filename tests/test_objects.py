@@ -159,7 +159,11 @@ def test_numpy_round_trips_of_many_dtypes_and_shapes(qname: NameFactory) -> None
             assert type(b) is np.ndarray
             assert b.dtype == a.dtype and b.shape == a.shape
             np.testing.assert_array_equal(b, a)
-            assert b.flags.writeable and b.flags.aligned
+            assert b.flags.writeable
+            out_of_band = a.flags.c_contiguous or a.flags.f_contiguous
+            if out_of_band or not IS_PYPY:
+                # (numpy on PyPy unpickles in-band data unaligned, whatever the transport.)
+                assert b.flags.aligned
             if a.flags.f_contiguous and not a.flags.c_contiguous:
                 assert b.flags.f_contiguous  # the layout travels too
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import platform
+import struct
 from ctypes import (
     POINTER,
     c_char_p,
@@ -58,6 +60,8 @@ __all__ = [
     "WAIT_WRITABLE",
     "Handle",
     "as_c_buffer",
+    "c_order_bytes",
+    "copy_out",
     "create",
     "get_errno",
     "layout_version",
@@ -289,6 +293,61 @@ def lend(address: int, n: int) -> memoryview:
     return memoryview((ctypes.c_char * n).from_address(address)).cast("B")
 
 
+#: PyPy's memoryview.tobytes() (7.3.11) ignores the strides of a buffer exported by a C
+#: extension (a strided numpy view), returning the raw memory instead of the elements.
+_PYPY: Final = platform.python_implementation() == "PyPy"
+
+
+#: struct's codes for one native element (PyPy's struct fails badly on numpy's other codes).
+_STRUCT_CODES: Final = frozenset("?bBhHiIlLqQnNefdcP")
+
+
+def c_order_bytes(item: object, view: memoryview) -> bytes:
+    """The bytes of `view` (a view of `item`) in C order, as ``view.tobytes()`` gives them on
+    CPython. On PyPy a non-contiguous view is copied by the exporting object's own ``tobytes()``
+    (numpy) when the view shows all of it, else element by element with :mod:`struct`; a format
+    struct does not know then raises TypeError rather than send wrong bytes."""
+    if not _PYPY or view.c_contiguous:
+        return view.tobytes()
+    for owner in (item, getattr(view, "obj", None)):
+        own = getattr(owner, "tobytes", None)
+        if owner is None or isinstance(owner, memoryview) or not callable(own):
+            continue
+        with memoryview(owner) as whole:  # type: ignore[arg-type]
+            same = (whole.format, whole.shape, whole.strides) == (
+                view.format,
+                view.shape,
+                view.strides,
+            )
+        if same:
+            data = own()
+            if isinstance(data, bytes) and len(data) == view.nbytes:
+                return data
+    code = view.format.lstrip("@=")
+    if len(code) == 1 and code in _STRUCT_CODES:
+
+        def flatten(x: object) -> list[Any]:
+            return [z for y in x for z in flatten(y)] if isinstance(x, list) else [x]
+
+        return struct.pack(f"={view.nbytes // view.itemsize}{code}", *flatten(view.tolist()))
+    raise TypeError(
+        f"on PyPy, a non-contiguous buffer of format {view.format!r} cannot be copied "
+        f"reliably; pass a contiguous copy instead (e.g. numpy.ascontiguousarray(...))"
+    )
+
+
+def copy_out(address: int, n: int) -> memoryview:
+    """A writable copy (format ``B``) of ``n`` bytes of library memory at ``address``, in memory
+    of its own, 16-byte aligned (so numpy arrays over slices of it at aligned offsets are
+    aligned): one copy."""
+    if _PYPY:  # a bytearray's data is not malloc-aligned on PyPy; ctypes memory is
+        buf = ctypes.create_string_buffer(n)
+        if n:
+            ctypes.memmove(buf, address, n)
+        return memoryview(buf).cast("B")
+    return memoryview(bytearray(lend(address, n)))
+
+
 def as_c_buffer(item: object) -> tuple[object, int]:
     """Turns any bytes-like object into (something fq_put takes as ``data``, its length in bytes).
 
@@ -303,7 +362,7 @@ def as_c_buffer(item: object) -> tuple[object, int]:
         if n == 0:
             return None, 0
         if view.readonly or not view.c_contiguous:
-            return view.tobytes(), n
+            return c_order_bytes(item, view), n
         # Zero-copy: a ctypes array over the caller's buffer. It holds its own export of the
         # buffer, so the caller's object cannot be resized while C reads it.
         return (ctypes.c_char * n).from_buffer(view.cast("B")), n

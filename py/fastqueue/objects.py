@@ -167,9 +167,10 @@ class ObjectQueue(Queue):
         ser = self._serializer
         if ser is not None:
             out = ser.dumps(obj)
-            data = memoryview(out.encode() if isinstance(out, str) else out)
+            out = out.encode() if isinstance(out, str) else out
+            data = memoryview(out)
             if not data.c_contiguous:
-                data = memoryview(data.tobytes())
+                data = memoryview(_ffi.c_order_bytes(out, data))
             data = data.cast("B")
             parts: list[tuple[int, Any]] = [(0, data)]
             total = data.nbytes
@@ -197,13 +198,13 @@ class ObjectQueue(Queue):
             )
         return parts, total
 
-    def _decode(self, frame: bytes | bytearray) -> Any:
+    def _decode(self, frame: bytes | memoryview) -> Any:
         ser = self._serializer
         if ser is not None:
             return ser.loads(frame)  # type: ignore[arg-type]  # bytes for custom serializers
         view = memoryview(frame)
-        size = len(frame)
-        if size < _HEAD.size or frame[:4] != _TAG:
+        size = view.nbytes
+        if size < _HEAD.size or view[:4].tobytes() != _TAG:
             raise ValueError(self._not_a_frame(size))
         _, count, stream_len = _HEAD.unpack_from(frame)
         at = _HEAD.size + count * _LEN.size
@@ -247,16 +248,20 @@ class ObjectQueue(Queue):
             raise
         return h.write_commit(token, total)
 
-    def _read(self, h: _ffi.Handle, timeout_ns: int) -> bytes | bytearray | int:
+    def _read(self, h: _ffi.Handle, timeout_ns: int) -> bytes | memoryview | int:
         """One zero-copy read: a copy of the next message's frame, or the status (EMPTY...)."""
         status, address, n, token = h.read_begin(timeout_ns)
         if status != _OK:
             return status
         try:
-            slot = _ffi.lend(address, n)
-            # The one copy out. A bytearray, so that buffers unpickled over it are writable.
-            frame = bytes(slot) if self._serializer is not None else bytearray(slot)
-            slot.release()
+            if self._serializer is not None:
+                slot = _ffi.lend(address, n)
+                frame: bytes | memoryview = bytes(slot)  # the one copy out
+                slot.release()
+            else:
+                # The one copy out, into writable memory of its own: buffers unpickled over it
+                # (numpy arrays) are writable, aligned, and outlive the slot.
+                frame = _ffi.copy_out(address, n)
         finally:
             h.read_end(token)
         return frame

@@ -438,7 +438,7 @@ class Queue(_aio.AsyncMixin):
             else:
                 with memoryview(item) as view:  # TypeError if not bytes-like
                     n = view.nbytes
-                    part = view.cast("B") if view.c_contiguous else view.tobytes()
+                    part = view.cast("B") if view.c_contiguous else _ffi.c_order_bytes(item, view)
             if n > max_msg:
                 raise self._too_big(n)
             parts.append(part)

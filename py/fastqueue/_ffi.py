@@ -53,6 +53,7 @@ __all__ = [
     "NATIVE_DIR",
     "NATIVE_PATTERNS",
     "OK",
+    "PYPY",
     "SHUTDOWN",
     "STAT_NAMES",
     "TIMEOUT",
@@ -293,9 +294,10 @@ def lend(address: int, n: int) -> memoryview:
     return memoryview((ctypes.c_char * n).from_address(address)).cast("B")
 
 
-#: PyPy's memoryview.tobytes() (7.3.11) ignores the strides of a buffer exported by a C
-#: extension (a strided numpy view), returning the raw memory instead of the elements.
-_PYPY: Final = platform.python_implementation() == "PyPy"
+#: Running on PyPy, which differs where this package cares: no reference counting (a handle is
+#: freed when the GC runs, not when it is dropped), and memoryview.tobytes() (7.3.11) ignores
+#: the strides of a buffer exported by a C extension (a strided numpy view).
+PYPY: Final = platform.python_implementation() == "PyPy"
 
 
 #: struct's codes for one native element (PyPy's struct fails badly on numpy's other codes).
@@ -307,7 +309,7 @@ def c_order_bytes(item: object, view: memoryview) -> bytes:
     CPython. On PyPy a non-contiguous view is copied by the exporting object's own ``tobytes()``
     (numpy) when the view shows all of it, else element by element with :mod:`struct`; a format
     struct does not know then raises TypeError rather than send wrong bytes."""
-    if not _PYPY or view.c_contiguous:
+    if not PYPY or view.c_contiguous:
         return view.tobytes()
     for owner in (item, getattr(view, "obj", None)):
         own = getattr(owner, "tobytes", None)
@@ -340,7 +342,7 @@ def copy_out(address: int, n: int) -> memoryview:
     """A writable copy (format ``B``) of ``n`` bytes of library memory at ``address``, in memory
     of its own, 16-byte aligned (so numpy arrays over slices of it at aligned offsets are
     aligned): one copy."""
-    if _PYPY:  # a bytearray's data is not malloc-aligned on PyPy; ctypes memory is
+    if PYPY:  # a bytearray's data is not malloc-aligned on PyPy; ctypes memory is
         buf = ctypes.create_string_buffer(n)
         if n:
             ctypes.memmove(buf, address, n)

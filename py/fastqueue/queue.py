@@ -18,7 +18,9 @@ This module never touches ctypes: every library call goes through ``fastqueue._f
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import gc
 import math
 import numbers
 import operator
@@ -674,6 +676,8 @@ class Queue(_aio.AsyncMixin):
         library handle itself is freed once no call is using it.
         """
         self._close(os.getpid, _ffi.unlink)
+        if _ffi.PYPY:  # no reference counting there: collect now, so that the handle detaches now
+            gc.collect()
 
     def _close(self, getpid: Any, unlink_name: Any) -> None:
         h = self._h
@@ -751,3 +755,12 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _close_all_at_exit() -> None:
+    for q in list(_live):
+        q.close()
+
+
+if _ffi.PYPY:  # PyPy runs no __del__ at exit: close what is open, so that creators remove names
+    atexit.register(_close_all_at_exit)

@@ -36,6 +36,39 @@ test: dev
     cargo test --workspace
     {{python}} -m pytest
 
+# The tests that do not need CPython-only tools (cargo, a C compiler, the header checks), run by
+# PyPy (Debian's `pypy3`, >= 3.9) from a virtualenv in target/pypy-venv against the library
+# `just build` makes. numpy is installed from a wheel when PyPI has one for this PyPy; without
+# it the numpy tests are skipped (and say so). If dist/ holds a wheel (`just wheel`), it is also
+# installed there and imported from outside the checkout: the same wheel serves PyPy.
+# Run the Python tests on PyPy (pypy= names the interpreter).
+test-pypy pypy="pypy3": build
+    #!/usr/bin/env bash
+    set -euo pipefail
+    command -v {{pypy}} >/dev/null || { echo "{{pypy}} not found (Debian: apt-get install pypy3 pypy3-venv)" >&2; exit 1; }
+    venv=target/pypy-venv
+    [[ -x $venv/bin/python ]] || {{pypy}} -m venv "$venv"
+    py="$PWD/$venv/bin/python"
+    "$py" --version
+    "$py" -m pip install -q --disable-pip-version-check pytest pytest-timeout hypothesis
+    "$py" -m pip install -q --disable-pip-version-check --only-binary=:all: numpy || \
+        echo "note: no numpy wheel for this PyPy; the numpy tests will be skipped" >&2
+    wheels=(dist/fastqueue-*.whl)
+    if [[ -f ${wheels[0]} ]]; then  # in a venv of its own, so the tests below use the checkout
+        tmp="$(mktemp -d)"
+        trap 'rm -rf "$tmp"' EXIT
+        {{pypy}} -m venv "$tmp/venv"
+        "$tmp/venv/bin/python" -m pip install -q --disable-pip-version-check "${wheels[0]}"
+        (cd "$tmp" && env -u PYTHONPATH -u FASTQUEUE_LIBRARY "$tmp/venv/bin/python" -c 'import fastqueue, sys; \
+            assert "site-packages" in fastqueue.library_path(), fastqueue.library_path(); \
+            q = fastqueue.Queue(element_size=256, capacity=2); q.put(b"pypy"); \
+            assert q.get() == b"pypy"; q.close(); \
+            print("wheel on", sys.implementation.name, "OK:", fastqueue.library_path())')
+    fi
+    PYTHONPATH="$PWD/py" FASTQUEUE_LIBRARY="$PWD/target/release/libfastqueue.so" "$py" -m pytest -q \
+        tests/test_pypy.py tests/test_queue.py tests/test_errors.py tests/test_objects.py \
+        tests/test_aio.py tests/test_join_shutdown.py tests/test_cli.py tests/test_processes.py
+
 # Every check CI makes besides the tests: clippy, rustfmt, ruff, mypy --strict.
 lint: dev
     cargo clippy --workspace --all-targets -- -D warnings

@@ -304,3 +304,29 @@ def test_console_script(qname: NameFactory) -> None:
         )
     assert proc.returncode == 0, proc.stderr
     assert name in proc.stdout
+
+
+def test_stats_names_all_fourteen_counters(qname: NameFactory) -> None:
+    with Queue(qname(), element_size=8, capacity=2) as q:
+        q.put(b"a")
+        with pytest.raises(fastqueue.Full):
+            q.put_many([b"b", b"c"], block=False)  # b fits, c finds the queue full
+        stats = q.stats()
+    assert list(stats) == [
+        "puts",
+        "gets",
+        "full_hits",
+        "empty_hits",
+        "recoveries",
+        "reclaimed",
+        "depth",
+        "skipped",
+        "lost",
+        "tasks_done",
+        "unfinished",
+        "creator_pid",
+        "segment_size",
+        "shutdown",
+    ]
+    assert stats["puts"] == 2 and stats["depth"] == 2 and stats["full_hits"] >= 1
+    assert stats["creator_pid"] == os.getpid() and stats["unfinished"] == 2

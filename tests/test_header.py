@@ -544,49 +544,72 @@ def _pointee_ok(t: type, inner: Callable[[object], bool]) -> bool:
     return issubclass(t, ctypes._Pointer) and inner(t._type_)
 
 
-def python_declarations() -> dict[str, object]:
-    """Every fq_* function object _ffi declared: its module-level names, and what its CDLL cached
-    (``getattr(cdll, name)`` keeps the function object in the CDLL's ``__dict__``)."""
-    found: dict[str, object] = {}
+def python_declarations() -> list[tuple[str, object]]:
+    """Every fq_* function object _ffi declared, as (name, function): its module-level names, and
+    what its CDLLs cached (``getattr(cdll, name)`` keeps the function object in the CDLL's
+    ``__dict__``). A function may appear more than once (the same export declared for the
+    GIL-releasing and the GIL-keeping loading of the library); each object is checked."""
+    found: dict[int, tuple[str, object]] = {}
     for value in vars(_ffi).values():
         if isinstance(value, ctypes.CDLL):
             for key, func in vars(value).items():
                 if key.startswith("fq_"):
-                    found[key] = func
+                    found[id(func)] = (key, func)
     for value in vars(_ffi).values():
         name = getattr(value, "__name__", "")
         if isinstance(name, str) and name.startswith("fq_") and hasattr(value, "argtypes"):
-            found[name] = value
-    return found
+            found[id(value)] = (name, value)
+    return sorted(found.values(), key=lambda nf: nf[0])
+
+
+def declared_argtypes(func: object) -> tuple[str, object]:
+    """(how, argument types) of a declared function: its ctypes ``argtypes``, or for a hot-path
+    function called with prepared arguments (argtypes unset on purpose: ctypes then converts
+    nothing) the ``wire_argtypes`` _ffi recorded, the C type each argument is prepared as."""
+    argtypes = getattr(func, "argtypes", None)
+    if argtypes is not None:
+        return "argtypes", argtypes
+    return "wire_argtypes", getattr(func, "wire_argtypes", None)
 
 
 def test_python_declarations_match_header() -> None:
     declared = python_declarations()
-    assert {"fq_abi_version", "fq_put", "fq_get", "fq_create"} <= set(declared), (
-        f"could not find _ffi's ctypes declarations (found {sorted(declared)})"
+    names = {name for name, _ in declared}
+    assert {"fq_abi_version", "fq_put", "fq_get", "fq_create"} <= names, (
+        f"could not find _ffi's ctypes declarations (found {sorted(names)})"
     )
     header = header_functions()
     problems = []
-    for name, func in sorted(declared.items()):
+    for name, func in declared:
         sig = header.get(name)
         if sig is None:
             problems.append(f"{name}: declared in _ffi, not in {HEADER.name}")
             continue
-        argtypes = getattr(func, "argtypes", None)
+        how, argtypes = declared_argtypes(func)
         if argtypes is None:
-            problems.append(f"{name}: no argtypes (ctypes would guess every argument)")
+            problems.append(
+                f"{name}: neither argtypes nor wire_argtypes (ctypes would guess every argument)"
+            )
             continue
-        if len(argtypes) != len(sig.params):
-            problems.append(f"{name}: {len(argtypes)} argtypes, the header has {len(sig.params)}")
+        if len(argtypes) != len(sig.params):  # type: ignore[arg-type]
+            problems.append(f"{name}: {len(argtypes)} {how}, the header has {len(sig.params)}")  # type: ignore[arg-type]
             continue
-        for i, (arg, (pname, ctype)) in enumerate(zip(argtypes, sig.params)):
+        for i, (arg, (pname, ctype)) in enumerate(zip(argtypes, sig.params)):  # type: ignore[call-overload]
             expect, ok = ctypes_accepts(ctype)
             if not ok(arg):
-                problems.append(f"{name} arg {i} ({pname}: {ctype}): {arg!r}, expected {expect}")
+                problems.append(f"{name} {how}[{i}] ({pname}: {ctype}): {arg!r}, expected {expect}")
         expect, ok = ctypes_accepts(sig.ret)
         if not ok(func.restype):  # type: ignore[attr-defined]
             problems.append(f"{name} restype ({sig.ret}): {func.restype!r}, expected {expect}")  # type: ignore[attr-defined]
     assert not problems, "\n".join(problems)
+
+
+def test_hot_path_functions_are_found_and_checked() -> None:
+    """The functions called with prepared arguments (argtypes unset) are among those checked
+    above: at least fq_put and fq_get, each also declared with argtypes."""
+    wire = {name for name, f in python_declarations() if declared_argtypes(f)[0] == "wire_argtypes"}
+    plain = {name for name, f in python_declarations() if declared_argtypes(f)[0] == "argtypes"}
+    assert {"fq_put", "fq_get"} <= wire <= plain
 
 
 def test_ctypes_check_catches_a_wrong_declaration() -> None:

@@ -8,18 +8,20 @@ Finding the library: ``$FASTQUEUE_LIBRARY`` if set (a path to the shared library
 copy bundled in the package's ``_native`` folder (:data:`NATIVE_DIR`, :data:`NATIVE_PATTERNS`).
 
 The library is loaded with :class:`ctypes.CDLL`, which releases the GIL for the duration of every
-call: a thread blocked in ``fq_get`` does not stop other Python threads.
+call: a thread blocked in ``fq_get`` does not stop other Python threads. Calls that never wait
+also go through a second loading as :class:`ctypes.PyDLL`, which keeps the GIL (cheaper), with
+arguments prepared ahead (see "The hot path" below).
 """
 
 from __future__ import annotations
 
 import ctypes
-import functools
 import os
 import platform
 import struct
 from ctypes import (
     POINTER,
+    byref,
     c_char_p,
     c_int32,
     c_int64,
@@ -246,6 +248,74 @@ _fq_live_participants = _declare("fq_live_participants", c_uint64, c_void_p)
 _fq_wait = _declare("fq_wait", c_int32, c_void_p, c_int32, c_int64)
 _fq_noop = _declare("fq_noop", c_int32, c_void_p, c_void_p, c_uint64, c_int64)
 
+# ---------------------------------------------------------------------------------------------
+# The hot path: functions called with prepared arguments.
+#
+# A ctypes call with argtypes declared runs each argument through its type's from_param and
+# builds a temporary argument object for it; a put+get of 8 bytes spent about as long there as
+# in the two calls themselves. The functions below are the same exports with argtypes left
+# unset, called only with *prepared* arguments that ctypes passes on as they are: the results
+# of ``c_uint64.from_param(n)`` and the like (made once and reused where the value repeats:
+# the handle, the timeout 0, common lengths), ``byref(...)`` of out-parameters and buffers, and
+# bytes (passed as a pointer to their data). ``wire_argtypes`` records the C type each argument
+# is prepared as; tests/test_header.py checks it against the header as it checks argtypes.
+#
+# Calls that never wait (timeout 0, and the zero-copy bookkeeping) go through a second loading
+# of the library as ctypes.PyDLL, whose calls keep the GIL: CDLL releases and re-takes the GIL
+# around every call, a round trip that a call which returns within a microsecond does not need.
+# Calls that may wait use the CDLL, so other threads run meanwhile. PyPy has no PyDLL (and no
+# such round trip to save): there both are the CDLL.
+# ---------------------------------------------------------------------------------------------
+
+_lib_nogil: Final = ctypes.PyDLL(str(_path)) if hasattr(ctypes, "PyDLL") else _lib
+
+
+def _declare_wire(lib: ctypes.CDLL, name: str, restype: Any, *argtypes: Any) -> Any:
+    # lib[name] makes a function object of its own (getattr would return _declare's, cached).
+    func = lib[name]
+    func.restype = restype
+    func.wire_argtypes = argtypes  # type: ignore[attr-defined]
+    return func
+
+
+#: Prepared arguments of each C type (value -> an argument ctypes passes without conversion).
+_arg_ptr: Final = c_void_p.from_param
+_arg_u64: Final = c_uint64.from_param
+_arg_i64: Final = c_int64.from_param
+#: The prepared timeout 0 ("do not wait").
+_NOW: Final = _arg_i64(0)
+
+
+class _U64Args(dict[int, Any]):
+    """n -> prepared uint64 argument; the first 4096 values asked for are kept for reuse
+    (message lengths repeat). Reads and inserts are atomic, and the values immutable."""
+
+    def __missing__(self, n: int) -> Any:
+        arg = _arg_u64(n)
+        if len(self) < 4096:
+            self[n] = arg
+        return arg
+
+
+_u64_args: Final = _U64Args()
+
+# Never wait (GIL kept):
+_put_now = _declare_wire(_lib_nogil, "fq_put", c_int32, c_void_p, c_void_p, c_uint64, c_int64)
+_get_now = _declare_wire(
+    _lib_nogil, "fq_get", c_int32, c_void_p, c_void_p, c_uint64, _u64p, c_int64
+)
+_read_begin_now = _declare_wire(
+    _lib_nogil, "fq_read_begin", c_int32, c_void_p, _voidpp, _u64p, _u64p, c_int64
+)
+_read_end_now = _declare_wire(_lib_nogil, "fq_read_end", c_int32, c_void_p, c_uint64)
+_noop_now = _declare_wire(_lib_nogil, "fq_noop", c_int32, c_void_p, c_void_p, c_uint64, c_int64)
+# May wait (GIL released):
+_put_wait = _declare_wire(_lib, "fq_put", c_int32, c_void_p, c_void_p, c_uint64, c_int64)
+_get_wait = _declare_wire(_lib, "fq_get", c_int32, c_void_p, c_void_p, c_uint64, _u64p, c_int64)
+_read_begin_wait = _declare_wire(
+    _lib, "fq_read_begin", c_int32, c_void_p, _voidpp, _u64p, _u64p, c_int64
+)
+
 
 def library_path() -> str:
     """The path of the loaded native library."""
@@ -351,7 +421,8 @@ def copy_out(address: int, n: int) -> memoryview:
 
 
 def as_c_buffer(item: object) -> tuple[object, int]:
-    """Turns any bytes-like object into (something fq_put takes as ``data``, its length in bytes).
+    """Turns any bytes-like object into (a prepared ``data`` argument for :meth:`Handle.put`,
+    its length in bytes).
 
     bytes pass as they are (no copy). Writable C-contiguous buffers (bytearray, numpy arrays,
     array.array, writable memoryviews) are lent to C without a copy. Read-only or non-contiguous
@@ -365,51 +436,108 @@ def as_c_buffer(item: object) -> tuple[object, int]:
             return None, 0
         if view.readonly or not view.c_contiguous:
             return c_order_bytes(item, view), n
-        # Zero-copy: a ctypes array over the caller's buffer. It holds its own export of the
-        # buffer, so the caller's object cannot be resized while C reads it.
-        return (ctypes.c_char * n).from_buffer(view.cast("B")), n
+        # Zero-copy: a pointer to the first byte of the caller's buffer. The c_char holds its own
+        # export of the buffer (and byref holds the c_char), so the caller's object cannot be
+        # resized while C reads it. (One c_char rather than a c_char * n array: ctypes keeps every
+        # array type it ever made, one per length.)
+        return byref(ctypes.c_char.from_buffer(view.cast("B"))), n
 
 
-#: A receive buffer of max_msg bytes, the c_uint64 that receives a message's length, and the
-#: buffer's address.
-_Scratch = tuple["ctypes.Array[ctypes.c_char]", c_uint64, int]
+#: Messages up to this long are taken with fq_get into a reusable receive buffer and copied
+#: from there into the bytes returned (two copies, one library call); longer ones are copied
+#: once, straight out of their slot, between fq_read_begin and fq_read_end (two more calls).
+#: Where the two cost the same was measured with perf/breakdown.py (see the commit message).
+GET_COPY_LIMIT: Final = 64 << 10
+
+#: A receive buffer, the c_uint64 that receives a message's length, and both as prepared
+#: arguments (byref).
+_Scratch = tuple["ctypes.Array[ctypes.c_char]", c_uint64, Any, Any]
 
 
 class Handle:
-    """One attached fq_queue* and the per-handle scratch objects its calls reuse.
+    """One attached fq_queue* and the per-handle objects its calls reuse.
 
-    ``put`` and ``get_into`` are the library functions with the handle pre-bound (a C-level
-    functools.partial: no Python frame per call). The handle is freed by fq_close when this object
-    is collected; the Python layer drops its last reference on close, so a call in flight on
-    another thread (which holds a reference) finishes on a valid handle before it is freed.
+    ``put`` and ``get`` are the hot path: the library is called with prepared arguments (see
+    ``_declare_wire``), through the GIL-keeping loading when the call does not wait. The handle
+    is freed by fq_close when this object is collected; the Python layer drops its last
+    reference on close, so a call in flight on another thread (which holds a reference)
+    finishes on a valid handle before it is freed.
     """
 
     __slots__ = (
         "__weakref__",
+        "_arg",
+        "_cap_arg",
         "_free",
         "_many",
         "_ptr",
+        "_slot_type",
         "capacity",
-        "get_into",
         "max_msg",
-        "put",
     )
 
     def __init__(self, ptr: c_void_p) -> None:
         self._ptr: c_void_p | None = ptr
+        #: The handle as a prepared argument.
+        self._arg: Any = _arg_ptr(ptr.value)
         #: Capacity in messages and largest message in bytes, read once from the segment.
         self.capacity: int = int(_fq_capacity(ptr))
         self.max_msg: int = int(_fq_max_msg(ptr))
-        #: put(data, len, timeout_ns) -> status
-        self.put: functools.partial[int] = functools.partial(_fq_put, ptr)
-        #: get_into(buf, cap, len_out, timeout_ns) -> status
-        self.get_into: functools.partial[int] = functools.partial(_fq_get, ptr)
-        # Pool of (receive buffer, length out-param, buffer address). list.pop()/append() are
-        # atomic under the GIL, so threads sharing this handle never share a buffer; a single
-        # thread reuses one entry forever.
+        # Size of the receive buffers of get (a longer message is read in place).
+        cap = min(self.max_msg, GET_COPY_LIMIT)
+        self._cap_arg: Any = _arg_u64(cap)
+        # A ctypes array type of max_msg bytes, to lay over a slot lent by the library.
+        self._slot_type: Any = ctypes.c_char * self.max_msg
+        # Pool of receive buffers (see _Scratch). list.pop()/append() are atomic, so threads
+        # sharing this handle never share a buffer; a single thread reuses one entry forever.
         self._free: list[_Scratch] = []
         # The same for get_many: (buffer, lengths array, count out-param).
         self._many: list[tuple[Any, Any, c_uint64]] = []
+
+    def put(self, data: object, n: int, timeout_ns: int) -> int:
+        """fq_put of ``n`` bytes at ``data`` (bytes, None for n = 0, or what
+        :func:`as_c_buffer` made); returns the status. Keeps the GIL when timeout_ns is 0."""
+        if timeout_ns == 0:
+            return _put_now(self._arg, data, _u64_args[n], _NOW)  # type: ignore[no-any-return]
+        return _put_wait(self._arg, data, _u64_args[n], _arg_i64(timeout_ns))  # type: ignore[no-any-return]
+
+    def get(self, timeout_ns: int) -> bytes | int:
+        """One get: the message as bytes, or the status (EMPTY, or an error) as an int. Keeps
+        the GIL when timeout_ns is 0."""
+        free = self._free
+        scratch = free.pop() if free else self._new_scratch()
+        buf, length, buf_arg, len_arg = scratch
+        if timeout_ns == 0:
+            status = _get_now(self._arg, buf_arg, self._cap_arg, len_arg, _NOW)
+        else:
+            status = _get_wait(self._arg, buf_arg, self._cap_arg, len_arg, _arg_i64(timeout_ns))
+        if status == OK:
+            # The one copy out of the receive buffer: slicing a c_char array makes a bytes
+            # object (typeshed says list).
+            data: bytes = buf[: length.value]  # type: ignore[assignment]
+            free.append(scratch)
+            return data
+        free.append(scratch)
+        if status == ERR_BUFFER:  # longer than the receive buffer (and than GET_COPY_LIMIT)
+            return self._get_in_place()
+        return int(status)
+
+    def _get_in_place(self) -> bytes | int:
+        """Takes the next message (without waiting) with one copy, from its slot."""
+        address, length, token = c_void_p(), c_uint64(), c_uint64()
+        status = _read_begin_now(self._arg, byref(address), byref(length), byref(token), _NOW)
+        if status != OK:
+            return int(status)
+        try:
+            data: bytes = self._slot_type.from_address(address.value)[: length.value]
+            return data
+        finally:
+            _read_end_now(self._arg, _arg_u64(token.value))
+
+    def _new_scratch(self) -> _Scratch:
+        buf = ctypes.create_string_buffer(min(self.max_msg, GET_COPY_LIMIT))
+        length = c_uint64(0)
+        return buf, length, byref(buf), byref(length)
 
     def size(self) -> int:
         """Approximate number of queued messages."""
@@ -506,29 +634,6 @@ class Handle:
         """fq_read_end: returns the slot of a zero-copy read to producers."""
         return int(_fq_read_end(self._ptr, token))
 
-    def _new_scratch(self) -> _Scratch:
-        buf = ctypes.create_string_buffer(self.max_msg)
-        return buf, c_uint64(0), ctypes.addressof(buf)
-
-    def get(self, timeout_ns: int) -> bytes | int:
-        """One fq_get: the message as bytes, or the status (EMPTY, or an error) as an int."""
-        free = self._free
-        try:
-            scratch = free.pop()
-        except IndexError:
-            scratch = self._new_scratch()
-        buf, length, address = scratch
-        # The buffer goes as its address (an int converts faster than a ctypes array).
-        status = self.get_into(address, self.max_msg, length, timeout_ns)
-        if status == OK:
-            # One copy out of the receive buffer: slicing a c_char array makes a bytes object
-            # (typeshed says list; ~5x faster than ctypes.string_at).
-            data: bytes = buf[: length.value]  # type: ignore[assignment]
-            free.append(scratch)
-            return data
-        free.append(scratch)
-        return int(status)
-
     def reattach_after_fork(self) -> None:
         """In a child after fork(): switch to a handle of this process's own (fq_clone), so that
         crash recovery can tell the child from the parent, and close the inherited one (which
@@ -540,8 +645,7 @@ class Handle:
         if _fq_clone(old, new) != OK:
             return
         self._ptr = new
-        self.put = functools.partial(_fq_put, new)
-        self.get_into = functools.partial(_fq_get, new)
+        self._arg = _arg_ptr(new.value)
         _fq_close(old)
 
     def __del__(self, _close: Any = _fq_close) -> None:

@@ -298,30 +298,36 @@ class Queue(_aio.AsyncMixin):
             n = len(item)
         else:
             data, n = _ffi.as_c_buffer(item)
-        if n > h.max_msg:
-            raise self._too_big(n)
-        if not block:
-            status = h.put(data, n, 0)
-        elif timeout is None:
-            status = h.put(data, n, _SLICE_NS)
+        if timeout is not None and block:
+            _check_timeout(timeout)
+        # The library checks the length (FQ_ERR_TOO_BIG). The first attempt never waits (and
+        # keeps the GIL: cheaper); only a full queue takes the waiting path.
+        status = h.put(data, n, 0)
+        if status == _FULL and block:
+            status = self._wait_to_put(h, data, n, timeout)
+        if status != _OK:
+            raise self._put_error(status, n)
+
+    def _wait_to_put(self, h: _ffi.Handle, data: object, n: int, timeout: float | None) -> int:
+        """put's waiting path, after a first attempt found the queue full: library waits of at
+        most one slice each (so that signal handlers run), until the put is done, fails, or
+        ``timeout`` (seconds, validated) runs out. Returns the status."""
+        status = _FULL
+        if timeout is None:
             while status == _FULL:
                 if self._h is not h:
                     raise self._closed_error()
                 status = h.put(data, n, _SLICE_NS)
-        else:
-            t = _check_timeout(timeout)
-            status = h.put(data, n, 0)
-            if status == _FULL and t > 0.0:
-                deadline = time.monotonic() + t
-                while status == _FULL:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0.0:
-                        break
-                    if self._h is not h:
-                        raise self._closed_error()
-                    status = h.put(data, n, _slice(remaining))
-        if status != _OK:
-            raise self._put_error(status)
+            return status
+        deadline = time.monotonic() + float(timeout)
+        while status == _FULL:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0.0:
+                break
+            if self._h is not h:
+                raise self._closed_error()
+            status = h.put(data, n, _slice(remaining))
+        return status
 
     def put_nowait(self, item: Buffer) -> None:
         """``put(item, block=False)``: raises :class:`~fastqueue.Full` at once when full."""
@@ -334,11 +340,9 @@ class Queue(_aio.AsyncMixin):
             n = len(item)
         else:
             data, n = _ffi.as_c_buffer(item)
-        if n > h.max_msg:
-            raise self._too_big(n)
         status = h.put(data, n, 0)
         if status != _OK:
-            raise self._put_error(status)
+            raise self._put_error(status, n)
 
     def _too_big(self, n: int) -> MessageTooBigError:
         return MessageTooBigError(
@@ -346,9 +350,11 @@ class Queue(_aio.AsyncMixin):
             f"{self._element_size} bytes"
         )
 
-    def _put_error(self, status: int) -> Exception:
+    def _put_error(self, status: int, n: int | None = None) -> Exception:
         if status == _FULL:
             return Full()
+        if status == _ffi.ERR_TOO_BIG and n is not None:
+            return self._too_big(n)
         return error_from_status(status, f"Queue({self._name!r}).put", self._name)
 
     def get(self, block: bool = True, timeout: float | None = None) -> bytes:
@@ -368,30 +374,36 @@ class Queue(_aio.AsyncMixin):
         h = self._h
         if h is None:
             raise self._closed_error()
-        # h.get returns the message (bytes) or a status (int): EMPTY or an error.
-        if not block:
-            result = h.get(0)
-        elif timeout is None:
-            result = h.get(_SLICE_NS)
+        if timeout is not None and block:
+            _check_timeout(timeout)
+        # h.get returns the message (bytes) or a status (int): EMPTY or an error. The first
+        # attempt never waits (and keeps the GIL: cheaper).
+        result = h.get(0)
+        if result == _EMPTY and block:
+            result = self._wait_to_get(h, timeout)
+        if type(result) is bytes:
+            return result
+        raise self._get_error(result)
+
+    def _wait_to_get(self, h: _ffi.Handle, timeout: float | None) -> bytes | int:
+        """get's waiting path, after a first attempt found the queue empty (see _wait_to_put):
+        the message, or the status."""
+        result: bytes | int = _EMPTY
+        if timeout is None:
             while result == _EMPTY:
                 if self._h is not h:
                     raise self._closed_error()
                 result = h.get(_SLICE_NS)
-        else:
-            t = _check_timeout(timeout)
-            result = h.get(0)
-            if result == _EMPTY and t > 0.0:
-                deadline = time.monotonic() + t
-                while result == _EMPTY:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0.0:
-                        break
-                    if self._h is not h:
-                        raise self._closed_error()
-                    result = h.get(_slice(remaining))
-        if type(result) is bytes:
             return result
-        raise self._get_error(result)
+        deadline = time.monotonic() + float(timeout)
+        while result == _EMPTY:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0.0:
+                break
+            if self._h is not h:
+                raise self._closed_error()
+            result = h.get(_slice(remaining))
+        return result
 
     def get_nowait(self) -> bytes:
         """``get(block=False)``: raises :class:`~fastqueue.Empty` at once if there is no message."""

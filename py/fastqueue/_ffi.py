@@ -449,10 +449,9 @@ def as_c_buffer(item: object) -> tuple[object, int]:
 #: Where the two cost the same was measured with perf/breakdown.py (see the commit message).
 GET_COPY_LIMIT: Final = 64 << 10
 
-#: A receive buffer, the c_uint64 that receives a message's length, and both as prepared
-#: arguments (byref).
-_Scratch = tuple["ctypes.Array[ctypes.c_char]", c_uint64, Any, Any]
-
+#: A receive buffer, the c_uint64 that receives a message's length, the c_void_p and c_uint64
+#: that receive a lent message's address and token, and the four as prepared arguments (byref).
+_Scratch = tuple["ctypes.Array[ctypes.c_char]", c_uint64, c_void_p, c_uint64, Any, Any, Any, Any]
 
 class Handle:
     """One attached fq_queue* and the per-handle objects its calls reuse.
@@ -506,7 +505,7 @@ class Handle:
         the GIL when timeout_ns is 0."""
         free = self._free
         scratch = free.pop() if free else self._new_scratch()
-        buf, length, buf_arg, len_arg = scratch
+        buf, length, _, _, buf_arg, len_arg, _, _ = scratch
         if timeout_ns == 0:
             status = _get_now(self._arg, buf_arg, self._cap_arg, len_arg, _NOW)
         else:
@@ -514,18 +513,18 @@ class Handle:
         if status == OK:
             # The one copy out of the receive buffer: slicing a c_char array makes a bytes
             # object (typeshed says list).
-            data: bytes = buf[: length.value]  # type: ignore[assignment]
-            free.append(scratch)
-            return data
+            data: bytes | int = buf[: length.value]  # type: ignore[assignment]
+        elif status == ERR_BUFFER:  # longer than the receive buffer (and than GET_COPY_LIMIT)
+            data = self._get_in_place(scratch)
+        else:
+            data = int(status)
         free.append(scratch)
-        if status == ERR_BUFFER:  # longer than the receive buffer (and than GET_COPY_LIMIT)
-            return self._get_in_place()
-        return int(status)
+        return data
 
-    def _get_in_place(self) -> bytes | int:
+    def _get_in_place(self, scratch: _Scratch) -> bytes | int:
         """Takes the next message (without waiting) with one copy, from its slot."""
-        address, length, token = c_void_p(), c_uint64(), c_uint64()
-        status = _read_begin_now(self._arg, byref(address), byref(length), byref(token), _NOW)
+        _, length, address, token, _, len_arg, address_arg, token_arg = scratch
+        status = _read_begin_now(self._arg, address_arg, len_arg, token_arg, _NOW)
         if status != OK:
             return int(status)
         try:
@@ -536,8 +535,8 @@ class Handle:
 
     def _new_scratch(self) -> _Scratch:
         buf = ctypes.create_string_buffer(min(self.max_msg, GET_COPY_LIMIT))
-        length = c_uint64(0)
-        return buf, length, byref(buf), byref(length)
+        length, address, token = c_uint64(0), c_void_p(), c_uint64(0)
+        return buf, length, address, token, byref(buf), byref(length), byref(address), byref(token)
 
     def size(self) -> int:
         """Approximate number of queued messages."""

@@ -1,0 +1,119 @@
+"""The hot path of put/get (fastqueue._ffi.Handle): both ways a message leaves the queue give the
+same bytes, whatever its size relative to the receive buffers, on every kind of call.
+
+Messages up to ``_ffi.GET_COPY_LIMIT`` bytes are copied through a pooled receive buffer; longer
+ones straight out of their slot (fq_read_begin / fq_read_end). These tests prove behaviour only;
+which way is faster is measured in perf/.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Callable
+
+import pytest
+
+from fastqueue import Empty, Queue, _ffi
+
+NameFactory = Callable[[], str]
+LIMIT = _ffi.GET_COPY_LIMIT
+
+
+def _payload(n: int, seed: int = 0) -> bytes:
+    return bytes((i * 7 + seed) % 251 for i in range(n)) if n < 4096 else os.urandom(n)
+
+
+@pytest.mark.parametrize("n", [0, 1, LIMIT - 1, LIMIT, LIMIT + 1, 3 * LIMIT + 5])
+def test_messages_around_the_copy_limit(qname: NameFactory, n: int) -> None:
+    with Queue(qname(), element_size=4 * LIMIT, capacity=3) as q:
+        msgs = [_payload(n, s) for s in range(3)]
+        for m in msgs:
+            q.put(m)
+        assert q.get() == msgs[0]
+        assert q.get_nowait() == msgs[1]
+        assert q.get(timeout=5) == msgs[2]
+        with pytest.raises(Empty):
+            q.get_nowait()
+
+
+def test_small_and_large_messages_interleaved_keep_order(qname: NameFactory) -> None:
+    sizes = [3, LIMIT + 10, 0, 2 * LIMIT, LIMIT, 17, LIMIT + 1] * 3
+    with Queue(qname(), element_size=2 * LIMIT, capacity=4) as q:
+        sent = [_payload(n, i) for i, n in enumerate(sizes)]
+        got = []
+        for m in sent:
+            q.put(m)
+            if q.full():
+                got.append(q.get())
+                got.append(q.get())
+        while not q.empty():
+            got.append(q.get())
+        assert got == sent
+        assert q.stats()["depth"] == 0
+
+
+def test_a_long_message_taken_meanwhile_by_another_consumer(qname: NameFactory) -> None:
+    """A long message is taken in place by a second attempt after fq_get said it does not fit
+    the receive buffer. If another consumer took it in between, that attempt finds the queue
+    empty and get goes on waiting (here: times out) instead of failing."""
+    with Queue(qname(), element_size=2 * LIMIT, capacity=2) as q:
+        h = q._h
+        assert h is not None
+        assert h._get_in_place(h._new_scratch()) == _ffi.EMPTY  # the race, made deterministic
+        msg = _payload(LIMIT + 1)
+        q.put(msg)
+        assert h._get_in_place(h._new_scratch()) == msg
+        with pytest.raises(Empty):
+            q.get(timeout=0.05)
+
+
+@pytest.mark.parametrize("n", [8, LIMIT + 3])
+def test_threads_sharing_one_handle_never_share_a_buffer(qname: NameFactory, n: int) -> None:
+    """Each thread's get uses its own receive buffer from the handle's pool: with 4 threads
+    taking concurrently, every message arrives exactly once and intact."""
+    count = 400 if n < LIMIT else 60
+    with Queue(qname(), element_size=max(n, 16), capacity=8) as q:
+        got: list[bytes] = []
+        lock = threading.Lock()
+
+        def consume() -> None:
+            while True:
+                m = q.get(timeout=30)
+                if m == b"":
+                    return
+                with lock:
+                    got.append(m)
+
+        threads = [threading.Thread(target=consume) for _ in range(4)]
+        for t in threads:
+            t.start()
+        sent = [i.to_bytes(4, "little") * (n // 4) for i in range(count)]
+        for m in sent:
+            q.put(m, timeout=30)
+        for _ in threads:
+            q.put(b"", timeout=30)
+        for t in threads:
+            t.join(60)
+        assert sorted(got) == sorted(sent)
+
+
+def test_put_rejects_a_too_long_item_of_every_kind(qname: NameFactory) -> None:
+    """The length is checked by the library now; the error is the same as before."""
+    with Queue(qname(), element_size=4, capacity=2) as q:
+        for item in (b"12345", bytearray(b"12345"), memoryview(b"12345")):
+            with pytest.raises(ValueError, match=r"5 bytes is longer than .*element_size of 4"):
+                q.put(item)
+            with pytest.raises(ValueError, match="5 bytes"):
+                q.put_nowait(item)
+        assert q.qsize() == 0
+
+
+def test_negative_timeout_is_rejected_even_when_no_wait_is_needed(qname: NameFactory) -> None:
+    with Queue(qname(), element_size=4, capacity=2) as q:
+        with pytest.raises(ValueError):
+            q.put(b"x", timeout=-1)
+        q.put(b"x")
+        with pytest.raises(ValueError):
+            q.get(timeout=-1)
+        assert q.get() == b"x"

@@ -117,3 +117,68 @@ def test_negative_timeout_is_rejected_even_when_no_wait_is_needed(qname: NameFac
         with pytest.raises(ValueError):
             q.get(timeout=-1)
         assert q.get() == b"x"
+
+
+# ------------------------------------------------------------------------------ batches
+
+
+def test_put_many_of_bytes_and_bytearrays_in_any_iterable(qname: NameFactory) -> None:
+    """The joined fast path (bytes and bytearray only) and the general one give the same
+    messages; lists, tuples and generators are all taken."""
+    with Queue(qname(), element_size=16, capacity=64) as q:
+        batch = [b"a", bytearray(b"bc"), b"", b"0123456789abcdef", bytearray()]
+        q.put_many(batch)
+        q.put_many(tuple(batch))
+        q.put_many(x for x in batch)
+        q.put_many([*batch, memoryview(b"mv")])  # a memoryview: the general path
+        assert q.get_many(64) == [bytes(x) for x in batch] * 3 + [
+            *(bytes(x) for x in batch),
+            b"mv",
+        ]
+
+
+def test_put_many_names_the_first_item_that_is_too_long(qname: NameFactory) -> None:
+    with Queue(qname(), element_size=4, capacity=8) as q:
+        for batch in ([b"ok", b"12345", b"1234567"], [b"ok", bytearray(5), memoryview(b"1234567")]):
+            with pytest.raises(ValueError, match="message of 5 bytes"):
+                q.put_many(batch)
+        assert q.empty()
+
+
+@pytest.mark.parametrize(
+    "lengths",
+    [[8] * 64, [0] * 5, [3], [1, 2, 3, 4, 5], [8, 8, 8, 7], [0, 8, 0, 8], list(range(9)) * 7],
+)
+def test_get_many_splits_equal_and_unequal_lengths(qname: NameFactory, lengths: list[int]) -> None:
+    with Queue(qname(), element_size=8, capacity=len(lengths)) as q:
+        msgs = [bytes([i % 251]) * n for i, n in enumerate(lengths)]
+        q.put_many(msgs)
+        assert q.get_many(len(msgs)) == msgs
+        q.put_many(msgs)
+        got: list[bytes] = []
+        while len(got) < len(msgs):
+            got += q.get_many(3)
+        assert got == msgs
+
+
+def test_get_many_with_a_first_message_longer_than_its_buffer(qname: NameFactory) -> None:
+    """get_many's buffer holds at most 1 MiB; a longer first message is taken in place, alone."""
+    size = 3 << 19  # 1.5 MiB
+    with Queue(qname(), element_size=size, capacity=3) as q:
+        big, small = os.urandom(size), b"small"
+        q.put_many([big, small, big])
+        assert q.get_many(3) == [big]
+        assert q.get_many(1) == [small]
+        assert q.get_many(3, timeout=5) == [big]
+        with pytest.raises(Empty):
+            q.get_many(3, block=False)
+
+
+def test_get_many_with_growing_max_items_on_one_handle(qname: NameFactory) -> None:
+    with Queue(qname(), element_size=4, capacity=300) as q:
+        msgs = [i.to_bytes(4, "little") for i in range(300)]
+        q.put_many(msgs)
+        got: list[bytes] = []
+        for k in (1, 2, 100, 3, 200):
+            got += q.get_many(k)
+        assert got == msgs

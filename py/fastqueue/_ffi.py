@@ -19,6 +19,7 @@ import ctypes
 import os
 import platform
 import struct
+from array import array
 from ctypes import (
     POINTER,
     byref,
@@ -30,7 +31,7 @@ from ctypes import (
     c_void_p,
 )
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 __all__ = [
     "ABI_VERSION",
@@ -308,8 +309,29 @@ _read_begin_now = _declare_wire(
     _lib_nogil, "fq_read_begin", c_int32, c_void_p, _voidpp, _u64p, _u64p, c_int64
 )
 _read_end_now = _declare_wire(_lib_nogil, "fq_read_end", c_int32, c_void_p, c_uint64)
+_put_many_now = _declare_wire(
+    _lib_nogil, "fq_put_many", c_int32, c_void_p, c_void_p, _u64p, c_uint64, c_int64, _u64p
+)
+_get_many_now = _declare_wire(
+    _lib_nogil,
+    "fq_get_many",
+    c_int32,
+    c_void_p,
+    c_void_p,
+    c_uint64,
+    _u64p,
+    c_uint64,
+    _u64p,
+    c_int64,
+)
 _noop_now = _declare_wire(_lib_nogil, "fq_noop", c_int32, c_void_p, c_void_p, c_uint64, c_int64)
 # May wait (GIL released):
+_put_many_wait = _declare_wire(
+    _lib, "fq_put_many", c_int32, c_void_p, c_void_p, _u64p, c_uint64, c_int64, _u64p
+)
+_get_many_wait = _declare_wire(
+    _lib, "fq_get_many", c_int32, c_void_p, c_void_p, c_uint64, _u64p, c_uint64, _u64p, c_int64
+)
 _put_wait = _declare_wire(_lib, "fq_put", c_int32, c_void_p, c_void_p, c_uint64, c_int64)
 _get_wait = _declare_wire(_lib, "fq_get", c_int32, c_void_p, c_void_p, c_uint64, _u64p, c_int64)
 _read_begin_wait = _declare_wire(
@@ -453,6 +475,53 @@ GET_COPY_LIMIT: Final = 64 << 10
 #: that receive a lent message's address and token, and the four as prepared arguments (byref).
 _Scratch = tuple["ctypes.Array[ctypes.c_char]", c_uint64, c_void_p, c_uint64, Any, Any, Any, Any]
 
+
+class _Batch:
+    """The receive side of one fq_get_many: a buffer for the messages, back to back, an
+    ``array('Q')`` for their lengths, the count, and all as prepared arguments."""
+
+    __slots__ = ("buf", "buf_arg", "cap_arg", "count", "count_arg", "lens", "lens_arg", "max_items")
+
+    #: The buffer holds max_items messages of max_msg bytes, but at most this many bytes (and at
+    #: least one message of up to GET_COPY_LIMIT bytes): get_many stops at a message that does
+    #: not fit; a first message that does not fit is taken in place.
+    MAX_BYTES: Final = 1 << 20
+    #: struct formats that cut a buffer into equal-length messages: (length, count) -> Struct.
+    _splitters: ClassVar[dict[tuple[int, int], struct.Struct]] = {}
+
+    def __init__(self, max_msg: int, max_items: int) -> None:
+        cap = max(min(max_msg, GET_COPY_LIMIT), min(max_items * max_msg, self.MAX_BYTES))
+        self.max_items = max_items
+        self.buf = ctypes.create_string_buffer(cap)
+        self.buf_arg = byref(self.buf)
+        self.cap_arg = _arg_u64(cap)
+        self.lens = array("Q", bytes(8 * max_items))
+        self.lens_arg = _arg_ptr(self.lens.buffer_info()[0])  # never resized
+        self.count = c_uint64(0)
+        self.count_arg = byref(self.count)
+
+    def messages(self) -> list[bytes]:
+        """The messages the last fq_get_many left in the buffer, as bytes."""
+        n = self.count.value
+        lens = self.lens[:n]
+        first = lens[0]
+        if lens.count(first) == n:  # all of one length (the common case): one C call
+            split = self._splitters.get((first, n))
+            if split is None:
+                split = struct.Struct(f"{first}s" * n)
+                if len(self._splitters) < 256:
+                    self._splitters[(first, n)] = split
+            return list(split.unpack_from(self.buf))
+        buf = self.buf
+        out: list[bytes] = []
+        start = 0
+        for length in lens:
+            end = start + length
+            out.append(buf[start:end])  # type: ignore[arg-type]
+            start = end
+        return out
+
+
 class Handle:
     """One attached fq_queue* and the per-handle objects its calls reuse.
 
@@ -490,8 +559,8 @@ class Handle:
         # Pool of receive buffers (see _Scratch). list.pop()/append() are atomic, so threads
         # sharing this handle never share a buffer; a single thread reuses one entry forever.
         self._free: list[_Scratch] = []
-        # The same for get_many: (buffer, lengths array, count out-param).
-        self._many: list[tuple[Any, Any, c_uint64]] = []
+        # The same for get_many.
+        self._many: list[_Batch] = []
 
     def put(self, data: object, n: int, timeout_ns: int) -> int:
         """fq_put of ``n`` bytes at ``data`` (bytes, None for n = 0, or what
@@ -548,42 +617,45 @@ class Handle:
         _fq_stats(self._ptr, out, len(STAT_NAMES))
         return tuple(int(v) for v in out)
 
-    def put_many(self, data: bytes, lens: list[int], timeout_ns: int) -> tuple[int, int]:
-        """fq_put_many of `data` cut at `lens`; returns (status, number of messages put)."""
-        n = len(lens)
+    def put_many(self, data: bytes, lens: array[int], timeout_ns: int) -> tuple[int, int]:
+        """fq_put_many of ``data`` cut at ``lens`` (an ``array('Q')``); returns (status, number
+        of messages put). Keeps the GIL when timeout_ns is 0."""
         done = c_uint64(0)
-        status = _fq_put_many(self._ptr, data, (c_uint64 * n)(*lens), n, timeout_ns, done)
-        return int(status), int(done.value)
+        args = (
+            self._arg,
+            data,
+            _arg_ptr(lens.buffer_info()[0]),  # lens stays alive (and unresized) meanwhile
+            _u64_args[len(lens)],
+            _NOW if timeout_ns == 0 else _arg_i64(timeout_ns),
+            byref(done),
+        )
+        status = _put_many_now(*args) if timeout_ns == 0 else _put_many_wait(*args)
+        return int(status), done.value
 
     def get_many(self, max_items: int, timeout_ns: int) -> list[bytes] | int:
-        """fq_get_many of up to `max_items` messages: the messages, or the status as an int."""
-        # At least one message of max_msg bytes always fits; more only as room allows (the
-        # library stops at a message that does not fit, leaving it queued).
-        cap = max(self.max_msg, min(max_items * self.max_msg, 1 << 20))
+        """fq_get_many of up to ``max_items`` messages: the messages, or the status as an int.
+        Keeps the GIL when timeout_ns is 0."""
         pool = self._many
-        try:
-            buf, lens, count = pool.pop()
-            if len(buf) < cap or len(lens) < max_items:
-                raise IndexError
-        except IndexError:
-            buf = ctypes.create_string_buffer(cap)
-            lens = (c_uint64 * max_items)()
-            count = c_uint64(0)
-        try:
-            status = _fq_get_many(
-                self._ptr, ctypes.addressof(buf), cap, lens, max_items, count, timeout_ns
-            )
-            if status != OK:
-                return int(status)
-            out: list[bytes] = []
-            start = 0
-            for i in range(count.value):
-                end = start + lens[i]
-                out.append(buf[start:end])
-                start = end
-            return out
-        finally:
-            pool.append((buf, lens, count))
+        batch = pool.pop() if pool else None
+        if batch is None or batch.max_items < max_items:
+            batch = _Batch(self.max_msg, max_items)
+        args = (self._arg, batch.buf_arg, batch.cap_arg, batch.lens_arg, _u64_args[max_items])
+        if timeout_ns == 0:
+            status = _get_many_now(*args, batch.count_arg, _NOW)
+        else:
+            status = _get_many_wait(*args, batch.count_arg, _arg_i64(timeout_ns))
+        if status == OK:
+            out: list[bytes] | int = batch.messages()
+        elif status == ERR_BUFFER:  # the first message is longer than the buffer: in place
+            free = self._free
+            scratch = free.pop() if free else self._new_scratch()
+            one = self._get_in_place(scratch)
+            free.append(scratch)
+            out = [one] if isinstance(one, bytes) else one
+        else:
+            out = int(status)
+        pool.append(batch)
+        return out
 
     def shutdown(self, immediate: bool) -> int:
         """fq_shutdown; returns the status."""

@@ -28,6 +28,7 @@ import os
 import secrets
 import time
 import weakref
+from array import array
 from typing import TYPE_CHECKING, Any, Final
 
 from . import _aio, _ffi
@@ -54,6 +55,8 @@ _MAX_NAME: Final = 250
 _U64_MAX: Final = 2**64 - 1
 
 _OK: Final = _ffi.OK
+#: Types whose len() is their size in bytes: put_many joins a batch of them in one call.
+_BYTES_TYPES: Final = frozenset((bytes, bytearray))
 _EMPTY: Final = _ffi.EMPTY
 _FULL: Final = _ffi.FULL
 
@@ -442,9 +445,30 @@ class Queue(_aio.AsyncMixin):
         h = self._h
         if h is None:
             raise self._closed_error()
+        if type(items) is not list:
+            items = list(items)
+        if _BYTES_TYPES.issuperset(map(type, items)):
+            # Only bytes and bytearray: len() is the byte count, and one join copies them all.
+            data = b"".join(items)
+            lens = array("Q", map(len, items))
+        else:
+            data, lens = self._join_buffers(items)
+        if not lens:
+            return
+        if timeout is not None and block:
+            _check_timeout(timeout)
+        # One library call puts the batch (it checks every length first: FQ_ERR_TOO_BIG puts
+        # nothing). The first attempt never waits.
+        status, done = h.put_many(data, lens, 0)
+        if status == _OK:
+            return
+        self._put_many_rest(h, data, lens, status, done, block, timeout)
+
+    def _join_buffers(self, items: list[Buffer]) -> tuple[bytes, array[int]]:
+        """put_many of items other than bytes / bytearray: (their bytes, back to back; the
+        length of each). TypeError for an item that is not bytes-like."""
         parts: list[object] = []
-        lens: list[int] = []
-        max_msg = h.max_msg
+        lens = array("Q")
         for item in items:
             if type(item) is bytes:
                 part: object = item
@@ -453,43 +477,49 @@ class Queue(_aio.AsyncMixin):
                 with memoryview(item) as view:  # TypeError if not bytes-like
                     n = view.nbytes
                     part = view.cast("B") if view.c_contiguous else _ffi.c_order_bytes(item, view)
-            if n > max_msg:
-                raise self._too_big(n)
             parts.append(part)
             lens.append(n)
-        if not lens:
-            return
-        data = b"".join(parts)  # type: ignore[arg-type]  # bytes-like parts
-        t = None if timeout is None or not block else _check_timeout(timeout)
+        return b"".join(parts), lens  # type: ignore[arg-type]  # bytes-like parts
+
+    def _put_many_rest(
+        self,
+        h: _ffi.Handle,
+        data: bytes,
+        lens: array[int],
+        status: int,
+        done: int,
+        block: bool,
+        timeout: float | None,
+    ) -> None:
+        """put_many after a first attempt that did not put everything: waits (as put does) and
+        puts the rest, or raises."""
         total = len(lens)
-        put = 0
-        deadline: float | None = None  # set when the queue is first found full
-        while True:
-            if not block or (t is not None and deadline is None):
-                wait = 0
-            elif deadline is None:
-                wait = _SLICE_NS
-            else:
-                wait = _slice(max(0.0, deadline - time.monotonic()))
-            status, done = h.put_many(data, lens, wait)
-            put += done
-            if status == _OK:
-                return
-            if status != _FULL:
-                raise self._put_error(status)
-            if t is not None and deadline is None and t > 0.0:
-                deadline = time.monotonic() + t
-            elif not block or (
-                t is not None and (deadline is None or time.monotonic() >= deadline)
-            ):
-                full = Full(f"put {put} of {total} items; then the queue stayed full")
-                full.done = put  # type: ignore[attr-defined]
-                raise full
-            if self._h is not h:
-                raise self._closed_error()
+        put = done
+        deadline = None if timeout is None else time.monotonic() + float(timeout)
+        while status == _FULL and block:
             if done:
                 data = data[sum(lens[:done]) :]
                 lens = lens[done:]
+            if deadline is None:
+                wait = _SLICE_NS
+            else:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0.0:
+                    break
+                wait = _slice(remaining)
+            if self._h is not h:
+                raise self._closed_error()
+            status, done = h.put_many(data, lens, wait)
+            put += done
+        if status == _OK:
+            return
+        if status == _FULL:
+            full = Full(f"put {put} of {total} items; then the queue stayed full")
+            full.done = put  # type: ignore[attr-defined]
+            raise full
+        if status == _ffi.ERR_TOO_BIG:
+            raise self._too_big(next(n for n in lens if n > self._element_size))
+        raise self._put_error(status)
 
     def get_many(
         self, max_items: int, block: bool = True, timeout: float | None = None

@@ -47,8 +47,10 @@ if TYPE_CHECKING:
 __all__ = ["Queue", "unlink"]
 
 #: Longest single wait inside the library. A blocked put/get returns to Python this often, so
-#: Ctrl-C (KeyboardInterrupt) and other signal handlers run within about this long.
-_SLICE_NS: Final = 50_000_000
+#: Ctrl-C (KeyboardInterrupt) and other signal handlers run within about this long. Each return
+#: costs a little CPU (the library spins briefly before it sleeps again): a consumer blocked 2 s
+#: burnt ~5 ms with 50 ms slices, ~2.7 ms with 100 ms, ~1.4 ms with 200 ms (perf/, same run).
+_SLICE_NS: Final = 100_000_000
 #: Longest name the library takes, in bytes (fastqueue.h, "Names").
 _MAX_NAME: Final = 250
 #: Largest value of the library's uint64 size parameters.
@@ -714,7 +716,7 @@ class Queue(_aio.AsyncMixin):
         """Detaches this handle; idempotent. The creating handle also removes the queue's name.
 
         Any later operation on this handle raises ``ValueError``. A blocking call that another
-        thread is making on this handle raises ``ValueError`` within one wait slice (50 ms); the
+        thread is making on this handle raises ``ValueError`` within one wait slice (100 ms); the
         library handle itself is freed once no call is using it.
         """
         self._close(os.getpid, _ffi.unlink)

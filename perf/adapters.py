@@ -11,7 +11,8 @@ Every queue is used as a queue of raw ``bytes`` (no pickling where the library l
 - fastqueue: ``fastqueue.Queue(name, element_size=size, capacity=capacity)``.
 - zeroq: ``zeroq.Queue(name, element_size=size, capacity=capacity)``; zeroq only takes messages of
   exactly ``element_size`` bytes and a power-of-two capacity, so every payload is exactly ``size``.
-- faster-fifo: ``faster_fifo.Queue(max_size_bytes, maxsize=capacity, dumps=<identity>, loads=bytes)``
+- faster-fifo: ``faster_fifo.Queue(max_size_bytes, maxsize=capacity,
+  dumps=<identity>, loads=bytes)``
   -- its custom-serialiser hook, so bytes travel without pickle (its fastest mode for bytes).
 - mp.Queue: ``multiprocessing.get_context("spawn").Queue(maxsize=capacity)`` (pickles; that is it).
 - iceoryx2: publish/subscribe of ``Slice[c_uint8]``: put = loan + memmove + send, get = receive +
@@ -22,8 +23,8 @@ Every queue is used as a queue of raw ``bytes`` (no pickling where the library l
 from __future__ import annotations
 
 import ctypes
-import os
 import itertools
+import os
 from typing import Any, Callable
 
 #: Display order of the queues in tables and charts; fastqueue first.
@@ -216,7 +217,7 @@ _MAKERS = {
 
 
 def make(kind: str, size: int, capacity: int) -> Endpoint:
-    """Create a queue for messages of up to `size` bytes and `capacity` slots; this process owns it."""
+    """Create a queue for messages of up to `size` bytes and `capacity` slots (owned here)."""
     return _MAKERS[kind](size, capacity)
 
 

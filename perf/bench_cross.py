@@ -34,7 +34,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import adapters  # noqa: E402
+import adapters
 
 MSG = 8
 STOP = b"\xffSTOP\xff\xff\xff"
@@ -114,8 +114,9 @@ def pingpong(kind: str, quick: bool) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------- throughput
 
 
-def _producer(spec: Any, pid: int, count: int, n_consumers: int, start: Any, barrier: Any,
-              results: Any) -> None:
+def _producer(
+    spec: Any, pid: int, count: int, n_consumers: int, start: Any, barrier: Any, results: Any
+) -> None:
     q = adapters.attach(spec)
     msgs = [struct.pack("<II", pid, i) for i in range(count)]
     put = q.put
@@ -182,8 +183,11 @@ def throughput(kind: str, producers: int, consumers: int, quick: bool) -> dict[s
         CTX.Process(target=_consumer, args=(q.spec(), c, producers, ready, results), daemon=True)
         for c in range(consumers)
     ] + [
-        CTX.Process(target=_producer,
-                    args=(q.spec(), p, per, consumers, start, barrier, results), daemon=True)
+        CTX.Process(
+            target=_producer,
+            args=(q.spec(), p, per, consumers, start, barrier, results),
+            daemon=True,
+        )
         for p in range(producers)
     ]
     try:

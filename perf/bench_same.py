@@ -31,7 +31,7 @@ import pyperf
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import adapters  # noqa: E402
+import adapters
 
 CAPACITY = 8
 _state: dict[tuple[str, int], Any] = {}

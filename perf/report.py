@@ -50,14 +50,14 @@ def _rows(data: dict[str, Any]) -> list[tuple[str, dict[str, float | None], str]
     rows = []
     same = data.get("same_process", {})
     for size in same.get("sizes", []):
-        cells = {q: same.get("results", {}).get(q, {}).get(str(size), {}).get("median_s")
-                 for q in queues}
+        cells = {
+            q: same.get("results", {}).get(q, {}).get(str(size), {}).get("median_s") for q in queues
+        }
         rows.append((f"same-process put+get, {fmt_size(size)}", cells, "time"))
     floor = same.get("floor", {})
     for size in same.get("floor_sizes", []):
         v = floor.get(str(size), {}).get("median_s")
-        rows.append((f"ctypes floor: 2 × `fq_noop` via ctypes, {fmt_size(size)}",
-                     {FQ: v}, "floor"))
+        rows.append((f"ctypes floor: 2 × `fq_noop` via ctypes, {fmt_size(size)}", {FQ: v}, "floor"))
     cross = data.get("cross_process", {})
     for key, label, field, scale in (
         ("pingpong", "cross-process round trip p50, 8 B", "p50_us", 1e-6),
@@ -98,7 +98,7 @@ def markdown(data: dict[str, Any]) -> str:
             ratios = ["" for _ in peers]
         else:
             ratios = [fmt_ratio(cells.get(p), cells.get(FQ)) for p in peers]
-        out.append("| " + " | ".join([label] + vals + ratios) + " |")
+        out.append("| " + " | ".join([label, *vals, *ratios]) + " |")
     out.append("")
     same = data.get("same_process", {})
     notes = []
@@ -108,13 +108,15 @@ def markdown(data: dict[str, Any]) -> str:
         if fl and fq:
             notes.append(
                 f"- At {fmt_size(size)}, fastqueue's put+get costs {fq / fl:.2f}× the ctypes floor "
-                f"({fmt_time(fq)} vs {fmt_time(fl)}: {fmt_time(fq - fl)} above two bare ctypes calls)."
+                f"({fmt_time(fq)} vs {fmt_time(fl)}: "
+                f"{fmt_time(fq - fl)} above two bare ctypes calls)."
             )
     tp = data.get("cross_process", {})
     for key, label in (("throughput_1_1", "1 → 1"), ("throughput_2_2", "2 → 2")):
         if key in tp:
-            parts = [f"{q} {tp[key][q]['msgs_per_s'] / 1e3:,.0f} k"
-                     for q in queues if tp[key].get(q)]
+            parts = [
+                f"{q} {tp[key][q]['msgs_per_s'] / 1e3:,.0f} k" for q in queues if tp[key].get(q)
+            ]
             if parts:
                 notes.append(f"- Throughput {label} in messages/s: " + ", ".join(parts) + ".")
     if "pingpong" in tp:
@@ -151,19 +153,32 @@ def chart(data: dict[str, Any], path: str) -> None:
     fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
     markers = "osD^v<>"
     for i, q in enumerate(data["queues"]):
-        pts = [(s, same.get("results", {}).get(q, {}).get(str(s), {}).get("median_s"))
-               for s in sizes]
+        pts = [
+            (s, same.get("results", {}).get(q, {}).get(str(s), {}).get("median_s")) for s in sizes
+        ]
         pts = [(s, v) for s, v in pts if v]
         if not pts:
             continue
-        ax.plot([s for s, _ in pts], [v for _, v in pts], marker=markers[i % len(markers)],
-                linewidth=2.5 if q == FQ else 1.4, label=q, zorder=3 if q == FQ else 2)
+        ax.plot(
+            [s for s, _ in pts],
+            [v for _, v in pts],
+            marker=markers[i % len(markers)],
+            linewidth=2.5 if q == FQ else 1.4,
+            label=q,
+            zorder=3 if q == FQ else 2,
+        )
     floor = same.get("floor", {})
     fpts = [(int(s), v["median_s"]) for s, v in floor.items() if v.get("median_s")]
     if fpts:
         fpts.sort()
-        ax.plot([s for s, _ in fpts], [v for _, v in fpts], linestyle="--", color="grey",
-                marker=".", label="ctypes floor (2 × fq_noop)")
+        ax.plot(
+            [s for s, _ in fpts],
+            [v for _, v in fpts],
+            linestyle="--",
+            color="grey",
+            marker=".",
+            label="ctypes floor (2 × fq_noop)",
+        )
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xticks(sizes)

@@ -69,16 +69,20 @@ def setup_env() -> None:
     probe = subprocess.run([sys.executable, "-c", "import fastqueue"], capture_output=True)
     if probe.returncode == 0 or not os.path.exists(lib):
         return
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        p for p in (pkg, os.environ.get("PYTHONPATH")) if p
-    )
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (pkg, os.environ.get("PYTHONPATH")) if p)
     os.environ.setdefault("FASTQUEUE_LIBRARY", lib)
 
 
 def run_sub(cmd: list[str], timeout: float) -> tuple[int, str, str]:
     """Run a benchmark subprocess in its own process group; kill that group on timeout."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, cwd=ROOT)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        cwd=ROOT,
+    )
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -105,7 +109,10 @@ def last_line(text: str) -> str:
 
 def availability() -> tuple[list[str], dict[str, str], dict[str, str]]:
     ok, missing, versions = [], {}, {}
-    code = f"import sys; sys.path.insert(0, {HERE!r}); import adapters; r = adapters.available(sys.argv[1]); print(int(r[0])); print(r[1])"
+    code = (
+        f"import sys; sys.path.insert(0, {HERE!r}); import adapters; "
+        "r = adapters.available(sys.argv[1]); print(int(r[0])); print(r[1])"
+    )
     for q in adapters.QUEUES:
         rc, out, err = run_sub([sys.executable, "-c", code, q], 120)
         lines = out.strip().splitlines()
@@ -117,8 +124,7 @@ def availability() -> tuple[list[str], dict[str, str], dict[str, str]]:
     return ok, missing, versions
 
 
-def same_process(cfg: dict[str, Any], queues: list[str], data: dict[str, Any],
-                 tmp: str) -> None:
+def same_process(cfg: dict[str, Any], queues: list[str], data: dict[str, Any], tmp: str) -> None:
     import pyperf
 
     sp = data["same_process"]
@@ -128,9 +134,20 @@ def same_process(cfg: dict[str, Any], queues: list[str], data: dict[str, Any],
         jobs += [(size, "ctypes-floor") for size in cfg["floor_sizes"]]
     for size, q in jobs:
         out = os.path.join(tmp, f"same-{q}-{size}.json")
-        cmd = [sys.executable, os.path.join(HERE, "bench_same.py"), "--queue", q,
-               "--sizes", str(size), "--quiet", "-o", out,
-               "--inherit-environ", "FASTQUEUE_LIBRARY", *cfg["pyperf"]]
+        cmd = [
+            sys.executable,
+            os.path.join(HERE, "bench_same.py"),
+            "--queue",
+            q,
+            "--sizes",
+            str(size),
+            "--quiet",
+            "-o",
+            out,
+            "--inherit-environ",
+            "FASTQUEUE_LIBRARY",
+            *cfg["pyperf"],
+        ]
         t0 = time.perf_counter()
         rc, _, err = run_sub(cmd, 900)
         key = f"same-process {q} {report.fmt_size(size)}"
@@ -150,8 +167,10 @@ def same_process(cfg: dict[str, Any], queues: list[str], data: dict[str, Any],
         target = sp["floor"] if q == "ctypes-floor" else sp["results"].setdefault(q, {})
         target[str(size)] = entry
         suite_files.append(out)
-        log(f"  {key}: {report.fmt_time(entry['median_s'])} "
-            f"(median of {len(values)}, {time.perf_counter() - t0:.0f} s)")
+        log(
+            f"  {key}: {report.fmt_time(entry['median_s'])} "
+            f"(median of {len(values)}, {time.perf_counter() - t0:.0f} s)"
+        )
     if suite_files:
         suite = pyperf.BenchmarkSuite([pyperf.Benchmark.load(f) for f in suite_files])
         path = os.path.join(RESULTS, f"same_process{cfg['suffix']}.pyperf.json")
@@ -160,22 +179,21 @@ def same_process(cfg: dict[str, Any], queues: list[str], data: dict[str, Any],
         suite.dump(path)
 
 
-def cross_process(cfg: dict[str, Any], quick: bool, queues: list[str],
-                  data: dict[str, Any]) -> None:
+def cross_process(
+    cfg: dict[str, Any], quick: bool, queues: list[str], data: dict[str, Any]
+) -> None:
     cq = [q for q in adapters.CROSS_PROCESS_QUEUES if q in queues]
     cp = data["cross_process"]
     scenarios = [
         ("pingpong", ["pingpong"], cfg["repeats"]),
-        ("throughput_1_1", ["throughput", "--producers", "1", "--consumers", "1"],
-         cfg["repeats"]),
-        ("throughput_2_2", ["throughput", "--producers", "2", "--consumers", "2"],
-         cfg["repeats"]),
+        ("throughput_1_1", ["throughput", "--producers", "1", "--consumers", "1"], cfg["repeats"]),
+        ("throughput_2_2", ["throughput", "--producers", "2", "--consumers", "2"], cfg["repeats"]),
         ("idle", ["idle"], 1),
     ]
     for key, args, repeats in scenarios:
         runs: dict[str, list[dict[str, Any]]] = {q: [] for q in cq}
         for rep in range(repeats if cq else 0):
-            order = cq[rep % len(cq):] + cq[:rep % len(cq)]  # rotate who goes first
+            order = cq[rep % len(cq) :] + cq[: rep % len(cq)]  # rotate who goes first
             for q in order:
                 if f"{key} {q}" in data["errors"]:
                     continue
@@ -283,8 +301,10 @@ def main() -> None:
     with open(os.path.join(RESULTS, f"latest{sfx}.md"), "w") as f:
         f.write(report.markdown(data))
     report.chart(data, os.path.join(RESULTS, f"chart{sfx}.png"))
-    log(f"done in {data['meta']['total_s']:.0f} s: perf/results/latest{sfx}.md, chart{sfx}.png, "
-        f"latest{sfx}.json")
+    log(
+        f"done in {data['meta']['total_s']:.0f} s: perf/results/latest{sfx}.md, chart{sfx}.png, "
+        f"latest{sfx}.json"
+    )
     print(report.markdown(data))
 
 

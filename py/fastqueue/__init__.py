@@ -32,7 +32,7 @@ from ._errors import (
 )
 from ._paths import include_dir, library_path
 from .objects import JoinableObjectQueue, JoinableQueue, ObjectQueue
-from .queue import Queue, unlink
+from .queue import Queue, WriteSlot, unlink
 
 
 def _version() -> str:
@@ -67,6 +67,7 @@ __all__ = [
     "SegmentError",
     "ShutDown",
     "TooManyAttachedError",
+    "WriteSlot",
     "__version__",
     "include_dir",
     "library_path",

@@ -19,6 +19,7 @@ import ctypes
 import os
 import platform
 import struct
+import weakref
 from array import array
 from ctypes import (
     POINTER,
@@ -31,7 +32,7 @@ from ctypes import (
     c_void_p,
 )
 from pathlib import Path
-from typing import Any, ClassVar, Final
+from typing import Any, Callable, ClassVar, Final
 
 __all__ = [
     "ABI_VERSION",
@@ -63,6 +64,7 @@ __all__ = [
     "WAIT_READABLE",
     "WAIT_WRITABLE",
     "Handle",
+    "Lease",
     "as_c_buffer",
     "c_order_bytes",
     "copy_out",
@@ -76,6 +78,7 @@ __all__ = [
     "segment_size",
     "status_str",
     "unlink",
+    "writable_buffer",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -465,6 +468,71 @@ def as_c_buffer(item: object) -> tuple[object, int]:
         return byref(ctypes.c_char.from_buffer(view.cast("B"))), n
 
 
+def writable_buffer(item: object) -> tuple[object, int, Callable[[int], None] | None]:
+    """(a prepared argument pointing at memory the library may write, its size in bytes, and
+    None or a function ``copy_back(n)``) for receiving into ``item``, a writable, C-contiguous
+    bytes-like object (TypeError otherwise).
+
+    On CPython the memory is ``item``'s own (while the argument lives, ``item`` holds an export
+    of its buffer, so it cannot be resized under the library) and ``copy_back`` is None. PyPy
+    does not stop a bytearray from being resized while exported: there the library writes into
+    memory of its own, and ``copy_back(n)`` copies its first n bytes into ``item``.
+    """
+    with memoryview(item) as view:  # type: ignore[arg-type]  # TypeError if not bytes-like
+        if view.readonly:
+            raise TypeError(f"a writable buffer is needed, not a read-only {type(item).__name__}")
+        if not view.c_contiguous:
+            raise TypeError("a C-contiguous buffer is needed (e.g. numpy.ascontiguousarray(...))")
+        n = view.nbytes
+        if not n:
+            return None, 0, None
+        if not PYPY:
+            return byref(ctypes.c_char.from_buffer(view.cast("B"))), n, None
+    stage = ctypes.create_string_buffer(n)
+
+    def copy_back(k: int) -> None:
+        with memoryview(item) as target:  # type: ignore[arg-type]
+            target.cast("B")[:k] = memoryview(stage).cast("B")[:k]
+
+    return byref(stage), n, copy_back
+
+
+class Lease:
+    """A zero-copy claim on one slot of a queue (a write from fq_write_begin, or a read from
+    fq_read_begin) and the memory of the slot lent with it by :meth:`Handle.lend`.
+
+    The claim is finished exactly once, by :meth:`finish`: a write is committed as a message of
+    ``length`` bytes (aborted if ``length`` is None), a read is ended. :meth:`Handle.lend` calls
+    it when the lent memory has no user left, i.e. when every memoryview of it (and anything
+    made from one, such as a numpy array) is gone or released; the slot is never given back
+    while its memory can still be read or written.
+    """
+
+    __slots__ = ("_h", "_token", "_write", "finished", "length", "status")
+
+    def __init__(self, h: Handle, token: int, write: bool) -> None:
+        self._h = h
+        self._token = token
+        self._write = write
+        #: Bytes to publish (writes); None aborts.
+        self.length: int | None = None
+        self.finished = False
+        #: The status of the commit / abort / read_end, once finished.
+        self.status = OK
+
+    def finish(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        h, token = self._h, self._token
+        if not self._write:
+            self.status = h.read_end(token)
+        elif self.length is None:
+            self.status = h.write_abort(token)
+        else:
+            self.status = h.write_commit(token, self.length)
+
+
 #: Messages up to this long are taken with fq_get into a reusable receive buffer and copied
 #: from there into the bytes returned (two copies, one library call); longer ones are copied
 #: once, straight out of their slot, between fq_read_begin and fq_read_end (two more calls).
@@ -537,6 +605,7 @@ class Handle:
         "_arg",
         "_cap_arg",
         "_free",
+        "_lent_type",
         "_many",
         "_ptr",
         "_slot_type",
@@ -556,6 +625,9 @@ class Handle:
         self._cap_arg: Any = _arg_u64(cap)
         # A ctypes array type of max_msg bytes, to lay over a slot lent by the library.
         self._slot_type: Any = ctypes.c_char * self.max_msg
+        # Its subclass for memory lent to the caller (made when first needed): instances take
+        # attributes and weak references.
+        self._lent_type: Any = None
         # Pool of receive buffers (see _Scratch). list.pop()/append() are atomic, so threads
         # sharing this handle never share a buffer; a single thread reuses one entry forever.
         self._free: list[_Scratch] = []
@@ -601,6 +673,34 @@ class Handle:
             return data
         finally:
             _read_end_now(self._arg, _arg_u64(token.value))
+
+    def get_into(self, buf_arg: object, cap: int, timeout_ns: int) -> tuple[int, int]:
+        """fq_get into the caller's memory (``buf_arg`` from :func:`writable_buffer`, ``cap``
+        bytes): (status, the message's length; on ERR_BUFFER the length needed). Keeps the GIL
+        when timeout_ns is 0."""
+        free = self._free
+        scratch = free.pop() if free else self._new_scratch()
+        length, len_arg = scratch[1], scratch[5]
+        if timeout_ns == 0:
+            status = _get_now(self._arg, buf_arg, _u64_args[cap], len_arg, _NOW)
+        else:
+            status = _get_wait(self._arg, buf_arg, _u64_args[cap], len_arg, _arg_i64(timeout_ns))
+        n = length.value
+        free.append(scratch)
+        return int(status), n
+
+    def lend(self, address: int, n: int, lease: Lease) -> memoryview:
+        """A writable memoryview (format ``B``) of the ``n`` bytes at ``address`` in this
+        handle's mapping (a slot claimed as ``lease``). ``lease.finish()`` runs as soon as the
+        memory has no user left: the view and every view or object made from it gone or
+        released (with CPython's reference counting, at once). Until then the memory keeps this
+        handle, and so the mapping, alive: closing the queue meanwhile unmaps nothing."""
+        if self._lent_type is None:
+            self._lent_type = type("LentSlot", (self._slot_type,), {})
+        memory = self._lent_type.from_address(address)
+        memory.handle = self
+        weakref.finalize(memory, lease.finish)
+        return memoryview(memory).cast("B")[:n]
 
     def _new_scratch(self) -> _Scratch:
         buf = ctypes.create_string_buffer(min(self.max_msg, GET_COPY_LIMIT))

@@ -40,11 +40,11 @@ from ._errors import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable, Iterator
 
     from typing_extensions import Buffer, Self
 
-__all__ = ["Queue", "unlink"]
+__all__ = ["Queue", "WriteSlot", "unlink"]
 
 #: Longest single wait inside the library. A blocked put/get returns to Python this often, so
 #: Ctrl-C (KeyboardInterrupt) and other signal handlers run within about this long. Each return
@@ -113,6 +113,21 @@ def _slice(remaining: float) -> int:
     if remaining * 1e9 >= _SLICE_NS:
         return _SLICE_NS
     return max(1, math.ceil(remaining * 1e9))
+
+
+class WriteSlot:
+    """What ``with q.put_slot() as slot:`` gives (see :meth:`Queue.put_slot`): ``buffer`` is a
+    writable memoryview (format ``B``) of a free slot of the queue, ``length`` the number of its
+    first bytes that form the message when the block ends (initially ``len(buffer)``)."""
+
+    __slots__ = ("buffer", "length")
+
+    def __init__(self, buffer: memoryview) -> None:
+        self.buffer = buffer
+        self.length = len(buffer)
+
+    def __repr__(self) -> str:
+        return f"<fastqueue.WriteSlot length={self.length}>"
 
 
 class Queue(_aio.AsyncMixin):
@@ -563,6 +578,222 @@ class Queue(_aio.AsyncMixin):
         if isinstance(result, list):
             return result
         raise self._get_error(result)
+
+    # ---------------------------------------------------------------------- buffers, zero-copy
+
+    def _retry(
+        self, h: _ffi.Handle, attempt: Callable[[int], int], busy: int, timeout: float | None
+    ) -> int:
+        """The waiting path of a call whose first attempt found the queue ``busy`` (FULL or
+        EMPTY): ``attempt(timeout_ns)`` again, one slice at a time (so that Ctrl-C works), until
+        it returns another status or ``timeout`` (seconds, validated; None: forever) runs out."""
+        status = busy
+        deadline = None if timeout is None else time.monotonic() + float(timeout)
+        while status == busy:
+            if deadline is None:
+                wait = _SLICE_NS
+            else:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0.0:
+                    break
+                wait = _slice(remaining)
+            if self._h is not h:
+                raise self._closed_error()
+            status = attempt(wait)
+        return status
+
+    def get_into(self, buffer: Buffer, block: bool = True, timeout: float | None = None) -> int:
+        """Removes the oldest message, copies it into ``buffer`` and returns its length in bytes
+        (the rest of ``buffer`` is left as it was). One copy, into memory you own and reuse.
+
+        ``buffer`` is any writable, C-contiguous bytes-like object (bytearray, memoryview,
+        array.array, numpy array, mmap, ...), else ``TypeError``. A message longer than
+        ``buffer`` raises ``ValueError`` naming the size needed, and stays in the queue.
+        ``block`` and ``timeout`` are as for :meth:`get`.
+
+        >>> with Queue(element_size=16, capacity=2) as q:
+        ...     q.put(b"hello")
+        ...     buf = bytearray(16)
+        ...     n = q.get_into(buf)
+        ...     bytes(buf[:n])
+        b'hello'
+        """
+        h = self._h
+        if h is None:
+            raise self._closed_error()
+        arg, cap, copy_back = _ffi.writable_buffer(buffer)
+        if timeout is not None and block:
+            _check_timeout(timeout)
+        length = 0
+
+        def attempt(timeout_ns: int) -> int:
+            nonlocal length
+            status, length = h.get_into(arg, cap, timeout_ns)
+            return status
+
+        status = attempt(0)
+        if status == _EMPTY and block:
+            status = self._retry(h, attempt, _EMPTY, timeout)
+        if status == _OK:
+            if copy_back is not None:
+                copy_back(length)
+            return length
+        if status == _ffi.ERR_BUFFER:
+            raise ValueError(
+                f"Queue({self._name!r}).get_into: the next message is {length} bytes long, the "
+                f"buffer only {cap}; pass a buffer of at least {length} bytes (the message was "
+                f"left in the queue)"
+            )
+        raise self._get_error(status)
+
+    @contextlib.contextmanager
+    def put_slot(
+        self, size: int | None = None, block: bool = True, timeout: float | None = None
+    ) -> Iterator[WriteSlot]:
+        """Lends a free slot of the queue to write a message into in place (zero-copy):
+        ``with q.put_slot() as slot:`` gives a :class:`WriteSlot`, whose ``slot.buffer`` is a
+        writable memoryview of the slot (``size`` bytes, default element_size) and
+        ``slot.length`` the number of its first bytes that form the message (default: all of
+        them). When the ``with`` block ends the message is published; if the block raises,
+        nothing is put. Waits for a free slot as :meth:`put` does (``Full`` if none in time).
+
+        While a slot is lent, consumers wait for it (messages put after it are not overtaken),
+        so keep the block short. ``slot.buffer`` is released when the block ends: using it later
+        raises ``ValueError``. Anything else still using the slot's memory at that point (a
+        numpy array made with ``numpy.frombuffer(slot.buffer)``, a memoryview sliced from it)
+        would go on writing into a published message: then nothing is put, ``BufferError`` is
+        raised, and the slot is given up only once that object is gone. Drop such objects
+        inside the block (``del``), or write through temporaries as below.
+
+        >>> import numpy as np
+        >>> with Queue(element_size=64, capacity=2) as q:
+        ...     with q.put_slot() as slot:
+        ...         slot.buffer[:5] = b"hello"
+        ...         slot.length = 5
+        ...     with q.put_slot(16) as slot:
+        ...         np.frombuffer(slot.buffer, dtype=np.float64)[:] = [1.5, 2.5]
+        ...     q.get(), np.frombuffer(q.get(), dtype=np.float64)
+        (b'hello', array([1.5, 2.5]))
+
+        On PyPy, which cannot tell when memory is no longer used, ``slot.buffer`` is memory of
+        its own, copied into the slot when the block ends (one copy).
+        """
+        h = self._h
+        if h is None:
+            raise self._closed_error()
+        n = self._element_size if size is None else self._check_message_size(size, "size")
+        if timeout is not None and block:
+            _check_timeout(timeout)
+        claim = (0, 0)
+
+        def attempt(timeout_ns: int) -> int:
+            nonlocal claim
+            status, address, token = h.write_begin(timeout_ns)
+            claim = (address, token)
+            return status
+
+        status = attempt(0)
+        if status == _FULL and block:
+            status = self._retry(h, attempt, _FULL, timeout)
+        if status != _OK:
+            raise self._put_error(status)
+        address, token = claim
+        lease = _ffi.Lease(h, token, write=True)
+        view = memoryview(bytearray(n)) if _ffi.PYPY else h.lend(address, n, lease)
+        slot = WriteSlot(view)
+        try:
+            yield slot
+            length = slot.length
+            if isinstance(length, bool) or not isinstance(length, int) or not 0 <= length <= n:
+                raise ValueError(f"slot.length must be an int in 0..{n}, not {length!r}")
+        except BaseException:
+            with contextlib.suppress(BufferError):
+                view.release()
+            lease.finish()  # aborts (unless the memory is still in use: then once it is not)
+            raise
+        if _ffi.PYPY:
+            _ffi.lend(address, n)[:length] = view[:length]  # the one copy
+            view.release()
+            lease.length = length
+            lease.finish()
+        else:
+            lease.length = length
+            with contextlib.suppress(BufferError):
+                view.release()  # the last use of the memory: lease.finish() commits now
+            if not lease.finished:
+                lease.length = None  # abort once the memory is let go
+                raise BufferError(
+                    f"Queue({self._name!r}).put_slot: the slot's memory is still used after the "
+                    f"with block (by an object made from slot.buffer, e.g. a numpy array or a "
+                    f"memoryview slice), so nothing was put; delete such objects inside the block"
+                )
+        if lease.status != _OK:
+            raise self._put_error(lease.status)
+
+    @contextlib.contextmanager
+    def get_slot(self, block: bool = True, timeout: float | None = None) -> Iterator[memoryview]:
+        """Takes the oldest message and lends it in place (zero-copy): ``with q.get_slot() as
+        view:`` gives a read-only memoryview (format ``B``) of the message in its slot. The
+        message has left the queue; its slot goes back to producers when the block ends. Waits
+        for a message as :meth:`get` does (``Empty`` if none in time).
+
+        ``view`` is released when the block ends: using it later raises ``ValueError``. An
+        object made from it that is still alive then (``numpy.frombuffer(view)``, a memoryview
+        slice) stays valid: the slot is given back only once the last such object is gone
+        (producers that come round to that slot wait for it meanwhile, so do not keep them
+        long). Copy what you want to keep (``bytes(view)``, ``array.copy()``).
+
+        >>> import numpy as np
+        >>> with Queue(element_size=64, capacity=2) as q:
+        ...     q.put(np.arange(4, dtype=np.int32))
+        ...     with q.get_slot() as view:
+        ...         int(np.frombuffer(view, dtype=np.int32).sum())
+        6
+
+        On PyPy, which cannot tell when memory is no longer used, ``view`` is a copy of the
+        message (one copy) and the slot goes back at once.
+        """
+        h = self._h
+        if h is None:
+            raise self._closed_error()
+        if timeout is not None and block:
+            _check_timeout(timeout)
+        claim = (0, 0, 0)
+
+        def attempt(timeout_ns: int) -> int:
+            nonlocal claim
+            status, address, length, token = h.read_begin(timeout_ns)
+            claim = (address, length, token)
+            return status
+
+        status = attempt(0)
+        if status == _EMPTY and block:
+            status = self._retry(h, attempt, _EMPTY, timeout)
+        if status != _OK:
+            raise self._get_error(status)
+        address, length, token = claim
+        lease = _ffi.Lease(h, token, write=False)
+        if _ffi.PYPY:
+            try:
+                view = memoryview(bytes(_ffi.lend(address, length)))
+            finally:
+                lease.finish()
+        else:
+            view = h.lend(address, length, lease).toreadonly()
+        try:
+            yield view
+        finally:
+            with contextlib.suppress(BufferError):
+                view.release()  # if nothing made from it is left, lease.finish() runs now
+
+    def _check_message_size(self, size: object, what: str) -> int:
+        if isinstance(size, bool) or not isinstance(size, int):
+            raise TypeError(f"{what} must be an int, not {type(size).__name__}")
+        if size < 0:
+            raise ValueError(f"{what} must be >= 0, got {size}")
+        if size > self._element_size:
+            raise self._too_big(size)
+        return size
 
     # ------------------------------------------------------------------------------ tasks, shutdown
 

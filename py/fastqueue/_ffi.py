@@ -478,6 +478,8 @@ def writable_buffer(item: object) -> tuple[object, int, Callable[[int], None] | 
     does not stop a bytearray from being resized while exported: there the library writes into
     memory of its own, and ``copy_back(n)`` copies its first n bytes into ``item``.
     """
+    if type(item) is bytearray and item and not PYPY:  # the common case, shortest way
+        return byref(ctypes.c_char.from_buffer(item)), len(item), None
     with memoryview(item) as view:  # type: ignore[arg-type]  # TypeError if not bytes-like
         if view.readonly:
             raise TypeError(f"a writable buffer is needed, not a read-only {type(item).__name__}")

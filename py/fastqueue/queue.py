@@ -624,15 +624,14 @@ class Queue(_aio.AsyncMixin):
         arg, cap, copy_back = _ffi.writable_buffer(buffer)
         if timeout is not None and block:
             _check_timeout(timeout)
-        length = 0
-
-        def attempt(timeout_ns: int) -> int:
-            nonlocal length
-            status, length = h.get_into(arg, cap, timeout_ns)
-            return status
-
-        status = attempt(0)
+        status, length = h.get_into(arg, cap, 0)
         if status == _EMPTY and block:
+
+            def attempt(timeout_ns: int) -> int:
+                nonlocal length
+                status, length = h.get_into(arg, cap, timeout_ns)
+                return status
+
             status = self._retry(h, attempt, _EMPTY, timeout)
         if status == _OK:
             if copy_back is not None:

@@ -18,6 +18,12 @@ Every queue is used as a queue of raw ``bytes`` (no pickling where the library l
 - iceoryx2: publish/subscribe of ``Slice[c_uint8]``: put = loan + memmove + send, get = receive +
   ``ctypes.string_at`` (one copy out, like every other queue's get). Same-process only: its
   pub/sub has no blocking receive, so the cross-process scenarios skip it.
+
+Beyond put/get, an Endpoint may carry the queue's batch API (``put_many`` / ``get_many``:
+fastqueue's, and faster-fifo's ``put_many(list)`` / ``get_many(max_messages_to_get=n)``), its
+zero-copy API (``zc_put`` / ``zc_get``: fastqueue's ``put_slot`` / ``get_slot``; iceoryx2's
+loan + memmove + send and a receive read in place) and ``get_into`` (fastqueue) -- see
+:class:`Endpoint` and :data:`SCENARIO_QUEUES`.
 """
 
 from __future__ import annotations
@@ -32,6 +38,18 @@ QUEUES = ["fastqueue", "zeroq", "faster-fifo", "mp.Queue", "iceoryx2"]
 
 #: Queues whose API has a blocking get usable across processes (see module docstring).
 CROSS_PROCESS_QUEUES = ["fastqueue", "zeroq", "faster-fifo", "mp.Queue"]
+
+#: Which queues take part in the scenarios beyond plain put/get (those with the API for it).
+#: "memcpy" and "memcpy-1" are not queues: one copy of the payload per put+get, into 8 buffers
+#: in turn (the memory pattern of a ring of 8 slots) or into one (cache-warm), the yardsticks
+#: of the zero-copy scenario (see bench_same.py).
+SCENARIO_QUEUES = {
+    "batch": ["fastqueue", "faster-fifo"],
+    "zerocopy": ["fastqueue", "iceoryx2", "memcpy", "memcpy-1"],
+    "get_into": ["fastqueue"],
+}
+#: Queues with a batch API usable across processes.
+BATCH_QUEUES = ["fastqueue", "faster-fifo"]
 
 #: Prefix of every shared-memory name this harness creates (run.py sweeps leftovers by it).
 NAME_PREFIX = "fqbench-"
@@ -70,6 +88,19 @@ class Endpoint:
         self._spec = spec
         self.keep = keep  # the library object, kept alive as long as the endpoint
         self._closed = False
+        #: Optional operations, set by the makers of queues that have them (None otherwise):
+        #: put_many(list of bytes) and get_many(n) -> list of bytes (a batch API);
+        #: zc_put(bytes): write the payload into the queue's own memory (the one copy) and
+        #: publish it; zc_get() -> (first byte, last byte, length) of the next message, read in
+        #: place (no copy); zc_check(expected bytes) -> bool: take the next message in place
+        #: and compare all of it (outside timed loops);
+        #: get_into(buffer) -> length: receive into a caller's buffer.
+        self.put_many: Callable[[list[bytes]], Any] | None = None
+        self.get_many: Callable[[int], list[bytes]] | None = None
+        self.zc_put: Callable[[bytes], Any] | None = None
+        self.zc_get: Callable[[], tuple[int, int, int]] | None = None
+        self.zc_check: Callable[[bytes], bool] | None = None
+        self.get_into: Callable[[Any], int] | None = None
 
     def spec(self) -> Any:
         if self._spec is None:
@@ -127,7 +158,31 @@ def _make_fastqueue(size: int, capacity: int) -> Endpoint:
         finally:
             q.close()
 
-    return Endpoint(q.put, q.get, close, spec=("fastqueue", q), keep=q)
+    ep = Endpoint(q.put, q.get, close, spec=("fastqueue", q), keep=q)
+    _fastqueue_extras(ep, q)
+    return ep
+
+
+def _fastqueue_extras(ep: Endpoint, q: Any) -> None:
+    """fastqueue's batch, zero-copy and get_into operations on an endpoint."""
+    put_slot, get_slot = q.put_slot, q.get_slot
+
+    def zc_put(data: bytes) -> None:
+        with put_slot(len(data)) as slot:
+            slot.buffer[:] = data
+
+    def zc_get() -> tuple[int, int, int]:
+        with get_slot() as view:
+            n = len(view)
+            return (view[0], view[-1], n) if n else (-1, -1, 0)
+
+    def zc_check(expected: bytes) -> bool:
+        with get_slot() as view:
+            return view == expected
+
+    ep.put_many, ep.get_many = q.put_many, q.get_many
+    ep.zc_put, ep.zc_get, ep.zc_check = zc_put, zc_get, zc_check
+    ep.get_into = q.get_into
 
 
 def _make_zeroq(size: int, capacity: int) -> Endpoint:
@@ -149,7 +204,19 @@ def _make_faster_fifo(size: int, capacity: int) -> Endpoint:
         dumps=_identity,
         loads=bytes,
     )
-    return Endpoint(q.put, q.get, q.close, spec=("faster-fifo", q), keep=q)
+    ep = Endpoint(q.put, q.get, q.close, spec=("faster-fifo", q), keep=q)
+    _faster_fifo_extras(ep, q)
+    return ep
+
+
+def _faster_fifo_extras(ep: Endpoint, q: Any) -> None:
+    """faster-fifo's batch API: put_many(list), get_many(max_messages_to_get=n)."""
+    get_many = q.get_many
+
+    def many(n: int) -> list[bytes]:
+        return get_many(block=True, timeout=60.0, max_messages_to_get=n)
+
+    ep.put_many, ep.get_many = q.put_many, many
 
 
 def _make_mp_queue(size: int, capacity: int) -> Endpoint:
@@ -200,11 +267,33 @@ def _make_iceoryx2(size: int, capacity: int) -> Endpoint:
         sample.delete()
         return out
 
+    def zc_get() -> tuple[int, int, int]:
+        # Read in place: the first and last byte of the payload, no copy out.
+        sample = receive()
+        if sample is None:
+            raise RuntimeError("iceoryx2: no sample (same-process use only)")
+        n = sample.payload().len()
+        ptr = sample.payload_ptr
+        first, last = (string_at(ptr, 1)[0], string_at(ptr + n - 1, 1)[0]) if n else (-1, -1)
+        sample.delete()
+        return first, last, n
+
+    def zc_check(expected: bytes) -> bool:
+        sample = receive()
+        if sample is None:
+            raise RuntimeError("iceoryx2: no sample (same-process use only)")
+        ok = string_at(sample.payload_ptr, sample.payload().len()) == expected
+        sample.delete()
+        return ok
+
     def close() -> None:
         subscriber.delete()
         publisher.delete()
 
-    return Endpoint(put, get, close, keep=(service, publisher, subscriber))
+    ep = Endpoint(put, get, close, keep=(service, publisher, subscriber))
+    # Its put already writes straight into the loaned sample: the one copy.
+    ep.zc_put, ep.zc_get, ep.zc_check = put, zc_get, zc_check
+    return ep
 
 
 _MAKERS = {
@@ -231,7 +320,9 @@ def attach(spec: Any) -> Endpoint:
         return Endpoint(q.put, q.get, lambda: None, keep=q)
     if kind == "fastqueue":
         # The Queue object was pickled by name and reattached when unpickled.
-        return Endpoint(obj.put, obj.get, obj.close, keep=obj)
+        ep = Endpoint(obj.put, obj.get, obj.close, keep=obj)
+        _fastqueue_extras(ep, obj)
+        return ep
     if kind == "mp.Queue":
 
         def flush() -> None:
@@ -240,7 +331,9 @@ def attach(spec: Any) -> Endpoint:
 
         return Endpoint(obj.put, obj.get, obj.close, keep=obj, flush=flush)
     if kind == "faster-fifo":
-        return Endpoint(obj.put, obj.get, lambda: None, keep=obj)
+        ep = Endpoint(obj.put, obj.get, lambda: None, keep=obj)
+        _faster_fifo_extras(ep, obj)
+        return ep
     raise ValueError(f"cannot attach {kind!r}")
 
 

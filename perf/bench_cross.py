@@ -16,7 +16,9 @@ throughput  P producers put M 8-byte messages each (producer id, sequence number
             Time runs from the first producer's start to the last consumer's receipt of the end
             marker (sent once every producer has finished). Each consumer checks per-producer
             order; the parent checks that every message arrived exactly once (count and sequence
-            sums per producer).
+            sums per producer). With ``--batch N`` (one consumer), the producer puts its messages
+            with put_many, N at a time, and the consumer takes them with get_many(N), 10x as
+            many messages in all.
 idle        A consumer blocks in get() on an empty queue for 2 s; the CPU time its process burns
             meanwhile (time.process_time around the get, all threads) and the wall time it waited.
 """
@@ -115,15 +117,30 @@ def pingpong(kind: str, quick: bool) -> dict[str, Any]:
 
 
 def _producer(
-    spec: Any, pid: int, count: int, n_consumers: int, start: Any, barrier: Any, results: Any
+    spec: Any,
+    pid: int,
+    count: int,
+    n_consumers: int,
+    start: Any,
+    barrier: Any,
+    results: Any,
+    batch: int = 1,
 ) -> None:
     q = adapters.attach(spec)
     msgs = [struct.pack("<II", pid, i) for i in range(count)]
     put = q.put
+    if batch > 1:
+        put_many = q.put_many
+        assert put_many is not None
+        chunks = [msgs[i : i + batch] for i in range(0, count, batch)]
     start.wait()
     t0 = time.perf_counter()
-    for m in msgs:
-        put(m)
+    if batch > 1:
+        for chunk in chunks:
+            put_many(chunk)
+    else:
+        for m in msgs:
+            put(m)
     t1 = time.perf_counter()
     # The end markers must go in after every producer's last message. Producer 0 puts them after
     # a barrier; the others first make sure their messages are in the queue (only mp.Queue needs
@@ -139,17 +156,30 @@ def _producer(
         q.close()
 
 
-def _consumer(spec: Any, cid: int, n_producers: int, ready: Any, results: Any) -> None:
+def _consumer(
+    spec: Any, cid: int, n_producers: int, ready: Any, results: Any, batch: int = 1
+) -> None:
     q = adapters.attach(spec)
     get = q.get
     got: list[bytes] = []
     append = got.append
     ready.release()
-    while True:
-        m = get()
-        if m == STOP:
-            break
-        append(m)
+    if batch > 1:
+        get_many = q.get_many
+        assert get_many is not None
+        extend = got.extend
+        while True:
+            ms = get_many(batch)
+            if ms[-1] == STOP:  # the end marker comes after everything else for this consumer
+                extend(ms[:-1])
+                break
+            extend(ms)
+    else:
+        while True:
+            m = get()
+            if m == STOP:
+                break
+            append(m)
     t_end = time.perf_counter()
     # Validation, outside the timed part: length, per-producer order, counts and sequence sums.
     last = [-1] * n_producers
@@ -171,8 +201,10 @@ def _consumer(spec: Any, cid: int, n_producers: int, ready: Any, results: Any) -
     q.close()
 
 
-def throughput(kind: str, producers: int, consumers: int, quick: bool) -> dict[str, Any]:
-    total = 60_000 if quick else 400_000
+def throughput(
+    kind: str, producers: int, consumers: int, quick: bool, batch: int = 1
+) -> dict[str, Any]:
+    total = (60_000 if quick else 400_000) * (10 if batch > 1 else 1)
     per = total // producers
     q = adapters.make(kind, MSG, 1024)
     start = CTX.Event()
@@ -180,12 +212,14 @@ def throughput(kind: str, producers: int, consumers: int, quick: bool) -> dict[s
     barrier = CTX.Barrier(producers)
     results = CTX.SimpleQueue()
     procs = [
-        CTX.Process(target=_consumer, args=(q.spec(), c, producers, ready, results), daemon=True)
+        CTX.Process(
+            target=_consumer, args=(q.spec(), c, producers, ready, results, batch), daemon=True
+        )
         for c in range(consumers)
     ] + [
         CTX.Process(
             target=_producer,
-            args=(q.spec(), p, per, consumers, start, barrier, results),
+            args=(q.spec(), p, per, consumers, start, barrier, results, batch),
             daemon=True,
         )
         for p in range(producers)
@@ -269,12 +303,20 @@ def main() -> None:
     ap.add_argument("--queue", required=True, choices=adapters.CROSS_PROCESS_QUEUES)
     ap.add_argument("--producers", type=int, default=1)
     ap.add_argument("--consumers", type=int, default=1)
+    ap.add_argument(
+        "--batch",
+        type=int,
+        default=1,
+        help="throughput: messages per put_many / get_many (1: put/get); one consumer only",
+    )
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args()
+    if a.batch > 1 and (a.consumers != 1 or a.queue not in adapters.BATCH_QUEUES):
+        ap.error(f"--batch needs --consumers 1 and one of {adapters.BATCH_QUEUES}")
     if a.scenario == "pingpong":
         res = pingpong(a.queue, a.quick)
     elif a.scenario == "throughput":
-        res = throughput(a.queue, a.producers, a.consumers, a.quick)
+        res = throughput(a.queue, a.producers, a.consumers, a.quick, a.batch)
     else:
         res = idle(a.queue)
     print(json.dumps(res))

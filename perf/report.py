@@ -58,12 +58,30 @@ def _rows(data: dict[str, Any]) -> list[tuple[str, dict[str, float | None], str]
     for size in same.get("floor_sizes", []):
         v = floor.get(str(size), {}).get("median_s")
         rows.append((f"ctypes floor: 2 × `fq_noop` via ctypes, {fmt_size(size)}", {FQ: v}, "floor"))
+    scenarios = data.get("scenarios", {})
+    for name, label in SCENARIO_LABELS.items():
+        sc = scenarios.get(name)
+        if not sc:
+            continue
+        for size in sc.get("sizes", []):
+            cells = {
+                q: sc.get("results", {}).get(q, {}).get(str(size), {}).get("median_s")
+                for q in sc.get("queues", [])
+                if q in queues
+            }
+            rows.append((f"{label}, {fmt_size(size)}", cells, "partial"))
     cross = data.get("cross_process", {})
     for key, label, field, scale in (
         ("pingpong", "cross-process round trip p50, 8 B", "p50_us", 1e-6),
         ("pingpong", "cross-process round trip p99, 8 B", "p99_us", 1e-6),
         ("throughput_1_1", "throughput 1 → 1, 8 B (time per message)", "ns_per_msg", 1e-9),
         ("throughput_2_2", "throughput 2 → 2, 8 B (time per message)", "ns_per_msg", 1e-9),
+        (
+            "throughput_1_1_batch64",
+            "throughput 1 → 1, 8 B, batches of 64 (time per message)",
+            "ns_per_msg",
+            1e-9,
+        ),
         ("idle", "CPU burnt by a consumer blocked 2 s", "cpu_ms", 1e-3),
     ):
         if key not in cross:
@@ -72,8 +90,60 @@ def _rows(data: dict[str, Any]) -> list[tuple[str, dict[str, float | None], str]
         for q in queues:
             r = cross[key].get(q)
             cells[q] = r[field] * scale if r and field in r else None
-        rows.append((label, cells, "time"))
+        kind = "partial" if key.endswith("batch64") else "time"
+        if kind == "partial":
+            cells = {q: v for q, v in cells.items() if q in cross[key]}
+        rows.append((label, cells, kind))
     return rows
+
+
+#: Same-process scenarios beyond put+get (bench_same.py --scenario), in table order.
+SCENARIO_LABELS = {
+    "batch": "batch of 64 (put_many + get_many), per message",
+    "zerocopy": "zero-copy put+get (one copy in, read in place)",
+    "get_into": "put + get_into a reused buffer",
+}
+
+
+def _scenario_notes(data: dict[str, Any]) -> list[str]:
+    """Notes that put the extra same-process scenarios in relation, from the same run."""
+    notes = []
+    scenarios = data.get("scenarios", {})
+    same = data.get("same_process", {}).get("results", {})
+
+    def fig(sc: str, q: str, size: int) -> float | None:
+        v = scenarios.get(sc, {}).get("results", {}).get(q, {}).get(str(size), {})
+        return v.get("median_s")
+
+    for size in scenarios.get("batch", {}).get("sizes", []):
+        fq = fig("batch", FQ, size)
+        zq = same.get("zeroq", {}).get(str(size), {}).get("median_s")
+        own = same.get(FQ, {}).get(str(size), {}).get("median_s")
+        if fq and zq and own:
+            notes.append(
+                f"- Batches of 64 at {fmt_size(size)}: {fmt_time(fq)} per message, "
+                f"{fq / zq:.2f}× zeroq's single put+get ({fmt_time(zq)}) and {fq / own:.2f}× "
+                f"fastqueue's own ({fmt_time(own)})."
+            )
+    for size in scenarios.get("zerocopy", {}).get("sizes", []):
+        fq, m8, m1 = (fig("zerocopy", q, size) for q in (FQ, "memcpy", "memcpy-1"))
+        if fq and m8 and m1:
+            notes.append(
+                f"- Zero-copy at {fmt_size(size)}: fastqueue's put_slot + get_slot take "
+                f"{fmt_time(fq)}, {fq / m8:.2f}× one memcpy of {fmt_size(size)} into 8 buffers "
+                f"in turn ({fmt_time(m8)}, the memory pattern of a ring of 8 slots) and "
+                f"{fq / m1:.2f}× one into a single, cache-warm buffer ({fmt_time(m1)})."
+            )
+    for size in scenarios.get("get_into", {}).get("sizes", []):
+        fq = fig("get_into", FQ, size)
+        own = same.get(FQ, {}).get(str(size), {}).get("median_s")
+        if fq and own:
+            notes.append(
+                f"- put + get_into at {fmt_size(size)}: {fmt_time(fq)}, {fq / own:.2f}× put + "
+                f"get ({fmt_time(own)}); get_into pays for lending the buffer to ctypes, get for "
+                f"allocating the result."
+            )
+    return notes
 
 
 def markdown(data: dict[str, Any]) -> str:
@@ -93,11 +163,15 @@ def markdown(data: dict[str, Any]) -> str:
     out.append("| " + " | ".join(head) + " |")
     out.append("|" + "---|" * len(head))
     for label, cells, kind in _rows(data):
-        vals = [fmt_time(cells.get(q)) if (q in cells or kind != "floor") else "" for q in queues]
+        # "floor" and "partial" rows: only the queues in `cells` take part (others blank).
+        vals = [fmt_time(cells.get(q)) if (q in cells or kind == "time") else "" for q in queues]
         if kind == "floor":
             ratios = ["" for _ in peers]
         else:
-            ratios = [fmt_ratio(cells.get(p), cells.get(FQ)) for p in peers]
+            ratios = [
+                fmt_ratio(cells.get(p), cells.get(FQ)) if (p in cells or kind == "time") else ""
+                for p in peers
+            ]
         out.append("| " + " | ".join([label, *vals, *ratios]) + " |")
     out.append("")
     same = data.get("same_process", {})
@@ -111,8 +185,13 @@ def markdown(data: dict[str, Any]) -> str:
                 f"({fmt_time(fq)} vs {fmt_time(fl)}: "
                 f"{fmt_time(fq - fl)} above two bare ctypes calls)."
             )
+    notes.extend(_scenario_notes(data))
     tp = data.get("cross_process", {})
-    for key, label in (("throughput_1_1", "1 → 1"), ("throughput_2_2", "2 → 2")):
+    for key, label in (
+        ("throughput_1_1", "1 → 1"),
+        ("throughput_2_2", "2 → 2"),
+        ("throughput_1_1_batch64", "1 → 1 with batches of 64"),
+    ):
         if key in tp:
             parts = [
                 f"{q} {tp[key][q]['msgs_per_s'] / 1e3:,.0f} k" for q in queues if tp[key].get(q)

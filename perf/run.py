@@ -45,6 +45,8 @@ KiB, MiB = 1 << 10, 1 << 20
 FULL = {
     "sizes": [8, 128, KiB, 256 * KiB, 8 * MiB, 32 * MiB],
     "floor_sizes": [8, 128, KiB],
+    # Same-process scenarios beyond put+get (bench_same.py --scenario): name -> sizes.
+    "scenarios": {"batch": [8], "zerocopy": [8 * MiB], "get_into": [8, 8 * MiB]},
     "pyperf": ["--processes", "10", "--values", "3", "--warmups", "1"],
     "repeats": 3,
     "suffix": "",
@@ -52,6 +54,7 @@ FULL = {
 QUICK = {
     "sizes": [8, KiB, 256 * KiB, 8 * MiB],
     "floor_sizes": [8],
+    "scenarios": {"batch": [8], "zerocopy": [8 * MiB], "get_into": [8]},
     "pyperf": ["--processes", "3", "--values", "2", "--warmups", "1", "--min-time", "0.03"],
     "repeats": 1,
     "suffix": "-quick",
@@ -124,53 +127,81 @@ def availability() -> tuple[list[str], dict[str, str], dict[str, str]]:
     return ok, missing, versions
 
 
+def _pyperf_job(
+    cfg: dict[str, Any], q: str, size: int, scenario: str, tmp: str, data: dict[str, Any]
+) -> tuple[dict[str, Any], str] | None:
+    """Run bench_same.py for one (queue, size, scenario) in a subprocess: (figures, pyperf JSON
+    file), or None after recording the failure in data["errors"]."""
+    import pyperf
+
+    out = os.path.join(tmp, f"{scenario}-{q}-{size}.json")
+    cmd = [
+        sys.executable,
+        os.path.join(HERE, "bench_same.py"),
+        "--queue",
+        q,
+        "--sizes",
+        str(size),
+        "--scenario",
+        scenario,
+        "--quiet",
+        "-o",
+        out,
+        "--inherit-environ",
+        "FASTQUEUE_LIBRARY",
+        *cfg["pyperf"],
+    ]
+    t0 = time.perf_counter()
+    rc, _, err = run_sub(cmd, 900)
+    what = "same-process" if scenario == "putget" else scenario
+    key = f"{what} {q} {report.fmt_size(size)}"
+    if rc != 0 or not os.path.exists(out):
+        data["errors"][key] = last_line(err)
+        log(f"  {key}: FAILED ({last_line(err)})")
+        return None
+    bench = pyperf.Benchmark.load(out)
+    values = bench.get_values()
+    entry = {
+        "median_s": statistics.median(values),
+        "mean_s": statistics.fmean(values),
+        "stdev_s": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "values": len(values),
+        "loops": bench.get_loops(),
+    }
+    log(
+        f"  {key}: {report.fmt_time(entry['median_s'])} "
+        f"(median of {len(values)}, {time.perf_counter() - t0:.0f} s)"
+    )
+    return entry, out
+
+
 def same_process(cfg: dict[str, Any], queues: list[str], data: dict[str, Any], tmp: str) -> None:
     import pyperf
 
     sp = data["same_process"]
     suite_files = []
-    jobs = [(size, q) for size in cfg["sizes"] for q in queues]
+    jobs = [(size, q, "putget") for size in cfg["sizes"] for q in queues]
     if "fastqueue" in queues:
-        jobs += [(size, "ctypes-floor") for size in cfg["floor_sizes"]]
-    for size, q in jobs:
-        out = os.path.join(tmp, f"same-{q}-{size}.json")
-        cmd = [
-            sys.executable,
-            os.path.join(HERE, "bench_same.py"),
-            "--queue",
-            q,
-            "--sizes",
-            str(size),
-            "--quiet",
-            "-o",
-            out,
-            "--inherit-environ",
-            "FASTQUEUE_LIBRARY",
-            *cfg["pyperf"],
-        ]
-        t0 = time.perf_counter()
-        rc, _, err = run_sub(cmd, 900)
-        key = f"same-process {q} {report.fmt_size(size)}"
-        if rc != 0 or not os.path.exists(out):
-            data["errors"][key] = last_line(err)
-            log(f"  {key}: FAILED ({last_line(err)})")
+        jobs += [(size, "ctypes-floor", "putget") for size in cfg["floor_sizes"]]
+    for scenario, sizes in cfg["scenarios"].items():
+        wanted = adapters.SCENARIO_QUEUES[scenario]
+        members = [q for q in wanted if q in queues or q.startswith("memcpy")]
+        sc = data["scenarios"].setdefault(scenario, {"sizes": sizes, "results": {}})
+        sc["queues"] = members
+        jobs += [(size, q, scenario) for size in sizes for q in members]
+    for size, q, scenario in jobs:
+        done = _pyperf_job(cfg, q, size, scenario, tmp, data)
+        if done is None:
             continue
-        bench = pyperf.Benchmark.load(out)
-        values = bench.get_values()
-        entry = {
-            "median_s": statistics.median(values),
-            "mean_s": statistics.fmean(values),
-            "stdev_s": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "values": len(values),
-            "loops": bench.get_loops(),
-        }
-        target = sp["floor"] if q == "ctypes-floor" else sp["results"].setdefault(q, {})
+        entry, out = done
+        if scenario != "putget":
+            target = data["scenarios"][scenario]["results"].setdefault(q, {})
+        elif q == "ctypes-floor":
+            target = sp["floor"]
+        else:
+            target = sp["results"].setdefault(q, {})
         target[str(size)] = entry
         suite_files.append(out)
-        log(
-            f"  {key}: {report.fmt_time(entry['median_s'])} "
-            f"(median of {len(values)}, {time.perf_counter() - t0:.0f} s)"
-        )
     if suite_files:
         suite = pyperf.BenchmarkSuite([pyperf.Benchmark.load(f) for f in suite_files])
         path = os.path.join(RESULTS, f"same_process{cfg['suffix']}.pyperf.json")
@@ -188,12 +219,20 @@ def cross_process(
         ("pingpong", ["pingpong"], cfg["repeats"]),
         ("throughput_1_1", ["throughput", "--producers", "1", "--consumers", "1"], cfg["repeats"]),
         ("throughput_2_2", ["throughput", "--producers", "2", "--consumers", "2"], cfg["repeats"]),
+        (
+            "throughput_1_1_batch64",
+            ["throughput", "--producers", "1", "--consumers", "1", "--batch", "64"],
+            cfg["repeats"],
+        ),
         ("idle", ["idle"], 1),
     ]
     for key, args, repeats in scenarios:
-        runs: dict[str, list[dict[str, Any]]] = {q: [] for q in cq}
-        for rep in range(repeats if cq else 0):
-            order = cq[rep % len(cq) :] + cq[: rep % len(cq)]  # rotate who goes first
+        members = adapters.BATCH_QUEUES if "--batch" in args else cq
+        runs: dict[str, list[dict[str, Any]]] = {q: [] for q in cq if q in members}
+        cq_run = list(runs)
+        for rep in range(repeats if cq_run else 0):
+            k = rep % len(cq_run)
+            order = cq_run[k:] + cq_run[:k]  # rotate who goes first
             for q in order:
                 if f"{key} {q}" in data["errors"]:
                     continue
@@ -273,6 +312,7 @@ def main() -> None:
             "mp.Queue pickles, which is the only way it works.",
         ],
         "same_process": {"sizes": cfg["sizes"], "floor_sizes": [], "results": {}, "floor": {}},
+        "scenarios": {},
         "cross_process": {},
     }
     if "fastqueue" in queues:

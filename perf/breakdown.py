@@ -3,20 +3,24 @@
     python perf/breakdown.py [--size 8] [--repeat 15]
 
 Each line is the median over ``--repeat`` timed runs of one put+get (same process, capacity 8),
-measured in this one process, back to back, so the differences between lines are the cost of
-each layer:
+measured in this one process, back to back (two interleaved passes, the lower median kept), so
+the differences between lines are the cost of each layer:
 
-  Queue.put + Queue.get     the public API
-  Handle.put + Handle.get   fastqueue._ffi.Handle, i.e. without Queue's argument checks
-  fq_put + fq_get (ctypes)  the two library calls with arguments prepared once, plus the copy
-                            of the received bytes into a new bytes object
-  same, no copy out         the two library calls alone
-  ctypes floor              two calls of fq_noop (the same argument types as fq_put)
-  ... without argtypes      fq_put + fq_get / 2 x fq_noop on a second CDLL of the same library
-                            with argtypes left unset and every argument a prebuilt ctypes object
-                            (c_void_p handle, c_uint64 sizes, c_int64 timeout, byref length):
-                            what the calls cost without ctypes' per-argument from_param work
-  zeroq put+get             the reference project (PyO3), for scale
+  Queue.put + Queue.get        the public API (first attempts never wait)
+  Handle.put + Handle.get      fastqueue._ffi.Handle with timeout 0: without Queue's checks
+  fq_put + fq_get, copy out    the two library calls as the Handle makes them -- the GIL-keeping
+                               (PyDLL) loading, prepared arguments -- plus the copy of the
+                               message into a new bytes object (here always through a receive
+                               buffer of the message's size)
+  same, no copy out            the two library calls alone
+  ctypes floor                 2 x fq_noop made the same way: below this no ctypes binding goes
+  floor, GIL released          2 x fq_noop through the CDLL loading (what a call that may wait
+                               costs: the GIL is released and taken back around it)
+  floor, argtypes declared     2 x fq_noop through _ffi's declared function with plain ints: the
+                               per-argument from_param conversions fastqueue's hot path avoids
+  zeroq put+get                the reference project (PyO3), for scale
+  (size > 64 KiB)              also the in-place get (fq_read_begin, one copy, fq_read_end)
+                               against fq_get into a receive buffer and a copy out of it
 
 This is a diagnostic for the developers, not part of the side-by-side suite: it reaches into
 fastqueue's private ``_ffi`` layer and will need updating when that changes.
@@ -26,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import functools
 import os
 import statistics
 import sys
@@ -61,18 +64,21 @@ def main() -> None:
 
     size = a.size
     p, _ = adapters.payloads(size)
-    q = fastqueue.Queue(adapters.unique_name("bd"), element_size=size, capacity=8)
+    q = fastqueue.Queue(adapters.unique_name("bd"), element_size=max(size, 1), capacity=8)
     zq = None
     try:
         h = q._h
-        slice_ns = 50_000_000
-        raw_put = functools.partial(_ffi._fq_put, h._ptr)
-        raw_get = functools.partial(_ffi._fq_get, h._ptr)
-        noop = functools.partial(_ffi._fq_noop, h._ptr)
+        assert h is not None
+        arg, n = h._arg, len(p)
+        n_arg, now = _ffi._u64_args[n], _ffi._NOW
+        put_now, get_now, noop_now = _ffi._put_now, _ffi._get_now, _ffi._noop_now
+        # The same fq_noop through the GIL-releasing CDLL loading, prepared arguments.
+        noop_wait = _ffi._lib["fq_noop"]
+        noop_wait.restype = ctypes.c_int32
+        noop_declared = _ffi._fq_noop
         buf = ctypes.create_string_buffer(max(size, 1))
         length = ctypes.c_uint64()
-        length_ref = ctypes.byref(length)
-        n = len(p)
+        buf_arg, len_arg, cap_arg = ctypes.byref(buf), ctypes.byref(length), _ffi._arg_u64(size)
 
         def public(loops: int) -> float:
             put, get = q.put, q.get
@@ -88,39 +94,17 @@ def main() -> None:
             put, get = h.put, h.get
             t0 = time.perf_counter()
             for _ in range(loops):
-                put(p, n, slice_ns)
-                r = get(slice_ns)
+                put(p, n, 0)
+                r = get(0)
             dt = time.perf_counter() - t0
-            assert r in (p, (0, p))  # Handle.get's return shape has changed over time
+            assert r == p
             return dt
 
         def raw_copy(loops: int) -> float:
             t0 = time.perf_counter()
             for _ in range(loops):
-                raw_put(p, n, slice_ns)
-                raw_get(buf, size, length, slice_ns)
-                r = buf[: length.value]
-            dt = time.perf_counter() - t0
-            assert r == p
-            return dt
-
-        def raw_copy_byref(loops: int) -> float:
-            t0 = time.perf_counter()
-            for _ in range(loops):
-                raw_put(p, n, slice_ns)
-                raw_get(buf, size, length_ref, slice_ns)
-                r = buf[: length.value]
-            dt = time.perf_counter() - t0
-            assert r == p
-            return dt
-
-        address = ctypes.addressof(buf)
-
-        def raw_copy_address(loops: int) -> float:
-            t0 = time.perf_counter()
-            for _ in range(loops):
-                raw_put(p, n, slice_ns)
-                raw_get(address, size, length_ref, slice_ns)
+                put_now(arg, p, n_arg, now)
+                get_now(arg, buf_arg, cap_arg, len_arg, now)
                 r = buf[: length.value]
             dt = time.perf_counter() - t0
             assert r == p
@@ -129,8 +113,8 @@ def main() -> None:
         def raw_nocopy(loops: int) -> float:
             t0 = time.perf_counter()
             for _ in range(loops):
-                raw_put(p, n, slice_ns)
-                raw_get(address, size, length_ref, slice_ns)
+                put_now(arg, p, n_arg, now)
+                get_now(arg, buf_arg, cap_arg, len_arg, now)
             dt = time.perf_counter() - t0
             assert buf[: length.value] == p
             return dt
@@ -138,52 +122,61 @@ def main() -> None:
         def floor(loops: int) -> float:
             t0 = time.perf_counter()
             for _ in range(loops):
-                noop(p, n, slice_ns)
-                noop(p, n, slice_ns)
+                noop_now(arg, p, n_arg, now)
+                noop_now(arg, p, n_arg, now)
             return time.perf_counter() - t0
 
-        def copy_only(loops: int) -> float:
+        def floor_gil(loops: int) -> float:
             t0 = time.perf_counter()
             for _ in range(loops):
-                buf[:size]  # the slice is the copy being timed
+                noop_wait(arg, p, n_arg, now)
+                noop_wait(arg, p, n_arg, now)
             return time.perf_counter() - t0
 
-        lean = ctypes.CDLL(_ffi.library_path())  # own function objects: _ffi's stay untouched
-        l_put, l_get, l_noop = lean.fq_put, lean.fq_get, lean.fq_noop
-        for f in (l_put, l_get, l_noop):
-            f.restype = ctypes.c_int32  # argtypes stay None: no per-argument conversion
-        vp = ctypes.c_void_p(h._ptr.value if hasattr(h._ptr, "value") else h._ptr)
-        c_n, c_cap, c_t = ctypes.c_uint64(n), ctypes.c_uint64(size), ctypes.c_int64(slice_ns)
+        ptr = h._ptr
 
-        def raw_lean(loops: int) -> float:
+        def floor_declared(loops: int) -> float:
             t0 = time.perf_counter()
             for _ in range(loops):
-                l_put(vp, p, c_n, c_t)
-                l_get(vp, buf, c_cap, length_ref, c_t)
-                r = buf[: length.value]
-            dt = time.perf_counter() - t0
-            assert r == p
-            return dt
-
-        def floor_lean(loops: int) -> float:
-            t0 = time.perf_counter()
-            for _ in range(loops):
-                l_noop(vp, p, c_n, c_t)
-                l_noop(vp, p, c_n, c_t)
+                noop_declared(ptr, p, n, 0)
+                noop_declared(ptr, p, n, 0)
             return time.perf_counter() - t0
 
         rows = [
             ("Queue.put + Queue.get", public),
             ("Handle.put + Handle.get", handle),
-            ("fq_put + fq_get + copy out (ctypes)", raw_copy),
-            ("  same, length passed as byref()", raw_copy_byref),
-            ("  same, buffer as address, byref()", raw_copy_address),
+            ("fq_put + fq_get + copy out", raw_copy),
             ("fq_put + fq_get, no copy out", raw_nocopy),
             ("ctypes floor: 2 x fq_noop", floor),
-            ("copy out alone: buf[:n] -> bytes", copy_only),
-            ("fq_put + fq_get + copy out, no argtypes", raw_lean),
-            ("ctypes floor, no argtypes", floor_lean),
+            ("  floor, GIL released (CDLL)", floor_gil),
+            ("  floor, argtypes declared", floor_declared),
         ]
+        if size > _ffi.GET_COPY_LIMIT:
+            scratch = h._new_scratch()
+
+            def in_place(loops: int) -> float:
+                t0 = time.perf_counter()
+                for _ in range(loops):
+                    put_now(arg, p, n_arg, now)
+                    r = h._get_in_place(scratch)
+                dt = time.perf_counter() - t0
+                assert r == p
+                return dt
+
+            def via_buffer(loops: int) -> float:
+                t0 = time.perf_counter()
+                for _ in range(loops):
+                    put_now(arg, p, n_arg, now)
+                    get_now(arg, buf_arg, cap_arg, len_arg, now)
+                    r = buf[: length.value]
+                dt = time.perf_counter() - t0
+                assert r == p
+                return dt
+
+            rows += [
+                ("put + in-place get (read_begin/end)", in_place),
+                ("put + fq_get into a buffer + copy", via_buffer),
+            ]
         ok, _ = adapters.available("zeroq")
         if ok:
             zq = adapters.make("zeroq", size, 8)
@@ -199,17 +192,17 @@ def main() -> None:
                 return dt
 
             rows.append(("zeroq put+get (reference)", zeroq_loop))
-        results = []
+        results: list[list[object]] = []
         for _ in range(2):  # interleave twice; keep the lower median of each line
             for i, (label, body) in enumerate(rows):
                 t = measure(body, a.repeat)
                 if len(results) <= i:
                     results.append([label, t])
                 else:
-                    results[i][1] = min(results[i][1], t)
+                    results[i][1] = min(results[i][1], t)  # type: ignore[type-var]
         print(f"one put+get of {size} B, median of {a.repeat} runs (lower of two passes):")
         for label, t in results:
-            print(f"  {label:40s} {t * 1e9:10.0f} ns")
+            print(f"  {label:40s} {t * 1e9:10.0f} ns")  # type: ignore[operator]
     finally:
         if zq is not None:
             zq.close()

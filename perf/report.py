@@ -57,7 +57,8 @@ def _rows(data: dict[str, Any]) -> list[tuple[str, dict[str, float | None], str]
     floor = same.get("floor", {})
     for size in same.get("floor_sizes", []):
         v = floor.get(str(size), {}).get("median_s")
-        rows.append((f"ctypes floor: 2 × `fq_noop` via ctypes, {fmt_size(size)}", {FQ: v}, "floor"))
+        label = f"ctypes floor: 2 × `fq_noop`, called as fastqueue calls `fq_put`, {fmt_size(size)}"
+        rows.append((label, {FQ: v}, "floor"))
     scenarios = data.get("scenarios", {})
     for name, label in SCENARIO_LABELS.items():
         sc = scenarios.get(name)

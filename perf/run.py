@@ -306,6 +306,10 @@ def main() -> None:
         "unavailable": missing,
         "errors": {},
         "notes": [
+            "The ctypes floor calls the library's exported no-op twice, exactly as fastqueue's "
+            "first (non-waiting) put calls fq_put: the GIL-keeping (PyDLL) loading, arguments "
+            "prepared ahead. No ctypes binding can go below it; zeroq, a compiled (PyO3) "
+            "extension, does a whole put+get in about the time of those two empty calls.",
             "iceoryx2 is measured same-process only: its publish/subscribe has no blocking "
             "receive, so it does not fit the blocking cross-process scenarios simply.",
             "faster-fifo carries raw bytes (identity `dumps`, `loads=bytes`), not pickles; "

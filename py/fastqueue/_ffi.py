@@ -256,8 +256,9 @@ _fq_noop = _declare("fq_noop", c_int32, c_void_p, c_void_p, c_uint64, c_int64)
 # The hot path: functions called with prepared arguments.
 #
 # A ctypes call with argtypes declared runs each argument through its type's from_param and
-# builds a temporary argument object for it; a put+get of 8 bytes spent about as long there as
-# in the two calls themselves. The functions below are the same exports with argtypes left
+# builds a temporary argument object for it: two calls of fq_noop cost 714 ns that way, 253 ns
+# with prepared arguments and the GIL kept (perf/breakdown.py, this project's 2-core test
+# machine). The functions below are the same exports with argtypes left
 # unset, called only with *prepared* arguments that ctypes passes on as they are: the results
 # of ``c_uint64.from_param(n)`` and the like (made once and reused where the value repeats:
 # the handle, the timeout 0, common lengths), ``byref(...)`` of out-parameters and buffers, and
@@ -337,9 +338,6 @@ _get_many_wait = _declare_wire(
 )
 _put_wait = _declare_wire(_lib, "fq_put", c_int32, c_void_p, c_void_p, c_uint64, c_int64)
 _get_wait = _declare_wire(_lib, "fq_get", c_int32, c_void_p, c_void_p, c_uint64, _u64p, c_int64)
-_read_begin_wait = _declare_wire(
-    _lib, "fq_read_begin", c_int32, c_void_p, _voidpp, _u64p, _u64p, c_int64
-)
 
 
 def library_path() -> str:

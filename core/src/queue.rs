@@ -609,15 +609,9 @@ impl Queue {
 
     /// Messages put but not yet marked done with [`Queue::task_done`] (nor skipped or lost).
     pub fn unfinished(&self) -> u64 {
-        let h = self.header();
         // ORDERING: Acquire: see `task_done`.
-        let done = h.control.0.tasks_done.load(Ordering::Acquire);
-        let s = &h.stats.0;
-        // ORDERING: Acquire on the counters, so `done` never looks ahead of them.
-        let tail = h.tail.0.load(Ordering::Acquire);
-        // ORDERING: as above.
-        let gone = s.skipped.load(Ordering::Acquire) + s.lost.load(Ordering::Acquire);
-        tail.saturating_sub(gone).saturating_sub(done)
+        let done = self.header().control.0.tasks_done.load(Ordering::Acquire);
+        self.unfinished_given(done)
     }
 
     /// Marks `n` fetched messages as processed (`JoinableQueue.task_done`). `Invalid` if that

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Callable, Final, Protocol, TypeVar
 
 from . import _ffi
 from ._errors import Full, MessageTooBigError
-from .queue import _SLICE_NS, Queue, _check_size, _check_timeout, _slice
+from .queue import Queue, _check_size, _check_timeout
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -279,24 +279,10 @@ class ObjectQueue(Queue):
         EMPTY) or the time is up, in slices so that Ctrl-C works; Queue.put's rules."""
         if not block:
             return attempt(0)
-        if timeout is None:
-            result = attempt(_SLICE_NS)
-            while result == busy:
-                if self._h is not h:
-                    raise self._closed_error()
-                result = attempt(_SLICE_NS)
-            return result
-        t = _check_timeout(timeout)
+        t = None if timeout is None else _check_timeout(timeout)
         result = attempt(0)
-        if result == busy and t > 0.0:
-            deadline = time.monotonic() + t
-            while result == busy:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0.0:
-                    break
-                if self._h is not h:
-                    raise self._closed_error()
-                result = attempt(_slice(remaining))
+        if result == busy:
+            return self._retry(h, attempt, busy, t)  # type: ignore[return-value]
         return result
 
     # ------------------------------------------------------------------------------ put / get

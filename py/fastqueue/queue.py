@@ -29,7 +29,7 @@ import secrets
 import time
 import weakref
 from array import array
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from . import _aio, _ffi
 from ._errors import (
@@ -51,6 +51,8 @@ __all__ = ["Queue", "WriteSlot", "unlink"]
 #: costs a little CPU (the library spins briefly before it sleeps again): a consumer blocked 2 s
 #: burnt ~5 ms with 50 ms slices, ~2.7 ms with 100 ms, ~1.4 ms with 200 ms (perf/, same run).
 _SLICE_NS: Final = 100_000_000
+
+_T = TypeVar("_T")
 #: Longest name the library takes, in bytes (fastqueue.h, "Names").
 _MAX_NAME: Final = 250
 #: Largest value of the library's uint64 size parameters.
@@ -332,22 +334,7 @@ class Queue(_aio.AsyncMixin):
         """put's waiting path, after a first attempt found the queue full: library waits of at
         most one slice each (so that signal handlers run), until the put is done, fails, or
         ``timeout`` (seconds, validated) runs out. Returns the status."""
-        status = _FULL
-        if timeout is None:
-            while status == _FULL:
-                if self._h is not h:
-                    raise self._closed_error()
-                status = h.put(data, n, _SLICE_NS)
-            return status
-        deadline = time.monotonic() + float(timeout)
-        while status == _FULL:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0.0:
-                break
-            if self._h is not h:
-                raise self._closed_error()
-            status = h.put(data, n, _slice(remaining))
-        return status
+        return self._retry(h, lambda ns: h.put(data, n, ns), _FULL, timeout)
 
     def put_nowait(self, item: Buffer) -> None:
         """``put(item, block=False)``: raises :class:`~fastqueue.Full` at once when full."""
@@ -408,22 +395,7 @@ class Queue(_aio.AsyncMixin):
     def _wait_to_get(self, h: _ffi.Handle, timeout: float | None) -> bytes | int:
         """get's waiting path, after a first attempt found the queue empty (see _wait_to_put):
         the message, or the status."""
-        result: bytes | int = _EMPTY
-        if timeout is None:
-            while result == _EMPTY:
-                if self._h is not h:
-                    raise self._closed_error()
-                result = h.get(_SLICE_NS)
-            return result
-        deadline = time.monotonic() + float(timeout)
-        while result == _EMPTY:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0.0:
-                break
-            if self._h is not h:
-                raise self._closed_error()
-            result = h.get(_slice(remaining))
-        return result
+        return self._retry(h, h.get, _EMPTY, timeout)
 
     def get_nowait(self) -> bytes:
         """``get(block=False)``: raises :class:`~fastqueue.Empty` at once if there is no message."""
@@ -555,26 +527,10 @@ class Queue(_aio.AsyncMixin):
         if h is None:
             raise self._closed_error()
         n = _check_size(max_items, "max_items")
-        if not block:
-            result = h.get_many(n, 0)
-        elif timeout is None:
-            result = h.get_many(n, _SLICE_NS)
-            while result == _EMPTY:
-                if self._h is not h:
-                    raise self._closed_error()
-                result = h.get_many(n, _SLICE_NS)
-        else:
-            t = _check_timeout(timeout)
-            result = h.get_many(n, 0)
-            if result == _EMPTY and t > 0.0:
-                deadline = time.monotonic() + t
-                while result == _EMPTY:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0.0:
-                        break
-                    if self._h is not h:
-                        raise self._closed_error()
-                    result = h.get_many(n, _slice(remaining))
+        t = None if timeout is None or not block else _check_timeout(timeout)
+        result = h.get_many(n, 0)
+        if result == _EMPTY and block:
+            result = self._retry(h, lambda ns: h.get_many(n, ns), _EMPTY, t)
         if isinstance(result, list):
             return result
         raise self._get_error(result)
@@ -582,12 +538,13 @@ class Queue(_aio.AsyncMixin):
     # ---------------------------------------------------------------------- buffers, zero-copy
 
     def _retry(
-        self, h: _ffi.Handle, attempt: Callable[[int], int], busy: int, timeout: float | None
-    ) -> int:
-        """The waiting path of a call whose first attempt found the queue ``busy`` (FULL or
-        EMPTY): ``attempt(timeout_ns)`` again, one slice at a time (so that Ctrl-C works), until
-        it returns another status or ``timeout`` (seconds, validated; None: forever) runs out."""
-        status = busy
+        self, h: _ffi.Handle, attempt: Callable[[int], _T], busy: int, timeout: float | None
+    ) -> _T | int:
+        """The waiting path of a call whose first attempt found the queue ``busy`` (FULL, EMPTY,
+        or join's TIMEOUT): ``attempt(timeout_ns)`` again, one slice at a time (so that Ctrl-C
+        works), until it returns something else or ``timeout`` (seconds, validated; None:
+        forever) runs out; then the last result (``busy`` if time ran out first)."""
+        status: _T | int = busy
         deadline = None if timeout is None else time.monotonic() + float(timeout)
         while status == busy:
             if deadline is None:
@@ -825,24 +782,10 @@ class Queue(_aio.AsyncMixin):
         h = self._h
         if h is None:
             raise self._closed_error()
-        if timeout is None:
-            status = h.join(_SLICE_NS)
-            while status == _ffi.TIMEOUT:
-                if self._h is not h:
-                    raise self._closed_error()
-                status = h.join(_SLICE_NS)
-        else:
-            t = _check_timeout(timeout)
-            status = h.join(0)
-            if status == _ffi.TIMEOUT and t > 0.0:
-                deadline = time.monotonic() + t
-                while status == _ffi.TIMEOUT:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0.0:
-                        break
-                    if self._h is not h:
-                        raise self._closed_error()
-                    status = h.join(_slice(remaining))
+        t = None if timeout is None else _check_timeout(timeout)
+        status = h.join(0)
+        if status == _ffi.TIMEOUT:
+            status = self._retry(h, h.join, _ffi.TIMEOUT, t)
         if status == _OK:
             return True
         if status == _ffi.TIMEOUT:

@@ -362,6 +362,8 @@ def signature_check_source() -> str:
     lines.append("    int ok = 1;")
     for s in sigs:
         lines.append(f"    ok = ok && p_{s.name} != NULL;")
+    # FQ_TRY_STATUS undoes the library's bias (fq_try_get of a NULL handle fails FQ_ERR_NULL).
+    lines.append("    ok = ok && FQ_TRY_STATUS(fq_try_get(NULL, NULL, 0)) == FQ_ERR_NULL;")
     lines += ["    return ok && fq_abi_version() == FQ_ABI_VERSION ? 0 : 1;", "}", ""]
     return "\n".join(lines)
 

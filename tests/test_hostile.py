@@ -386,6 +386,18 @@ def abi_battery(name: str) -> dict[str, Any]:
     r["read_end by another handle"] = lib.fq_read_end(h2, tok2.value)
     r["read_end"] = lib.fq_read_end(h, tok2.value)
     r["read_end again"] = lib.fq_read_end(h, tok2.value)
+    bias = _ffi.TRY_BIAS  # FQ_TRY_BIAS (test_header.py checks the macros against the library)
+    r["try_put NULL q"] = lib.fq_try_put(None, b"x", 1)
+    r["try_put NULL data"] = lib.fq_try_put(h, None, 5)
+    r["try_put too big"] = lib.fq_try_put(h, b"x" * 9, 9)
+    r["try_get NULL q"] = lib.fq_try_get(None, buf, 64) + bias
+    r["try_get NULL buf"] = lib.fq_try_get(h, None, 64) + bias
+    r["try_get empty"] = lib.fq_try_get(h, buf, 64) + bias
+    r["try_put 0"] = lib.fq_try_put(h, None, 0)
+    r["try_get NULL buf cap 0"] = lib.fq_try_get(h, None, 0)
+    r["try_put 6"] = lib.fq_try_put(h, b"abcdef", 6)
+    r["try_get small buffer"] = lib.fq_try_get(h, buf, 5) + bias
+    r["try_get"] = (lib.fq_try_get(h2, buf, 64), buf.raw[:6])
     r["noop NULL q"] = lib.fq_noop(None, None, 0, 0)
     r["noop"] = lib.fq_noop(h, None, 0, 0)
     r["put after all that"] = lib.fq_put(h, b"fine", 4, 0)
@@ -469,6 +481,17 @@ def test_c_abi_rejects_null_and_nonsense_arguments(segment_name: str) -> None:
         "read_end by another handle": invalid,
         "read_end": ok,
         "read_end again": invalid,
+        "try_put NULL q": null,
+        "try_put NULL data": null,
+        "try_put too big": _ffi.ERR_TOO_BIG,
+        "try_get NULL q": null,
+        "try_get NULL buf": null,
+        "try_get empty": _ffi.EMPTY,
+        "try_put 0": ok,
+        "try_get NULL buf cap 0": 0,  # the empty message: its length
+        "try_put 6": ok,
+        "try_get small buffer": _ffi.ERR_BUFFER,  # and the message stays queued:
+        "try_get": (6, b"abcdef"),
         "noop NULL q": null,
         "noop": ok,
         "put after all that": ok,

@@ -8,7 +8,9 @@ which way is faster is measured in perf/.
 
 from __future__ import annotations
 
+import itertools
 import os
+import sys
 import threading
 from typing import Callable
 
@@ -182,3 +184,65 @@ def test_get_many_with_growing_max_items_on_one_handle(qname: NameFactory) -> No
         for k in (1, 2, 100, 3, 200):
             got += q.get_many(k)
         assert got == msgs
+
+
+def test_hot_path_receive_buffers_are_never_shared_between_threads(qname: NameFactory) -> None:
+    """get_nowait / get on their hot path (a message there at once) from 4 threads, with the
+    interpreter switching threads as often as it can: every message arrives exactly once and
+    intact. A receive buffer shared between threads would hand one thread another's message."""
+    per_thread = 10_000
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        with Queue(qname(), element_size=16, capacity=64) as q:
+            sent = [i.to_bytes(8, "little") * 2 for i in range(4 * per_thread)]
+            got: list[list[bytes]] = [[] for _ in range(4)]
+            todo = iter(sent)
+            lock = threading.Lock()
+
+            def work(k: int) -> None:
+                mine = got[k]
+                while True:
+                    with lock:
+                        batch = list(itertools.islice(todo, 8))
+                    if not batch:
+                        return
+                    for m in batch:
+                        q.put(m, timeout=30)
+                    for i in range(len(batch)):
+                        while True:
+                            try:
+                                mine.append(q.get_nowait() if i % 2 else q.get(timeout=30))
+                                break
+                            except Empty:
+                                pass
+
+            threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(120)
+            assert not any(t.is_alive() for t in threads)
+            assert sorted(m for ms in got for m in ms) == sorted(sent)
+    finally:
+        sys.setswitchinterval(old)
+
+
+def test_hot_path_after_close_and_after_fork(qname: NameFactory) -> None:
+    """The hot path's bound library calls follow the handle: closed, put and get raise
+    ValueError (never touch a freed handle); in a forked child they use the child's own handle
+    (so that recovery can tell the child from the parent)."""
+    q = Queue(qname(), element_size=8, capacity=4)
+    q.put(b"one")
+    pid = os.fork()
+    if pid == 0:  # the child: exit code 0 if its hot path is bound to its own handle
+        ok = q._try_put.handle is q._h and all(take.handle is q._h for _, take in q._rx)
+        q.put(b"child")
+        os._exit(0 if ok and q.get() == b"one" else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert q.get_nowait() == b"child"
+    q.close()
+    for call in (lambda: q.put(b"x"), q.get, q.get_nowait, lambda: q.put_nowait(b"x")):
+        with pytest.raises(ValueError, match="closed"):
+            call()

@@ -202,6 +202,24 @@ int32_t fq_put(fq_queue *q, const void *data, uint64_t len, int64_t timeout_ns);
 int32_t fq_get(fq_queue *q, void *buf, uint64_t cap, uint64_t *len, int64_t timeout_ns);
 
 /**
+ * fq_put(q, data, len, 0) with one argument fewer: never waits. For bindings where every argument
+ * costs (Python's ctypes); C callers gain nothing over fq_put.
+ */
+int32_t fq_try_put(fq_queue *q, const void *data, uint64_t len);
+
+/** fq_try_get() returns a status `s` (never FQ_OK) as `s - FQ_TRY_BIAS`: always negative. */
+#define FQ_TRY_BIAS ((int64_t)1 << 32)
+/** The status behind a negative fq_try_get() result. */
+#define FQ_TRY_STATUS(r) ((int32_t)((r) + FQ_TRY_BIAS))
+
+/**
+ * fq_get(q, buf, cap, &len, 0) returning the message's length (>= 0) instead of FQ_OK, and
+ * `status - FQ_TRY_BIAS` otherwise (see FQ_TRY_STATUS: FQ_EMPTY, FQ_SHUTDOWN, FQ_ERR_BUFFER with
+ * the message left queued, ...). Never waits. For bindings where every argument costs.
+ */
+int64_t fq_try_get(fq_queue *q, void *buf, uint64_t cap);
+
+/**
  * Zero-copy write, step 1: claims a free slot and lends its memory. On FQ_OK, *data points to
  * fq_max_msg(q) writable bytes inside the segment and *token names the claim. The claim must be
  * finished with fq_write_commit() or fq_write_abort() on the same handle; until then consumers

@@ -296,6 +296,37 @@ pub unsafe extern "C" fn fq_get(
     })
 }
 
+/// Added to `FQ_TRY_BIAS`-biased statuses (`FQ_TRY_BIAS` in the header): `fq_try_get` returns
+/// `status - FQ_TRY_BIAS` on failure, always negative, never a length.
+pub const FQ_TRY_BIAS: i64 = 1 << 32;
+
+/// `fq_put` that never waits, with the fewest arguments: the hot path of bindings whose every
+/// argument costs (ctypes).
+///
+/// # Safety
+/// As `fq_put`.
+#[no_mangle]
+pub unsafe extern "C" fn fq_try_put(q: *mut fq_queue, data: *const c_void, len: u64) -> i32 {
+    // SAFETY: forwarded contract.
+    unsafe { fq_put(q, data, len, 0) }
+}
+
+/// `fq_get` that never waits and returns the message's length (≥ 0), or `status - FQ_TRY_BIAS`.
+///
+/// # Safety
+/// `q` is NULL or a live handle; `buf` is NULL or valid for writing `cap` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn fq_try_get(q: *mut fq_queue, buf: *mut c_void, cap: u64) -> i64 {
+    let mut len = 0u64;
+    // SAFETY: forwarded contract; `len` is a valid local.
+    let status = unsafe { fq_get(q, buf, cap, &mut len, 0) };
+    if status == FQ_OK {
+        len as i64 // ≤ max_msg ≤ MAX_MSG = 2^40: fits
+    } else {
+        i64::from(status) - FQ_TRY_BIAS
+    }
+}
+
 /// Zero-copy write, step 1.
 ///
 /// # Safety

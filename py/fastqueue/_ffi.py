@@ -16,6 +16,7 @@ arguments prepared ahead (see "The hot path" below).
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import platform
 import struct
@@ -233,6 +234,8 @@ _fq_size = _declare("fq_size", c_uint64, c_void_p)
 _fq_stats = _declare("fq_stats", c_int32, c_void_p, _u64p, c_uint32)
 _fq_put = _declare("fq_put", c_int32, c_void_p, c_void_p, c_uint64, c_int64)
 _fq_get = _declare("fq_get", c_int32, c_void_p, c_void_p, c_uint64, _u64p, c_int64)
+_fq_try_put = _declare("fq_try_put", c_int32, c_void_p, c_void_p, c_uint64)
+_fq_try_get = _declare("fq_try_get", c_int64, c_void_p, c_void_p, c_uint64)
 _fq_write_begin = _declare("fq_write_begin", c_int32, c_void_p, _voidpp, _u64p, c_int64)
 _fq_write_commit = _declare("fq_write_commit", c_int32, c_void_p, c_uint64, c_uint64)
 _fq_write_abort = _declare("fq_write_abort", c_int32, c_void_p, c_uint64)
@@ -329,6 +332,9 @@ _get_many_now = _declare_wire(
     c_int64,
 )
 _noop_now = _declare_wire(_lib_nogil, "fq_noop", c_int32, c_void_p, c_void_p, c_uint64, c_int64)
+# The fewest-argument forms, for the hot path of Queue.put / Queue.get (see Handle.bind_put).
+_try_put_now = _declare_wire(_lib_nogil, "fq_try_put", c_int32, c_void_p, c_void_p, c_uint64)
+_try_get_now = _declare_wire(_lib_nogil, "fq_try_get", c_int64, c_void_p, c_void_p, c_uint64)
 # May wait (GIL released):
 _put_many_wait = _declare_wire(
     _lib, "fq_put_many", c_int32, c_void_p, c_void_p, _u64p, c_uint64, c_int64, _u64p
@@ -538,6 +544,10 @@ class Lease:
 #: once, straight out of their slot, between fq_read_begin and fq_read_end (two more calls).
 #: Where the two cost the same was measured with perf/breakdown.py (see the commit message).
 GET_COPY_LIMIT: Final = 64 << 10
+#: fq_try_get returns ``status - TRY_BIAS`` when it takes no message (FQ_TRY_BIAS).
+TRY_BIAS: Final = 1 << 32
+#: n -> n as a prepared uint64 argument (the length argument of the bound fq_try_put).
+u64_arg: Final = _u64_args
 
 #: A receive buffer, the c_uint64 that receives a message's length, the c_void_p and c_uint64
 #: that receive a lent message's address and token, and the four as prepared arguments (byref).
@@ -661,6 +671,25 @@ class Handle:
             data = int(status)
         free.append(scratch)
         return data
+
+    def bind_put(self) -> Callable[[bytes, Any], int]:
+        """fq_try_put with this handle bound, for the hot path: ``f(data, u64_arg[len(data)])``
+        with ``data`` bytes; returns the status, never waits, keeps the GIL. The function keeps
+        this handle (and so the library handle) alive while anyone holds it."""
+        bound = functools.partial(_try_put_now, self._arg)
+        bound.handle = self  # type: ignore[attr-defined]
+        return bound
+
+    def bind_get(self) -> tuple[Any, Callable[[], int]]:
+        """(receive buffer, fq_try_get into it with this handle bound): ``f()`` returns the
+        length of the message now in the buffer (slice the buffer to get it as bytes), or
+        ``status - TRY_BIAS`` (nothing taken; ERR_BUFFER for one longer than the buffer, which
+        holds min(max_msg, GET_COPY_LIMIT) bytes). Never waits, keeps the GIL, and keeps this
+        handle alive while anyone holds it. One pair serves one thread at a time."""
+        buf = ctypes.create_string_buffer(min(self.max_msg, GET_COPY_LIMIT))
+        bound = functools.partial(_try_get_now, self._arg, byref(buf), self._cap_arg)
+        bound.handle = self  # type: ignore[attr-defined]
+        return buf, bound
 
     def _get_in_place(self, scratch: _Scratch) -> bytes | int:
         """Takes the next message (without waiting) with one copy, from its slot."""

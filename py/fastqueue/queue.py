@@ -63,6 +63,12 @@ _OK: Final = _ffi.OK
 _BYTES_TYPES: Final = frozenset((bytes, bytearray))
 _EMPTY: Final = _ffi.EMPTY
 _FULL: Final = _ffi.FULL
+_TRY_BIAS: Final = _ffi.TRY_BIAS
+#: What the closed queue's hot-path put returns: any status but OK.
+_CLOSED: Final = -(1 << 40)
+#: A closed queue's receive buffers: none (never appended to: the slow path raises first).
+_NO_BUFFERS: Final[list[tuple[Any, Any]]] = []
+_u64_arg: Final = _ffi.u64_arg
 
 # Every open Queue of this process, so that a forked child can attach handles of its own.
 _live: weakref.WeakSet[Queue] = weakref.WeakSet()
@@ -175,6 +181,10 @@ class Queue(_aio.AsyncMixin):
     # pid of the process that created the segment with this handle; 0 if attached.
     _owner_pid: int = 0
     _unlinked: bool = False
+    # The hot path's bound library calls (see _bind); while closed, every call takes the slow
+    # path, which raises.
+    _try_put: Any = staticmethod(lambda data, n: _CLOSED)
+    _rx: list[tuple[Any, Any]] = _NO_BUFFERS
 
     def __init__(
         self,
@@ -232,7 +242,14 @@ class Queue(_aio.AsyncMixin):
         self._element_size = handle.max_msg
         self._maxsize = handle.capacity
         self._h = handle
+        self._bind(handle)
         _live.add(self)
+
+    def _bind(self, h: _ffi.Handle) -> None:
+        """Makes the hot path's library calls with ``h`` bound (put's, and a first receive
+        buffer for get). They keep ``h`` alive while a call is in flight."""
+        self._try_put = h.bind_put()
+        self._rx = [h.bind_get()]
 
     @staticmethod
     def _create_error(status: int, name: str, size: int, cap: int) -> Exception:
@@ -312,6 +329,23 @@ class Queue(_aio.AsyncMixin):
         ...
         fastqueue.Full
         """
+        if timeout is not None and block:
+            _check_timeout(timeout)
+        # The hot path: bytes, and a slot free at once (one library call, GIL kept). Anything
+        # else -- another buffer type, a full queue, an error, a closed handle -- goes on below.
+        if type(item) is bytes:
+            status: int | None = self._try_put(item, _u64_arg[len(item)])
+            if status == _OK:
+                return
+        else:
+            status = None
+        self._put_rest(item, block, timeout, status)
+
+    def _put_rest(
+        self, item: Buffer, block: bool, timeout: float | None, status: int | None
+    ) -> None:
+        """put beyond its hot path: other buffer types, waiting, errors (timeout validated).
+        ``status`` is what the hot path's attempt returned, None if it made none."""
         h = self._h
         if h is None:
             raise self._closed_error()
@@ -320,11 +354,8 @@ class Queue(_aio.AsyncMixin):
             n = len(item)
         else:
             data, n = _ffi.as_c_buffer(item)
-        if timeout is not None and block:
-            _check_timeout(timeout)
-        # The library checks the length (FQ_ERR_TOO_BIG). The first attempt never waits (and
-        # keeps the GIL: cheaper); only a full queue takes the waiting path.
-        status = h.put(data, n, 0)
+        if status is None:
+            status = h.put(data, n, 0)  # the first attempt never waits
         if status == _FULL and block:
             status = self._wait_to_put(h, data, n, timeout)
         if status != _OK:
@@ -338,18 +369,14 @@ class Queue(_aio.AsyncMixin):
 
     def put_nowait(self, item: Buffer) -> None:
         """``put(item, block=False)``: raises :class:`~fastqueue.Full` at once when full."""
-        # put's non-blocking path, inlined: this is a hot call.
-        h = self._h
-        if h is None:
-            raise self._closed_error()
+        # put's hot path, inlined: this is a hot call.
         if type(item) is bytes:
-            data: object = item
-            n = len(item)
+            status: int | None = self._try_put(item, _u64_arg[len(item)])
+            if status == _OK:
+                return
         else:
-            data, n = _ffi.as_c_buffer(item)
-        status = h.put(data, n, 0)
-        if status != _OK:
-            raise self._put_error(status, n)
+            status = None
+        self._put_rest(item, False, None, status)
 
     def _too_big(self, n: int) -> MessageTooBigError:
         return MessageTooBigError(
@@ -378,14 +405,36 @@ class Queue(_aio.AsyncMixin):
         ...     q.get(), q.get(timeout=1.0)
         (b'first', b'second')
         """
+        if timeout is not None and block:
+            _check_timeout(timeout)
+        # The hot path: a message at once, no longer than the receive buffer (one library call,
+        # GIL kept). Each receive buffer serves one thread at a time (list.pop/append are
+        # atomic); a thread that finds none (another thread holds it, or the queue is closed)
+        # goes on below, as does an empty queue or an error.
+        rx = self._rx
+        try:
+            buf, take = rx.pop()
+        except IndexError:
+            return self._get_rest(block, timeout, None)
+        n = take()
+        if n >= 0:
+            msg: bytes = buf[:n]  # the one copy, into a new bytes object
+            rx.append((buf, take))
+            return msg
+        rx.append((buf, take))
+        return self._get_rest(block, timeout, n + _TRY_BIAS)
+
+    def _get_rest(self, block: bool, timeout: float | None, status: int | None) -> bytes:
+        """get beyond its hot path (timeout validated): ``status`` is what the hot path's
+        attempt returned, None if it made none."""
         h = self._h
         if h is None:
             raise self._closed_error()
-        if timeout is not None and block:
-            _check_timeout(timeout)
-        # h.get returns the message (bytes) or a status (int): EMPTY or an error. The first
-        # attempt never waits (and keeps the GIL: cheaper).
-        result = h.get(0)
+        if status is None:
+            self._rx.append(h.bind_get())  # a receive buffer for this thread's next get
+        # h.get returns the message (bytes) or a status (int): EMPTY or an error. It reads a
+        # message too long for the receive buffer in place; the first attempt never waits.
+        result: bytes | int = h.get(0) if status is None or status == _ffi.ERR_BUFFER else status
         if result == _EMPTY and block:
             result = self._wait_to_get(h, timeout)
         if type(result) is bytes:
@@ -399,13 +448,18 @@ class Queue(_aio.AsyncMixin):
 
     def get_nowait(self) -> bytes:
         """``get(block=False)``: raises :class:`~fastqueue.Empty` at once if there is no message."""
-        h = self._h  # get's non-blocking path, inlined: this is a hot call.
-        if h is None:
-            raise self._closed_error()
-        result = h.get(0)
-        if type(result) is bytes:
-            return result
-        raise self._get_error(result)
+        rx = self._rx  # get's hot path, inlined: this is a hot call.
+        try:
+            buf, take = rx.pop()
+        except IndexError:
+            return self._get_rest(False, None, None)
+        n = take()
+        if n >= 0:
+            msg: bytes = buf[:n]
+            rx.append((buf, take))
+            return msg
+        rx.append((buf, take))
+        return self._get_rest(False, None, n + _TRY_BIAS)
 
     def _get_error(self, status: bytes | int) -> Exception:
         if status == _EMPTY:
@@ -901,6 +955,9 @@ class Queue(_aio.AsyncMixin):
         if h is None:
             return
         self._h = None
+        # Back to the class's bound calls: every later call takes the slow path (and raises).
+        self.__dict__.pop("_try_put", None)
+        self.__dict__.pop("_rx", None)
         if self._owner_pid == getpid() and not self._unlinked:
             self._unlinked = True
             unlink_name(self._raw)  # a name someone else already removed is fine
@@ -940,6 +997,7 @@ class Queue(_aio.AsyncMixin):
         h = self._h
         if h is not None:
             h.reattach_after_fork()
+            self._bind(h)  # the bound calls name the inherited handle
 
 
 def unlink(name: str) -> None:

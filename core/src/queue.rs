@@ -686,48 +686,81 @@ impl Queue {
         if total > data.len() as u64 {
             return Err(Status::Invalid);
         }
+        // A batch claims a run of consecutive positions: the first the usual way, each next one
+        // straight at its slot (Ring::claim_write_at), moving `tail` once per run and waking
+        // consumers once per run instead of once per message (perf/: 3 locked instructions per
+        // message become 1). A run ends where another producer got in between, or the ring is
+        // full; before a put may wait, what was published is settled and signalled.
+        let ring = self.ring();
+        let me = self.me;
         // The clock is read only when a message has to wait: a batch that fits pays nothing for
         // its timeout (perf/: 62 → 34 ns per 8-byte message with a timeout given).
         let mut until: Option<Option<Instant>> = None;
         let mut off = 0usize;
+        let mut run: Option<(u64, u64)> = None; // (first, next) positions of the current run
+        let mut unsignalled = false;
+        let mut result = Ok(());
         for &len in lens {
             let msg = &data[off..off + len as usize];
-            match self.try_put_now(msg) {
-                Some(r) => r?,
-                None => {
-                    let d = *until.get_or_insert_with(|| deadline(timeout));
-                    let left = match (timeout, d) {
-                        (None, _) => None,
-                        (Some(_), Some(d)) => Some(d.saturating_duration_since(Instant::now())),
-                        (Some(t), None) => Some(t),
-                    };
-                    self.put(msg, left)?;
+            let pos = match run {
+                Some((first, next)) if ring.claim_write_at(next, me) => {
+                    run = Some((first, next + 1));
+                    next
                 }
-            }
+                _ => {
+                    if let Some((first, next)) = run.take() {
+                        ring.settle_tail(first, next);
+                    }
+                    if std::mem::take(&mut unsignalled) {
+                        notify(&self.header().not_empty.0);
+                    }
+                    let claimed = if self.shutdown_state() != SHUTDOWN_NONE {
+                        Err(Status::ShutDown)
+                    } else {
+                        match ring.try_claim_write(me) {
+                            Ok(pos) => Ok(pos),
+                            Err(PutError::Corrupt) => Err(Status::BadSegment),
+                            Err(PutError::Full(_)) => {
+                                let d = *until.get_or_insert_with(|| deadline(timeout));
+                                let left = match (timeout, d) {
+                                    (None, _) => None,
+                                    (Some(_), Some(d)) => {
+                                        Some(d.saturating_duration_since(Instant::now()))
+                                    }
+                                    (Some(t), None) => Some(t),
+                                };
+                                self.claim_write(left)
+                            }
+                        }
+                    };
+                    match claimed {
+                        Ok(pos) => {
+                            run = Some((pos, pos + 1));
+                            pos
+                        }
+                        Err(e) => {
+                            result = Err(e);
+                            break;
+                        }
+                    }
+                }
+            };
+            // SAFETY: we hold the write claim on `pos`: its max_msg ≥ len payload bytes (checked
+            // above) are ours alone until we publish, and cannot overlap the caller's slice.
+            unsafe { core::ptr::copy_nonoverlapping(msg.as_ptr(), self.payload(pos), msg.len()) };
+            let published = ring.publish(pos, len, me);
+            debug_assert!(published, "a claim this call made and still holds");
+            unsignalled = true;
             off += len as usize;
             *done += 1;
         }
-        Ok(())
-    }
-
-    /// One non-blocking put attempt without statistics or clock reads: `None` if the ring is
-    /// full (the caller then takes the blocking path, which counts and recovers).
-    fn try_put_now(&self, msg: &[u8]) -> Option<Result<(), Status>> {
-        if self.shutdown_state() != SHUTDOWN_NONE {
-            return Some(Err(Status::ShutDown));
+        if let Some((first, next)) = run {
+            ring.settle_tail(first, next);
         }
-        match self.ring().try_claim_write(self.me) {
-            Ok(pos) => {
-                // SAFETY: we hold the write claim on `pos`: its max_msg ≥ msg.len() payload bytes
-                // are ours alone until we publish, and cannot overlap the caller's slice.
-                unsafe {
-                    core::ptr::copy_nonoverlapping(msg.as_ptr(), self.payload(pos), msg.len())
-                };
-                Some(self.commit_write(pos, msg.len() as u64))
-            }
-            Err(PutError::Full(_)) => None,
-            Err(PutError::Corrupt) => Some(Err(Status::BadSegment)),
+        if unsignalled {
+            notify(&self.header().not_empty.0);
         }
+        result
     }
 
     /// Takes up to `lens.len()` messages into `buf`, one after another, storing each length in
@@ -744,40 +777,53 @@ impl Queue {
         if lens.is_empty() {
             return Ok(());
         }
+        // The first message as a get takes it (waiting as `timeout` allows); the others as a
+        // run of consecutive positions, claimed straight at their slots (Ring::claim_read_at),
+        // moving `head` once per run and waking producers once (see put_many).
         let mut needed = 0;
-        let first = self.get_sized(buf, timeout, &mut needed);
-        lens[0] = match first {
-            Ok(n) => n as u64,
+        let c = match self.claim_read(buf.len() as u64, timeout, &mut needed) {
+            Ok(c) => c,
             Err(Status::Buffer) => {
                 lens[0] = needed;
                 return Err(Status::Buffer);
             }
             Err(e) => return Err(e),
         };
-        *count = 1;
-        let mut off = lens[0] as usize;
         let ring = self.ring();
+        let me = self.me;
+        let (mut first, mut pos, mut len) = (c.pos, c.pos, c.len);
+        let mut off = 0usize;
         let mut skipped = 0;
-        while (*count as usize) < lens.len() {
-            let space = &mut buf[off..];
-            match ring.try_claim_read(self.me, space.len() as u64, &mut skipped) {
-                Ok(c) => {
-                    // SAFETY: we hold the read claim; c.len ≤ space.len() was checked by it.
-                    unsafe {
-                        core::ptr::copy_nonoverlapping(
-                            self.payload(c.pos),
-                            space.as_mut_ptr(),
-                            c.len as usize,
-                        )
-                    };
-                    ring.release(c.pos, self.me);
-                    lens[*count as usize] = c.len;
-                    off += c.len as usize;
-                    *count += 1;
-                }
+        loop {
+            // SAFETY: we hold the read claim on `pos`; len ≤ what is left of buf was checked by
+            // the claim, and the segment cannot overlap the caller's buffer.
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    self.payload(pos),
+                    buf[off..].as_mut_ptr(),
+                    len as usize,
+                )
+            };
+            let released = ring.release(pos, me);
+            debug_assert!(released, "a claim this call made and still holds");
+            lens[*count as usize] = len;
+            off += len as usize;
+            *count += 1;
+            if *count as usize == lens.len() {
+                break;
+            }
+            let space = (buf.len() - off) as u64;
+            if let Some(n) = ring.claim_read_at(pos + 1, me, space) {
+                (pos, len) = (pos + 1, n);
+                continue;
+            }
+            ring.settle_head(first, pos + 1);
+            match ring.try_claim_read(me, space, &mut skipped) {
+                Ok(c) => (first, pos, len) = (c.pos, c.pos, c.len),
                 Err(_) => break,
             }
         }
+        ring.settle_head(first, pos + 1);
         self.note_skipped(skipped);
         notify(&self.header().not_full.0);
         Ok(())

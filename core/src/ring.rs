@@ -485,6 +485,82 @@ impl<'a> Ring<'a> {
         true
     }
 
+    /// Batch put, a following claim: claims position `pos` for `me` if its slot is `EMPTY` for
+    /// `pos`'s lap, without reading or moving `tail`. For a caller that holds (or held) the claim
+    /// of `pos - 1` and has not yet moved `tail` past it: the run of positions it claims stays
+    /// contiguous, in order, and each position is still claimed by exactly one CAS. Returns false
+    /// (claiming nothing) otherwise; the caller then settles `tail` and claims the usual way.
+    pub fn claim_write_at(&self, pos: u64, me: u32) -> bool {
+        let lap = self.lap(pos);
+        let slot = self.slot(pos);
+        // ORDERING: Acquire, as in `scan_write`: the previous reader's payload reads happen
+        // before our writes.
+        let s = slot.state.load(Ordering::Acquire);
+        s == pack(lap, EMPTY, 0)
+            // ORDERING: Acquire on success, as for the load above; Relaxed on failure (nothing
+            // is claimed, nothing read).
+            && slot
+                .state
+                .compare_exchange(s, pack(lap, WRITING, me), Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    /// Batch get, a following claim: claims the message at position `pos` for `me` if its slot
+    /// is `FULL` for `pos`'s lap and the message fits in `cap` bytes, without reading or moving
+    /// `head` (see [`Ring::claim_write_at`]). Returns its length, or None (nothing claimed: the
+    /// caller settles `head` and claims the usual way, which also skips abandoned slots).
+    pub fn claim_read_at(&self, pos: u64, me: u32, cap: u64) -> Option<u64> {
+        let lap = self.lap(pos);
+        let slot = self.slot(pos);
+        // ORDERING: Acquire pairs with the producer's Release store of FULL in `publish`.
+        let s = slot.state.load(Ordering::Acquire);
+        if s != pack(lap, FULL, 0) {
+            return None;
+        }
+        // ORDERING: Relaxed: ordered after the Acquire load of FULL above; the CAS below proves
+        // the slot did not move on meanwhile (and so that this is its message's length).
+        let len = slot.len.load(Ordering::Relaxed);
+        if len > cap || len > self.max_msg {
+            return None;
+        }
+        // ORDERING: Acquire on success, as for the load above.
+        slot.state
+            .compare_exchange(
+                s,
+                pack(lap, READING, me),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+            .then_some(len)
+    }
+
+    /// Moves `tail` forward to `end` after a run of puts whose positions `first..end` this
+    /// caller claimed (the first the usual way, the others with [`Ring::claim_write_at`]).
+    pub fn settle_tail(&self, first: u64, end: u64) {
+        Self::advance(self.tail, first, end);
+    }
+
+    /// Moves `head` forward to `end` after a run of gets (see [`Ring::settle_tail`]).
+    pub fn settle_head(&self, first: u64, end: u64) {
+        Self::advance(self.head, first, end);
+    }
+
+    /// Moves `counter` to `end` if it lies in `first..end`: every position in between was claimed
+    /// (by the caller), so this is the same as helping it along one position at a time. A counter
+    /// already at or past `end` was moved by helpers and stays.
+    fn advance(counter: &AtomicU64, first: u64, end: u64) {
+        // ORDERING: Acquire, see `help`.
+        let mut seen = counter.load(Ordering::Acquire);
+        while first <= seen && seen < end {
+            // ORDERING: AcqRel/Acquire, see `help`.
+            match counter.compare_exchange_weak(seen, end, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return,
+                Err(now) => seen = now,
+            }
+        }
+    }
+
     /// Copies `data` into the ring as one message (non-blocking).
     pub fn try_put(&self, me: u32, data: &[u8]) -> Result<(), PutError> {
         debug_assert!(data.len() as u64 <= self.max_msg);

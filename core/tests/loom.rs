@@ -264,3 +264,128 @@ fn dead_reader_recovery_frees_the_slot() {
         assert_eq!(get_until_done(&m, 5), 8);
     });
 }
+
+/// Puts `vals` as one run, as `Queue::put_many` does: the first position claimed the usual way,
+/// each next one straight at its slot (`claim_write_at`), `tail` settled once at the end or when
+/// the run breaks. Stops at the first full ring; returns how many were put.
+fn put_run(r: &Ring<'_>, me: u32, vals: &[u8]) -> usize {
+    let mut run: Option<(u64, u64)> = None;
+    let mut done = 0;
+    for &v in vals {
+        let pos = match run {
+            Some((first, next)) if r.claim_write_at(next, me) => {
+                run = Some((first, next + 1));
+                next
+            }
+            _ => {
+                if let Some((first, next)) = run.take() {
+                    r.settle_tail(first, next);
+                }
+                match r.try_claim_write(me) {
+                    Ok(pos) => {
+                        run = Some((pos, pos + 1));
+                        pos
+                    }
+                    Err(PutError::Full(_)) => break,
+                    Err(PutError::Corrupt) => panic!("corrupt"),
+                }
+            }
+        };
+        // SAFETY: we hold the write claim on `pos`; its payload holds MAX_MSG ≥ 3 bytes.
+        unsafe { std::ptr::copy_nonoverlapping([v; 3].as_ptr(), r.payload(pos), 3) };
+        assert!(r.publish(pos, 3, me));
+        done += 1;
+    }
+    if let Some((first, next)) = run {
+        r.settle_tail(first, next);
+    }
+    done
+}
+
+/// Gets up to `max` messages as one run, as `Queue::get_many` does (see `put_run`).
+fn get_run(r: &Ring<'_>, me: u32, max: usize) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut freed = 0;
+    let mut run: Option<(u64, u64)> = None;
+    while got.len() < max {
+        let (pos, len) = match run {
+            Some((first, next)) => match r.claim_read_at(next, me, MAX_MSG) {
+                Some(len) => {
+                    run = Some((first, next + 1));
+                    (next, len)
+                }
+                None => {
+                    r.settle_head(first, next);
+                    run = None;
+                    continue;
+                }
+            },
+            None => match r.try_claim_read(me, MAX_MSG, &mut freed) {
+                Ok(c) => {
+                    run = Some((c.pos, c.pos + 1));
+                    (c.pos, c.len)
+                }
+                Err(GetError::Empty(_)) => break,
+                Err(e) => panic!("{e:?}"),
+            },
+        };
+        assert_eq!(len, 3);
+        let mut buf = [0u8; 3];
+        // SAFETY: we hold the read claim on `pos`; its message is 3 bytes.
+        unsafe { std::ptr::copy_nonoverlapping(r.payload(pos), buf.as_mut_ptr(), 3) };
+        assert!(buf.iter().all(|&b| b == buf[0]), "torn message");
+        assert!(r.release(pos, me));
+        got.push(buf[0]);
+    }
+    if let Some((first, next)) = run {
+        r.settle_head(first, next);
+    }
+    got
+}
+
+/// A producer putting a run of two, a producer putting one message, and a consumer getting a run
+/// of up to two race; the main thread then drains. Every message that was put is received exactly
+/// once, the run's two in order, and the counters end exact (both settled to the same position).
+fn runs_race(capacity: u64) {
+    builder().check(move || {
+        let m = Mem::new(capacity);
+        let m1 = m.clone();
+        let batch = loom::thread::spawn(move || put_run(&m1.ring(), 1, &[10, 11]));
+        let m2 = m.clone();
+        let single = loom::thread::spawn(move || put_run(&m2.ring(), 2, &[20]));
+        let m3 = m.clone();
+        let consumer = loom::thread::spawn(move || get_run(&m3.ring(), 5, 2));
+        let put_batch = batch.join().unwrap();
+        let put_single = single.join().unwrap();
+        let mut got = consumer.join().unwrap();
+        let r = m.ring();
+        got.extend(get_run(&r, 6, 8));
+        let mut sent: Vec<u8> = [10, 11][..put_batch].to_vec();
+        sent.extend(&[20][..put_single]);
+        let order: Vec<u8> = got.iter().copied().filter(|&v| v < 20).collect();
+        assert_eq!(order, sent[..put_batch], "the run's messages out of order");
+        sent.sort_unstable();
+        got.sort_unstable();
+        assert_eq!(got, sent, "lost or duplicated message");
+        assert!(
+            capacity < 3 || put_batch + put_single == 3,
+            "a put failed on a ring with room"
+        );
+        assert_eq!(r.len(), 0);
+        assert_eq!(
+            m.tail.load(std::sync::atomic::Ordering::SeqCst),
+            m.head.load(std::sync::atomic::Ordering::SeqCst),
+            "tail and head must settle on the same position once everything is taken"
+        );
+    });
+}
+
+#[test]
+fn runs_of_claims_capacity_2() {
+    runs_race(2);
+}
+
+#[test]
+fn runs_of_claims_capacity_3() {
+    runs_race(3);
+}

@@ -16,7 +16,7 @@ from typing import Callable
 
 import pytest
 
-from fastqueue import Empty, Queue, _ffi
+from fastqueue import Empty, Full, MessageTooBigError, ObjectQueue, Queue, _ffi
 
 NameFactory = Callable[[], str]
 LIMIT = _ffi.GET_COPY_LIMIT
@@ -246,3 +246,57 @@ def test_hot_path_after_close_and_after_fork(qname: NameFactory) -> None:
     for call in (lambda: q.put(b"x"), q.get, q.get_nowait, lambda: q.put_nowait(b"x")):
         with pytest.raises(ValueError, match="closed"):
             call()
+
+
+def test_put_many_packed_cuts_one_buffer_into_messages(qname: NameFactory) -> None:
+    """put_many(buffer, itemsize=k): the buffer's bytes (C order, whatever its type and layout)
+    cut into k-byte messages, in order; an empty buffer puts nothing."""
+    np = pytest.importorskip("numpy")
+    grid = np.arange(24, dtype=np.uint16).reshape(6, 4)
+    with Queue(qname(), element_size=8, capacity=64) as q:
+        q.put_many(b"aabbcc", itemsize=2)
+        q.put_many(bytearray(b"xyz"), itemsize=1)
+        q.put_many(memoryview(b"12345678"), itemsize=8)
+        q.put_many(b"", itemsize=3)
+        q.put_many(grid, itemsize=8)  # each row of 4 uint16 is one message
+        q.put_many(grid[::2, ::2], itemsize=4)  # not contiguous: copied in C order
+        assert q.get_many(64) == [
+            b"aa",
+            b"bb",
+            b"cc",
+            b"x",
+            b"y",
+            b"z",
+            b"12345678",
+            *(row.tobytes() for row in grid),
+            *(row.tobytes() for row in grid[::2, ::2]),
+        ]
+
+
+def test_put_many_packed_rejects_bad_sizes_and_puts_nothing(qname: NameFactory) -> None:
+    with Queue(qname(), element_size=4, capacity=4) as q:
+        with pytest.raises(ValueError, match="not a whole number of 3-byte messages"):
+            q.put_many(b"abcdefg", itemsize=3)
+        with pytest.raises(MessageTooBigError, match="element_size of 4"):
+            q.put_many(b"abcdefgh" * 2, itemsize=8)
+        for bad in (0, -1):
+            with pytest.raises(ValueError, match="at least 1"):
+                q.put_many(b"ab", itemsize=bad)
+        for wrong in (True, 2.0, "2"):
+            with pytest.raises(TypeError, match="itemsize must be an int"):
+                q.put_many(b"ab", itemsize=wrong)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="one bytes-like object"):
+            q.put_many([b"ab", b"cd"], itemsize=2)
+        assert q.qsize() == 0
+        # Full part-way: the first messages went in, and Full says how many.
+        with pytest.raises(Full) as info:
+            q.put_many(b"aabbccddee", itemsize=2, timeout=0.01)
+        assert info.value.done == 4  # type: ignore[attr-defined]
+        assert q.get_many(8) == [b"aa", b"bb", b"cc", b"dd"]
+
+
+def test_object_queue_put_many_refuses_itemsize(qname: NameFactory) -> None:
+    with ObjectQueue(qname(), element_size=64, capacity=4) as q:
+        with pytest.raises(TypeError, match="itemsize= .* is for fastqueue.Queue"):
+            q.put_many([b"ab"], itemsize=2)
+        assert q.qsize() == 0

@@ -313,8 +313,13 @@ class ObjectQueue(Queue):
         """``get(block=False)``: raises :class:`~fastqueue.Empty` at once if there is none."""
         return self.get(block=False)
 
-    def put_many(
-        self, items: Iterable[object], block: bool = True, timeout: float | None = None
+    def put_many(  # type: ignore[override]  # objects, never one packed buffer
+        self,
+        items: Iterable[object],
+        block: bool = True,
+        timeout: float | None = None,
+        *,
+        itemsize: int | None = None,
     ) -> None:
         """Puts every object of ``items`` in order. All are encoded first: one that cannot be
         (or is too big) rejects the whole batch and nothing is put. If the queue stays full,
@@ -325,6 +330,11 @@ class ObjectQueue(Queue):
         ...     q.get_many(10)
         [1, 'two', (3,)]
         """
+        if itemsize is not None:
+            raise TypeError(
+                "ObjectQueue.put_many takes an iterable of objects; itemsize= (packed raw "
+                "messages) is for fastqueue.Queue"
+            )
         h = self._handle()
         encoded = [self._encode(item) for item in items]
         deadline = None

@@ -545,13 +545,14 @@ class Queue(_aio.AsyncMixin):
             data = items
         else:
             try:
-                with memoryview(items) as view:  # type: ignore[arg-type]
-                    data = view.tobytes()  # C order, whatever the layout
+                view = memoryview(items)  # type: ignore[arg-type]
             except TypeError:
                 raise TypeError(
                     f"put_many(items, itemsize=...) takes one bytes-like object holding the "
                     f"messages back to back, not {type(items).__name__}"
                 ) from None
+            with view:
+                data = _ffi.c_order_bytes(items, view)  # C order, whatever the layout
         n, extra = divmod(len(data), itemsize)
         if extra:
             raise ValueError(

@@ -20,7 +20,9 @@ Every queue is used as a queue of raw ``bytes`` (no pickling where the library l
   pub/sub has no blocking receive, so the cross-process scenarios skip it.
 
 Beyond put/get, an Endpoint may carry the queue's batch API (``put_many`` / ``get_many``:
-fastqueue's, and faster-fifo's ``put_many(list)`` / ``get_many(max_messages_to_get=n)``), its
+fastqueue's, and faster-fifo's ``put_many(list)`` / ``get_many(max_messages_to_get=n)``), a
+packed batch put (``put_packed``: fastqueue's ``put_many(buffer, itemsize=k)``, one bytes-like
+object holding messages of k bytes back to back), its
 zero-copy API (``zc_put`` / ``zc_get``: fastqueue's ``put_slot`` / ``get_slot``; iceoryx2's
 loan + memmove + send and a receive read in place) and ``get_into`` (fastqueue) -- see
 :class:`Endpoint` and :data:`SCENARIO_QUEUES`.
@@ -45,11 +47,14 @@ CROSS_PROCESS_QUEUES = ["fastqueue", "zeroq", "faster-fifo", "mp.Queue"]
 #: of the zero-copy scenario (see bench_same.py).
 SCENARIO_QUEUES = {
     "batch": ["fastqueue", "faster-fifo"],
+    "batch_packed": ["fastqueue"],
     "zerocopy": ["fastqueue", "iceoryx2", "memcpy", "memcpy-1"],
     "get_into": ["fastqueue"],
 }
 #: Queues with a batch API usable across processes.
 BATCH_QUEUES = ["fastqueue", "faster-fifo"]
+#: Queues with a packed batch put (``Endpoint.put_packed``) usable across processes.
+PACKED_QUEUES = ["fastqueue"]
 
 #: Prefix of every shared-memory name this harness creates (run.py sweeps leftovers by it).
 NAME_PREFIX = "fqbench-"
@@ -90,6 +95,8 @@ class Endpoint:
         self._closed = False
         #: Optional operations, set by the makers of queues that have them (None otherwise):
         #: put_many(list of bytes) and get_many(n) -> list of bytes (a batch API);
+        #: put_packed(buffer, itemsize=k): put the messages of k bytes that fill `buffer` back
+        #: to back, in one call (fastqueue's put_many(buffer, itemsize=k), bound as is);
         #: zc_put(bytes): write the payload into the queue's own memory (the one copy) and
         #: publish it; zc_get() -> (first byte, last byte, length) of the next message, read in
         #: place (no copy); zc_check(expected bytes) -> bool: take the next message in place
@@ -97,6 +104,7 @@ class Endpoint:
         #: get_into(buffer) -> length: receive into a caller's buffer.
         self.put_many: Callable[[list[bytes]], Any] | None = None
         self.get_many: Callable[[int], list[bytes]] | None = None
+        self.put_packed: Callable[..., Any] | None = None
         self.zc_put: Callable[[bytes], Any] | None = None
         self.zc_get: Callable[[], tuple[int, int, int]] | None = None
         self.zc_check: Callable[[bytes], bool] | None = None
@@ -181,6 +189,7 @@ def _fastqueue_extras(ep: Endpoint, q: Any) -> None:
             return view == expected
 
     ep.put_many, ep.get_many = q.put_many, q.get_many
+    ep.put_packed = q.put_many  # called as put_packed(buffer, itemsize=k)
     ep.zc_put, ep.zc_get, ep.zc_check = zc_put, zc_get, zc_check
     ep.get_into = q.get_into
 

@@ -5,6 +5,7 @@ JSON object on stdout; perf/run.py calls it once per (scenario, queue, repeat)::
 
     python perf/bench_cross.py pingpong   --queue zeroq [--quick]
     python perf/bench_cross.py throughput --queue zeroq --producers 2 --consumers 2 [--quick]
+    python perf/bench_cross.py throughput --queue fastqueue --batch 64 [--packed] [--quick]
     python perf/bench_cross.py idle       --queue zeroq
 
 pingpong    Round trip of an 8-byte message between two processes over two queues (capacity 8),
@@ -18,7 +19,10 @@ throughput  P producers put M 8-byte messages each (producer id, sequence number
             order; the parent checks that every message arrived exactly once (count and sequence
             sums per producer). With ``--batch N`` (one consumer), the producer puts its messages
             with put_many, N at a time, and the consumer takes them with get_many(N), 10x as
-            many messages in all.
+            many messages in all. ``--packed`` (with ``--batch N``; fastqueue only) puts each
+            chunk of N as one packed buffer, ``put_many(b"".join(chunk), itemsize=8)``, instead
+            of a list of bytes; the chunks are built before the start line either way, and the
+            consumer and the validation are the same.
 idle        A consumer blocks in get() on an empty queue for 2 s; the CPU time its process burns
             meanwhile (time.process_time around the get, all threads) and the wall time it waited.
 """
@@ -125,6 +129,7 @@ def _producer(
     barrier: Any,
     results: Any,
     batch: int = 1,
+    packed: bool = False,
 ) -> None:
     q = adapters.attach(spec)
     msgs = [struct.pack("<II", pid, i) for i in range(count)]
@@ -133,9 +138,16 @@ def _producer(
         put_many = q.put_many
         assert put_many is not None
         chunks = [msgs[i : i + batch] for i in range(0, count, batch)]
+        if packed:
+            put_packed = q.put_packed
+            assert put_packed is not None
+            packed_chunks = [b"".join(chunk) for chunk in chunks]
     start.wait()
     t0 = time.perf_counter()
-    if batch > 1:
+    if batch > 1 and packed:
+        for buf in packed_chunks:
+            put_packed(buf, itemsize=MSG)
+    elif batch > 1:
         for chunk in chunks:
             put_many(chunk)
     else:
@@ -202,7 +214,7 @@ def _consumer(
 
 
 def throughput(
-    kind: str, producers: int, consumers: int, quick: bool, batch: int = 1
+    kind: str, producers: int, consumers: int, quick: bool, batch: int = 1, packed: bool = False
 ) -> dict[str, Any]:
     total = (60_000 if quick else 400_000) * (10 if batch > 1 else 1)
     per = total // producers
@@ -219,7 +231,7 @@ def throughput(
     ] + [
         CTX.Process(
             target=_producer,
-            args=(q.spec(), p, per, consumers, start, barrier, results, batch),
+            args=(q.spec(), p, per, consumers, start, barrier, results, batch, packed),
             daemon=True,
         )
         for p in range(producers)
@@ -309,14 +321,22 @@ def main() -> None:
         default=1,
         help="throughput: messages per put_many / get_many (1: put/get); one consumer only",
     )
+    ap.add_argument(
+        "--packed",
+        action="store_true",
+        help="throughput with --batch: put each batch as one packed buffer (put_many(buffer, "
+        "itemsize=8)) instead of a list of bytes",
+    )
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args()
     if a.batch > 1 and (a.consumers != 1 or a.queue not in adapters.BATCH_QUEUES):
         ap.error(f"--batch needs --consumers 1 and one of {adapters.BATCH_QUEUES}")
+    if a.packed and (a.batch <= 1 or a.queue not in adapters.PACKED_QUEUES):
+        ap.error(f"--packed needs --batch N (N > 1) and one of {adapters.PACKED_QUEUES}")
     if a.scenario == "pingpong":
         res = pingpong(a.queue, a.quick)
     elif a.scenario == "throughput":
-        res = throughput(a.queue, a.producers, a.consumers, a.quick, a.batch)
+        res = throughput(a.queue, a.producers, a.consumers, a.quick, a.batch, a.packed)
     else:
         res = idle(a.queue)
     print(json.dumps(res))

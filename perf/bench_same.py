@@ -26,6 +26,11 @@ adapters.SCENARIO_QUEUES):
 batch     per message, batches of 64: ``put_many(64 messages); get_many(64)`` twice per
           iteration, with two distinct batches (inner_loops=128: the time is per message);
           the last two batches received are compared in full. Capacity 256.
+batch_packed
+          the same, each batch put as one packed buffer: ``put_many(b"".join(batch),
+          itemsize=size); get_many(64)`` twice per iteration (fastqueue only). The two packed
+          buffers are built before the timed loop, as the lists above are; the last two
+          batches received (lists of bytes) are compared in full with the messages sent.
 zerocopy  put+get through the zero-copy API: ``zc_put(a); zc_get(); zc_put(b); zc_get()``
           (fastqueue: put_slot with one copy of the payload into the slot, get_slot reading the
           first and last byte in place; iceoryx2: loan + memmove + send, receive read in place).
@@ -53,9 +58,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import adapters
 
 CAPACITY = 8
-#: Capacity of the queues of the batch scenario (room for two batches of BATCH).
+#: Capacity of the queues of the batch scenarios (room for two batches of BATCH).
 BATCH_CAPACITY = 256
 BATCH = 64
+#: Scenarios whose queues have capacity BATCH_CAPACITY.
+BATCH_SCENARIOS = ("batch", "batch_packed")
 _state: dict[tuple[str, int], Any] = {}
 
 
@@ -84,7 +91,7 @@ def _setup(kind: str, size: int, scenario: str = "putget") -> Any:
         elif kind in ("memcpy", "memcpy-1"):
             st = _Memcpy(size, CAPACITY if kind == "memcpy" else 1)
         else:
-            capacity = BATCH_CAPACITY if scenario == "batch" else CAPACITY
+            capacity = BATCH_CAPACITY if scenario in BATCH_SCENARIOS else CAPACITY
             ep = adapters.make(kind, size, capacity)
             atexit.register(ep.close)
             if scenario == "putget":
@@ -216,6 +223,31 @@ def time_batch(loops: int, kind: str, size: int) -> float:
     return dt
 
 
+def time_batch_packed(loops: int, kind: str, size: int) -> float:
+    ep = _setup(kind, size, "batch_packed")
+    if ep.put_packed is None or ep.get_many is None:
+        raise RuntimeError(f"{kind} has no packed batch put")
+    if size < 1:
+        raise ValueError("batch_packed needs messages of at least 1 byte (itemsize >= 1)")
+    ba, bb = _batches(size)
+    pa, pb = b"".join(ba), b"".join(bb)
+    put_packed, get_many = ep.put_packed, ep.get_many
+    rng = range(loops)
+    t0 = time.perf_counter()
+    for _ in rng:
+        put_packed(pa, itemsize=size)
+        ra = get_many(BATCH)
+        put_packed(pb, itemsize=size)
+        rb = get_many(BATCH)
+    dt = time.perf_counter() - t0
+    if ra != ba or rb != bb:
+        raise AssertionError(
+            f"{kind} returned a wrong packed batch at {size} B: "
+            f"{len(ra)}, {len(rb)} of {BATCH} messages"
+        )
+    return dt
+
+
 def time_zerocopy(loops: int, kind: str, size: int) -> float:
     st = _setup(kind, size, "zerocopy")
     a, b = st.payloads
@@ -275,6 +307,7 @@ def time_get_into(loops: int, kind: str, size: int) -> float:
 SCENARIOS = {
     "putget": (time_put_get, 2),
     "batch": (time_batch, 2 * BATCH),
+    "batch_packed": (time_batch_packed, 2 * BATCH),
     "zerocopy": (time_zerocopy, 2),
     "get_into": (time_get_into, 2),
 }
@@ -290,7 +323,8 @@ def main() -> None:
     runner.argparser.add_argument("--sizes", required=True, help="comma-separated byte sizes")
     runner.argparser.add_argument("--scenario", default="putget", choices=sorted(SCENARIOS))
     args = runner.parse_args()
-    runner.metadata["capacity"] = str(BATCH_CAPACITY if args.scenario == "batch" else CAPACITY)
+    batchy = args.scenario in BATCH_SCENARIOS
+    runner.metadata["capacity"] = str(BATCH_CAPACITY if batchy else CAPACITY)
     if args.queue == "ctypes-floor":
         func, inner = time_floor, 2
     else:

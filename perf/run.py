@@ -46,7 +46,12 @@ FULL = {
     "sizes": [8, 128, KiB, 256 * KiB, 8 * MiB, 32 * MiB],
     "floor_sizes": [8, 128, KiB],
     # Same-process scenarios beyond put+get (bench_same.py --scenario): name -> sizes.
-    "scenarios": {"batch": [8], "zerocopy": [8 * MiB], "get_into": [8, 8 * MiB]},
+    "scenarios": {
+        "batch": [8],
+        "batch_packed": [8],
+        "zerocopy": [8 * MiB],
+        "get_into": [8, 8 * MiB],
+    },
     "pyperf": ["--processes", "10", "--values", "3", "--warmups", "1"],
     "repeats": 3,
     "suffix": "",
@@ -54,7 +59,7 @@ FULL = {
 QUICK = {
     "sizes": [8, KiB, 256 * KiB, 8 * MiB],
     "floor_sizes": [8],
-    "scenarios": {"batch": [8], "zerocopy": [8 * MiB], "get_into": [8]},
+    "scenarios": {"batch": [8], "batch_packed": [8], "zerocopy": [8 * MiB], "get_into": [8]},
     "pyperf": ["--processes", "3", "--values", "2", "--warmups", "1", "--min-time", "0.03"],
     "repeats": 1,
     "suffix": "-quick",
@@ -224,10 +229,20 @@ def cross_process(
             ["throughput", "--producers", "1", "--consumers", "1", "--batch", "64"],
             cfg["repeats"],
         ),
+        (
+            "throughput_1_1_batch64_packed",
+            ["throughput", "--producers", "1", "--consumers", "1", "--batch", "64", "--packed"],
+            cfg["repeats"],
+        ),
         ("idle", ["idle"], 1),
     ]
     for key, args, repeats in scenarios:
-        members = adapters.BATCH_QUEUES if "--batch" in args else cq
+        if "--packed" in args:
+            members = adapters.PACKED_QUEUES
+        elif "--batch" in args:
+            members = adapters.BATCH_QUEUES
+        else:
+            members = cq
         runs: dict[str, list[dict[str, Any]]] = {q: [] for q in cq if q in members}
         cq_run = list(runs)
         for rep in range(repeats if cq_run else 0):

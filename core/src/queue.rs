@@ -24,7 +24,7 @@ use crate::layout::{
 use crate::ring::{Blocked, GetError, PutError, ReadClaim, Ring};
 use crate::shm::{self, Mapping};
 use crate::sync::Ordering;
-use crate::wait::{block_on, notify, wait_until, Attempt};
+use crate::wait::{block_on, notify, wait_until, Attempt, SPIN_TIME};
 use crate::Status;
 use std::ffi::{CStr, CString};
 use std::time::{Duration, Instant};
@@ -729,6 +729,9 @@ impl Queue {
                                     }
                                     (Some(t), None) => Some(t),
                                 };
+                                if left != Some(Duration::ZERO) {
+                                    self.wait_for_room(&ring, lens.len() as u64 - *done, d);
+                                }
                                 self.claim_write(left)
                             }
                         }
@@ -761,6 +764,32 @@ impl Queue {
             notify(&self.header().not_empty.0);
         }
         result
+    }
+
+    /// A batch that found the ring full first waits, spinning at most [`SPIN_TIME`] (and not
+    /// past `deadline`), until there is room for `remaining` messages (at most a quarter of
+    /// the ring, at most 64) rather than for one. Claiming each slot the moment the consumer
+    /// frees it keeps producer and consumer on the same cache lines, message after message
+    /// (perf/: 1 → 1 batches of 64 across processes, 17-19 → 20-22 M msg/s). Bounded, so that
+    /// a producer of single messages cannot starve the batch: the claim that follows takes any
+    /// free slot, as every put does.
+    fn wait_for_room(&self, ring: &Ring<'_>, remaining: u64, deadline: Option<Instant>) {
+        let want = remaining.min(self.geo.capacity / 4).min(64);
+        if want <= 1 {
+            return;
+        }
+        let start = Instant::now();
+        let until = deadline.map_or(start + SPIN_TIME, |d| d.min(start + SPIN_TIME));
+        let mut spins = 0u32;
+        while !ring.room_for(want) && self.shutdown_state() == SHUTDOWN_NONE {
+            spins += 1;
+            if spins % 8 == 0 && Instant::now() >= until {
+                return;
+            }
+            for _ in 0..16 {
+                crate::sync::spin_hint();
+            }
+        }
     }
 
     /// Takes up to `lens.len()` messages into `buf`, one after another, storing each length in

@@ -485,6 +485,19 @@ impl<'a> Ring<'a> {
         true
     }
 
+    /// Whether a put finds room for `k` ≥ 1 messages from the tail on: the slot of the `k`-th
+    /// position from the tail is free for its lap or already claimed for it (slots free up in
+    /// order, so the ones before it are then free or taken too). A hint for a producer that found
+    /// the ring full and may wait: see `Queue::put_many`.
+    pub fn room_for(&self, k: u64) -> bool {
+        // ORDERING: Acquire, see `help`.
+        let pos = self.tail.load(Ordering::Acquire) + k.max(1) - 1;
+        // ORDERING: Relaxed: a hint only; a claim goes through `scan_write`, which re-reads
+        // with the ordering the hand-over needs.
+        let (slap, _, _) = unpack(self.slot(pos).state.load(Ordering::Relaxed));
+        slap == self.lap(pos)
+    }
+
     /// Batch put, a following claim: claims position `pos` for `me` if its slot is `EMPTY` for
     /// `pos`'s lap, without reading or moving `tail`. For a caller that holds (or held) the claim
     /// of `pos - 1` and has not yet moved `tail` past it: the run of positions it claims stays

@@ -356,6 +356,39 @@ fn batches_race_as_runs_exactly_once_and_in_order() {
     assert_eq!(q.len(), 0, "tail and head settled on the same position");
 }
 
+/// A batch that finds the ring full waits a little for room for several messages, but never
+/// more than a spin: here the consumer takes a message only while the ring is full, so there is
+/// never room for two, and the batch must go in slot by slot, as single puts do.
+#[test]
+fn a_batch_waiting_for_room_settles_for_one_slot_at_a_time() {
+    let n = Name::new("room");
+    let q = Queue::create(&n.0, 8, 8, 0o600).unwrap();
+    let mut done = 0;
+    q.put_many(&[1; 8], &[1; 8], NOW, &mut done).unwrap();
+    let got = std::thread::scope(|s| {
+        let consumer = {
+            let q = q.try_clone().unwrap();
+            s.spawn(move || {
+                let mut got = Vec::new();
+                let mut buf = [0u8; 8];
+                while got.len() < 18 {
+                    while q.len() < 8 && got.len() < 10 {
+                        std::thread::yield_now(); // take only from a full ring
+                    }
+                    let len = q.get(&mut buf, Some(Duration::from_secs(30))).unwrap();
+                    got.extend_from_slice(&buf[..len]);
+                }
+                got
+            })
+        };
+        q.put_many(&[2; 10], &[1; 10], Some(Duration::from_secs(30)), &mut done)
+            .unwrap();
+        assert_eq!(done, 10);
+        consumer.join().unwrap()
+    });
+    assert_eq!(got, [[1u8; 8].as_slice(), &[2; 10]].concat());
+}
+
 #[test]
 fn shutdown_wakes_waiters_drains_then_refuses() {
     let n = Name::new("shut");

@@ -398,6 +398,22 @@ def abi_battery(name: str) -> dict[str, Any]:
     r["try_put 6"] = lib.fq_try_put(h, b"abcdef", 6)
     r["try_get small buffer"] = lib.fq_try_get(h, buf, 5) + bias
     r["try_get"] = (lib.fq_try_get(h2, buf, 64), buf.raw[:6])
+    lens2 = (c_uint64 * 3)(2, 9, 1)
+    r["try_put_many NULL q"] = lib.fq_try_put_many(None, lens2, 1, b"ab") + bias
+    r["try_put_many NULL lens"] = lib.fq_try_put_many(h, None, 1, b"ab") + bias
+    r["try_put_many NULL data"] = lib.fq_try_put_many(h, lens2, 1, None) + bias
+    r["try_put_many too big"] = lib.fq_try_put_many(h, lens2, 2, b"x" * 11) + bias
+    r["try_put_many none"] = lib.fq_try_put_many(h, lens2, 0, None)
+    r["try_put_many 1 of 1"] = lib.fq_try_put_many(h, lens2, 1, b"ab")
+    lens2[0], lens2[1] = 1, 1
+    r["try_put_many 1 of 3 (full)"] = lib.fq_try_put_many(h, lens2, 3, b"cde")
+    r["try_put_many 0 (full)"] = lib.fq_try_put_many(h, lens2, 1, b"f")
+    many = (c_uint64 * 4)()
+    r["try_get_many NULL q"] = lib.fq_try_get_many(None, buf, 64, many, 4) + bias
+    r["try_get_many NULL lens"] = lib.fq_try_get_many(h, buf, 64, None, 4) + bias
+    r["try_get_many small buffer"] = (lib.fq_try_get_many(h, buf, 1, many, 4) + bias, many[0])
+    r["try_get_many"] = (lib.fq_try_get_many(h2, buf, 64, many, 4), list(many[:2]), buf.raw[:3])
+    r["try_get_many empty"] = lib.fq_try_get_many(h, buf, 64, many, 4) + bias
     r["noop NULL q"] = lib.fq_noop(None, None, 0, 0)
     r["noop"] = lib.fq_noop(h, None, 0, 0)
     r["put after all that"] = lib.fq_put(h, b"fine", 4, 0)
@@ -492,6 +508,19 @@ def test_c_abi_rejects_null_and_nonsense_arguments(segment_name: str) -> None:
         "try_put 6": ok,
         "try_get small buffer": _ffi.ERR_BUFFER,  # and the message stays queued:
         "try_get": (6, b"abcdef"),
+        "try_put_many NULL q": null,
+        "try_put_many NULL lens": null,
+        "try_put_many NULL data": null,
+        "try_put_many too big": _ffi.ERR_TOO_BIG,
+        "try_put_many none": 0,
+        "try_put_many 1 of 1": 1,
+        "try_put_many 1 of 3 (full)": 1,  # capacity 2: "ab" and "c" fill it
+        "try_put_many 0 (full)": 0,
+        "try_get_many NULL q": null,
+        "try_get_many NULL lens": null,
+        "try_get_many small buffer": (_ffi.ERR_BUFFER, 2),  # "ab" needs 2 bytes; it stays
+        "try_get_many": (2, [2, 1], b"abc"),
+        "try_get_many empty": _ffi.EMPTY,
         "noop NULL q": null,
         "noop": ok,
         "put after all that": ok,

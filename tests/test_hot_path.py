@@ -16,7 +16,7 @@ from typing import Callable
 
 import pytest
 
-from fastqueue import Empty, Full, MessageTooBigError, ObjectQueue, Queue, _ffi
+from fastqueue import Empty, Full, MessageTooBigError, ObjectQueue, Queue, ShutDown, _ffi
 
 NameFactory = Callable[[], str]
 LIMIT = _ffi.GET_COPY_LIMIT
@@ -297,6 +297,36 @@ def test_put_many_packed_rejects_bad_sizes_and_puts_nothing(qname: NameFactory) 
 
 def test_object_queue_put_many_refuses_itemsize(qname: NameFactory) -> None:
     with ObjectQueue(qname(), element_size=64, capacity=4) as q:
-        with pytest.raises(TypeError, match="itemsize= .* is for fastqueue.Queue"):
+        with pytest.raises(TypeError, match=r"itemsize= .* is for fastqueue\.Queue"):
             q.put_many([b"ab"], itemsize=2)
         assert q.qsize() == 0
+
+
+def test_put_many_packed_hot_path_behaves_as_the_first_put(qname: NameFactory) -> None:
+    """The second put_many of a packed size takes the bound hot path: same results, same
+    errors -- a full ring part-way, a bool itemsize, a shut-down queue, a closed one."""
+    with Queue(qname(), element_size=2, capacity=4) as q:
+        for _ in range(2):
+            q.put_many(b"aabb", itemsize=2)  # the first of this size binds, the second uses it
+            assert q.get_many(4) == [b"aa", b"bb"]
+        q.put_many(b"aabb", itemsize=2)
+        with pytest.raises(Full) as info:
+            q.put_many(b"ccdd", itemsize=2, block=False)  # fills the ring
+            q.put_many(b"eeff", itemsize=2, block=False)
+        assert info.value.done == 0  # type: ignore[attr-defined]
+        assert q.get_many(8) == [b"aa", b"bb", b"cc", b"dd"]
+        q.put_many(b"gghh", itemsize=2)
+        q.put_many(b"iijj", itemsize=2)
+        assert q.get_many(1) == [b"gg"]
+        with pytest.raises(Full) as info:
+            q.put_many(b"kkll", itemsize=2, timeout=0.01)  # one fits, then full
+        assert info.value.done == 1  # type: ignore[attr-defined]
+        assert q.get_many(8) == [b"hh", b"ii", b"jj", b"kk"]
+        q.put_many(b"x", itemsize=1)
+        with pytest.raises(TypeError, match="itemsize must be an int"):
+            q.put_many(b"x", itemsize=True)  # equal to 1 as a dict key: still refused
+        q.shutdown()
+        with pytest.raises(ShutDown):
+            q.put_many(b"aabb", itemsize=2)
+    with pytest.raises(ValueError, match="closed"):
+        q.put_many(b"aabb", itemsize=2)

@@ -270,6 +270,22 @@ int32_t fq_get_many(fq_queue *q, void *buf, uint64_t cap, uint64_t *lens, uint64
                     uint64_t *count, int64_t timeout_ns);
 
 /**
+ * fq_put_many(q, data, lens, count, 0, &done) for bindings where every argument costs, with the
+ * data last. Never waits. Returns the number of messages put, the first ones (fewer than `count`
+ * if the queue filled up, or was shut down meanwhile: try the rest again to learn which), or
+ * `status - FQ_TRY_BIAS` (see FQ_TRY_STATUS) if it put none for another reason: FQ_SHUTDOWN,
+ * FQ_ERR_TOO_BIG, FQ_ERR_NULL, ...
+ */
+int64_t fq_try_put_many(fq_queue *q, const uint64_t *lens, uint64_t count, const void *data);
+
+/**
+ * fq_get_many(q, buf, cap, lens, max_items, &count, 0) returning the number of messages taken
+ * (>= 1), or `status - FQ_TRY_BIAS`: FQ_EMPTY, FQ_SHUTDOWN, FQ_ERR_BUFFER (then lens[0] is the
+ * size needed and the message stays queued), ... Never waits.
+ */
+int64_t fq_try_get_many(fq_queue *q, void *buf, uint64_t cap, uint64_t *lens, uint64_t max_items);
+
+/**
  * Shuts the queue down for every process attached to it (the state lives in the segment):
  * later puts return FQ_SHUTDOWN; gets return what is left, then FQ_SHUTDOWN. With `immediate`
  * non-zero, what is left is discarded now (and counted as done for fq_join) and gets return

@@ -566,6 +566,54 @@ pub unsafe extern "C" fn fq_get_many(
     })
 }
 
+/// `fq_put_many` that never waits, for bindings where every argument costs: the data comes
+/// last (so a binding can fix the others), and the result is the number of messages put (the
+/// first ones; fewer than `count` if the ring filled up or the queue was shut down meanwhile),
+/// or `status - FQ_TRY_BIAS` when it put none for another reason than a full ring.
+///
+/// # Safety
+/// As `fq_put_many`.
+#[no_mangle]
+pub unsafe extern "C" fn fq_try_put_many(
+    q: *mut fq_queue,
+    lens: *const u64,
+    count: u64,
+    data: *const c_void,
+) -> i64 {
+    let mut done = 0u64;
+    // SAFETY: forwarded contract; `done` is a valid local.
+    let status = unsafe { fq_put_many(q, data, lens, count, 0, &mut done) };
+    if status == FQ_OK || status == Status::Full as i32 || done > 0 {
+        done as i64 // ≤ count, a number of messages held by one buffer: fits
+    } else {
+        i64::from(status) - FQ_TRY_BIAS
+    }
+}
+
+/// `fq_get_many` that never waits and returns the number of messages taken (≥ 1), or
+/// `status - FQ_TRY_BIAS` (FQ_EMPTY, FQ_SHUTDOWN, FQ_ERR_BUFFER with `lens[0]` the size
+/// needed, ...).
+///
+/// # Safety
+/// As `fq_get_many`.
+#[no_mangle]
+pub unsafe extern "C" fn fq_try_get_many(
+    q: *mut fq_queue,
+    buf: *mut c_void,
+    cap: u64,
+    lens: *mut u64,
+    max_items: u64,
+) -> i64 {
+    let mut count = 0u64;
+    // SAFETY: forwarded contract; `count` is a valid local.
+    let status = unsafe { fq_get_many(q, buf, cap, lens, max_items, &mut count, 0) };
+    if status == FQ_OK {
+        count as i64 // ≤ max_items, a number of lengths held by one buffer: fits
+    } else {
+        i64::from(status) - FQ_TRY_BIAS
+    }
+}
+
 /// Waits until a get (`what` = 1) or a put (`what` = 2) could proceed, taking nothing.
 ///
 /// # Safety

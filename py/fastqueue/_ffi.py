@@ -237,6 +237,10 @@ _fq_put = _declare("fq_put", c_int32, c_void_p, c_void_p, c_uint64, c_int64)
 _fq_get = _declare("fq_get", c_int32, c_void_p, c_void_p, c_uint64, _u64p, c_int64)
 _fq_try_put = _declare("fq_try_put", c_int32, c_void_p, c_void_p, c_uint64)
 _fq_try_get = _declare("fq_try_get", c_int64, c_void_p, c_void_p, c_uint64)
+_fq_try_put_many = _declare("fq_try_put_many", c_int64, c_void_p, _u64p, c_uint64, c_void_p)
+_fq_try_get_many = _declare(
+    "fq_try_get_many", c_int64, c_void_p, c_void_p, c_uint64, _u64p, c_uint64
+)
 _fq_write_begin = _declare("fq_write_begin", c_int32, c_void_p, _voidpp, _u64p, c_int64)
 _fq_write_commit = _declare("fq_write_commit", c_int32, c_void_p, c_uint64, c_uint64)
 _fq_write_abort = _declare("fq_write_abort", c_int32, c_void_p, c_uint64)
@@ -336,6 +340,12 @@ _noop_now = _declare_wire(_lib_nogil, "fq_noop", c_int32, c_void_p, c_void_p, c_
 # The fewest-argument forms, for the hot path of Queue.put / Queue.get (see Handle.bind_put).
 _try_put_now = _declare_wire(_lib_nogil, "fq_try_put", c_int32, c_void_p, c_void_p, c_uint64)
 _try_get_now = _declare_wire(_lib_nogil, "fq_try_get", c_int64, c_void_p, c_void_p, c_uint64)
+_try_put_many_now = _declare_wire(
+    _lib_nogil, "fq_try_put_many", c_int64, c_void_p, _u64p, c_uint64, c_void_p
+)
+_try_get_many_now = _declare_wire(
+    _lib_nogil, "fq_try_get_many", c_int64, c_void_p, c_void_p, c_uint64, _u64p, c_uint64
+)
 # May wait (GIL released):
 _put_many_wait = _declare_wire(
     _lib, "fq_put_many", c_int32, c_void_p, c_void_p, _u64p, c_uint64, c_int64, _u64p
@@ -595,13 +605,12 @@ class _Batch:
         self.lens_arg = _arg_ptr(self.lens.buffer_info()[0])  # never resized
         self.count = c_uint64(0)
         self.count_arg = byref(self.count)
-        #: max_items -> fq_get_many into this batch without waiting, every argument bound (one
-        #: batch serves one handle: the pool is the handle's).
+        #: max_items -> fq_try_get_many into this batch, every argument bound (one batch
+        #: serves one handle: the pool is the handle's).
         self.now: dict[int, Callable[[], int]] = {}
 
-    def messages(self) -> list[bytes]:
-        """The messages the last fq_get_many left in the buffer, as bytes."""
-        n = self.count.value
+    def messages(self, n: int) -> list[bytes]:
+        """The ``n`` messages the last fq_get_many left in the buffer, as bytes."""
         first = self.lens[0]
         split = self._splitters.get((first, n))
         if split is None:
@@ -702,6 +711,18 @@ class Handle:
         bound.handle = self  # type: ignore[attr-defined]
         return bound
 
+    def bind_put_packed(self, lens: array[int]) -> Callable[[bytes], int]:
+        """fq_try_put_many with this handle and the lengths ``lens`` bound, for put_many's hot
+        path: ``f(data)`` puts ``data`` (bytes, ``sum(lens)`` long) cut at ``lens``; returns the
+        number of messages put (the first ones), or ``status - TRY_BIAS``. Never waits, keeps
+        the GIL, keeps this handle (and ``lens``) alive while anyone holds it."""
+        bound = functools.partial(
+            _try_put_many_now, self._arg, array_arg(lens), _u64_args[len(lens)]
+        )
+        bound.handle = self  # type: ignore[attr-defined]
+        bound.lens = lens  # type: ignore[attr-defined]
+        return bound
+
     def bind_get(self) -> tuple[Any, Callable[[], int]]:
         """(receive buffer, fq_try_get into it with this handle bound): ``f()`` returns the
         length of the message now in the buffer (slice the buffer to get it as bytes), or
@@ -724,6 +745,12 @@ class Handle:
             return data
         finally:
             _read_end_now(self._arg, _arg_u64(token.value))
+
+    def try_get_into(self, buf_arg: object, cap: int) -> int:
+        """fq_try_get into the caller's memory (``buf_arg`` from :func:`writable_buffer`,
+        ``cap`` bytes): the message's length, or ``status - TRY_BIAS``. Never waits, keeps the
+        GIL."""
+        return _try_get_now(self._arg, buf_arg, _u64_args[cap])  # type: ignore[no-any-return]
 
     def get_into(self, buf_arg: object, cap: int, timeout_ns: int) -> tuple[int, int]:
         """fq_get into the caller's memory (``buf_arg`` from :func:`writable_buffer`, ``cap``
@@ -798,16 +825,19 @@ class Handle:
             take = batch.now.get(max_items)
             if take is None:  # the prepared call for this handle and count (kept: counts repeat)
                 take = batch.now[max_items] = functools.partial(
-                    _get_many_now,
+                    _try_get_many_now,
                     self._arg,
                     batch.buf_arg,
                     batch.cap_arg,
                     batch.lens_arg,
                     _u64_args[max_items],
-                    batch.count_arg,
-                    _NOW,
                 )
-            status = take()
+            n = take()
+            if n > 0:  # the common case, shortest way
+                out: list[bytes] | int = batch.messages(n)
+                pool.append(batch)
+                return out
+            status = n + TRY_BIAS
         else:
             status = _get_many_wait(
                 self._arg,
@@ -819,7 +849,7 @@ class Handle:
                 _arg_i64(timeout_ns),
             )
         if status == OK:
-            out: list[bytes] | int = batch.messages()
+            out = batch.messages(batch.count.value)
         elif status == ERR_BUFFER:  # the first message is longer than the buffer: in place
             free = self._free
             scratch = free.pop() if free else self._new_scratch()

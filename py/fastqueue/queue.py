@@ -68,6 +68,8 @@ _TRY_BIAS: Final = _ffi.TRY_BIAS
 _CLOSED: Final = -(1 << 40)
 #: A closed queue's receive buffers: none (never appended to: the slow path raises first).
 _NO_BUFFERS: Final[list[tuple[Any, Any]]] = []
+#: A closed queue's bound packed puts: none (never written to: the slow path raises first).
+_NO_PACKED: Final[dict[tuple[int, int], Any]] = {}
 #: put_many(..., itemsize=): (itemsize >= 1, a byte count that it divides) -> the lengths of
 #: the messages (all itemsize), and the same as a prepared argument (never mutated: the
 #: library only reads them).
@@ -189,6 +191,7 @@ class Queue(_aio.AsyncMixin):
     # path, which raises.
     _try_put: Any = staticmethod(lambda data, n: _CLOSED)
     _rx: list[tuple[Any, Any]] = _NO_BUFFERS
+    _packed: dict[tuple[int, int], tuple[Callable[[bytes], int], int, array[int]]] = _NO_PACKED
 
     def __init__(
         self,
@@ -254,6 +257,9 @@ class Queue(_aio.AsyncMixin):
         buffer for get). They keep ``h`` alive while a call is in flight."""
         self._try_put = h.bind_put()
         self._rx = [h.bind_get()]
+        #: put_many(bytes, itemsize=k) of n bytes -> (fq_try_put_many bound for it, n // k, the
+        #: lengths); made by the first such put of each size (at most 64 sizes).
+        self._packed: dict[tuple[int, int], tuple[Callable[[bytes], int], int, array[int]]] = {}
 
     @staticmethod
     def _create_error(status: int, name: str, size: int, cap: int) -> Exception:
@@ -500,18 +506,28 @@ class Queue(_aio.AsyncMixin):
         ...     q.get_many(10)
         [b'a', b'b', b'c', b'xx', b'yy']
         """
+        if timeout is not None and block:
+            _check_timeout(timeout)
+        if itemsize is not None and type(items) is bytes and type(itemsize) is int:
+            # The hot path: packed bytes of a size put before through this handle, with one
+            # bound library call that never waits (see _bind).
+            hit = self._packed.get((itemsize, len(items)))
+            if hit is not None:
+                put, count, lens = hit
+                done = put(items)
+                if done == count:
+                    return
+                self._put_packed_rest(items, lens, done, block, timeout)
+                return
         h = self._h
         if h is None:
             raise self._closed_error()
         lens_arg = None
         if itemsize is not None:
-            # Packed bytes of a size seen before (the common case): the cut is cached.
-            cut = _packed_cuts.get((itemsize, len(items))) if type(items) is bytes else None
-            if cut is not None and type(itemsize) is int and itemsize <= self._element_size:
-                data: bytes = items  # type: ignore[assignment]  # checked: bytes
-                lens, lens_arg = cut
-            else:
-                data, lens, lens_arg = self._cut_packed(items, itemsize)
+            data, lens, lens_arg = self._cut_packed(items, itemsize)
+            packed = self._packed
+            if type(items) is bytes and len(packed) < 64 and type(itemsize) is int:
+                packed[(itemsize, len(data))] = (h.bind_put_packed(lens), len(lens), lens)
         else:
             if type(items) is not list:
                 items = list(items)  # type: ignore[arg-type]  # TypeError if not iterable
@@ -523,14 +539,26 @@ class Queue(_aio.AsyncMixin):
                 data, lens = self._join_buffers(items)
         if not lens:
             return
-        if timeout is not None and block:
-            _check_timeout(timeout)
         # One library call puts the batch (it checks every length first: FQ_ERR_TOO_BIG puts
         # nothing). The first attempt never waits.
         status, done = h.put_many(data, lens, 0, lens_arg)
         if status == _OK:
             return
         self._put_many_rest(h, data, lens, status, done, block, timeout)
+
+    def _put_packed_rest(
+        self, data: bytes, lens: array[int], done: int, block: bool, timeout: float | None
+    ) -> None:
+        """put_many's hot path after a first attempt that put only ``done`` messages (or
+        ``status - TRY_BIAS``: none, for another reason than a full ring)."""
+        h = self._h
+        if h is None:
+            raise self._closed_error()
+        if done < 0:
+            raise self._put_error(done + _TRY_BIAS)
+        # Fewer than all: the ring filled up (or, in a race, the queue was shut down meanwhile,
+        # which the next attempt reports).
+        self._put_many_rest(h, data, lens, _FULL, done, block, timeout)
 
     def _cut_packed(self, items: object, itemsize: object) -> tuple[bytes, array[int], Any]:
         """put_many(items, itemsize=...): (the bytes of ``items``, the length of each message,
@@ -701,7 +729,14 @@ class Queue(_aio.AsyncMixin):
         arg, cap, copy_back = _ffi.writable_buffer(buffer)
         if timeout is not None and block:
             _check_timeout(timeout)
-        status, length = h.get_into(arg, cap, 0)
+        length = h.try_get_into(arg, cap)  # the first attempt: one call, never waits
+        if length >= 0:
+            if copy_back is not None:
+                copy_back(length)
+            return length
+        status = length + _TRY_BIAS
+        if status == _ffi.ERR_BUFFER:  # the size needed: ask the way that tells it
+            status, length = h.get_into(arg, cap, 0)
         if status == _EMPTY and block:
 
             def attempt(timeout_ns: int) -> int:
@@ -1024,6 +1059,7 @@ class Queue(_aio.AsyncMixin):
         # Back to the class's bound calls: every later call takes the slow path (and raises).
         self.__dict__.pop("_try_put", None)
         self.__dict__.pop("_rx", None)
+        self.__dict__.pop("_packed", None)
         if self._owner_pid == getpid() and not self._unlinked:
             self._unlinked = True
             unlink_name(self._raw)  # a name someone else already removed is fine

@@ -401,3 +401,22 @@ def test_get_slot_after_shutdown(qname: NameFactory) -> None:
             pass
         with pytest.raises(fastqueue.ShutDown), q.put_slot():
             pass
+
+
+def test_slots_are_claimed_on_entering_the_block_only(qname: NameFactory) -> None:
+    """put_slot() / get_slot() claim nothing until their block is entered, and a block cannot
+    be entered twice."""
+    with Queue(qname(), element_size=8, capacity=1) as q:
+        writer = q.put_slot(3)
+        q.put(b"first")  # the slot writer above holds nothing: the only slot is free
+        reader = q.get_slot()
+        assert q.qsize() == 1  # ... and the reader took nothing
+        with reader as view:
+            assert bytes(view) == b"first"
+            with pytest.raises(RuntimeError, match="entered twice"), reader:
+                pass
+        with writer as slot:
+            slot.buffer[:] = b"abc"
+            with pytest.raises(RuntimeError, match="entered twice"), writer:
+                pass
+        assert q.get() == b"abc"

@@ -21,7 +21,6 @@ import os
 import platform
 import struct
 import sys
-import weakref
 from array import array
 from ctypes import (
     POINTER,
@@ -321,6 +320,13 @@ _read_begin_now = _declare_wire(
     _lib_nogil, "fq_read_begin", c_int32, c_void_p, _voidpp, _u64p, _u64p, c_int64
 )
 _read_end_now = _declare_wire(_lib_nogil, "fq_read_end", c_int32, c_void_p, c_uint64)
+_write_begin_now = _declare_wire(
+    _lib_nogil, "fq_write_begin", c_int32, c_void_p, _voidpp, _u64p, c_int64
+)
+_write_commit_now = _declare_wire(
+    _lib_nogil, "fq_write_commit", c_int32, c_void_p, c_uint64, c_uint64
+)
+_write_abort_now = _declare_wire(_lib_nogil, "fq_write_abort", c_int32, c_void_p, c_uint64)
 _put_many_now = _declare_wire(
     _lib_nogil, "fq_put_many", c_int32, c_void_p, c_void_p, _u64p, c_uint64, c_int64, _u64p
 )
@@ -355,6 +361,12 @@ _get_many_wait = _declare_wire(
 )
 _put_wait = _declare_wire(_lib, "fq_put", c_int32, c_void_p, c_void_p, c_uint64, c_int64)
 _get_wait = _declare_wire(_lib, "fq_get", c_int32, c_void_p, c_void_p, c_uint64, _u64p, c_int64)
+_write_begin_wait = _declare_wire(
+    _lib, "fq_write_begin", c_int32, c_void_p, _voidpp, _u64p, c_int64
+)
+_read_begin_wait = _declare_wire(
+    _lib, "fq_read_begin", c_int32, c_void_p, _voidpp, _u64p, _u64p, c_int64
+)
 
 
 def library_path() -> str:
@@ -774,10 +786,10 @@ class Handle:
         released (with CPython's reference counting, at once). Until then the memory keeps this
         handle, and so the mapping, alive: closing the queue meanwhile unmaps nothing."""
         if self._lent_type is None:
-            self._lent_type = type("LentSlot", (self._slot_type,), {})
+            self._lent_type = type("LentSlot", (self._slot_type,), {"__del__": _finish_lease})
         memory = self._lent_type.from_address(address)
         memory.handle = self
-        weakref.finalize(memory, lease.finish)
+        memory.lease = lease
         return memoryview(memory).cast("B")[:n]
 
     def _new_scratch(self) -> _Scratch:
@@ -883,31 +895,46 @@ class Handle:
         return int(_fq_wait(self._ptr, what, timeout_ns))
 
     def write_begin(self, timeout_ns: int) -> tuple[int, int, int]:
-        """fq_write_begin: (status, address of the lent slot's max_msg bytes, token)."""
-        data = c_void_p()
-        token = c_uint64(0)
-        status = int(_fq_write_begin(self._ptr, data, token, timeout_ns))
-        return status, int(data.value or 0), int(token.value)
+        """fq_write_begin: (status, address of the lent slot's max_msg bytes, token). Keeps
+        the GIL when timeout_ns is 0."""
+        free = self._free
+        scratch = free.pop() if free else self._new_scratch()
+        _, _, address, token, _, _, address_arg, token_arg = scratch
+        if timeout_ns == 0:
+            status = _write_begin_now(self._arg, address_arg, token_arg, _NOW)
+        else:
+            status = _write_begin_wait(self._arg, address_arg, token_arg, _arg_i64(timeout_ns))
+        out = int(status), address.value or 0, token.value
+        free.append(scratch)
+        return out
 
     def write_commit(self, token: int, n: int) -> int:
         """fq_write_commit: publishes the claimed slot as a message of ``n`` bytes."""
-        return int(_fq_write_commit(self._ptr, token, n))
+        return int(_write_commit_now(self._arg, _arg_u64(token), _u64_args[n]))
 
     def write_abort(self, token: int) -> int:
         """fq_write_abort: gives the claimed slot up (consumers skip it)."""
-        return int(_fq_write_abort(self._ptr, token))
+        return int(_write_abort_now(self._arg, _arg_u64(token)))
 
     def read_begin(self, timeout_ns: int) -> tuple[int, int, int, int]:
-        """fq_read_begin: (status, address of the lent message, its length, token)."""
-        data = c_void_p()
-        length = c_uint64(0)
-        token = c_uint64(0)
-        status = int(_fq_read_begin(self._ptr, data, length, token, timeout_ns))
-        return status, int(data.value or 0), int(length.value), int(token.value)
+        """fq_read_begin: (status, address of the lent message, its length, token). Keeps the
+        GIL when timeout_ns is 0."""
+        free = self._free
+        scratch = free.pop() if free else self._new_scratch()
+        _, length, address, token, _, len_arg, address_arg, token_arg = scratch
+        if timeout_ns == 0:
+            status = _read_begin_now(self._arg, address_arg, len_arg, token_arg, _NOW)
+        else:
+            status = _read_begin_wait(
+                self._arg, address_arg, len_arg, token_arg, _arg_i64(timeout_ns)
+            )
+        out = int(status), address.value or 0, length.value, token.value
+        free.append(scratch)
+        return out
 
     def read_end(self, token: int) -> int:
         """fq_read_end: returns the slot of a zero-copy read to producers."""
-        return int(_fq_read_end(self._ptr, token))
+        return int(_read_end_now(self._arg, _arg_u64(token)))
 
     def reattach_after_fork(self) -> None:
         """In a child after fork(): switch to a handle of this process's own (fq_clone), so that
@@ -956,3 +983,17 @@ def open_(name: bytes) -> tuple[int, Handle | None]:
     if status != OK:
         return status, None
     return OK, Handle(ptr)
+
+
+def _finish_lease(memory: Any, _finalizing: Callable[[], bool] = sys.is_finalizing) -> None:
+    """``__del__`` of the memory :meth:`Handle.lend` lends: its lease finishes when the last
+    user of the memory is gone (with CPython's reference counting, at once; cheaper than a
+    weakref.finalize per lend: perf/, zero-copy put+get of 8 B 7.7 -> 6.2 us). Memory still
+    lent when the interpreter shuts down may be collected after the module's globals: its
+    claim is then released by the library when the handle closes (or, if the process just
+    ends, recovered by the others), so an error there is not reported."""
+    try:
+        memory.lease.finish()
+    except Exception:
+        if not _finalizing():
+            raise

@@ -29,6 +29,7 @@ import secrets
 import time
 import weakref
 from array import array
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from . import _aio, _ffi
@@ -40,7 +41,7 @@ from ._errors import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterable
 
     from typing_extensions import Buffer, Self
 
@@ -142,6 +143,58 @@ class WriteSlot:
 
     def __repr__(self) -> str:
         return f"<fastqueue.WriteSlot length={self.length}>"
+
+
+class _SlotWriter:
+    """The context manager :meth:`Queue.put_slot` returns: claims the slot on entering,
+    publishes it on leaving normally, gives it up on leaving by an exception. (A class rather
+    than a generator: perf/, zero-copy put+get of 8 B 6.2 -> 5 us.)"""
+
+    __slots__ = ("_args", "_held", "_q")
+
+    def __init__(self, q: Queue, size: int | None, block: bool, timeout: float | None) -> None:
+        self._q = q
+        self._args = (size, block, timeout)
+        self._held: tuple[WriteSlot, _ffi.Lease, memoryview, int, int] | None = None
+
+    def __enter__(self) -> WriteSlot:
+        if self._held is not None:
+            raise RuntimeError("a put_slot() block cannot be entered twice")
+        self._held = self._q._claim_slot(*self._args)
+        return self._held[0]
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        held, self._held = self._held, None
+        if held is None:
+            return
+        if exc_type is not None:
+            self._q._drop_slot(held[1], held[2])
+            return
+        self._q._publish_slot(*held)
+
+
+class _SlotReader:
+    """The context manager :meth:`Queue.get_slot` returns: takes the message on entering,
+    releases the view on leaving (the slot goes back once nothing made from it is left)."""
+
+    __slots__ = ("_args", "_q", "_view")
+
+    def __init__(self, q: Queue, block: bool, timeout: float | None) -> None:
+        self._q = q
+        self._args = (block, timeout)
+        self._view: memoryview | None = None
+
+    def __enter__(self) -> memoryview:
+        if self._view is not None:
+            raise RuntimeError("a get_slot() block cannot be entered twice")
+        self._view = self._q._take_slot(*self._args)
+        return self._view
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        view, self._view = self._view, None
+        if view is not None:
+            with contextlib.suppress(BufferError):
+                view.release()  # if nothing made from it is left, the slot goes back now
 
 
 class Queue(_aio.AsyncMixin):
@@ -757,10 +810,9 @@ class Queue(_aio.AsyncMixin):
             )
         raise self._get_error(status)
 
-    @contextlib.contextmanager
     def put_slot(
         self, size: int | None = None, block: bool = True, timeout: float | None = None
-    ) -> Iterator[WriteSlot]:
+    ) -> AbstractContextManager[WriteSlot]:
         """Lends a free slot of the queue to write a message into in place (zero-copy):
         ``with q.put_slot() as slot:`` gives a :class:`WriteSlot`, whose ``slot.buffer`` is a
         writable memoryview of the slot (``size`` bytes, default element_size) and
@@ -789,39 +841,45 @@ class Queue(_aio.AsyncMixin):
         On PyPy, which cannot tell when memory is no longer used, ``slot.buffer`` is memory of
         its own, copied into the slot when the block ends (one copy).
         """
+        return _SlotWriter(self, size, block, timeout)
+
+    def _claim_slot(
+        self, size: int | None, block: bool, timeout: float | None
+    ) -> tuple[WriteSlot, _ffi.Lease, memoryview, int, int]:
+        """put_slot, entering its block: (the slot lent, its lease, the view, its size, the
+        slot's address)."""
         h = self._h
         if h is None:
             raise self._closed_error()
         n = self._element_size if size is None else self._check_message_size(size, "size")
         if timeout is not None and block:
             _check_timeout(timeout)
-        claim = (0, 0)
-
-        def attempt(timeout_ns: int) -> int:
-            nonlocal claim
-            status, address, token = h.write_begin(timeout_ns)
-            claim = (address, token)
-            return status
-
-        status = attempt(0)
+        status, address, token = h.write_begin(0)
         if status == _FULL and block:
+            claim = (0, 0)
+
+            def attempt(timeout_ns: int) -> int:
+                nonlocal claim
+                status, address, token = h.write_begin(timeout_ns)
+                claim = (address, token)
+                return status
+
             status = self._retry(h, attempt, _FULL, timeout)
+            address, token = claim
         if status != _OK:
             raise self._put_error(status)
-        address, token = claim
         lease = _ffi.Lease(h, token, write=True)
         view = memoryview(bytearray(n)) if _ffi.PYPY else h.lend(address, n, lease)
-        slot = WriteSlot(view)
-        try:
-            yield slot
-            length = slot.length
-            if isinstance(length, bool) or not isinstance(length, int) or not 0 <= length <= n:
-                raise ValueError(f"slot.length must be an int in 0..{n}, not {length!r}")
-        except BaseException:
-            with contextlib.suppress(BufferError):
-                view.release()
-            lease.finish()  # aborts (unless the memory is still in use: then once it is not)
-            raise
+        return WriteSlot(view), lease, view, n, address
+
+    def _publish_slot(
+        self, slot: WriteSlot, lease: _ffi.Lease, view: memoryview, n: int, address: int
+    ) -> None:
+        """put_slot, leaving its block normally: publishes ``slot.length`` bytes."""
+        length = slot.length
+        if isinstance(length, bool) or not isinstance(length, int) or not 0 <= length <= n:
+            self._drop_slot(lease, view)
+            raise ValueError(f"slot.length must be an int in 0..{n}, not {length!r}")
         if _ffi.PYPY:
             _ffi.lend(address, n)[:length] = view[:length]  # the one copy
             view.release()
@@ -841,8 +899,16 @@ class Queue(_aio.AsyncMixin):
         if lease.status != _OK:
             raise self._put_error(lease.status)
 
-    @contextlib.contextmanager
-    def get_slot(self, block: bool = True, timeout: float | None = None) -> Iterator[memoryview]:
+    @staticmethod
+    def _drop_slot(lease: _ffi.Lease, view: memoryview) -> None:
+        """put_slot, leaving its block by an exception: nothing is put."""
+        with contextlib.suppress(BufferError):
+            view.release()
+        lease.finish()  # aborts (unless the memory is still in use: then once it is not)
+
+    def get_slot(
+        self, block: bool = True, timeout: float | None = None
+    ) -> AbstractContextManager[memoryview]:
         """Takes the oldest message and lends it in place (zero-copy): ``with q.get_slot() as
         view:`` gives a read-only memoryview (format ``B``) of the message in its slot. The
         message has left the queue; its slot goes back to producers when the block ends. Waits
@@ -864,38 +930,36 @@ class Queue(_aio.AsyncMixin):
         On PyPy, which cannot tell when memory is no longer used, ``view`` is a copy of the
         message (one copy) and the slot goes back at once.
         """
+        return _SlotReader(self, block, timeout)
+
+    def _take_slot(self, block: bool, timeout: float | None) -> memoryview:
+        """get_slot, entering its block: the read-only view of the message taken."""
         h = self._h
         if h is None:
             raise self._closed_error()
         if timeout is not None and block:
             _check_timeout(timeout)
-        claim = (0, 0, 0)
-
-        def attempt(timeout_ns: int) -> int:
-            nonlocal claim
-            status, address, length, token = h.read_begin(timeout_ns)
-            claim = (address, length, token)
-            return status
-
-        status = attempt(0)
+        status, address, length, token = h.read_begin(0)
         if status == _EMPTY and block:
+            claim = (0, 0, 0)
+
+            def attempt(timeout_ns: int) -> int:
+                nonlocal claim
+                status, address, length, token = h.read_begin(timeout_ns)
+                claim = (address, length, token)
+                return status
+
             status = self._retry(h, attempt, _EMPTY, timeout)
+            address, length, token = claim
         if status != _OK:
             raise self._get_error(status)
-        address, length, token = claim
         lease = _ffi.Lease(h, token, write=False)
         if _ffi.PYPY:
             try:
-                view = memoryview(bytes(_ffi.lend(address, length)))
+                return memoryview(bytes(_ffi.lend(address, length)))
             finally:
                 lease.finish()
-        else:
-            view = h.lend(address, length, lease).toreadonly()
-        try:
-            yield view
-        finally:
-            with contextlib.suppress(BufferError):
-                view.release()  # if nothing made from it is left, lease.finish() runs now
+        return h.lend(address, length, lease).toreadonly()
 
     def _check_message_size(self, size: object, what: str) -> int:
         if isinstance(size, bool) or not isinstance(size, int):

@@ -746,6 +746,15 @@ class Handle:
         bound.handle = self  # type: ignore[attr-defined]
         return buf, bound
 
+    def get_in_place(self) -> bytes | int:
+        """Takes the next message (without waiting) with one copy, straight from its slot: for
+        a message longer than the receive buffers. The message, or the status as an int."""
+        free = self._free
+        scratch = free.pop() if free else self._new_scratch()
+        out = self._get_in_place(scratch)
+        free.append(scratch)
+        return out
+
     def _get_in_place(self, scratch: _Scratch) -> bytes | int:
         """Takes the next message (without waiting) with one copy, from its slot."""
         _, length, address, token, _, len_arg, address_arg, token_arg = scratch

@@ -496,8 +496,13 @@ class Queue(_aio.AsyncMixin):
         if status is None:
             self._rx.append(h.bind_get())  # a receive buffer for this thread's next get
         # h.get returns the message (bytes) or a status (int): EMPTY or an error. It reads a
-        # message too long for the receive buffer in place; the first attempt never waits.
-        result: bytes | int = h.get(0) if status is None or status == _ffi.ERR_BUFFER else status
+        # message too long for the receive buffer in place; the first attempt never waits. A
+        # message the hot path found too long is read in place at once (perf/breakdown.py,
+        # 256 KiB put+get: one library call fewer, 7.8 -> 7.4 us).
+        if status == _ffi.ERR_BUFFER:
+            result: bytes | int = h.get_in_place()
+        else:
+            result = h.get(0) if status is None else status
         if result == _EMPTY and block:
             result = self._wait_to_get(h, timeout)
         if type(result) is bytes:

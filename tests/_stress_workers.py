@@ -35,6 +35,7 @@ import struct
 import time
 import zlib
 from collections import Counter
+from collections.abc import Iterator
 from ctypes import POINTER, byref, c_char_p, c_int32, c_int64, c_uint32, c_uint64, c_void_p
 from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
@@ -491,7 +492,7 @@ STRESS_HEADER = struct.Struct("<HII")
 #: counted (by length). The consumers' stop message is the single byte STOP_BYTE.
 SHORT_BYTE = 0xAA
 STOP = b"\xee"
-MODES = ("block", "nowait", "timeout", "mixed")
+MODES = ("block", "nowait", "timeout", "mixed", "batch")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -549,12 +550,67 @@ def _retrying(
                 time.sleep(rng.choice((0, 0, 0.0002)))
 
 
+def _put_batches(q: fastqueue.Queue, cfg: StressConfig, producer: int, rng: random.Random) -> None:
+    """The "batch" mode of a producer: put_many of 1..16 messages at a time (as one packed
+    buffer when they are all of one length, half of the time), blocking, with a timeout or
+    not at all; a batch cut short by Full goes on from the first message not put."""
+    give_up = time.monotonic() + 120
+    seq = 0
+    while seq < cfg.per_producer:
+        k = min(rng.randint(1, 16), cfg.per_producer - seq)
+        msgs = [stress_message(producer, s, cfg.size_of(producer, s)) for s in range(seq, seq + k)]
+        seq += k
+        while msgs:
+            block, timeout = rng.choice(((True, None), (True, 0.005), (True, 0.02), (False, None)))
+            n = len(msgs[0])
+            packed = n > 0 and all(len(m) == n for m in msgs) and rng.random() < 0.5
+            try:
+                if packed:
+                    q.put_many(b"".join(msgs), block, timeout, itemsize=n)
+                else:
+                    q.put_many(msgs, block, timeout)
+                msgs = []
+            except fastqueue.Full as e:
+                msgs = msgs[e.done :]  # type: ignore[attr-defined]
+                if time.monotonic() > give_up:
+                    raise
+                if not block:
+                    time.sleep(rng.choice((0, 0, 0.0002)))
+
+
 def stress_producer(q: fastqueue.Queue, cfg: StressConfig, producer: int) -> None:
     rng = random.Random(cfg.seed * 1000 + producer)
     mode = cfg.producer_modes[producer]
+    if mode == "batch":
+        _put_batches(q, cfg, producer, rng)
+        return
     for seq in range(cfg.per_producer):
         msg = stress_message(producer, seq, cfg.size_of(producer, seq))
         _retrying(mode, rng, lambda b, t, m=msg: q.put(m, b, t), fastqueue.Full)
+
+
+def _get_batches(q: fastqueue.Queue, rng: random.Random) -> Iterator[bytes]:
+    """The "batch" mode of a consumer: get_many of 1..16 at a time, until its STOP. STOPs come
+    after every message; one taken beyond its own is put back for another consumer."""
+    give_up = time.monotonic() + 120
+    while True:
+        block, timeout = rng.choice(((True, None), (True, 0.005), (True, 0.02), (False, None)))
+        try:
+            batch = q.get_many(rng.randint(1, 16), block, timeout)
+        except fastqueue.Empty:
+            if time.monotonic() > give_up:
+                raise
+            if not block:
+                time.sleep(rng.choice((0, 0, 0.0002)))
+            continue
+        give_up = time.monotonic() + 120
+        for i, msg in enumerate(batch):
+            if msg == STOP:
+                for extra in batch[i + 1 :]:
+                    assert extra == STOP, "a message after the end markers"
+                    q.put(STOP)
+                return
+            yield msg
 
 
 def stress_consumer(q: fastqueue.Queue, cfg: StressConfig, index: int, out_path: str) -> None:
@@ -566,10 +622,15 @@ def stress_consumer(q: fastqueue.Queue, cfg: StressConfig, index: int, out_path:
     short: Counter[int] = Counter()
     problems: list[str] = []
     nbytes = 0
-    while True:
-        msg = _retrying(mode, rng, lambda b, t: q.get(b, t), fastqueue.Empty)
-        if msg == STOP:
-            break
+
+    def singles() -> Iterator[bytes]:
+        while True:
+            msg = _retrying(mode, rng, lambda b, t: q.get(b, t), fastqueue.Empty)
+            if msg == STOP:
+                return
+            yield msg
+
+    for msg in _get_batches(q, rng) if mode == "batch" else singles():
         nbytes += len(msg)
         if len(msg) < STRESS_HEADER.size:
             if msg != bytes([SHORT_BYTE]) * len(msg):

@@ -109,3 +109,26 @@ def test_capacity_one_with_every_mode_and_empty_messages(workdir: Path) -> None:
         TOTAL.add(w.run_stress(SPAWN, cfg, name, workdir))
     finally:
         remove_names([name])
+
+
+@pytest.mark.timeout(120)
+def test_batches_as_runs_against_single_puts_and_gets(workdir: Path) -> None:
+    """put_many / get_many (lists and packed buffers, runs of claims in the library) racing
+    single puts and gets on a small ring that is not a power of two (a fixed example, so it
+    always runs)."""
+    cfg = w.StressConfig(
+        producers=3,
+        consumers=3,
+        capacity=5,
+        element_size=64,
+        sizes=(20, 20, 20, 64, 0, 20),
+        producer_modes=("batch", "batch", "block"),
+        consumer_modes=("batch", "mixed", "batch"),
+        per_producer=2000,
+        seed=11,
+    )
+    name = unique_prefix("stress") + "runs"
+    try:
+        TOTAL.add(w.run_stress(SPAWN, cfg, name, workdir))
+    finally:
+        remove_names([name])

@@ -250,6 +250,69 @@ def ack_consumer(q: fastqueue.Queue, ack_path: str) -> None:
         os.close(fd)
 
 
+#: The largest batch of the batch crash workers.
+BATCH_MAX = 32
+
+
+def batch_producer(
+    q: fastqueue.Queue, producer: int, seed: int, ack_path: str, stop_path: str
+) -> None:
+    """Puts small crash-test payloads with put_many, 1..BATCH_MAX at a time (lists, or one
+    packed buffer when all are of one length), until the file ``stop_path`` exists; records
+    every sequence number of a batch once put_many returned (one write per batch)."""
+    dump_stack_on_sigusr1(ack_path + ".stack")
+    rng = random.Random(seed)
+    fd = os.open(ack_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        seq = 0
+        while not os.path.exists(stop_path):
+            k = rng.randint(1, BATCH_MAX)
+            same = rng.random() < 0.5  # bodies of one length: the batch can go packed
+            msgs = [
+                big_message(
+                    producer, s, b"%08d" % s if same else b"%d:%d" % (producer, s) * (s % 7)
+                )
+                for s in range(seq, seq + k)
+            ]
+            if same:
+                q.put_many(b"".join(msgs), timeout=60, itemsize=len(msgs[0]))
+            else:
+                q.put_many(msgs, timeout=60)
+            _ack(fd, b"".join(PUT_ACK.pack(s) for s in range(seq, seq + k)))
+            seq += k
+    finally:
+        os.close(fd)
+
+
+def batch_consumer(q: fastqueue.Queue, ack_path: str, seed: int) -> None:
+    """Gets crash-test payloads with get_many, 1..BATCH_MAX at a time, until an empty message
+    (one taken beyond its own is put back); records (producer, seq, intact) of each message of
+    a batch once get_many returned (one write per batch). Exits 3 if the queue stays empty for
+    60 s."""
+    dump_stack_on_sigusr1(ack_path + ".stack")
+    rng = random.Random(seed)
+    fd = os.open(ack_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        while True:
+            try:
+                batch = q.get_many(rng.randint(1, BATCH_MAX), timeout=60)
+            except fastqueue.Empty:
+                os._exit(3)
+            records = []
+            for i, msg in enumerate(batch):
+                if not msg:
+                    _ack(fd, b"".join(records))
+                    for extra in batch[i + 1 :]:
+                        assert not extra, "a message after the end markers"
+                        q.put(b"", timeout=60)
+                    return
+                producer, seq, intact = check_big(msg)
+                records.append(GET_ACK.pack(producer, seq, int(intact), len(msg)))
+            _ack(fd, b"".join(records))
+    finally:
+        os.close(fd)
+
+
 def big_producer(
     q: fastqueue.Queue, producer: int, seed: int, ack_path: str, stop_path: str, zero_copy: bool
 ) -> None:

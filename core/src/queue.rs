@@ -702,6 +702,14 @@ impl Queue {
         let mut result = Ok(());
         for &len in lens {
             let msg = &data[off..off + len as usize];
+            if let Some((first, next)) = run {
+                // A run never gets a whole ring ahead of `tail`: other producers read the slot
+                // at `tail` and must find it at most one lap away (Ring::settle_tail).
+                if next - first >= self.geo.capacity {
+                    ring.settle_tail(first, next);
+                    run = Some((next, next));
+                }
+            }
             let pos = match run {
                 Some((first, next)) if ring.claim_write_at(next, me) => {
                     run = Some((first, next + 1));
@@ -842,6 +850,11 @@ impl Queue {
                 break;
             }
             let space = (buf.len() - off) as u64;
+            if pos + 1 - first >= self.geo.capacity {
+                // Never a whole ring ahead of `head` (see put_many).
+                ring.settle_head(first, pos + 1);
+                first = pos + 1;
+            }
             if let Some(n) = ring.claim_read_at(pos + 1, me, space) {
                 (pos, len) = (pos + 1, n);
                 continue;

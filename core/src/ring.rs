@@ -550,6 +550,11 @@ impl<'a> Ring<'a> {
 
     /// Moves `tail` forward to `end` after a run of puts whose positions `first..end` this
     /// caller claimed (the first the usual way, the others with [`Ring::claim_write_at`]).
+    ///
+    /// A run must be settled before it spans `capacity` positions: a put reads the slot at
+    /// `tail` and takes a state more than one lap ahead of it for corruption, which is right
+    /// only while every claim beyond `tail` lies within one ring of it. (A run of puts on a
+    /// ring that consumers keep emptying could otherwise lap an unsettled `tail`.)
     pub fn settle_tail(&self, first: u64, end: u64) {
         Self::advance(self.tail, first, end);
     }

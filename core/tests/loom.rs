@@ -272,6 +272,12 @@ fn put_run(r: &Ring<'_>, me: u32, vals: &[u8]) -> usize {
     let mut run: Option<(u64, u64)> = None;
     let mut done = 0;
     for &v in vals {
+        if let Some((first, next)) = run {
+            if next - first >= r.capacity() {
+                r.settle_tail(first, next); // never a whole ring ahead of `tail`
+                run = Some((next, next));
+            }
+        }
         let pos = match run {
             Some((first, next)) if r.claim_write_at(next, me) => {
                 run = Some((first, next + 1));
@@ -308,6 +314,12 @@ fn get_run(r: &Ring<'_>, me: u32, max: usize) -> Vec<u8> {
     let mut freed = 0;
     let mut run: Option<(u64, u64)> = None;
     while got.len() < max {
+        if let Some((first, next)) = run {
+            if next - first >= r.capacity() {
+                r.settle_head(first, next); // never a whole ring ahead of `head`
+                run = Some((next, next));
+            }
+        }
         let (pos, len) = match run {
             Some((first, next)) => match r.claim_read_at(next, me, MAX_MSG) {
                 Some(len) => {
@@ -346,21 +358,21 @@ fn get_run(r: &Ring<'_>, me: u32, max: usize) -> Vec<u8> {
 /// A producer putting a run of two, a producer putting one message, and a consumer getting a run
 /// of up to two race; the main thread then drains. Every message that was put is received exactly
 /// once, the run's two in order, and the counters end exact (both settled to the same position).
-fn runs_race(capacity: u64) {
+fn runs_race(capacity: u64, run: &'static [u8]) {
     builder().check(move || {
         let m = Mem::new(capacity);
         let m1 = m.clone();
-        let batch = loom::thread::spawn(move || put_run(&m1.ring(), 1, &[10, 11]));
+        let batch = loom::thread::spawn(move || put_run(&m1.ring(), 1, run));
         let m2 = m.clone();
         let single = loom::thread::spawn(move || put_run(&m2.ring(), 2, &[20]));
         let m3 = m.clone();
-        let consumer = loom::thread::spawn(move || get_run(&m3.ring(), 5, 2));
+        let consumer = loom::thread::spawn(move || get_run(&m3.ring(), 5, run.len()));
         let put_batch = batch.join().unwrap();
         let put_single = single.join().unwrap();
         let mut got = consumer.join().unwrap();
         let r = m.ring();
         got.extend(get_run(&r, 6, 8));
-        let mut sent: Vec<u8> = [10, 11][..put_batch].to_vec();
+        let mut sent: Vec<u8> = run[..put_batch].to_vec();
         sent.extend(&[20][..put_single]);
         let order: Vec<u8> = got.iter().copied().filter(|&v| v < 20).collect();
         assert_eq!(order, sent[..put_batch], "the run's messages out of order");
@@ -368,7 +380,7 @@ fn runs_race(capacity: u64) {
         got.sort_unstable();
         assert_eq!(got, sent, "lost or duplicated message");
         assert!(
-            capacity < 3 || put_batch + put_single == 3,
+            capacity < run.len() as u64 + 1 || put_batch + put_single == run.len() + 1,
             "a put failed on a ring with room"
         );
         assert_eq!(r.len(), 0);
@@ -382,10 +394,19 @@ fn runs_race(capacity: u64) {
 
 #[test]
 fn runs_of_claims_capacity_2() {
-    runs_race(2);
+    runs_race(2, &[10, 11]);
 }
 
 #[test]
 fn runs_of_claims_capacity_3() {
-    runs_race(3);
+    runs_race(3, &[10, 11]);
+}
+
+/// Runs longer than the ring (3 on a ring of 1, settled once per ring's worth of claims), racing
+/// a single put and a run get: exactly once, in order, counters settled. (That an unsettled run
+/// would lap `tail`, which a put then reads as corruption, needs a consumer that waits, beyond
+/// this model's bounded attempts: `tests/queue.rs` shows it on shared memory.)
+#[test]
+fn runs_of_claims_longer_than_the_ring() {
+    runs_race(1, &[10, 11, 12]);
 }

@@ -356,6 +356,73 @@ fn batches_race_as_runs_exactly_once_and_in_order() {
     assert_eq!(q.len(), 0, "tail and head settled on the same position");
 }
 
+/// Batches far longer than the ring (64 messages on a ring of 2), single puts, and a batch and
+/// a single consumer emptying it: every message arrives, none is reported corrupt. (Runs must
+/// settle `tail`/`head` once per ring's worth of claims, or the others read a slot two laps
+/// ahead of the counter; threads in one process rarely interleave so, the cross-process
+/// `tests/test_crash.py -k batches` catches it.)
+#[test]
+fn runs_longer_than_the_ring_keep_the_counters_within_a_lap() {
+    let n = Name::new("laps");
+    let q = Queue::create(&n.0, 8, 2, 0o600).unwrap();
+    const BATCHES: u64 = 300;
+    const SINGLES: u64 = 5_000;
+    let wait = Some(Duration::from_secs(30));
+    let got = std::thread::scope(|s| {
+        let batcher = {
+            let q = q.try_clone().unwrap();
+            s.spawn(move || {
+                let data = [1u8; 64];
+                for _ in 0..BATCHES {
+                    let mut done = 0;
+                    q.put_many(&data, &[1; 64], wait, &mut done).unwrap();
+                }
+            })
+        };
+        let single = {
+            let q = q.try_clone().unwrap();
+            s.spawn(move || {
+                for _ in 0..SINGLES {
+                    q.put(&[2], wait).unwrap();
+                }
+            })
+        };
+        let consumers: Vec<_> = (0..2)
+            .map(|c| {
+                let q = q.try_clone().unwrap();
+                s.spawn(move || {
+                    let (mut buf, mut lens, mut count, mut got) = ([0u8; 64], [0u64; 64], 0, 0u64);
+                    loop {
+                        let r = if c == 0 {
+                            q.get_many(
+                                &mut buf,
+                                &mut lens,
+                                Some(Duration::from_millis(300)),
+                                &mut count,
+                            )
+                        } else {
+                            q.get(&mut buf, Some(Duration::from_millis(300)))
+                                .map(|_| count = 1)
+                        };
+                        match r {
+                            Ok(()) => got += count,
+                            Err(Status::Empty) => return got,
+                            Err(e) => panic!("consumer {c}: {e:?}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        batcher.join().unwrap();
+        single.join().unwrap();
+        consumers
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .sum::<u64>()
+    });
+    assert_eq!(got, BATCHES * 64 + SINGLES);
+}
+
 /// A batch that finds the ring full waits a little for room for several messages, but never
 /// more than a spin: here the consumer takes a message only while the ring is full, so there is
 /// never room for two, and the batch must go in slot by slot, as single puts do.

@@ -684,22 +684,19 @@ class Queue(_aio.AsyncMixin):
         puts the rest, or raises."""
         total = len(lens)
         put = done
-        deadline = None if timeout is None else time.monotonic() + float(timeout)
-        while status == _FULL and block:
+
+        def attempt(wait: int) -> int:
+            """Puts what is left (after the ``done`` put by the last attempt)."""
+            nonlocal data, lens, done, put
             if done:
                 data = data[sum(lens[:done]) :]
                 lens = lens[done:]
-            if deadline is None:
-                wait = _SLICE_NS
-            else:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0.0:
-                    break
-                wait = _slice(remaining)
-            if self._h is not h:
-                raise self._closed_error()
             status, done = h.put_many(data, lens, wait)
             put += done
+            return status
+
+        if status == _FULL and block:
+            status = self._retry(h, attempt, _FULL, timeout)
         if status == _OK:
             return
         if status == _FULL:

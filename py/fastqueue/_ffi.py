@@ -872,10 +872,7 @@ class Handle:
         if status == OK:
             out = batch.messages(batch.count.value)
         elif status == ERR_BUFFER:  # the first message is longer than the buffer: in place
-            free = self._free
-            scratch = free.pop() if free else self._new_scratch()
-            one = self._get_in_place(scratch)
-            free.append(scratch)
+            one = self.get_in_place()
             out = [one] if isinstance(one, bytes) else one
         else:
             out = int(status)

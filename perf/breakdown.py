@@ -163,19 +163,10 @@ def main() -> None:
                 assert r == p
                 return dt
 
-            def via_buffer(loops: int) -> float:
-                t0 = time.perf_counter()
-                for _ in range(loops):
-                    put_now(arg, p, n_arg, now)
-                    get_now(arg, buf_arg, cap_arg, len_arg, now)
-                    r = buf[: length.value]
-                dt = time.perf_counter() - t0
-                assert r == p
-                return dt
-
             rows += [
                 ("put + in-place get (read_begin/end)", in_place),
-                ("put + fq_get into a buffer + copy", via_buffer),
+                # The same loop as "fq_put + fq_get + copy out", next to the in-place get.
+                ("put + fq_get into a buffer + copy", raw_copy),
             ]
         ok, _ = adapters.available("zeroq")
         if ok:

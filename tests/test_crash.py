@@ -284,6 +284,113 @@ def test_batches_longer_than_the_ring_on_both_sides(
     print(f"\n[crash] batches longer than the ring: {len(delivered)} delivered")
 
 
+class KillRounds:
+    """The random-kill tests' rounds: 2 producers and 2 consumers per round, ``kills`` of them
+    (chosen at random, once they move data, at a random moment) SIGKILLed and replaced; then the
+    producers stop (``stop`` file), the consumers get an empty message each and everybody must
+    exit cleanly with the queue empty. Producers record each acknowledged seq in their PUT_ACK
+    file, consumers each message in their GET_ACK file. ``start_producer(pid, ack_path, stop)``
+    and ``start_consumer(ack_path)`` start one worker; ``describe()`` adds to a give-up message."""
+
+    def __init__(
+        self,
+        q: Queue,
+        rng: random.Random,
+        tmp_path: Path,
+        start_producer: Callable[[int, Path, Path], Any],
+        start_consumer: Callable[[Path], Any],
+        describe: Callable[[], str],
+        nap: float,
+    ) -> None:
+        self.q, self.rng, self.tmp_path, self.nap = q, rng, tmp_path, nap
+        self.start_producer, self.start_consumer, self.describe = (
+            start_producer,
+            start_consumer,
+            describe,
+        )
+        self.p_paths: dict[int, Path] = {}
+        self.c_paths: list[Path] = []
+        self.killed_producers: set[int] = set()
+        self.consumer_kills = 0
+        self.live: dict[str, dict[int, Any]] = {"producer": {}, "consumer": {}}
+        self._ids = iter(range(1, 1 << 30))
+
+    def progress(self, kind: str, key: int) -> int:
+        if kind == "producer":
+            return len(w.read_records(self.p_paths[key], w.PUT_ACK))
+        return len(w.read_records(self.c_paths[key], w.GET_ACK))
+
+    def _start(self, kind: str, stop: Path) -> None:
+        if kind == "producer":
+            pid = next(self._ids)
+            self.p_paths[pid] = self.tmp_path / f"p{pid}"
+            self.live[kind][pid] = self.start_producer(pid, self.p_paths[pid], stop)
+        else:
+            self.c_paths.append(self.tmp_path / f"c{len(self.c_paths)}")
+            self.live[kind][len(self.c_paths) - 1] = self.start_consumer(self.c_paths[-1])
+
+    def _wait_for_progress(self, kind: str, key: int) -> None:
+        base = self.progress(kind, key)
+        wait_for(
+            lambda: self.progress(kind, key) > base,
+            f"progress of {kind} {key}",
+            state=self.describe,
+        )
+
+    def run(self, rounds: int, kills: int) -> None:
+        rng = self.rng
+        for round_ in range(rounds):
+            stop = self.tmp_path / f"stop-{round_}"
+            self.live = {"producer": {}, "consumer": {}}
+            for kind in ("producer", "consumer", "producer", "consumer"):
+                self._start(kind, stop)
+            for _ in range(kills):
+                kind = rng.choice(("producer", "consumer"))
+                key = rng.choice(sorted(self.live[kind]))
+                self._wait_for_progress(kind, key)  # not while it starts up
+                time.sleep(rng.uniform(0, self.nap))
+                kill(self.live[kind].pop(key))
+                if kind == "producer":
+                    self.killed_producers.add(key)
+                else:
+                    self.consumer_kills += 1
+                self._start(kind, stop)
+            for key in self.live["producer"]:
+                self._wait_for_progress("producer", key)
+            stop.touch()
+            for proc in self.live["producer"].values():
+                join_ok(proc, "producer")
+            for _ in self.live["consumer"]:
+                self.q.put(b"", timeout=60)
+            for proc in self.live["consumer"].values():
+                join_ok(proc, "consumer")
+            assert self.q.qsize() == 0
+
+    def check(
+        self, interrupted: int, seed: int
+    ) -> tuple[Counter[tuple[int, int]], set[tuple[int, int]], list[tuple[int, int]]]:
+        """Asserts the outcome: no torn message, no duplicate, per-producer order per consumer;
+        a killed producer's interrupted operation (after its last acknowledgement: up to
+        ``interrupted`` messages) may have been delivered, nothing beyond it; every acknowledged
+        message delivered except up to ``interrupted`` per killed consumer. Returns (delivered,
+        acknowledged, lost)."""
+        delivered = check_deliveries(consumer_records(self.c_paths))
+        acked: set[tuple[int, int]] = set()
+        for pid, path in self.p_paths.items():
+            seqs = [r[0] for r in w.read_records(path, w.PUT_ACK)]
+            assert seqs == list(range(len(seqs)))
+            acked.update((pid, s) for s in seqs)
+            limit = len(seqs) + (interrupted if pid in self.killed_producers else 0)
+            beyond = sorted(s for p, s in delivered if p == pid and s >= limit)
+            assert not beyond, f"producer {pid}: delivered seqs {beyond} never put (seed {seed})"
+        lost = sorted(acked - set(delivered))
+        assert len(lost) <= self.consumer_kills * interrupted, (
+            f"{len(lost)} acknowledged messages lost, but only {self.consumer_kills} consumers "
+            f"were killed (each may take {interrupted} with it): {lost[:10]} (seed {seed})"
+        )
+        return delivered, acked, lost
+
+
 @pytest.mark.timeout(240)
 def test_random_sigkills_while_moving_batches(
     qname: NameFactory, workers: Workers, tmp_path: Path
@@ -297,93 +404,28 @@ def test_random_sigkills_while_moving_batches(
     seed = int(os.environ.get("FASTQUEUE_CRASH_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
     print(f"\n[crash] random kills in batches: seed {seed}")
-    rounds, kills_per_round = int(os.environ.get("FASTQUEUE_CRASH_ROUNDS", 8)), 3
     name = qname()
-    p_paths: dict[int, Path] = {}
-    c_paths: list[Path] = []
-    killed_producers: set[int] = set()
-    consumer_kills = 0
-    next_id = iter(range(1, 1 << 30))
-
-    def progress(kind: str, key: int) -> int:
-        if kind == "producer":
-            return len(w.read_records(p_paths[key], w.PUT_ACK))
-        return len(w.read_records(c_paths[key], w.GET_ACK))
-
-    def start(kind: str, stop: Path) -> tuple[int, Any]:
-        if kind == "producer":
-            pid = next(next_id)
-            p_paths[pid] = tmp_path / f"p{pid}"
-            args = (pid, rng.randrange(1 << 30), str(p_paths[pid]), str(stop))
-            return pid, workers.start(w.batch_producer, q, *args)
-        c_paths.append(tmp_path / f"c{len(c_paths)}")
-        args2 = (str(c_paths[-1]), rng.randrange(1 << 30))
-        return len(c_paths) - 1, workers.start(w.batch_consumer, q, *args2)
-
-    def state() -> str:
-        return f"stats {q.stats()}, {w.describe_ring(name)} (seed {seed})"
-
     with Queue(name, element_size=w.BIG_HEADER.size + 64, capacity=8) as q:
-        for round_ in range(rounds):
-            stop = tmp_path / f"stop-{round_}"
-            live: dict[str, dict[int, Any]] = {"producer": {}, "consumer": {}}
-            for kind in ("producer", "consumer", "producer", "consumer"):
-                key, proc = start(kind, stop)
-                live[kind][key] = proc
-            for _ in range(kills_per_round):
-                kind = rng.choice(("producer", "consumer"))
-                key = rng.choice(sorted(live[kind]))
-                base = progress(kind, key)
-                wait_for(
-                    lambda k=kind, c=key, b=base: progress(k, c) > b,
-                    f"progress of {kind} {key}",
-                    state=state,
-                )
-                time.sleep(rng.uniform(0, 0.02))
-                kill(live[kind].pop(key))
-                if kind == "producer":
-                    killed_producers.add(key)
-                else:
-                    consumer_kills += 1
-                key, proc = start(kind, stop)
-                live[kind][key] = proc
-            for key in live["producer"]:
-                base = progress("producer", key)
-                wait_for(
-                    lambda c=key, b=base: progress("producer", c) > b,
-                    f"progress of producer {key}",
-                    state=state,
-                )
-            stop.touch()
-            for proc in live["producer"].values():
-                join_ok(proc, "producer")
-            for _ in live["consumer"]:
-                q.put(b"", timeout=60)
-            for proc in live["consumer"].values():
-                join_ok(proc, "consumer")
-            assert q.qsize() == 0
+        rounds = KillRounds(
+            q,
+            rng,
+            tmp_path,
+            lambda pid, path, stop: workers.start(
+                w.batch_producer, q, pid, rng.randrange(1 << 30), str(path), str(stop)
+            ),
+            lambda path: workers.start(w.batch_consumer, q, str(path), rng.randrange(1 << 30)),
+            lambda: f"stats {q.stats()}, {w.describe_ring(name)} (seed {seed})",
+            nap=0.02,
+        )
+        rounds.run(int(os.environ.get("FASTQUEUE_CRASH_ROUNDS", 8)), kills=3)
         stats = q.stats()
-
-    delivered = check_deliveries(consumer_records(c_paths))
-    acked: set[tuple[int, int]] = set()
-    for pid, path in p_paths.items():
-        seqs = [r[0] for r in w.read_records(path, w.PUT_ACK)]
-        assert seqs == list(range(len(seqs)))
-        acked.update((pid, s) for s in seqs)
-        # A killed producer's interrupted batch (after its last acknowledgement) may have been
-        # delivered in part or whole; nothing beyond it was ever put.
-        limit = len(seqs) + (w.BATCH_MAX if pid in killed_producers else 0)
-        beyond = sorted(s for p, s in delivered if p == pid and s >= limit)
-        assert not beyond, f"producer {pid}: delivered seqs {beyond} never put (seed {seed})"
-    lost = sorted(acked - set(delivered))
-    assert len(lost) <= consumer_kills * w.BATCH_MAX, (
-        f"{len(lost)} acknowledged messages lost, but only {consumer_kills} consumers were "
-        f"killed (each may take one batch with it): {lost[:10]} (seed {seed})"
-    )
+    # A killed producer's interrupted batch may have been delivered in part or whole; a killed
+    # consumer may take a batch with it.
+    delivered, acked, lost = rounds.check(w.BATCH_MAX, seed)
     print(
         f"\n[crash] random kills in batches (seed {seed}): {len(delivered)} messages delivered, "
         f"{len(acked)} acknowledged, {len(lost)} lost with killed consumers; killed "
-        f"{len(killed_producers)} producers + {consumer_kills} consumers; "
+        f"{len(rounds.killed_producers)} producers + {rounds.consumer_kills} consumers; "
         f"recoveries={stats['recoveries']} skipped={stats['skipped']} lost={stats['lost']}"
     )
 
@@ -401,32 +443,22 @@ def test_random_sigkills_while_moving_large_messages(
     seed = int(os.environ.get("FASTQUEUE_CRASH_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
     print(f"\n[crash] random kills: seed {seed}")
-    rounds, kills_per_round = int(os.environ.get("FASTQUEUE_CRASH_ROUNDS", 8)), 3
     name = qname()
     element_size = w.BIG_HEADER.size + (4 << 20)
-    p_paths: dict[int, Path] = {}
-    c_paths: list[Path] = []
-    killed_producers: set[int] = set()
-    consumer_kills = 0
-    next_id = iter(range(1, 1 << 30))
 
-    def start_producer(stop: Path) -> tuple[int, Any]:
-        pid = next(next_id)
-        p_paths[pid] = tmp_path / f"p{pid}"
+    def start_producer(pid: int, path: Path, stop: Path) -> Any:
         zero_copy = rng.random() < 0.5
         seed = rng.randrange(1 << 30)
-        proc = workers.start(w.big_producer, q, pid, seed, str(p_paths[pid]), str(stop), zero_copy)
-        return pid, proc
+        return workers.start(w.big_producer, q, pid, seed, str(path), str(stop), zero_copy)
 
-    def start_consumer() -> tuple[int, Any]:
-        c_paths.append(tmp_path / f"c{len(c_paths)}")
-        zero_copy = rng.random() < 0.5
-        return len(c_paths) - 1, workers.start(w.big_consumer, q, str(c_paths[-1]), zero_copy)
+    def start_consumer(path: Path) -> Any:
+        return workers.start(w.big_consumer, q, str(path), rng.random() < 0.5)
 
     def diagnose() -> str:
+        live = rounds.live
         alive = {k: sorted(c for c, p in v.items() if p.is_alive()) for k, v in live.items()}
-        done = {k: {c: progress(k, c) for c in v} for k, v in live.items()}
-        paths = {"producer": p_paths, "consumer": dict(enumerate(c_paths))}
+        done = {k: {c: rounds.progress(k, c) for c in v} for k, v in live.items()}
+        paths = {"producer": rounds.p_paths, "consumer": dict(enumerate(rounds.c_paths))}
         stacks = "".join(
             f"\n--- {k} {c}:\n{w.stack_of(p.pid, str(paths[k][c]) + '.stack')}"
             for k, v in live.items()
@@ -435,84 +467,22 @@ def test_random_sigkills_while_moving_large_messages(
         )
         return (
             f"alive {alive}, acks {done}, stats {q.stats()}, {w.describe_ring(name)}, "
-            f"stacks:{stacks}"
+            f"stacks:{stacks} (seed {seed})"
         )
 
-    live: dict[str, dict[int, Any]] = {}
-
-    def progress(kind: str, key: int) -> int:
-        if kind == "producer":
-            return len(w.read_records(p_paths[key], w.PUT_ACK))
-        return len(w.read_records(c_paths[key], w.GET_ACK))
-
     with Queue(name, element_size=element_size, capacity=3) as q:
-        for round_ in range(rounds):
-            stop = tmp_path / f"stop-{round_}"
-            live = {"producer": {}, "consumer": {}}
-            for _ in range(2):
-                key, proc = start_producer(stop)
-                live["producer"][key] = proc
-                key, proc = start_consumer()
-                live["consumer"][key] = proc
-            for _ in range(kills_per_round):
-                kind = rng.choice(("producer", "consumer"))
-                key = rng.choice(sorted(live[kind]))
-                base = progress(kind, key)
-                # Kill once it moves data (not while it starts up), at a random moment.
-                wait_for(
-                    lambda k=kind, c=key, b=base: progress(k, c) > b,
-                    f"progress of {kind} {key} (seed {seed})",
-                    state=lambda: diagnose(),
-                )
-                time.sleep(rng.uniform(0, 0.03))
-                victim = live[kind].pop(key)
-                kill(victim)
-                if kind == "producer":
-                    killed_producers.add(key)
-                    key, proc = start_producer(stop)
-                else:
-                    consumer_kills += 1
-                    key, proc = start_consumer()
-                live[kind][key] = proc
-            for key in live["producer"]:
-                base = progress("producer", key)
-                wait_for(
-                    lambda c=key, b=base: progress("producer", c) > b,
-                    f"progress of producer {key} (seed {seed})",
-                    state=lambda: diagnose(),
-                )
-            stop.touch()
-            for proc in live["producer"].values():
-                join_ok(proc, "producer")
-            for _ in live["consumer"]:
-                q.put(b"", timeout=60)
-            for proc in live["consumer"].values():
-                join_ok(proc, "consumer")
-            assert q.qsize() == 0
+        rounds = KillRounds(q, rng, tmp_path, start_producer, start_consumer, diagnose, nap=0.03)
+        rounds.run(int(os.environ.get("FASTQUEUE_CRASH_ROUNDS", 8)), kills=3)
         stats = q.stats()
-
-    delivered = check_deliveries(consumer_records(c_paths))
-    acked: set[tuple[int, int]] = set()
-    for pid, path in p_paths.items():
-        seqs = [r[0] for r in w.read_records(path, w.PUT_ACK)]
-        assert seqs == list(range(len(seqs)))
-        acked.update((pid, s) for s in seqs)
-        # A killed producer's interrupted put (the one after its last acknowledgement) may have
-        # been delivered, whole; nothing beyond it was ever put.
-        limit = len(seqs) + (1 if pid in killed_producers else 0)
-        beyond = sorted(s for p, s in delivered if p == pid and s >= limit)
-        assert not beyond, f"producer {pid}: delivered seqs {beyond} never put (acked {limit})"
-    lost = sorted(acked - set(delivered))
-    assert len(lost) <= consumer_kills, (
-        f"{len(lost)} acknowledged messages lost, but only {consumer_kills} consumers were "
-        f"killed (each may take one message with it): {lost[:10]} (seed {seed})"
-    )
-    total_bytes = sum(r[3] for records in consumer_records(c_paths) for r in records)
+    # A killed producer's interrupted put (the one after its last acknowledgement) may have been
+    # delivered, whole; a killed consumer may take the message it was reading with it.
+    delivered, acked, lost = rounds.check(1, seed)
+    total_bytes = sum(r[3] for records in consumer_records(rounds.c_paths) for r in records)
     print(
         f"\n[crash] random kills (seed {seed}): {len(delivered)} messages delivered "
         f"({total_bytes >> 20} MiB), {len(acked)} acknowledged, {len(lost)} lost with "
-        f"killed consumers; killed {len(killed_producers)} producers + {consumer_kills} "
-        f"consumers; recoveries={stats['recoveries']} "
+        f"killed consumers; killed {len(rounds.killed_producers)} producers + "
+        f"{rounds.consumer_kills} consumers; recoveries={stats['recoveries']} "
         f"reclaimed participants={stats['reclaimed']}"
     )
 

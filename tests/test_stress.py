@@ -76,17 +76,21 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         )
 
 
+def stress(cfg: w.StressConfig, name: str, workdir: Path) -> None:
+    """Runs one stress example on the queue ``name`` (removed afterwards, whatever happens)."""
+    try:
+        TOTAL.add(w.run_stress(SPAWN, cfg, name, workdir))
+    finally:
+        remove_names([name])
+
+
 @pytest.mark.timeout(300)
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cfg=configs())
 def test_spawned_producers_and_consumers_deliver_exactly_once_in_order(
     cfg: w.StressConfig, workdir: Path
 ) -> None:
-    name = unique_prefix("stress") + str(os.getpid())
-    try:
-        TOTAL.add(w.run_stress(SPAWN, cfg, name, workdir))
-    finally:
-        remove_names([name])
+    stress(cfg, unique_prefix("stress") + str(os.getpid()), workdir)
 
 
 @pytest.mark.timeout(120)
@@ -104,11 +108,7 @@ def test_capacity_one_with_every_mode_and_empty_messages(workdir: Path) -> None:
         per_producer=150,
         seed=7,
     )
-    name = unique_prefix("stress") + "cap1"
-    try:
-        TOTAL.add(w.run_stress(SPAWN, cfg, name, workdir))
-    finally:
-        remove_names([name])
+    stress(cfg, unique_prefix("stress") + "cap1", workdir)
 
 
 @pytest.mark.timeout(120)
@@ -127,8 +127,4 @@ def test_batches_as_runs_against_single_puts_and_gets(workdir: Path) -> None:
         per_producer=2000,
         seed=11,
     )
-    name = unique_prefix("stress") + "runs"
-    try:
-        TOTAL.add(w.run_stress(SPAWN, cfg, name, workdir))
-    finally:
-        remove_names([name])
+    stress(cfg, unique_prefix("stress") + "runs", workdir)

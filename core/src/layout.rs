@@ -17,8 +17,21 @@
 //!                             word, message length) followed by max_msg payload bytes, rounded
 //!                             up to a multiple of 64 so that payloads stay 16-byte aligned and
 //!                             small slots do not share cache lines more than necessary
+//!                             (pooled layout: a 64-byte SlotHeader + SlotBuffer line per slot)
+//! pool_offset                 pooled layout only: capacity × buf_stride payload buffers,
+//!                             page-aligned, each max_msg rounded up to a page
 //! total_size
 //! ```
+//!
+//! # Two layouts: inline and pooled
+//!
+//! Small messages live *inline*, right after their slot header: one cache line carries a state
+//! word and its message. Large messages (`max_msg` ≥ [`POOL_MIN_MSG`], 2 ≤ capacity ≤
+//! [`POOL_MAX_CAPACITY`]) live in a *pool* of `capacity` buffers, and each slot names the buffer
+//! it currently owns ([`SlotBuffer::buf`]; the indices are always a permutation of the pool).
+//! A producer that claims a slot first swaps its buffer with the one a consumer released last,
+//! which is still in the caches, so that a queue of 8 × 8 MiB moves its messages through one
+//! warm buffer instead of cycling 64 MiB through memory (see `ring`, "Warm buffers").
 //!
 //! Every field of line 0 is derived from `(max_msg, capacity)` by [`Geometry::new`]; an opener
 //! recomputes the geometry with checked arithmetic and requires every stored field to match, so a
@@ -33,7 +46,7 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"FASTQUE1");
 
 /// The version of this layout. Any change to the header, the slot layout or the meaning of a
 /// state word bumps it; a library refuses segments of any other version.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 
 /// Size of a cache line pair: counters written by different sides sit this far apart (adjacent
 /// line prefetch on x86-64 pulls lines in pairs; aarch64 big cores use 128-byte lines).
@@ -51,6 +64,16 @@ pub const SLOT_ALIGN: u64 = 64;
 /// Largest accepted capacity (messages). Bounded so that a lap (position / capacity) keeps enough
 /// bits in a state word for wrap-around to be practically impossible (see `ring`).
 pub const MAX_CAPACITY: u64 = 1 << 32;
+
+/// Smallest `max_msg` for which a queue uses the pooled layout (bytes).
+pub const POOL_MIN_MSG: u64 = 64 * 1024;
+
+/// Largest capacity of a pooled queue: a `SWAPPING` state word names its partner slot in the
+/// 16-bit owner field.
+pub const POOL_MAX_CAPACITY: u64 = 1 << 16;
+
+/// Pool buffers are aligned to, and padded to a multiple of, this many bytes (a page).
+pub const POOL_ALIGN: u64 = 4096;
 
 /// Largest accepted message size (bytes): 1 TiB, far beyond any real segment, small enough that
 /// every size computation stays far from u64 overflow.
@@ -159,6 +182,10 @@ pub struct Description {
     pub max_participants: u32,
     /// Process id of the creator (informational only).
     pub creator_pid: u32,
+    /// Offset of the buffer pool from the start of the segment; 0 for the inline layout.
+    pub pool_offset: u64,
+    /// Distance between pool buffers in bytes; 0 for the inline layout.
+    pub buf_stride: u64,
 }
 
 /// One participant-table entry: a process attached to the queue. Its index is the owner id
@@ -189,6 +216,19 @@ pub struct SlotHeader {
     pub len: AtomicU64,
 }
 
+/// Pooled layout: what follows a slot's [`SlotHeader`] instead of an inline payload.
+#[repr(C)]
+pub struct SlotBuffer {
+    /// Index of the pool buffer this slot owns (< capacity). Invariant: the slots' indices are a
+    /// permutation of `0..capacity`. Changed only by a producer holding the slot's write claim
+    /// while it swaps buffers with a `SWAPPING` slot (see `ring`).
+    pub buf: AtomicU64,
+    /// The swap record of the slot's write claim: `(partner slot << 32) | own buffer before the
+    /// swap`, written before the swap begins, so that the recovery of a producer that died in
+    /// the middle of a swap can finish it.
+    pub swap: AtomicU64,
+}
+
 /// Bytes of header before the participant table.
 pub const HEADER_SIZE: usize = core::mem::size_of::<Header>();
 
@@ -199,6 +239,7 @@ const _: () = {
     assert!(core::mem::size_of::<Description>() <= LINE);
     assert!(HEADER_SIZE == 7 * LINE);
     assert!(core::mem::size_of::<SlotHeader>() as u64 == SLOT_HEADER_SIZE);
+    assert!(SLOT_HEADER_SIZE as usize + core::mem::size_of::<SlotBuffer>() <= SLOT_ALIGN as usize);
     assert!(core::mem::size_of::<Participant>() == 8);
     assert!(core::mem::size_of::<WaitWord>() == 8);
     assert!(SLOT_ALIGN % 16 == 0 && SLOT_HEADER_SIZE % 16 == 0);
@@ -217,30 +258,61 @@ pub struct Geometry {
     pub participants_offset: u64,
     /// Offset of slot 0.
     pub slots_offset: u64,
+    /// Offset of the buffer pool; 0 for the inline layout.
+    pub pool_offset: u64,
+    /// Distance between pool buffers; 0 for the inline layout.
+    pub buf_stride: u64,
     /// Size of the segment.
     pub total_size: u64,
 }
 
 impl Geometry {
+    /// Whether a queue of these sizes uses the pooled layout.
+    pub fn pooled(max_msg: u64, capacity: u64) -> bool {
+        max_msg >= POOL_MIN_MSG && (2..=POOL_MAX_CAPACITY).contains(&capacity)
+    }
+
     /// Computes the geometry for a queue of `capacity` messages of up to `max_msg` bytes, with
     /// checked arithmetic. `Invalid` for zero or too-large sizes.
     pub fn new(max_msg: u64, capacity: u64) -> Result<Geometry, Status> {
         if max_msg == 0 || capacity == 0 || max_msg > MAX_MSG || capacity > MAX_CAPACITY {
             return Err(Status::Invalid);
         }
-        let slot_stride = SLOT_HEADER_SIZE
-            .checked_add(max_msg)
-            .and_then(|n| n.checked_next_multiple_of(SLOT_ALIGN))
-            .ok_or(Status::Invalid)?;
+        let pooled = Self::pooled(max_msg, capacity);
+        let slot_stride = if pooled {
+            SLOT_ALIGN
+        } else {
+            SLOT_HEADER_SIZE
+                .checked_add(max_msg)
+                .and_then(|n| n.checked_next_multiple_of(SLOT_ALIGN))
+                .ok_or(Status::Invalid)?
+        };
         let participants_offset = HEADER_SIZE as u64;
         let table = u64::from(MAX_PARTICIPANTS) * core::mem::size_of::<Participant>() as u64;
         let slots_offset = participants_offset
             .checked_add(table)
             .and_then(|n| n.checked_next_multiple_of(LINE as u64))
             .ok_or(Status::Invalid)?;
-        let total_size = slot_stride
+        let slots_end = slot_stride
             .checked_mul(capacity)
             .and_then(|n| n.checked_add(slots_offset))
+            .ok_or(Status::Invalid)?;
+        let (pool_offset, buf_stride, end) = if pooled {
+            let buf_stride = max_msg
+                .checked_next_multiple_of(POOL_ALIGN)
+                .ok_or(Status::Invalid)?;
+            let pool_offset = slots_end
+                .checked_next_multiple_of(POOL_ALIGN)
+                .ok_or(Status::Invalid)?;
+            let end = buf_stride
+                .checked_mul(capacity)
+                .and_then(|n| n.checked_add(pool_offset))
+                .ok_or(Status::Invalid)?;
+            (pool_offset, buf_stride, end)
+        } else {
+            (0, 0, slots_end)
+        };
+        let total_size = Some(end)
             .filter(|&n| n <= isize::MAX as u64)
             .ok_or(Status::Invalid)?;
         Ok(Geometry {
@@ -249,6 +321,8 @@ impl Geometry {
             slot_stride,
             participants_offset,
             slots_offset,
+            pool_offset,
+            buf_stride,
             total_size,
         })
     }
@@ -267,6 +341,8 @@ impl Geometry {
             desc.slot_stride,
             desc.participants_offset,
             desc.slots_offset,
+            desc.pool_offset,
+            desc.buf_stride,
             desc.total_size,
         );
         if stored
@@ -274,6 +350,8 @@ impl Geometry {
                 g.slot_stride,
                 g.participants_offset,
                 g.slots_offset,
+                g.pool_offset,
+                g.buf_stride,
                 g.total_size,
             )
             || g.total_size > mapped_len
@@ -298,12 +376,38 @@ mod tests {
 
     #[test]
     fn geometry_is_aligned() {
-        for (m, c) in [(1, 1), (8, 3), (1000, 7), (1 << 20, 2)] {
+        for (m, c) in [
+            (1, 1),
+            (8, 3),
+            (1000, 7),
+            (1 << 20, 1),
+            (POOL_MIN_MSG - 1, 2),
+        ] {
             let g = Geometry::new(m, c).unwrap();
             assert_eq!(g.slot_stride % SLOT_ALIGN, 0);
             assert!(g.slot_stride >= m + SLOT_HEADER_SIZE);
             assert_eq!(g.slots_offset % LINE as u64, 0);
             assert_eq!(g.total_size, g.slots_offset + c * g.slot_stride);
+            assert_eq!((g.pool_offset, g.buf_stride), (0, 0));
         }
+    }
+
+    #[test]
+    fn large_messages_get_a_page_aligned_pool() {
+        let g = Geometry::new(POOL_MIN_MSG + 1, 8).unwrap();
+        assert_eq!(g.slot_stride, SLOT_ALIGN);
+        assert_eq!(g.buf_stride, POOL_MIN_MSG + POOL_ALIGN);
+        assert_eq!(g.pool_offset % POOL_ALIGN, 0);
+        assert!(g.pool_offset >= g.slots_offset + 8 * SLOT_ALIGN);
+        assert_eq!(g.total_size, g.pool_offset + 8 * g.buf_stride);
+        // Capacity 1 (no partner to swap with) and huge capacities stay inline.
+        assert_eq!(Geometry::new(POOL_MIN_MSG, 1).unwrap().pool_offset, 0);
+        assert_eq!(
+            Geometry::new(POOL_MIN_MSG, POOL_MAX_CAPACITY + 1)
+                .unwrap()
+                .pool_offset,
+            0
+        );
+        assert_eq!(Geometry::new(POOL_MIN_MSG - 1, 8).unwrap().pool_offset, 0);
     }
 }

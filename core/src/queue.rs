@@ -17,9 +17,9 @@
 //! Timeouts are `Option<Duration>`: `None` waits forever, `Some(Duration::ZERO)` tries once.
 
 use crate::layout::{
-    Description, Geometry, Header, Participant, HEADER_SIZE, LAYOUT_VERSION, MAGIC,
+    Description, Geometry, Header, Participant, SlotBuffer, HEADER_SIZE, LAYOUT_VERSION, MAGIC,
     MAX_PARTICIPANTS, PARTICIPANT_FREE, PARTICIPANT_USED, SHUTDOWN_GRACEFUL, SHUTDOWN_IMMEDIATE,
-    SHUTDOWN_NONE,
+    SHUTDOWN_NONE, SLOT_HEADER_SIZE,
 };
 use crate::ring::{Blocked, GetError, PutError, ReadClaim, Ring};
 use crate::shm::{self, Mapping};
@@ -89,11 +89,24 @@ impl Queue {
         d.slot_stride = geo.slot_stride;
         d.participants_offset = geo.participants_offset;
         d.slots_offset = geo.slots_offset;
+        d.pool_offset = geo.pool_offset;
+        d.buf_stride = geo.buf_stride;
         d.total_size = geo.total_size;
         d.max_participants = MAX_PARTICIPANTS;
         d.creator_pid = std::process::id();
         // Counters, wait words, participants and slot states start at zero, which the fresh
-        // pages already hold (every slot state 0 is EMPTY of lap 0).
+        // pages already hold (every slot state 0 is EMPTY of lap 0). Pooled: slot i starts with
+        // buffer i.
+        if geo.pool_offset != 0 {
+            for i in 0..geo.capacity {
+                let at = geo.slots_offset + i * geo.slot_stride + SLOT_HEADER_SIZE;
+                // SAFETY: the geometry places a SlotBuffer after each slot header inside the
+                // mapping, 8-aligned; nobody else reads the segment before `magic` is published.
+                let b = unsafe { &*(map.ptr().add(at as usize) as *const SlotBuffer) };
+                // ORDERING: Relaxed: published by the Release store of `magic` below.
+                b.buf.store(i, Ordering::Relaxed);
+            }
+        }
         // ORDERING: Release pairs with the opener's Acquire load of `magic`: everything written
         // above is visible to whoever sees MAGIC.
         d.magic.store(MAGIC, Ordering::Release);
@@ -220,7 +233,7 @@ impl Queue {
         // `slots_offset` inside the mapping (total_size ≤ mapping length), each starting with a
         // SlotHeader (64-aligned) followed by max_msg payload bytes; the mapping outlives the
         // returned view; every process follows the ring protocol.
-        unsafe {
+        let ring = unsafe {
             Ring::new(
                 &h.tail.0,
                 &h.head.0,
@@ -228,6 +241,19 @@ impl Queue {
                 self.geo.slot_stride as usize,
                 self.geo.capacity,
                 self.geo.max_msg,
+            )
+        };
+        if self.geo.pool_offset == 0 {
+            return ring;
+        }
+        // SAFETY: pooled geometry (validated): `capacity` (2..=2^16) buffers of `buf_stride` ≥
+        // max_msg bytes at `pool_offset`, after the slots and inside the mapping; each 64-byte
+        // slot holds a SlotHeader and a SlotBuffer, whose indices the creator initialised to a
+        // permutation and every process keeps one (ring protocol).
+        unsafe {
+            ring.with_pool(
+                self.map.ptr().add(self.geo.pool_offset as usize),
+                self.geo.buf_stride as usize,
             )
         }
     }
@@ -274,7 +300,9 @@ impl Queue {
 
     /// Called by a waiter that has been blocked for a while by a slot another process holds.
     fn recover(&self, b: Blocked) -> bool {
-        let moved = self.ring().recover(b.pos, b.state, |k| self.dead(k));
+        let moved = self
+            .ring()
+            .recover(b.pos, b.state, self.me, |k| self.dead(k));
         if moved {
             let lost = u64::from(crate::ring::unpack(b.state).1 == crate::ring::READING);
             self.recovered(1, lost);
@@ -318,7 +346,10 @@ impl Queue {
         }
         let ring = self.ring();
         let first = match ring.try_claim_write(self.me) {
-            Ok(pos) => return Ok(pos),
+            Ok(pos) => {
+                self.after_write_claim();
+                return Ok(pos);
+            }
             Err(PutError::Corrupt) => return Err(Status::BadSegment),
             Err(PutError::Full(b)) => b,
         };
@@ -343,7 +374,17 @@ impl Queue {
             },
             |b| self.recover(b),
         );
+        self.after_write_claim();
         r.unwrap_or(Err(Status::Full))
+    }
+
+    /// Pooled layout: a write claim may have swapped buffers through a free slot, and a put
+    /// that found that slot `SWAPPING` may be asleep (it saw no free slot): wake it.
+    #[inline]
+    fn after_write_claim(&self) {
+        if self.geo.pool_offset != 0 {
+            notify(&self.header().not_full.0);
+        }
     }
 
     /// Publishes the slot claimed as `token` as a message of `len` bytes.
@@ -756,6 +797,7 @@ impl Queue {
                     }
                 }
             };
+            self.after_write_claim();
             // SAFETY: we hold the write claim on `pos`: its max_msg ≥ len payload bytes (checked
             // above) are ours alone until we publish, and cannot overlap the caller's slice.
             unsafe { core::ptr::copy_nonoverlapping(msg.as_ptr(), self.payload(pos), msg.len()) };

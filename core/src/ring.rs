@@ -63,11 +63,38 @@
 //! `Release`. The counters carry no data; their loads and CASes are `Acquire`/`AcqRel` only so
 //! that a reader of a counter never sees slot states older than the ones that moved it.
 //!
+//! # Warm buffers (pooled layout)
+//!
+//! In a pooled segment (see `layout`) a slot owns a pool buffer through an index, and the indices
+//! of all slots are always a permutation of the pool. Right after a put claims position `t`, it
+//! tries to swap its slot's buffer with the buffer of the slot the last get released (the slot
+//! of `head - 1`, `EMPTY` for its next lap), whose bytes are still in the caches; a put+get loop
+//! on a queue of 8 × 8 MiB then runs through one warm buffer instead of 64 MiB of cold memory.
+//!
+//! 1. Record the claimed slot's own buffer `a` in its swap record.
+//! 2. CAS the other slot S from `EMPTY(l)` to `SWAPPING(l, t % capacity)`: the claim on S names
+//!    the partner slot, whose write claim owns the swap. (S's next position lies past `t`: gets
+//!    never pass a claimed position.)
+//! 3. Store S's buffer `b` into the claimed slot, then `a` into S (release).
+//! 4. Store `EMPTY(l)` back into S (release): S changed its buffer, never its lap.
+//!
+//! `EMPTY(l) → SWAPPING(l) → EMPTY(l)` is a deliberate ABA on S's state word: harmless, because
+//! S had no claim before and has none after, and whoever claims S next reads its buffer index
+//! only after that claim (acquiring the release of step 4). While S is `SWAPPING`, puts treat it
+//! as busy (they wait, or report full), gets as empty.
+//!
+//! Crash recovery: a write claim of a dead producer is first taken over with one CAS
+//! (`WRITING`/`RECLAIMING` of the dead owner → `RECLAIMING(l, me)`), so exactly one recoverer
+//! owns it; if a slot is `SWAPPING` with it as partner, the recoverer finishes the swap from the
+//! record (step 3 is idempotent: `a` already in S means done), restores S to `EMPTY(l)`, and only
+//! then abandons the claimed slot. A recoverer that dies in turn leaves a `RECLAIMING` claim of
+//! a dead owner, recovered the same way. A `SWAPPING` slot is recovered through its partner.
+//!
 //! FIFO: positions are claimed in counter order and gets claim positions in the same order, so
 //! messages leave in the order in which their claims took effect. A get that finds the oldest
 //! position still `WRITING` reports empty (or waits) rather than overtaking it.
 
-use crate::layout::SlotHeader;
+use crate::layout::{SlotBuffer, SlotHeader};
 use crate::sync::{AtomicU64, Ordering};
 
 const OWNER_BITS: u32 = 16;
@@ -88,6 +115,19 @@ pub const FULL: u64 = 2;
 pub const READING: u64 = 3;
 /// The lap's producer gave the slot up (abort, or death); consumers skip it.
 pub const ABANDONED: u64 = 4;
+/// Pooled layout: a free slot whose buffer a producer is swapping; the owner field names the
+/// partner slot (whose write claim owns the swap), not a participant.
+pub const SWAPPING: u64 = 5;
+/// Pooled layout: a dead producer's write claim, taken over by a recoverer (owner) that is
+/// finishing its swap before abandoning it.
+pub const RECLAIMING: u64 = 6;
+
+/// How often a put re-reads a `SWAPPING` slot at the tail before it reports the ring full (a
+/// swap lasts a few instructions).
+#[cfg(not(loom))]
+const SWAP_SPINS: u32 = 64;
+#[cfg(loom)]
+const SWAP_SPINS: u32 = 1;
 
 /// Packs a state word.
 #[inline]
@@ -116,10 +156,17 @@ pub struct Blocked {
 }
 
 impl Blocked {
-    /// The owner recorded in the blocking state word, if it is `WRITING` or `READING`.
+    /// The owner recorded in the blocking state word, if it is `WRITING`, `READING` or
+    /// `RECLAIMING`.
     pub fn owner(&self) -> Option<u32> {
         let (_, phase, owner) = unpack(self.state);
-        (phase == WRITING || phase == READING).then_some(owner)
+        matches!(phase, WRITING | READING | RECLAIMING).then_some(owner)
+    }
+
+    /// Whether a process holds the blocking slot, so that it is worth checking whether that
+    /// process died ([`Ring::recover`]): an owner, or a swap (owned by its partner's claim).
+    pub fn held(&self) -> bool {
+        self.owner().is_some() || unpack(self.state).1 == SWAPPING
     }
 }
 
@@ -152,6 +199,9 @@ pub struct Ring<'a> {
     stride: usize,
     capacity: u64,
     max_msg: u64,
+    /// Pooled layout: the first pool buffer; null for the inline layout.
+    pool: *mut u8,
+    buf_stride: usize,
 }
 
 // SAFETY: the ring only reaches its slots through atomics and through payload bytes whose
@@ -194,7 +244,29 @@ impl<'a> Ring<'a> {
             stride,
             capacity,
             max_msg,
+            pool: core::ptr::null_mut(),
+            buf_stride: 0,
         }
+    }
+
+    /// The same ring in the pooled layout: payloads live in `capacity` buffers of `buf_stride`
+    /// bytes at `pool`, and each slot header is followed by a [`SlotBuffer`].
+    ///
+    /// # Safety
+    ///
+    /// As for [`Ring::new`], and: `pool` points to `capacity` buffers of `buf_stride` ≥ `max_msg`
+    /// bytes, valid for reads and writes for `'a` and disjoint from the slots; `stride` ≥
+    /// `size_of::<SlotHeader>() + size_of::<SlotBuffer>()`, each slot's `SlotBuffer` initialised,
+    /// their `buf` indices a permutation of `0..capacity`; 2 ≤ `capacity` ≤ 2¹⁶ (the owner field
+    /// of a `SWAPPING` word names a slot).
+    pub unsafe fn with_pool(mut self, pool: *mut u8, buf_stride: usize) -> Self {
+        debug_assert!(
+            self.stride >= core::mem::size_of::<SlotHeader>() + core::mem::size_of::<SlotBuffer>()
+        );
+        debug_assert!(self.capacity >= 2 && self.capacity <= u64::from(MAX_OWNER) + 1);
+        self.pool = pool;
+        self.buf_stride = buf_stride;
+        self
     }
 
     /// Initial state word of every slot of a new ring.
@@ -218,14 +290,146 @@ impl<'a> Ring<'a> {
         unsafe { &*(self.slots.add(index * self.stride) as *const SlotHeader) }
     }
 
-    /// Pointer to the payload bytes of the slot of `pos` (valid for `max_msg` bytes).
+    /// Pooled layout: the buffer index and swap record after slot `index`'s header.
+    #[inline]
+    fn buffer_slot(&self, index: u64) -> &SlotBuffer {
+        debug_assert!(!self.pool.is_null() && index < self.capacity);
+        // SAFETY: index < capacity; in the pooled layout (`with_pool`) an initialised SlotBuffer
+        // follows each slot header inside the slot's stride.
+        unsafe {
+            &*(self
+                .slots
+                .add(index as usize * self.stride + core::mem::size_of::<SlotHeader>())
+                as *const SlotBuffer)
+        }
+    }
+
+    /// Pointer to the payload bytes of the slot of `pos` (valid for `max_msg` bytes). In the
+    /// pooled layout, the buffer the slot owns now: call it while holding the slot's claim.
     #[inline]
     pub fn payload(&self, pos: u64) -> *mut u8 {
-        let index = (pos % self.capacity) as usize;
-        // SAFETY: index < capacity; the payload follows the slot header inside the slot.
-        unsafe {
-            self.slots
-                .add(index * self.stride + core::mem::size_of::<SlotHeader>())
+        let index = pos % self.capacity;
+        if self.pool.is_null() {
+            // SAFETY: index < capacity; the payload follows the slot header inside the slot.
+            return unsafe {
+                self.slots
+                    .add(index as usize * self.stride + core::mem::size_of::<SlotHeader>())
+            };
+        }
+        // ORDERING: Relaxed: the caller holds the slot's claim, so the index is its own store
+        // or was published with the state word its claim acquired. Reduced modulo capacity so
+        // that a corrupted index still names a buffer inside the pool (claims report it).
+        let buf = self.buffer_slot(index).buf.load(Ordering::Relaxed) % self.capacity;
+        // SAFETY: buf < capacity, and the pool holds capacity buffers of buf_stride bytes.
+        unsafe { self.pool.add(buf as usize * self.buf_stride) }
+    }
+
+    /// Whether the buffer index of slot `index` names a pool buffer (always, for the inline
+    /// layout). A corrupted segment is reported, rather than read.
+    #[inline]
+    fn buffer_ok(&self, index: u64) -> bool {
+        // ORDERING: Relaxed: read by a caller that acquired the slot's state, as in `payload`.
+        self.pool.is_null() || self.buffer_slot(index).buf.load(Ordering::Relaxed) < self.capacity
+    }
+
+    /// Warm buffers, steps 1-4 (module docs): after claiming position `t`, swaps its slot's
+    /// buffer with the one the last get released, if that slot is free and far enough ahead.
+    /// Pooled layout only; `steps` stops it part-way (the loom model's dying producer).
+    #[inline]
+    fn warm(&self, t: u64, steps: u32) {
+        if self.pool.is_null() {
+            return;
+        }
+        // ORDERING: Relaxed: only picks the candidate; the CAS below decides and acquires.
+        let h = self.head.load(Ordering::Relaxed);
+        // S is the slot of h - 1; its next position is h - 1 + capacity. Gets never pass a
+        // claimed position, so h ≤ t and that position is at most t + capacity - 1.
+        let Some(next) = (h + self.capacity).checked_sub(1) else {
+            return;
+        };
+        if h == 0 || next <= t || next >= t + self.capacity {
+            return;
+        }
+        let (ti, si) = (t % self.capacity, next % self.capacity);
+        let empty = pack(self.lap(next), EMPTY, 0);
+        let s = self.slot(si);
+        // ORDERING: Relaxed: a cheap check before the CAS.
+        if s.state.load(Ordering::Relaxed) != empty || steps == 0 {
+            return;
+        }
+        let (tb, sb) = (self.buffer_slot(ti), self.buffer_slot(si));
+        // ORDERING: Relaxed: our own slot's index; we hold its claim.
+        let a = tb.buf.load(Ordering::Relaxed);
+        // ORDERING: Relaxed: published by the Release of the CAS below.
+        tb.swap.store(a, Ordering::Relaxed);
+        if steps == 1 {
+            return;
+        }
+        // ORDERING: AcqRel: Acquire pairs with the Release store of EMPTY by the get that last
+        // read S's buffer (its reads happen before our writes into that buffer); Release makes
+        // the swap record visible to whoever acquires SWAPPING (recovery).
+        if s.state
+            .compare_exchange(
+                empty,
+                pack(self.lap(next), SWAPPING, ti as u32),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_err()
+            || steps == 2
+        {
+            return;
+        }
+        // ORDERING: Relaxed: S is ours while SWAPPING; its index was acquired with the CAS.
+        let b = sb.buf.load(Ordering::Relaxed);
+        // ORDERING: Relaxed: ordered before the Release store below.
+        tb.buf.store(b, Ordering::Relaxed);
+        if steps == 3 {
+            return;
+        }
+        // ORDERING: Release: whoever acquires `a` in S (recovery) also sees our slot's new index.
+        sb.buf.store(a, Ordering::Release);
+        if steps == 4 {
+            return;
+        }
+        // ORDERING: Release pairs with the Acquire of the put that claims S next: it sees S's
+        // new index.
+        s.state.store(empty, Ordering::Release);
+    }
+
+    /// Recovery, for the holder of the write claim on slot `ti` (pooled layout): finishes the
+    /// swap that claim's dead producer left in the middle, if a slot is still `SWAPPING` with
+    /// `ti` as partner (step 3 again, which is idempotent, then step 4).
+    fn finish_swap(&self, ti: u64) {
+        for si in (0..self.capacity).filter(|&si| si != ti) {
+            let s = self.slot(si);
+            // ORDERING: Acquire pairs with the Release of the CAS to SWAPPING: the swap record
+            // written before it is visible.
+            let st = s.state.load(Ordering::Acquire);
+            let (lap, phase, partner) = unpack(st);
+            if phase != SWAPPING || u64::from(partner) != ti {
+                continue;
+            }
+            let (tb, sb) = (self.buffer_slot(ti), self.buffer_slot(si));
+            // ORDERING: Relaxed: visible through the Acquire above.
+            let a = tb.swap.load(Ordering::Relaxed);
+            // ORDERING: Acquire pairs with the swapper's Release store of `a`: if we see it, we
+            // also see the index it stored into our slot before.
+            let b = sb.buf.load(Ordering::Acquire);
+            if b != a {
+                // ORDERING: Relaxed, then Release: as in `warm`.
+                tb.buf.store(b, Ordering::Relaxed);
+                // ORDERING: see above.
+                sb.buf.store(a, Ordering::Release);
+            }
+            // ORDERING: Release, as in `warm`; a CAS, because only the state we saw may move.
+            let _ = s.state.compare_exchange(
+                st,
+                pack(lap, EMPTY, 0),
+                Ordering::Release,
+                Ordering::Relaxed,
+            );
+            return;
         }
     }
 
@@ -259,19 +463,27 @@ impl<'a> Ring<'a> {
 
     /// Put, step 1: claims the slot at the tail for `me`. Returns its position (the token).
     pub fn try_claim_write(&self, me: u32) -> Result<u64, PutError> {
-        self.scan_write(me, true)
+        self.scan_write(me, true, u32::MAX)
+    }
+
+    /// [`Ring::try_claim_write`] by a producer that dies after `steps` steps of its buffer swap
+    /// (0: before it, 5: after it): for the tests and the loom model of a crash in a swap.
+    #[doc(hidden)]
+    pub fn try_claim_write_dying(&self, me: u32, steps: u32) -> Result<u64, PutError> {
+        self.scan_write(me, true, steps)
     }
 
     /// Whether a put could claim a slot now, without claiming it: `Ok(position)` if the slot at
     /// the tail is free, else what a put would report. For waiters that must not take anything
     /// (an asyncio task that may be cancelled).
     pub fn peek_write(&self) -> Result<u64, PutError> {
-        self.scan_write(0, false)
+        self.scan_write(0, false, 0)
     }
 
-    fn scan_write(&self, me: u32, claim: bool) -> Result<u64, PutError> {
+    fn scan_write(&self, me: u32, claim: bool, steps: u32) -> Result<u64, PutError> {
         // ORDERING: Acquire, see `help`.
         let mut t = self.tail.load(Ordering::Acquire);
+        let mut swap_spins = 0;
         loop {
             let lap = self.lap(t);
             let slot = self.slot(t);
@@ -297,8 +509,25 @@ impl<'a> Ring<'a> {
                     .is_ok()
                 {
                     Self::help(self.tail, t);
+                    self.warm(t, steps);
                     return Ok(t);
                 }
+            } else if d == 0 && phase == SWAPPING {
+                // Free, but a producer is swapping its buffer (pooled layout): busy for a few
+                // instructions. Re-read it a little, then report it as full (a waiter recovers it
+                // if the swapper died).
+                if swap_spins < SWAP_SPINS {
+                    swap_spins += 1;
+                    crate::sync::spin_hint();
+                    continue;
+                }
+                // ORDERING: Acquire, see `help`.
+                let now = self.tail.load(Ordering::Acquire);
+                if now == t {
+                    return Err(PutError::Full(Blocked { pos: t, state: s }));
+                }
+                t = now;
+                continue;
             } else if d == 0 || d == 1 {
                 // Claimed for this lap already; its claimant may have died before moving tail.
                 Self::help(self.tail, t);
@@ -397,11 +626,12 @@ impl<'a> Ring<'a> {
             if d == 0 && phase == FULL {
                 // ORDERING: Relaxed: ordered after the Acquire load of FULL above.
                 let len = slot.len.load(Ordering::Relaxed);
-                if len > self.max_msg || len > cap {
+                let corrupt = len > self.max_msg || !self.buffer_ok(h % self.capacity);
+                if corrupt || len > cap {
                     // ORDERING: Relaxed: only confirms the slot did not move on while we read
                     // the length (if it did, the length belongs to a later message).
                     if slot.state.load(Ordering::Relaxed) == s {
-                        return Err(if len > self.max_msg {
+                        return Err(if corrupt {
                             GetError::Corrupt
                         } else {
                             GetError::Buffer(len)
@@ -435,7 +665,7 @@ impl<'a> Ring<'a> {
                 // ORDERING: Acquire, see `help`.
                 let now = self.head.load(Ordering::Acquire);
                 if now == h {
-                    let ok = (d == 0 && (phase == EMPTY || phase == WRITING))
+                    let ok = (d == 0 && matches!(phase, EMPTY | WRITING | SWAPPING | RECLAIMING))
                         || (d == LAP_MASK && phase == READING);
                     return Err(if ok {
                         GetError::Empty(Blocked { pos: h, state: s })
@@ -509,13 +739,17 @@ impl<'a> Ring<'a> {
         // ORDERING: Acquire, as in `scan_write`: the previous reader's payload reads happen
         // before our writes.
         let s = slot.state.load(Ordering::Acquire);
-        s == pack(lap, EMPTY, 0)
+        let claimed = s == pack(lap, EMPTY, 0)
             // ORDERING: Acquire on success, as for the load above; Relaxed on failure (nothing
             // is claimed, nothing read).
             && slot
                 .state
                 .compare_exchange(s, pack(lap, WRITING, me), Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
+                .is_ok();
+        if claimed {
+            self.warm(pos, u32::MAX);
+        }
+        claimed
     }
 
     /// Batch get, a following claim: claims the message at position `pos` for `me` if its slot
@@ -533,7 +767,7 @@ impl<'a> Ring<'a> {
         // ORDERING: Relaxed: ordered after the Acquire load of FULL above; the CAS below proves
         // the slot did not move on meanwhile (and so that this is its message's length).
         let len = slot.len.load(Ordering::Relaxed);
-        if len > cap || len > self.max_msg {
+        if len > cap || len > self.max_msg || !self.buffer_ok(pos % self.capacity) {
             return None;
         }
         // ORDERING: Acquire on success, as for the load above.
@@ -614,14 +848,54 @@ impl<'a> Ring<'a> {
     /// moves it forward: a dead writer's slot becomes `ABANDONED` (its half-written message is
     /// never delivered), a dead reader's slot becomes `EMPTY` of the next lap (the message died
     /// with its consumer). Returns whether this call moved the slot.
-    pub fn recover(&self, pos: u64, seen: u64, is_dead: impl FnOnce(u32) -> bool) -> bool {
+    ///
+    /// Pooled layout: a dead writer's claim is first taken over as `RECLAIMING(lap, me)` and
+    /// its swap finished (module docs); `RECLAIMING` of a dead recoverer is recovered the same
+    /// way, and a `SWAPPING` slot through its partner's claim.
+    pub fn recover(&self, pos: u64, seen: u64, me: u32, is_dead: impl FnOnce(u32) -> bool) -> bool {
         let (lap, phase, owner) = unpack(seen);
+        let slot = self.slot(pos);
+        let pooled = !self.pool.is_null();
+        if pooled && phase == SWAPPING {
+            let partner = u64::from(owner);
+            // ORDERING: Relaxed: a cheap check; the partner's recovery decides.
+            if partner >= self.capacity || slot.state.load(Ordering::Relaxed) != seen {
+                return false;
+            }
+            // ORDERING: Acquire, as in `try_claim_read`.
+            let ps = self.slot(partner).state.load(Ordering::Acquire);
+            return matches!(unpack(ps).1, WRITING | RECLAIMING)
+                && self.recover(partner, ps, me, is_dead);
+        }
+        if pooled && (phase == WRITING || phase == RECLAIMING) {
+            // ORDERING: Relaxed: a cheap check before the liveness probe; the CAS decides.
+            if slot.state.load(Ordering::Relaxed) != seen || !is_dead(owner) {
+                return false;
+            }
+            // ORDERING: AcqRel: Acquire, the dead owner's writes (swap record, indices) happen
+            // before ours; Release, as any claim.
+            if slot
+                .state
+                .compare_exchange(
+                    seen,
+                    pack(lap, RECLAIMING, me),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_err()
+            {
+                return false;
+            }
+            self.finish_swap(pos % self.capacity);
+            // ORDERING: Release, as in `abandon`.
+            slot.state.store(pack(lap, ABANDONED, 0), Ordering::Release);
+            return true;
+        }
         let next = match phase {
             WRITING => pack(lap, ABANDONED, 0),
             READING => pack(lap + 1, EMPTY, 0),
             _ => return false,
         };
-        let slot = self.slot(pos);
         // ORDERING: Relaxed: a cheap check before the liveness probe; the CAS decides.
         if slot.state.load(Ordering::Relaxed) != seen || !is_dead(owner) {
             return false;
@@ -633,9 +907,10 @@ impl<'a> Ring<'a> {
             .is_ok()
     }
 
-    /// Moves every slot held by `owner` (in `WRITING` or `READING`) forward, as [`Ring::recover`]
-    /// does for a dead owner. Used when a handle closes with claims still open, and before a
-    /// dead participant's id is reused. Returns `(slots moved, of which READING)`.
+    /// Moves every slot held by `owner` (in `WRITING`, `READING` or `RECLAIMING`) forward, as
+    /// [`Ring::recover`] does for a dead owner. Used when a handle closes with claims still open,
+    /// and before a dead participant's id is reused, by a caller that owns the id `owner` (so it
+    /// recovers as `owner`). Returns `(slots moved, of which READING)`.
     pub fn recover_all(&self, owner: u32) -> (u64, u64) {
         let (mut moved, mut reading) = (0, 0);
         for index in 0..self.capacity {
@@ -648,7 +923,7 @@ impl<'a> Ring<'a> {
             .owner()
                 == Some(owner);
             // `recover` only needs the slot's index, which `index` (< capacity) is.
-            if held && self.recover(index, s, |_| true) {
+            if held && self.recover(index, s, owner, |_| true) {
                 moved += 1;
                 reading += u64::from(unpack(s).1 == READING);
             }

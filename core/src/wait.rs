@@ -145,7 +145,7 @@ pub fn block_on<T>(
         if deadline.is_some_and(|d| now >= d) {
             return Err(last);
         }
-        if last.owner().is_some() && now >= next_check {
+        if last.held() && now >= next_check {
             next_check = now + STUCK_CHECK;
             if on_stuck(last) {
                 match attempt() {
@@ -164,7 +164,7 @@ pub fn block_on<T>(
         if let Attempt::Blocked(b) = outcome {
             last = b;
             let now = Instant::now();
-            let bound = if last.owner().is_some() {
+            let bound = if last.held() {
                 next_check.saturating_duration_since(now)
             } else {
                 IDLE_RECHECK

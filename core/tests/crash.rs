@@ -81,4 +81,30 @@ fn dead_writer_and_dead_reader_are_recovered_by_waiters() {
     assert_eq!(q1.stats()[8], 1, "the held message is counted as lost");
     Queue::unlink(&name).unwrap();
     Queue::unlink(&format!("{name}-1")).unwrap();
+
+    // The pooled layout (large messages): the child's write claim swapped buffers before it
+    // died; a waiting get takes the claim over (RECLAIMING), finishes nothing (the swap was
+    // complete), abandons it, and the buffers still give every message its own memory.
+    let big = 64 * 1024;
+    let n = format!("{name}-2");
+    let q2 = Queue::create(&n, big, 3, 0o600).unwrap();
+    let mut buf = vec![0u8; big as usize];
+    q2.put(&[1; 1000], None).unwrap();
+    q2.get(&mut buf, None).unwrap();
+    let n2 = n.clone();
+    fork_and_die(move || {
+        let c = Queue::open(&n2).unwrap();
+        c.claim_write(Some(Duration::ZERO)).unwrap();
+    });
+    q2.put(&[2; 65536], None).unwrap();
+    q2.put(&[3; 500], None).unwrap();
+    let k = q2.get(&mut buf, Some(Duration::from_secs(5))).unwrap();
+    assert!(k == 65536 && buf[..k].iter().all(|&b| b == 2));
+    q2.put(&[4; 65536], Some(Duration::from_secs(5))).unwrap();
+    for (v, len) in [(3u8, 500), (4, 65536)] {
+        let k = q2.get(&mut buf, Some(Duration::ZERO)).unwrap();
+        assert!(k == len && buf[..k].iter().all(|&b| b == v), "message {v}");
+    }
+    assert_eq!(q2.stats()[4], 1, "one recovery counted");
+    Queue::unlink(&n).unwrap();
 }

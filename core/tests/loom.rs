@@ -1,9 +1,11 @@
 //! Loom model of the ring: every interleaving (up to a preemption bound) of 2 producers and
-//! 2 consumers at capacities 1 and 2, and of the recovery transitions racing live operations.
+//! 2 consumers at capacities 1 and 2, and of the recovery transitions racing live operations;
+//! in the pooled layout, buffer swaps racing each other, and a producer that died in the
+//! middle of a swap recovered while others work.
 //! Run with `RUSTFLAGS="--cfg loom" cargo test --release --test loom` (`just loom`).
 #![cfg(loom)]
 
-use fastqueue::layout::SlotHeader;
+use fastqueue::layout::{SlotBuffer, SlotHeader};
 use fastqueue::ring::{GetError, PutError, Ring};
 use loom::sync::atomic::AtomicU64;
 use loom::sync::Arc;
@@ -19,6 +21,9 @@ struct Mem {
     layout: Layout,
     stride: usize,
     capacity: u64,
+    /// Pooled layout: the buffers (null for the inline layout).
+    pool: *mut u8,
+    pool_layout: Layout,
 }
 
 // SAFETY: the raw slot memory is only reached through the ring (atomics and owned payloads).
@@ -28,8 +33,19 @@ unsafe impl Sync for Mem {}
 
 impl Mem {
     fn new(capacity: u64) -> Arc<Mem> {
+        Self::with_layout(capacity, false)
+    }
+
+    /// The pooled layout: each slot header followed by a SlotBuffer (buffer i in slot i), and
+    /// `capacity` buffers of MAX_MSG bytes apart.
+    fn with_layout(capacity: u64, pooled: bool) -> Arc<Mem> {
         let align = std::mem::align_of::<SlotHeader>().max(8);
-        let stride = (std::mem::size_of::<SlotHeader>() + MAX_MSG as usize).next_multiple_of(align);
+        let extra = if pooled {
+            std::mem::size_of::<SlotBuffer>()
+        } else {
+            MAX_MSG as usize
+        };
+        let stride = (std::mem::size_of::<SlotHeader>() + extra).next_multiple_of(align);
         let layout = Layout::from_size_align(stride * capacity as usize, align).unwrap();
         // SAFETY: the layout has a non-zero size.
         let base = unsafe { std::alloc::alloc_zeroed(layout) };
@@ -41,7 +57,25 @@ impl Mem {
                     len: AtomicU64::new(0),
                 })
             };
+            if pooled {
+                // SAFETY: the SlotBuffer follows the header inside slot i, 8-aligned.
+                unsafe {
+                    base.add(i * stride + std::mem::size_of::<SlotHeader>())
+                        .cast::<SlotBuffer>()
+                        .write(SlotBuffer {
+                            buf: AtomicU64::new(i as u64),
+                            swap: AtomicU64::new(0),
+                        })
+                };
+            }
         }
+        let pool_layout = Layout::from_size_align(MAX_MSG as usize * capacity as usize, 8).unwrap();
+        let pool = if pooled {
+            // SAFETY: the layout has a non-zero size.
+            unsafe { std::alloc::alloc_zeroed(pool_layout) }
+        } else {
+            std::ptr::null_mut()
+        };
         Arc::new(Mem {
             tail: AtomicU64::new(0),
             head: AtomicU64::new(0),
@@ -49,13 +83,33 @@ impl Mem {
             layout,
             stride,
             capacity,
+            pool,
+            pool_layout,
         })
+    }
+
+    /// Pooled layout: whether the slots' buffer indices are a permutation of the pool.
+    fn buffers_are_a_permutation(&self) -> bool {
+        let mut b: Vec<u64> = (0..self.capacity as usize)
+            .map(|i| {
+                // SAFETY: pooled: a SlotBuffer follows each slot header.
+                let sb = unsafe {
+                    &*(self
+                        .base
+                        .add(i * self.stride + std::mem::size_of::<SlotHeader>())
+                        as *const SlotBuffer)
+                };
+                sb.buf.load(loom::sync::atomic::Ordering::SeqCst)
+            })
+            .collect();
+        b.sort_unstable();
+        b == (0..self.capacity).collect::<Vec<_>>()
     }
 
     fn ring(&self) -> Ring<'_> {
         // SAFETY: `base` holds `capacity` initialised slots of `stride` bytes with MAX_MSG payload
         // bytes each, alive as long as self.
-        unsafe {
+        let r = unsafe {
             Ring::new(
                 &self.tail,
                 &self.head,
@@ -64,7 +118,13 @@ impl Mem {
                 self.capacity,
                 MAX_MSG,
             )
+        };
+        if self.pool.is_null() {
+            return r;
         }
+        // SAFETY: `pool` holds capacity buffers of MAX_MSG bytes, disjoint from the slots; each
+        // slot's SlotBuffer was initialised to the identity permutation; capacity ≥ 2.
+        unsafe { r.with_pool(self.pool, MAX_MSG as usize) }
     }
 }
 
@@ -73,6 +133,20 @@ impl Drop for Mem {
         for i in 0..self.capacity as usize {
             // SAFETY: each slot header was written in `new` and is dropped once.
             unsafe { std::ptr::drop_in_place(self.base.add(i * self.stride).cast::<SlotHeader>()) };
+            if !self.pool.is_null() {
+                // SAFETY: written in `with_layout` and dropped once.
+                unsafe {
+                    std::ptr::drop_in_place(
+                        self.base
+                            .add(i * self.stride + std::mem::size_of::<SlotHeader>())
+                            .cast::<SlotBuffer>(),
+                    )
+                };
+            }
+        }
+        if !self.pool.is_null() {
+            // SAFETY: allocated in `with_layout` with this layout.
+            unsafe { std::alloc::dealloc(self.pool, self.pool_layout) };
         }
         // SAFETY: allocated in `new` with this layout.
         unsafe { std::alloc::dealloc(self.base, self.layout) };
@@ -211,7 +285,7 @@ fn dead_writer_recovery_races_live_operations() {
                 loop {
                     match r.try_claim_read(7, MAX_MSG, &mut freed) {
                         Err(GetError::Empty(b)) if b.owner() == Some(9) => {
-                            assert!(r.recover(b.pos, b.state, |k| k == 9));
+                            assert!(r.recover(b.pos, b.state, 3, |k| k == 9));
                             return;
                         }
                         Err(GetError::Empty(_)) => loom::thread::yield_now(),
@@ -248,7 +322,7 @@ fn dead_reader_recovery_frees_the_slot() {
             loop {
                 match r.try_claim_write(2) {
                     Err(PutError::Full(b)) if b.owner() == Some(9) => {
-                        if r.recover(b.pos, b.state, |k| k == 9) {
+                        if r.recover(b.pos, b.state, 3, |k| k == 9) {
                             return;
                         }
                     }
@@ -263,6 +337,85 @@ fn dead_reader_recovery_frees_the_slot() {
         producer.join().unwrap();
         assert_eq!(get_until_done(&m, 5), 8);
     });
+}
+
+/// Pooled layout, capacity 2: after one put+get (so that puts have a released buffer to swap
+/// with), two producers put while a consumer gets: their swaps race each other, the other
+/// producer's claim and the consumer. Every message arrives whole, once, and the buffers stay a
+/// permutation.
+#[test]
+fn pooled_swaps_race_live_operations() {
+    builder().check(|| {
+        let m = Mem::with_layout(2, true);
+        put_until_done(&m, 1, 1);
+        assert_eq!(get_until_done(&m, 5), 1);
+        let producers: Vec<_> = [20u8, 30]
+            .into_iter()
+            .map(|v| {
+                let m = m.clone();
+                loom::thread::spawn(move || put_until_done(&m, u32::from(v), v))
+            })
+            .collect();
+        let m1 = m.clone();
+        let consumer = loom::thread::spawn(move || get_until_done(&m1, 6));
+        let mut got = vec![consumer.join().unwrap()];
+        for p in producers {
+            p.join().unwrap();
+        }
+        got.push(get_until_done(&m, 5));
+        got.sort_unstable();
+        assert_eq!(got, [20, 30]);
+        assert!(m.buffers_are_a_permutation());
+        assert_eq!(m.ring().len(), 0);
+    });
+}
+
+/// Pooled layout, capacity 3: a producer dies after 1, 2, 3 or 4 steps of its swap (with the
+/// slot of position 3); a message is queued behind its claim. A consumer finds the dead claim,
+/// recovers it and takes the message, while a live producer puts into position 3 (meeting the
+/// slot the dead one left `SWAPPING`, if it did). Both messages arrive; the buffers stay a
+/// permutation.
+#[test]
+fn pooled_dead_swapper_recovery_races_live_operations() {
+    for steps in 1..=4 {
+        builder().check(move || {
+            let m = Mem::with_layout(3, true);
+            put_until_done(&m, 1, 1);
+            assert_eq!(get_until_done(&m, 5), 1);
+            let dead = m.ring().try_claim_write_dying(9, steps).unwrap();
+            put_until_done(&m, 1, 42);
+            let m1 = m.clone();
+            let consumer = loom::thread::spawn(move || {
+                let r = m1.ring();
+                let mut buf = [0u8; MAX_MSG as usize];
+                let mut freed = 0;
+                loop {
+                    match r.try_get(7, &mut buf, &mut freed) {
+                        Ok(n) => {
+                            assert!(n == 3 && buf[..3] == [42; 3], "{:?}", &buf[..n]);
+                            return;
+                        }
+                        Err(GetError::Empty(b)) if b.owner() == Some(9) => {
+                            assert!(r.recover(b.pos, b.state, 3, |k| k == 9));
+                        }
+                        Err(GetError::Empty(_)) => loom::thread::yield_now(),
+                        Err(e) => panic!("{e:?}"),
+                    }
+                }
+            });
+            let m2 = m.clone();
+            let producer = loom::thread::spawn(move || put_until_done(&m2, 1, 43));
+            consumer.join().unwrap();
+            producer.join().unwrap();
+            assert_eq!(get_until_done(&m, 5), 43);
+            assert!(
+                !m.ring().publish(dead, 3, 9),
+                "a recovered claim cannot publish"
+            );
+            assert!(m.buffers_are_a_permutation(), "steps {steps}");
+            assert_eq!(m.ring().len(), 0);
+        });
+    }
 }
 
 /// Puts `vals` as one run, as `Queue::put_many` does: the first position claimed the usual way,

@@ -206,6 +206,45 @@ fn zero_copy_claims_and_a_closed_handles_open_claims() {
     assert!(q.stats()[4] >= 2, "recoveries counted");
 }
 
+/// A large-message queue uses the pooled layout: a put+get loop keeps writing into the buffer
+/// the last get read (one warm buffer instead of `capacity` cold ones), and messages queued
+/// together still each have their own buffer.
+#[test]
+fn pooled_queue_reuses_the_warm_buffer() {
+    let n = Name::new("pooled");
+    let q = Queue::create(&n.0, 1 << 16, 8, 0o600).unwrap();
+    assert!(q.stats()[12] >= 8 << 16, "segment size");
+    let mut needed = 0;
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..40u8 {
+        let tok = q.claim_write(NOW).unwrap();
+        let p = q.payload(tok);
+        seen.insert(p as usize);
+        // SAFETY: we hold the write claim; the payload has 64 KiB.
+        unsafe { std::ptr::write_bytes(p, i, 1 << 16) };
+        q.commit_write(tok, 1 << 16).unwrap();
+        let c = q.claim_read(u64::MAX, NOW, &mut needed).unwrap();
+        assert_eq!(q.payload(c.pos), p);
+        // SAFETY: we hold the read claim on c.len bytes.
+        let got = unsafe { std::slice::from_raw_parts(q.payload(c.pos), c.len as usize) };
+        assert!(got.iter().all(|&b| b == i));
+        q.release_read(c.pos).unwrap();
+    }
+    assert_eq!(
+        seen.len(),
+        1,
+        "every put after the first used the warm buffer"
+    );
+    let mut buf = vec![0u8; 1 << 16];
+    for i in 0..8u8 {
+        q.put(&[i; 1 << 16], NOW).unwrap();
+    }
+    for i in 0..8u8 {
+        assert_eq!(q.get(&mut buf, NOW).unwrap(), 1 << 16);
+        assert!(buf.iter().all(|&b| b == i), "message {i} was overwritten");
+    }
+}
+
 #[test]
 fn small_buffer_reports_the_needed_size() {
     let n = Name::new("buf");

@@ -50,9 +50,11 @@ FIELDS: dict[str, tuple[int, str]] = {
     "total_size": (56, "<Q"),
     "max_participants": (64, "<I"),
     "creator_pid": (68, "<I"),
+    "pool_offset": (72, "<Q"),
+    "buf_stride": (80, "<Q"),
 }
-#: Bytes an opener relies on: every field of the description but the creator's pid.
-MEANINGFUL_END = FIELDS["creator_pid"][0]
+#: Bytes an opener relies on: the description (every field but the creator's pid).
+MEANINGFUL_END = FIELDS["buf_stride"][0] + 8
 MUTATED = {"segments": 0, "attached": 0}
 
 
@@ -72,7 +74,7 @@ class Image:
         cannot be told from a genuine queue, and attaching to it is right."""
         f = {k: struct.unpack_from(fmt, data, off)[0] for k, (off, fmt) in FIELDS.items()}
         constants = ("magic", "layout_version", "header_size", "participants_offset")
-        constants += ("slots_offset", "max_participants")
+        constants += ("slots_offset", "max_participants", "pool_offset", "buf_stride")
         if any(f[k] != self.fields[k] for k in constants):
             return False
         status, total = _ffi.segment_size(f["max_msg"], f["capacity"])
@@ -277,6 +279,75 @@ def test_hypothesis_mutated_participants_and_slots(
     for offset, value in mutations:
         mutated[offset] = value
     assert_usable(attach_to(segment_name, bytes(mutated)))
+
+
+#: A large-message queue: the pooled layout (slot headers, then a pool of page-aligned buffers).
+POOLED_ELEMENT = 64 * 1024
+POOLED_CAPACITY = 3
+
+
+@pytest.fixture(scope="module")
+def pooled_image() -> Iterator[Image]:
+    name = unique_prefix("hostile-pooled")
+    try:
+        with fastqueue.Queue(name, element_size=POOLED_ELEMENT, capacity=POOLED_CAPACITY) as q:
+            q.put(b"first" * 1000)
+            q.put(b"second")
+            img = Image((SHM / name).read_bytes())
+    finally:
+        remove_names([name])
+    f = img.fields
+    assert (f["slot_stride"], f["buf_stride"]) == (64, POOLED_ELEMENT)
+    assert f["pool_offset"] % 4096 == 0 and f["pool_offset"] >= f["slots_offset"] + 3 * 64
+    assert f["total_size"] == len(img.data) == f["pool_offset"] + 3 * f["buf_stride"]
+    assert f["total_size"] == _ffi.segment_size(POOLED_ELEMENT, POOLED_CAPACITY)[1]
+    yield img
+
+
+def pooled_slot(img: Image, i: int, offset: int) -> int:
+    """Offset in the segment of byte ``offset`` of slot ``i``'s 64-byte header line: state word
+    (0), length (8), buffer index (16), swap record (24)."""
+    return int(img.fields["slots_offset"]) + i * 64 + offset
+
+
+@pytest.mark.timeout(180)
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_hypothesis_mutated_pooled_slots(
+    pooled_image: Image, segment_name: str, data: st.DataObject
+) -> None:
+    """The same for a pooled queue: Hypothesis overwrites bytes of its slot lines (state words,
+    lengths, buffer indices, swap records). A buffer index is never followed outside the pool:
+    put/get return or raise fastqueue exceptions, never crash or hang."""
+    offsets = st.builds(
+        lambda i, j: pooled_slot(pooled_image, i, j),
+        st.integers(0, POOLED_CAPACITY - 1),
+        st.integers(0, 31),
+    )
+    mutations = data.draw(
+        st.lists(st.tuples(offsets, st.integers(0, 255)), min_size=1, max_size=8),
+        label="mutations",
+    )
+    mutated = bytearray(pooled_image.data)
+    for offset, value in mutations:
+        mutated[offset] = value
+    assert_usable(attach_to(segment_name, bytes(mutated)))
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("index", [POOLED_CAPACITY, 1 << 40, (1 << 64) - 1])
+def test_pooled_buffer_index_outside_the_pool_is_refused(
+    pooled_image: Image, segment_name: str, index: int
+) -> None:
+    """Slot 0 holds the first message; its buffer index, corrupted to name no buffer, makes the
+    get raise SegmentError (the message is not read from anywhere)."""
+    mutated = bytearray(pooled_image.data)
+    struct.pack_into("<Q", mutated, pooled_slot(pooled_image, 0, 16), index)
+    outcome = attach_to(segment_name, bytes(mutated))
+    assert outcome[0] == "attached", outcome
+    put_nowait, get_nowait = outcome[3][:2]
+    assert put_nowait == "ok"
+    assert "SegmentError" in get_nowait, outcome
 
 
 def test_report_mutated_segments() -> None:

@@ -128,3 +128,22 @@ def test_batches_as_runs_against_single_puts_and_gets(workdir: Path) -> None:
         seed=11,
     )
     stress(cfg, unique_prefix("stress") + "runs", workdir)
+
+
+@pytest.mark.timeout(120)
+def test_pooled_large_messages_with_every_mode(workdir: Path) -> None:
+    """A large-message queue (the pooled layout: every put swaps its slot's buffer for the
+    warm one a get released) under producers and consumers of every kind: the buffers must stay
+    a permutation, or messages would overwrite each other (a fixed example, so it always runs)."""
+    cfg = w.StressConfig(
+        producers=3,
+        consumers=3,
+        capacity=4,
+        element_size=65536,
+        sizes=(65536, 100, 0, 30000, 65535),
+        producer_modes=("batch", "block", "nowait"),
+        consumer_modes=("mixed", "batch", "block"),
+        per_producer=400,
+        seed=13,
+    )
+    stress(cfg, unique_prefix("stress") + "pooled", workdir)

@@ -161,8 +161,9 @@ def _scenario_notes(data: dict[str, Any]) -> list[str]:
         if fq and own:
             notes.append(
                 f"- put + get_into at {fmt_size(size)}: {fmt_time(fq)}, {fq / own:.2f}× put + "
-                f"get ({fmt_time(own)}); get_into pays for lending the buffer to ctypes, get for "
-                f"allocating the result."
+                f"get ({fmt_time(own)}); get_into pays a fixed cost to lend the buffer to ctypes, "
+                f"get allocates its result (from 32 MiB up, glibc maps fresh pages for each one, "
+                f"which the kernel then faults in page by page)."
             )
     return notes
 

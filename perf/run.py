@@ -50,7 +50,7 @@ FULL = {
         "batch": [8],
         "batch_packed": [8],
         "zerocopy": [8 * MiB],
-        "get_into": [8, 8 * MiB],
+        "get_into": [8, 8 * MiB, 32 * MiB],
     },
     "pyperf": ["--processes", "10", "--values", "3", "--warmups", "1"],
     "repeats": 3,

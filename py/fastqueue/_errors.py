@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import queue
+import sys
 from typing import Final
 
 from . import _ffi
@@ -173,7 +174,7 @@ _TABLE: Final[dict[int, tuple[type[FastQueueError], int | None, str]]] = {
     _ffi.ERR_VERSION: (
         SegmentError,
         None,
-        "{op}: queue {name!r} was made by a fastqueue of another segment layout version (this "
+        "{op}: queue {name!r} was made by a fastqueue of {theirs} (this "
         "library reads layout {layout}); attach with a matching fastqueue version, or "
         + _UNLINK_HINT,
     ),
@@ -200,6 +201,23 @@ _TABLE: Final[dict[int, tuple[type[FastQueueError], int | None, str]]] = {
         "{op}: internal error in the fastqueue library ({detail}); please report it",
     ),
 }
+
+
+def _segment_layout(name: str | None) -> str:
+    """What the segment ``name`` says its layout version is ("segment layout version N"), read
+    straight from its file: the library refuses the segment before reading any of it."""
+    unknown = "another segment layout version"
+    if not name or "/" in name.lstrip("/"):
+        return unknown
+    try:
+        with open(os.path.join("/dev/shm", name.lstrip("/")), "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return unknown
+    if len(head) < 12:
+        return unknown
+    # The description starts with the magic (u64) and the layout version (u32), native-endian.
+    return f"segment layout version {int.from_bytes(head[8:12], sys.byteorder)}"
 
 
 def _shm_free() -> str:
@@ -235,6 +253,7 @@ def error_from_status(
         needed=needed if needed is not None else "an unknown number of",
         free=_shm_free() if status == _ffi.ERR_NO_SPACE else "",
         layout=_ffi.layout_version(),
+        theirs=_segment_layout(name) if status == _ffi.ERR_VERSION else "",
         status=status,
     )
     # OSError subclasses take (errno, strerror) and then show "[Errno N] message".

@@ -94,9 +94,11 @@ def test_ls_lists_a_queue_with_its_fields(qname: NameFactory) -> None:
 
 
 def test_ls_reports_foreign_and_broken_files_without_failing(qname: NameFactory) -> None:
-    queue_name, foreign, truncated, empty = qname(), qname(), qname(), qname()
+    queue_name, foreign, truncated, empty, old = qname(), qname(), qname(), qname(), qname()
     write_file(foreign, b"hello, not a queue" * 10)
     write_file(truncated, _ffi.MAGIC + bytes(100))  # the magic, then nothing valid
+    # A segment of an older layout: the magic, then layout version 1 (native-endian u32).
+    write_file(old, _ffi.MAGIC + (1).to_bytes(4, sys.byteorder) + bytes(8192))
     write_file(empty, b"")
     directory = SHM / (prefix_of(queue_name) + "dir")
     directory.mkdir()
@@ -106,6 +108,10 @@ def test_ls_reports_foreign_and_broken_files_without_failing(qname: NameFactory)
             assert proc.returncode == 0, proc.stderr
             assert queue_name in proc.stdout
             assert f"{truncated}: cannot be attached: corrupt or truncated" in proc.stdout
+            assert (
+                f"{old}: cannot be attached: fastqueue segment of segment layout version 1 "
+                f"(this fastqueue reads layout {_ffi.layout_version()})"
+            ) in proc.stdout
             assert "3 other entries" in proc.stdout and "ignored" in proc.stdout
             assert foreign not in proc.stdout
 
@@ -125,6 +131,7 @@ def test_ls_reports_foreign_and_broken_files_without_failing(qname: NameFactory)
                 queue_name: "queue",
                 foreign: "foreign",
                 truncated: "unusable",
+                old: "unusable",
                 empty: "foreign",
                 directory.name: "foreign",
             }

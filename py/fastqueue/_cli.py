@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Final, TextIO
 
 from . import _ffi
+from ._errors import _segment_layout
 
 __all__ = ["COMMANDS", "Segment", "main", "probe", "scan"]
 
@@ -130,6 +131,11 @@ def probe(name: str) -> Segment:
     if handle is None:
         seg.kind = "unusable"
         seg.reason = _UNUSABLE.get(status, _ffi.status_str(status))
+        if status == _ffi.ERR_VERSION:
+            seg.reason = (
+                f"fastqueue segment of {_segment_layout(name)} (this fastqueue reads layout "
+                f"{_ffi.layout_version()})"
+            )
         return seg
     try:
         counters = dict(zip(_ffi.STAT_NAMES, handle.stats()))

@@ -6,6 +6,7 @@ JSON object on stdout; perf/run.py calls it once per (scenario, queue, repeat)::
     python perf/bench_cross.py pingpong   --queue zeroq [--quick]
     python perf/bench_cross.py throughput --queue zeroq --producers 2 --consumers 2 [--quick]
     python perf/bench_cross.py throughput --queue fastqueue --batch 64 [--packed] [--quick]
+    python perf/bench_cross.py frames     --queue zeroq --size 1048576 [--quick]
     python perf/bench_cross.py idle       --queue zeroq
 
 pingpong    Round trip of an 8-byte message between two processes over two queues (capacity 8),
@@ -24,6 +25,12 @@ throughput  P producers put M 8-byte messages each (producer id, sequence number
             packed buffer, ``put_many(b"".join(chunk), itemsize=8)``, instead
             of a list of bytes; the chunks are built before the start line either way, and the
             consumer and the validation are the same.
+frames      Large messages between processes, as a video or tensor pipeline moves them: one
+            producer puts M messages of ``--size`` bytes (one blocking put each), one consumer
+            gets them (one blocking get each), capacity 8. The messages cycle through 4 payloads
+            prepared before the start line, each marked at both ends; the consumer checks each
+            message's length and both marks against the sequence (a lost, repeated, reordered or
+            torn message fails), and the count at the end.
 idle        A consumer blocks in get() on an empty queue for 2 s; the CPU time its process burns
             meanwhile (time.process_time around the get, all threads) and the wall time it waited.
 """
@@ -286,6 +293,96 @@ def throughput(
     }
 
 
+# --------------------------------------------------------------------------------------- frames
+
+FRAME_KINDS = 4
+FRAMES_CAPACITY = 8
+
+
+def _frame_payloads(size: int) -> list[bytes]:
+    """FRAME_KINDS payloads of ``size`` (>= 16) bytes, payload k marked with 8 bytes at each end."""
+    body = bytes(range(256)) * (size // 256 + 1)
+    marks = [struct.pack("<Q", 0x5A5A_0000_0000_0000 + k) for k in range(FRAME_KINDS)]
+    return [m + body[: size - 16] + m for m in marks]
+
+
+def _frame_producer(spec: Any, size: int, count: int, start: Any, results: Any) -> None:
+    q = adapters.attach(spec)
+    put = q.put
+    payloads = _frame_payloads(size)
+    msgs = [payloads[i % FRAME_KINDS] for i in range(count)]
+    start.wait()
+    t0 = time.perf_counter()
+    for m in msgs:
+        put(m)
+    t1 = time.perf_counter()
+    put(STOP + bytes(size - len(STOP)))  # full size: zeroq takes messages of exactly that size
+    results.put(("producer", 0, t0, t1))
+    q.close()
+
+
+def _frame_consumer(spec: Any, size: int, ready: Any, results: Any) -> None:
+    q = adapters.attach(spec)
+    get = q.get
+    marks = [p[:8] for p in _frame_payloads(size)]
+    ready.release()
+    n, ok = 0, True
+    while True:
+        m = get()
+        head = m[:8]
+        if head == STOP:
+            break
+        mark = marks[n % FRAME_KINDS]
+        ok = ok and len(m) == size and head == mark and m[-8:] == mark
+        n += 1
+    t_end = time.perf_counter()
+    results.put(("consumer", 0, t_end, ok, n))
+    q.close()
+
+
+def frames(kind: str, size: int, quick: bool) -> dict[str, Any]:
+    if size < 16:
+        raise ValueError("frames needs --size >= 16")
+    total = max(50, (256 if quick else 2048) * (1 << 20) // size)
+    q = adapters.make(kind, size, FRAMES_CAPACITY)
+    start, ready, results = CTX.Event(), CTX.Semaphore(0), CTX.SimpleQueue()
+    procs = [
+        CTX.Process(target=_frame_consumer, args=(q.spec(), size, ready, results), daemon=True),
+        CTX.Process(
+            target=_frame_producer, args=(q.spec(), size, total, start, results), daemon=True
+        ),
+    ]
+    try:
+        for pr in procs:
+            pr.start()
+        if not ready.acquire(timeout=60):
+            raise RuntimeError("the consumer did not start")
+        time.sleep(0.3)  # let the producer build its message list and reach the start line
+        start.set()
+        out = [results.get() for _ in range(2)]
+        for pr in procs:
+            pr.join(30)
+    finally:
+        for pr in procs:
+            if pr.is_alive():
+                pr.kill()
+                pr.join()
+        q.close()
+    (t0,) = [r[2] for r in out if r[0] == "producer"]
+    ((_, _, t_end, ok, n),) = [r for r in out if r[0] == "consumer"]
+    if not ok or n != total:
+        raise AssertionError(f"{kind}: {n} of {total} frames arrived, all intact: {ok}")
+    elapsed = t_end - t0
+    return {
+        "messages": total,
+        "size": size,
+        "seconds": elapsed,
+        "msgs_per_s": total / elapsed,
+        "ns_per_msg": elapsed / total * 1e9,
+        "bytes_per_s": total * size / elapsed,
+    }
+
+
 # ----------------------------------------------------------------------------------------- idle
 
 
@@ -324,7 +421,7 @@ def idle(kind: str, seconds: float = 2.0) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("scenario", choices=["pingpong", "throughput", "idle"])
+    ap.add_argument("scenario", choices=["pingpong", "throughput", "frames", "idle"])
     ap.add_argument("--queue", required=True, choices=adapters.CROSS_PROCESS_QUEUES)
     ap.add_argument("--producers", type=int, default=1)
     ap.add_argument("--consumers", type=int, default=1)
@@ -340,6 +437,7 @@ def main() -> None:
         help="throughput with --batch: put each batch as one packed buffer (put_many(buffer, "
         "itemsize=8)) instead of a list of bytes",
     )
+    ap.add_argument("--size", type=int, default=1 << 20, help="frames: bytes per message")
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args()
     if a.batch > 1 and (a.consumers != 1 or a.queue not in adapters.BATCH_QUEUES):
@@ -350,6 +448,8 @@ def main() -> None:
         res = pingpong(a.queue, a.quick)
     elif a.scenario == "throughput":
         res = throughput(a.queue, a.producers, a.consumers, a.quick, a.batch, a.packed)
+    elif a.scenario == "frames":
+        res = frames(a.queue, a.size, a.quick)
     else:
         res = idle(a.queue)
     print(json.dumps(res))

@@ -91,6 +91,8 @@ def _rows(data: dict[str, Any]) -> list[tuple[str, dict[str, float | None], str]
             "ns_per_msg",
             1e-9,
         ),
+        ("frames_1mib", "frames 1 → 1, 1 MiB, capacity 8 (time per message)", "ns_per_msg", 1e-9),
+        ("frames_8mib", "frames 1 → 1, 8 MiB, capacity 8 (time per message)", "ns_per_msg", 1e-9),
         ("idle", "CPU burnt by a consumer blocked 2 s", "cpu_ms", 1e-3),
     ):
         if key not in cross:
@@ -224,6 +226,13 @@ def markdown(data: dict[str, Any]) -> str:
             ]
             if parts:
                 notes.append(f"- Throughput {label} in messages/s: " + ", ".join(parts) + ".")
+    for key, label in (("frames_1mib", "1 MiB"), ("frames_8mib", "8 MiB")):
+        if key in tp:
+            parts = [
+                f"{q} {tp[key][q]['bytes_per_s'] / 1e9:.1f} GB/s" for q in queues if tp[key].get(q)
+            ]
+            if parts:
+                notes.append(f"- Frames of {label} across processes: " + ", ".join(parts) + ".")
     if "pingpong" in tp:
         parts = [f"{q} {tp['pingpong'][q]['round_trips']}" for q in queues if tp["pingpong"].get(q)]
         notes.append("- Round trips timed (per repeat): " + ", ".join(parts) + ".")

@@ -234,6 +234,8 @@ def cross_process(
             ["throughput", "--producers", "1", "--consumers", "1", "--batch", "64", "--packed"],
             cfg["repeats"],
         ),
+        ("frames_1mib", ["frames", "--size", str(MiB)], cfg["repeats"]),
+        ("frames_8mib", ["frames", "--size", str(8 * MiB)], cfg["repeats"]),
         ("idle", ["idle"], 1),
     ]
     for key, args, repeats in scenarios:

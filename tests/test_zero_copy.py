@@ -276,6 +276,33 @@ def test_memory_still_used_after_put_slot_raises_and_publishes_nothing(
         assert q.stats()["skipped"] == 2
 
 
+@cpython_only
+def test_memory_still_used_after_an_exception_in_put_slot_keeps_the_slot(
+    qname: NameFactory,
+) -> None:
+    """The block raised, so nothing is put; but an array made from the slot outlives it, so the
+    slot is given up only once the array is gone: until then no producer may write a message
+    where the array can still write."""
+    np = _np()
+    with Queue(qname(), element_size=8, capacity=2) as q:
+        with pytest.raises(RuntimeError, match="oops"), q.put_slot() as slot:
+            arr = np.frombuffer(slot.buffer, dtype=np.uint8)
+            raise RuntimeError("oops")
+        q.put(b"AAAAAAAA")
+        with pytest.raises(Empty):
+            q.get(timeout=0.05)  # consumers wait behind the held slot
+        with pytest.raises(Full):  # and no producer gets it
+            q.put(b"BBBBBBBB", timeout=0.05)
+        arr[:] = 9  # still the slot's memory, and still nobody else's
+        del arr
+        gc.collect()
+        assert q.get(timeout=5) == b"AAAAAAAA"  # the held slot was given up (skipped)
+        for m in (b"CCCCCCCC", b"DDDDDDDD"):
+            q.put(m, timeout=5)
+        assert q.get_many(4) == [b"CCCCCCCC", b"DDDDDDDD"]
+        assert q.stats()["skipped"] == 1
+
+
 def test_close_while_a_slot_is_lent_unmaps_nothing(qname: NameFactory) -> None:
     name = qname()
     with Queue(name, element_size=8, capacity=2) as q:

@@ -903,10 +903,14 @@ class Queue(_aio.AsyncMixin):
 
     @staticmethod
     def _drop_slot(lease: _ffi.Lease, view: memoryview) -> None:
-        """put_slot, leaving its block by an exception: nothing is put."""
+        """put_slot, leaving its block by an exception: nothing is put. The claim is aborted
+        once the slot's memory has no user left: at once, or, if an object made from the view
+        (a numpy array...) still uses it, when that object is gone (the slot must not go back
+        to producers while it can still be written)."""
         with contextlib.suppress(BufferError):
-            view.release()
-        lease.finish()  # aborts (unless the memory is still in use: then once it is not)
+            view.release()  # if that was the last use of the memory, the lease aborts now
+        if _ffi.PYPY:  # the view is a copy there: the slot itself was never lent
+            lease.finish()
 
     def get_slot(
         self, block: bool = True, timeout: float | None = None

@@ -48,6 +48,7 @@ CROSS_PROCESS_QUEUES = ["fastqueue", "zeroq", "faster-fifo", "mp.Queue"]
 SCENARIO_QUEUES = {
     "batch": ["fastqueue", "faster-fifo"],
     "batch_packed": ["fastqueue"],
+    "batch_records": ["fastqueue"],
     "zerocopy": ["fastqueue", "iceoryx2", "memcpy", "memcpy-1"],
     "get_into": ["fastqueue"],
 }
@@ -105,6 +106,9 @@ class Endpoint:
         self.put_many: Callable[[list[bytes]], Any] | None = None
         self.get_many: Callable[[int], list[bytes]] | None = None
         self.put_packed: Callable[..., Any] | None = None
+        #: get_packed(n, itemsize=k) -> bytes: up to n messages of exactly k bytes, back to
+        #: back (fastqueue's get_many(n, itemsize=k), bound as is).
+        self.get_packed: Callable[..., bytes] | None = None
         self.zc_put: Callable[[bytes], Any] | None = None
         self.zc_get: Callable[[], tuple[int, int, int]] | None = None
         self.zc_check: Callable[[bytes], bool] | None = None
@@ -190,6 +194,7 @@ def _fastqueue_extras(ep: Endpoint, q: Any) -> None:
 
     ep.put_many, ep.get_many = q.put_many, q.get_many
     ep.put_packed = q.put_many  # called as put_packed(buffer, itemsize=k)
+    ep.get_packed = q.get_many  # called as get_packed(n, itemsize=k)
     ep.zc_put, ep.zc_get, ep.zc_check = zc_put, zc_get, zc_check
     ep.get_into = q.get_into
 

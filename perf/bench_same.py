@@ -31,6 +31,10 @@ batch_packed
           itemsize=size); get_many(64)`` twice per iteration (fastqueue only). The two packed
           buffers are built before the timed loop, as the lists above are; the last two
           batches received (lists of bytes) are compared in full with the messages sent.
+batch_records
+          the same, packed both ways (fixed-size records): ``put_many(packed,
+          itemsize=size); get_many(64, itemsize=size)`` twice per iteration (fastqueue only);
+          the last two batches received (one bytes object each) are compared in full.
 zerocopy  put+get through the zero-copy API: ``zc_put(a); zc_get(); zc_put(b); zc_get()``
           (fastqueue: put_slot with one copy of the payload into the slot, get_slot reading the
           first and last byte in place; iceoryx2: loan + memmove + send, receive read in place).
@@ -62,7 +66,7 @@ CAPACITY = 8
 BATCH_CAPACITY = 256
 BATCH = 64
 #: Scenarios whose queues have capacity BATCH_CAPACITY.
-BATCH_SCENARIOS = ("batch", "batch_packed")
+BATCH_SCENARIOS = ("batch", "batch_packed", "batch_records")
 _state: dict[tuple[str, int], Any] = {}
 
 
@@ -248,6 +252,31 @@ def time_batch_packed(loops: int, kind: str, size: int) -> float:
     return dt
 
 
+def time_batch_records(loops: int, kind: str, size: int) -> float:
+    ep = _setup(kind, size, "batch_records")
+    if ep.put_packed is None or ep.get_packed is None:
+        raise RuntimeError(f"{kind} has no packed batch put and get")
+    if size < 1:
+        raise ValueError("batch_records needs messages of at least 1 byte (itemsize >= 1)")
+    ba, bb = _batches(size)
+    pa, pb = b"".join(ba), b"".join(bb)
+    put_packed, get_packed = ep.put_packed, ep.get_packed
+    rng = range(loops)
+    t0 = time.perf_counter()
+    for _ in rng:
+        put_packed(pa, itemsize=size)
+        ra = get_packed(BATCH, itemsize=size)
+        put_packed(pb, itemsize=size)
+        rb = get_packed(BATCH, itemsize=size)
+    dt = time.perf_counter() - t0
+    if ra != pa or rb != pb:
+        raise AssertionError(
+            f"{kind} returned a wrong packed batch at {size} B: {len(ra)}, {len(rb)} bytes of "
+            f"{len(pa)}"
+        )
+    return dt
+
+
 def time_zerocopy(loops: int, kind: str, size: int) -> float:
     st = _setup(kind, size, "zerocopy")
     a, b = st.payloads
@@ -323,6 +352,7 @@ SCENARIOS = {
     "putget": (time_put_get, 2),
     "batch": (time_batch, 2 * BATCH),
     "batch_packed": (time_batch_packed, 2 * BATCH),
+    "batch_records": (time_batch_records, 2 * BATCH),
     "zerocopy": (time_zerocopy, 2),
     "get_into": (time_get_into, 2),
 }

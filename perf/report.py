@@ -114,6 +114,8 @@ SCENARIO_LABELS = {
     "batch": "batch of 64, list of bytes (put_many(list) + get_many), per message",
     "batch_packed": "batch of 64, one packed buffer (put_many(buffer, itemsize={itemsize}) + "
     "get_many), per message",
+    "batch_records": "batch of 64, packed both ways (put_many(buffer, itemsize={itemsize}) + "
+    "get_many(64, itemsize={itemsize})), per message",
     "zerocopy": "zero-copy put+get (one copy in, read in place)",
     "get_into": "put + get_into a reused buffer",
 }
@@ -132,6 +134,7 @@ def _scenario_notes(data: dict[str, Any]) -> list[str]:
     for sc, form in (
         ("batch", "as a list of bytes"),
         ("batch_packed", "as one packed buffer (itemsize={size})"),
+        ("batch_records", "packed both ways (itemsize={size})"),
     ):
         for size in scenarios.get(sc, {}).get("sizes", []):
             fq = fig(sc, FQ, size)

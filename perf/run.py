@@ -49,6 +49,7 @@ FULL = {
     "scenarios": {
         "batch": [8],
         "batch_packed": [8],
+        "batch_records": [8],
         "zerocopy": [8 * MiB],
         "get_into": [8, 8 * MiB, 32 * MiB],
     },
@@ -59,7 +60,13 @@ FULL = {
 QUICK = {
     "sizes": [8, KiB, 256 * KiB, 8 * MiB],
     "floor_sizes": [8],
-    "scenarios": {"batch": [8], "batch_packed": [8], "zerocopy": [8 * MiB], "get_into": [8]},
+    "scenarios": {
+        "batch": [8],
+        "batch_packed": [8],
+        "batch_records": [8],
+        "zerocopy": [8 * MiB],
+        "get_into": [8],
+    },
     "pyperf": ["--processes", "3", "--values", "2", "--warmups", "1", "--min-time", "0.03"],
     "repeats": 1,
     "suffix": "-quick",

@@ -76,6 +76,8 @@ def raw() -> ctypes.CDLL:
             "fq_try_get": (c_int64, c_void_p, c_void_p, c_uint64),
             "fq_try_put_many": (c_int64, c_void_p, u64p, c_uint64, c_void_p),
             "fq_try_get_many": (c_int64, c_void_p, c_void_p, c_uint64, u64p, c_uint64),
+            "fq_get_many_exact": (c_int32, c_void_p, c_void_p, c_uint64, c_uint64, u64p, c_int64),
+            "fq_try_get_many_exact": (c_int64, c_void_p, c_void_p, c_uint64, c_uint64),
             "fq_write_begin": (c_int32, c_void_p, vpp, u64p, c_int64),
             "fq_write_commit": (c_int32, c_void_p, c_uint64, c_uint64),
             "fq_write_abort": (c_int32, c_void_p, c_uint64),

@@ -485,6 +485,20 @@ def abi_battery(name: str) -> dict[str, Any]:
     r["try_get_many small buffer"] = (lib.fq_try_get_many(h, buf, 1, many, 4) + bias, many[0])
     r["try_get_many"] = (lib.fq_try_get_many(h2, buf, 64, many, 4), list(many[:2]), buf.raw[:3])
     r["try_get_many empty"] = lib.fq_try_get_many(h, buf, 64, many, 4) + bias
+    r["exact NULL q"] = lib.fq_try_get_many_exact(None, buf, 4, 4) + bias
+    r["exact NULL buf"] = lib.fq_try_get_many_exact(h, None, 4, 4) + bias
+    r["exact NULL count"] = lib.fq_get_many_exact(h, buf, 4, 4, None, 0)
+    r["exact size overflow"] = lib.fq_get_many_exact(h, buf, big, 2, byref(u64), 0)
+    r["exact NULL buf, nothing to hold"] = lib.fq_try_get_many_exact(h, None, 0, 4) + bias
+    r["put abc, defg"] = (lib.fq_put(h, b"abc", 3, 0), lib.fq_put(h, b"defg", 4, 0))
+    r["exact first of another size"] = (
+        lib.fq_get_many_exact(h, buf, 4, 4, byref(u64), 0),
+        u64.value,
+    )
+    r["try exact first of another size"] = lib.fq_try_get_many_exact(h, buf, 4, 4) + bias
+    r["get abc"] = (lib.fq_get(h2, buf, 64, byref(u64), 0), buf.raw[: u64.value])
+    r["try exact"] = (lib.fq_try_get_many_exact(h2, buf, 4, 4), buf.raw[:4])
+    r["try exact empty"] = lib.fq_try_get_many_exact(h, buf, 4, 4) + bias
     r["noop NULL q"] = lib.fq_noop(None, None, 0, 0)
     r["noop"] = lib.fq_noop(h, None, 0, 0)
     r["put after all that"] = lib.fq_put(h, b"fine", 4, 0)
@@ -592,6 +606,17 @@ def test_c_abi_rejects_null_and_nonsense_arguments(segment_name: str) -> None:
         "try_get_many small buffer": (_ffi.ERR_BUFFER, 2),  # "ab" needs 2 bytes; it stays
         "try_get_many": (2, [2, 1], b"abc"),
         "try_get_many empty": _ffi.EMPTY,
+        "exact NULL q": null,
+        "exact NULL buf": null,
+        "exact NULL count": null,
+        "exact size overflow": invalid,
+        "exact NULL buf, nothing to hold": _ffi.EMPTY,
+        "put abc, defg": (ok, ok),
+        "exact first of another size": (_ffi.ERR_BUFFER, 3),  # it stays queued
+        "try exact first of another size": _ffi.ERR_BUFFER,
+        "get abc": (ok, b"abc"),
+        "try exact": (1, b"defg"),
+        "try exact empty": _ffi.EMPTY,
         "noop NULL q": null,
         "noop": ok,
         "put after all that": ok,

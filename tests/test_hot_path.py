@@ -330,3 +330,75 @@ def test_put_many_packed_hot_path_behaves_as_the_first_put(qname: NameFactory) -
             q.put_many(b"aabb", itemsize=2)
     with pytest.raises(ValueError, match="closed"):
         q.put_many(b"aabb", itemsize=2)
+
+
+def test_get_many_packed_returns_records_back_to_back(qname: NameFactory) -> None:
+    """get_many(n, itemsize=k): up to n messages of exactly k bytes as one bytes object; it
+    stops before a message of another length, which stays queued; a first message of another
+    length raises ValueError naming it and stays queued."""
+    np = pytest.importorskip("numpy")
+    records = np.arange(12, dtype="<u4")
+    with Queue(qname(), element_size=8, capacity=16) as q:
+        q.put_many(records, itemsize=8)  # 6 records of two uint32
+        q.put(b"odd")
+        q.put_many(b"xxxxxxxx", itemsize=8)
+        got = q.get_many(4, itemsize=8)
+        assert got == records[:8].tobytes()
+        assert (np.frombuffer(got, dtype="<u4") == records[:8]).all()
+        assert q.get_many(10, itemsize=8) == records[8:].tobytes()  # stops before b"odd"
+        for k in (2, 4):  # shorter and longer than the message
+            with pytest.raises(ValueError, match="next message is 3 bytes long, not itemsize"):
+                q.get_many(4, itemsize=k)
+        assert q.qsize() == 2
+        assert q.get() == b"odd"
+        assert q.get_many(4, itemsize=8, block=False) == b"xxxxxxxx"
+        with pytest.raises(Empty):
+            q.get_many(4, itemsize=8, block=False)
+        with pytest.raises(Empty):
+            q.get_many(4, itemsize=8, timeout=0.02)
+
+
+def test_get_many_packed_waits_for_the_first_record(qname: NameFactory) -> None:
+    with Queue(qname(), element_size=4, capacity=8) as q:
+        timer = threading.Timer(0.05, lambda: q.put_many(b"abcdefgh", itemsize=4))
+        timer.start()
+        try:
+            assert q.get_many(8, itemsize=4, timeout=10) == b"abcdefgh"
+        finally:
+            timer.join()
+        q.shutdown()
+        with pytest.raises(ShutDown):
+            q.get_many(8, itemsize=4)
+    with pytest.raises(ValueError, match="closed"):
+        q.get_many(8, itemsize=4)
+
+
+def test_get_many_packed_rejects_bad_itemsizes(qname: NameFactory) -> None:
+    with Queue(qname(), element_size=4, capacity=4) as q:
+        q.put(b"abcd")
+        for bad in (0, -1, 5):
+            with pytest.raises(ValueError, match=r"itemsize must be in 1\.\.4"):
+                q.get_many(4, itemsize=bad)
+        for wrong in (True, 2.0, "2"):
+            with pytest.raises(TypeError, match="itemsize must be an int"):
+                q.get_many(4, itemsize=wrong)  # type: ignore[call-overload]
+        assert q.get_many(4, itemsize=4) == b"abcd"  # nothing was taken meanwhile
+
+
+def test_get_many_packed_large_records_come_in_calls_of_at_most_1_mib(
+    qname: NameFactory,
+) -> None:
+    with Queue(qname(), element_size=300_000, capacity=8) as q:
+        rec = [bytes([i]) * 300_000 for i in range(5)]
+        q.put_many(rec)
+        got = q.get_many(5, itemsize=300_000)
+        assert got == b"".join(rec[:3])  # 3 x 300 kB fit in 1 MiB, 4 would not
+        assert q.get_many(5, itemsize=300_000) == b"".join(rec[3:])
+
+
+def test_object_queue_get_many_refuses_itemsize(qname: NameFactory) -> None:
+    with ObjectQueue(qname(), element_size=64, capacity=4) as q:
+        q.put(1)
+        with pytest.raises(TypeError, match=r"itemsize= .* is for fastqueue\.Queue"):
+            q.get_many(4, itemsize=2)  # type: ignore[call-arg]
+        assert q.get_many(4) == [1]

@@ -286,6 +286,24 @@ int64_t fq_try_put_many(fq_queue *q, const uint64_t *lens, uint64_t count, const
 int64_t fq_try_get_many(fq_queue *q, void *buf, uint64_t cap, uint64_t *lens, uint64_t max_items);
 
 /**
+ * Takes up to `max_items` messages of exactly `itemsize` bytes each into `buf` (which holds
+ * itemsize * max_items bytes), back to back, and stores their number in `*count`: the packed
+ * counterpart of fq_put_many with equal lengths (fixed-size records). Waits, as fq_get does, for
+ * the first message only; stops early at a message of another length, which stays queued. If
+ * the first message has another length: FQ_ERR_BUFFER, `*count` is that length and the message
+ * stays queued (take it with fq_get).
+ */
+int32_t fq_get_many_exact(fq_queue *q, void *buf, uint64_t itemsize, uint64_t max_items,
+                          uint64_t *count, int64_t timeout_ns);
+
+/**
+ * fq_get_many_exact(q, buf, itemsize, max_items, &count, 0) returning the number of messages
+ * taken (>= 1), or `status - FQ_TRY_BIAS`: FQ_EMPTY, FQ_SHUTDOWN, FQ_ERR_BUFFER (the first message
+ * has another length: fq_get_many_exact with timeout 0 tells it), ... Never waits.
+ */
+int64_t fq_try_get_many_exact(fq_queue *q, void *buf, uint64_t itemsize, uint64_t max_items);
+
+/**
  * Shuts the queue down for every process attached to it (the state lives in the segment):
  * later puts return FQ_SHUTDOWN; gets return what is left, then FQ_SHUTDOWN. With `immediate`
  * non-zero, what is left is discarded now (and counted as done for fq_join) and gets return

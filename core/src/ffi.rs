@@ -614,6 +614,71 @@ pub unsafe extern "C" fn fq_try_get_many(
     }
 }
 
+/// Takes up to `max_items` messages of exactly `itemsize` bytes each into `buf`, back to back.
+/// On `FQ_ERR_BUFFER` the first message has another length, which `count` receives (it stays
+/// queued).
+///
+/// # Safety
+/// `q` is NULL or a live handle; `buf` is NULL or valid for writing `itemsize × max_items`
+/// bytes; `count` is NULL or valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn fq_get_many_exact(
+    q: *mut fq_queue,
+    buf: *mut c_void,
+    itemsize: u64,
+    max_items: u64,
+    count: *mut u64,
+    timeout_ns: i64,
+) -> i32 {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let q = unsafe { queue(q) }?;
+        let bytes = itemsize.checked_mul(max_items).ok_or(Status::Invalid)?;
+        if count.is_null() || (buf.is_null() && bytes > 0) {
+            return Err(Status::Null);
+        }
+        let max_items = usize::try_from(max_items).map_err(|_| Status::Invalid)?;
+        let bytes = usize::try_from(bytes)
+            .ok()
+            .filter(|&b| b <= isize::MAX as usize)
+            .ok_or(Status::Invalid)?;
+        let buf: &mut [u8] = if bytes == 0 {
+            &mut []
+        } else {
+            // SAFETY: buf is valid for itemsize × max_items writes per the contract.
+            unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), bytes) }
+        };
+        let mut n = 0;
+        let r = q.get_many_exact(buf, itemsize, max_items, timeout(timeout_ns), &mut n);
+        // SAFETY: count is non-NULL and valid per the contract.
+        unsafe { count.write(n) };
+        r
+    })
+}
+
+/// `fq_get_many_exact` that never waits and returns the number of messages taken (≥ 1), or
+/// `status - FQ_TRY_BIAS` (FQ_EMPTY, FQ_SHUTDOWN, FQ_ERR_BUFFER when the first message has
+/// another length: `fq_get_many_exact` with timeout 0 tells which, ...).
+///
+/// # Safety
+/// As `fq_get_many_exact`.
+#[no_mangle]
+pub unsafe extern "C" fn fq_try_get_many_exact(
+    q: *mut fq_queue,
+    buf: *mut c_void,
+    itemsize: u64,
+    max_items: u64,
+) -> i64 {
+    let mut count = 0u64;
+    // SAFETY: forwarded contract; `count` is a valid local.
+    let status = unsafe { fq_get_many_exact(q, buf, itemsize, max_items, &mut count, 0) };
+    if status == FQ_OK {
+        count as i64 // ≤ max_items, a number of messages held by one buffer: fits
+    } else {
+        i64::from(status) - FQ_TRY_BIAS
+    }
+}
+
 /// Waits until a get (`what` = 1) or a put (`what` = 2) could proceed, taking nothing.
 ///
 /// # Safety

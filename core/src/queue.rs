@@ -421,6 +421,18 @@ impl Queue {
         timeout: Option<Duration>,
         needed: &mut u64,
     ) -> Result<ReadClaim, Status> {
+        self.claim_read_sized(0, cap, timeout, needed)
+    }
+
+    /// [`Queue::claim_read`] of a message of `min..=cap` bytes: on `Err(Status::Buffer)` the
+    /// oldest message has another length (in `needed`) and stays queued.
+    pub fn claim_read_sized(
+        &self,
+        min: u64,
+        cap: u64,
+        timeout: Option<Duration>,
+        needed: &mut u64,
+    ) -> Result<ReadClaim, Status> {
         if self.me == OBSERVER {
             return Err(Status::Invalid);
         }
@@ -431,7 +443,7 @@ impl Queue {
             if shut == SHUTDOWN_IMMEDIATE {
                 return Attempt::Done(Err(Status::ShutDown));
             }
-            match ring.try_claim_read(self.me, cap, &mut skipped) {
+            match ring.try_claim_read_sized(self.me, min, cap, &mut skipped) {
                 Ok(c) => Attempt::Done(Ok(c)),
                 Err(GetError::Buffer(n)) => {
                     *needed = n;
@@ -852,22 +864,75 @@ impl Queue {
         timeout: Option<Duration>,
         count: &mut u64,
     ) -> Result<(), Status> {
+        let max = lens.len();
+        let mut needed = 0;
+        let r = self.take_run(buf, Some(lens), max, None, timeout, count, &mut needed);
+        if r == Err(Status::Buffer) {
+            lens[0] = needed;
+        }
+        r
+    }
+
+    /// Takes up to `max_items` messages of exactly `itemsize` bytes each into `buf`, back to
+    /// back (`buf` holds at least `itemsize × max_items` bytes); waits (as `timeout` allows)
+    /// only for the first. Stops early at a message of another length (it stays queued); if the
+    /// first has another length, `Err(Status::Buffer)` with that length in `count`. `count` is
+    /// the number taken otherwise. The packed counterpart of a `put_many` of fixed-size records.
+    pub fn get_many_exact(
+        &self,
+        buf: &mut [u8],
+        itemsize: u64,
+        max_items: usize,
+        timeout: Option<Duration>,
+        count: &mut u64,
+    ) -> Result<(), Status> {
+        let wanted = itemsize
+            .checked_mul(max_items as u64)
+            .ok_or(Status::Invalid)?;
+        if wanted > buf.len() as u64 {
+            return Err(Status::Invalid);
+        }
+        let mut needed = 0;
+        let r = self.take_run(
+            buf,
+            None,
+            max_items,
+            Some(itemsize),
+            timeout,
+            count,
+            &mut needed,
+        );
+        if r == Err(Status::Buffer) {
+            *count = needed;
+        }
+        r
+    }
+
+    /// `get_many` and `get_many_exact`: up to `max` messages into `buf`, their lengths into
+    /// `lens` if given, of exactly `exact` bytes each if given.
+    #[allow(clippy::too_many_arguments)]
+    fn take_run(
+        &self,
+        buf: &mut [u8],
+        mut lens: Option<&mut [u64]>,
+        max: usize,
+        exact: Option<u64>,
+        timeout: Option<Duration>,
+        count: &mut u64,
+        needed: &mut u64,
+    ) -> Result<(), Status> {
         *count = 0;
-        if lens.is_empty() {
+        if max == 0 {
             return Ok(());
         }
+        // What the next message may be: at least `min` bytes, at most what is left of `buf`
+        // (and exactly `exact`, if given).
+        let min = exact.unwrap_or(0);
+        let limit = |space: usize| exact.map_or(space as u64, |k| k.min(space as u64));
         // The first message as a get takes it (waiting as `timeout` allows); the others as a
         // run of consecutive positions, claimed straight at their slots (Ring::claim_read_at),
         // moving `head` once per run and waking producers once (see put_many).
-        let mut needed = 0;
-        let c = match self.claim_read(buf.len() as u64, timeout, &mut needed) {
-            Ok(c) => c,
-            Err(Status::Buffer) => {
-                lens[0] = needed;
-                return Err(Status::Buffer);
-            }
-            Err(e) => return Err(e),
-        };
+        let c = self.claim_read_sized(min, limit(buf.len()), timeout, needed)?;
         let ring = self.ring();
         let me = self.me;
         let (mut first, mut pos, mut len) = (c.pos, c.pos, c.len);
@@ -885,24 +950,26 @@ impl Queue {
             };
             let released = ring.release(pos, me);
             debug_assert!(released, "a claim this call made and still holds");
-            lens[*count as usize] = len;
+            if let Some(lens) = lens.as_deref_mut() {
+                lens[*count as usize] = len;
+            }
             off += len as usize;
             *count += 1;
-            if *count as usize == lens.len() {
+            if *count as usize == max {
                 break;
             }
-            let space = (buf.len() - off) as u64;
+            let cap = limit(buf.len() - off);
             if pos + 1 - first >= self.geo.capacity {
                 // Never a whole ring ahead of `head` (see put_many).
                 ring.settle_head(first, pos + 1);
                 first = pos + 1;
             }
-            if let Some(n) = ring.claim_read_at(pos + 1, me, space) {
+            if let Some(n) = ring.claim_read_at_sized(pos + 1, me, min, cap) {
                 (pos, len) = (pos + 1, n);
                 continue;
             }
             ring.settle_head(first, pos + 1);
-            match ring.try_claim_read(me, space, &mut skipped) {
+            match ring.try_claim_read_sized(me, min, cap, &mut skipped) {
                 Ok(c) => (first, pos, len) = (c.pos, c.pos, c.len),
                 Err(_) => break,
             }

@@ -596,19 +596,32 @@ impl<'a> Ring<'a> {
         cap: u64,
         skipped: &mut u64,
     ) -> Result<ReadClaim, GetError> {
-        self.scan_read(me, cap, skipped, true)
+        self.scan_read(me, 0, cap, skipped, true)
+    }
+
+    /// [`Ring::try_claim_read`] of a message of `min..=cap` bytes: a message of another length
+    /// stays queued, reported as `GetError::Buffer(its length)` (exact-size batches).
+    pub fn try_claim_read_sized(
+        &self,
+        me: u32,
+        min: u64,
+        cap: u64,
+        skipped: &mut u64,
+    ) -> Result<ReadClaim, GetError> {
+        self.scan_read(me, min, cap, skipped, true)
     }
 
     /// Whether a get could claim a message now, without claiming it: `Ok` with the oldest
     /// message's position and length, else what a get would report (abandoned slots on the way
     /// are skipped, as a get would). For waiters that must not take anything.
     pub fn peek_read(&self, skipped: &mut u64) -> Result<ReadClaim, GetError> {
-        self.scan_read(0, u64::MAX, skipped, false)
+        self.scan_read(0, 0, u64::MAX, skipped, false)
     }
 
     fn scan_read(
         &self,
         me: u32,
+        min: u64,
         cap: u64,
         skipped: &mut u64,
         claim: bool,
@@ -627,7 +640,7 @@ impl<'a> Ring<'a> {
                 // ORDERING: Relaxed: ordered after the Acquire load of FULL above.
                 let len = slot.len.load(Ordering::Relaxed);
                 let corrupt = len > self.max_msg || !self.buffer_ok(h % self.capacity);
-                if corrupt || len > cap {
+                if corrupt || len > cap || len < min {
                     // ORDERING: Relaxed: only confirms the slot did not move on while we read
                     // the length (if it did, the length belongs to a later message).
                     if slot.state.load(Ordering::Relaxed) == s {
@@ -757,6 +770,11 @@ impl<'a> Ring<'a> {
     /// `head` (see [`Ring::claim_write_at`]). Returns its length, or None (nothing claimed: the
     /// caller settles `head` and claims the usual way, which also skips abandoned slots).
     pub fn claim_read_at(&self, pos: u64, me: u32, cap: u64) -> Option<u64> {
+        self.claim_read_at_sized(pos, me, 0, cap)
+    }
+
+    /// [`Ring::claim_read_at`] of a message of `min..=cap` bytes only.
+    pub fn claim_read_at_sized(&self, pos: u64, me: u32, min: u64, cap: u64) -> Option<u64> {
         let lap = self.lap(pos);
         let slot = self.slot(pos);
         // ORDERING: Acquire pairs with the producer's Release store of FULL in `publish`.
@@ -767,7 +785,7 @@ impl<'a> Ring<'a> {
         // ORDERING: Relaxed: ordered after the Acquire load of FULL above; the CAS below proves
         // the slot did not move on meanwhile (and so that this is its message's length).
         let len = slot.len.load(Ordering::Relaxed);
-        if len > cap || len > self.max_msg || !self.buffer_ok(pos % self.capacity) {
+        if len > cap || len < min || len > self.max_msg || !self.buffer_ok(pos % self.capacity) {
             return None;
         }
         // ORDERING: Acquire on success, as for the load above.

@@ -304,6 +304,48 @@ fn batches_go_in_order_and_stop_at_what_fits() {
     assert_eq!(count, 0);
 }
 
+/// Exact-size batches take messages of exactly `itemsize` bytes, back to back, and stop before
+/// one of another length, which stays queued; a first message of another length is reported
+/// with its length and stays queued too.
+#[test]
+fn exact_batches_take_records_of_one_size_and_leave_the_rest() {
+    let n = Name::new("exact");
+    let q = Queue::create(&n.0, 8, 8, 0o600).unwrap();
+    let mut done = 0;
+    q.put_many(b"aaaabbbbccccdddddeeee", &[4, 4, 4, 5, 4], NOW, &mut done)
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let mut count = 0;
+    assert_eq!(
+        q.get_many_exact(&mut buf, 4, 5, NOW, &mut count),
+        Err(Status::Invalid),
+        "a buffer smaller than itemsize x max_items is refused"
+    );
+    q.get_many_exact(&mut buf, 4, 4, NOW, &mut count).unwrap();
+    assert_eq!((count, &buf[..12]), (3, &b"aaaabbbbcccc"[..]));
+    // "ddddd" is 5 bytes: it stays, reported with its length, whether longer or shorter.
+    for k in [4, 6] {
+        assert_eq!(
+            q.get_many_exact(&mut buf, k, 2, NOW, &mut count),
+            Err(Status::Buffer)
+        );
+        assert_eq!(count, 5);
+    }
+    let mut one = [0u8; 8];
+    assert_eq!(q.get(&mut one, NOW), Ok(5));
+    q.get_many_exact(&mut buf, 4, 4, NOW, &mut count).unwrap();
+    assert_eq!((count, &buf[..4]), (1, &b"eeee"[..]));
+    assert_eq!(
+        q.get_many_exact(&mut buf, 4, 4, NOW, &mut count),
+        Err(Status::Empty)
+    );
+    // Zero-length records are records too.
+    q.put_many(b"", &[0, 0, 0], NOW, &mut done).unwrap();
+    q.get_many_exact(&mut [], 0, 8, NOW, &mut count).unwrap();
+    assert_eq!(count, 3);
+    assert_eq!(q.len(), 0);
+}
+
 /// Batches claim runs of consecutive slots; runs break where another producer got in between,
 /// at an abandoned slot, and at a full ring. Two producers putting batches of 1..7 and two
 /// consumers taking batches of 1..6 on a ring of capacity 5 (not a power of two): every

@@ -247,6 +247,12 @@ _fq_read_begin = _declare(
     "fq_read_begin", c_int32, c_void_p, POINTER(c_void_p), _u64p, _u64p, c_int64
 )
 _fq_read_end = _declare("fq_read_end", c_int32, c_void_p, c_uint64)
+_fq_get_many_exact = _declare(
+    "fq_get_many_exact", c_int32, c_void_p, c_void_p, c_uint64, c_uint64, _u64p, c_int64
+)
+_fq_try_get_many_exact = _declare(
+    "fq_try_get_many_exact", c_int64, c_void_p, c_void_p, c_uint64, c_uint64
+)
 _fq_put_many = _declare("fq_put_many", c_int32, c_void_p, c_void_p, _u64p, c_uint64, c_int64, _u64p)
 _fq_get_many = _declare(
     "fq_get_many", c_int32, c_void_p, c_void_p, c_uint64, _u64p, c_uint64, _u64p, c_int64
@@ -352,7 +358,13 @@ _try_put_many_now = _declare_wire(
 _try_get_many_now = _declare_wire(
     _lib_nogil, "fq_try_get_many", c_int64, c_void_p, c_void_p, c_uint64, _u64p, c_uint64
 )
+_try_get_many_exact_now = _declare_wire(
+    _lib_nogil, "fq_try_get_many_exact", c_int64, c_void_p, c_void_p, c_uint64, c_uint64
+)
 # May wait (GIL released):
+_get_many_exact_wait = _declare_wire(
+    _lib, "fq_get_many_exact", c_int32, c_void_p, c_void_p, c_uint64, c_uint64, _u64p, c_int64
+)
 _put_many_wait = _declare_wire(
     _lib, "fq_put_many", c_int32, c_void_p, c_void_p, _u64p, c_uint64, c_int64, _u64p
 )
@@ -643,6 +655,28 @@ class _Batch:
         return out
 
 
+class _Exact:
+    """The receive side of fq_get_many_exact for one handle, itemsize and count: the buffer, a
+    byte view of it, and the non-waiting call with every argument bound."""
+
+    __slots__ = ("buf", "buf_arg", "count", "count_arg", "max_arg", "size_arg", "take", "view")
+
+    #: At most this many bytes per call (max_items is cut down to fit, but is at least 1).
+    MAX_BYTES: Final = 1 << 20
+
+    def __init__(self, h: Handle, itemsize: int, max_items: int) -> None:
+        self.buf = ctypes.create_string_buffer(max(1, itemsize * max_items))
+        self.view = memoryview(self.buf).cast("B")
+        self.buf_arg = byref(self.buf)
+        self.size_arg = _arg_u64(itemsize)
+        self.max_arg = _arg_u64(max_items)
+        self.count = c_uint64(0)
+        self.count_arg = byref(self.count)
+        self.take: Callable[[], int] = functools.partial(
+            _try_get_many_exact_now, h._arg, self.buf_arg, self.size_arg, self.max_arg
+        )
+
+
 class Handle:
     """One attached fq_queue* and the per-handle objects its calls reuse.
 
@@ -657,6 +691,7 @@ class Handle:
         "__weakref__",
         "_arg",
         "_cap_arg",
+        "_exact",
         "_free",
         "_lent_type",
         "_many",
@@ -686,6 +721,8 @@ class Handle:
         self._free: list[_Scratch] = []
         # The same for get_many.
         self._many: list[_Batch] = []
+        # And for get_many_exact: (itemsize, max_items) -> pool of _Exact.
+        self._exact: dict[tuple[int, int], list[_Exact]] = {}
 
     def put(self, data: object, n: int, timeout_ns: int) -> int:
         """fq_put of ``n`` bytes at ``data`` (bytes, None for n = 0, or what
@@ -877,6 +914,48 @@ class Handle:
         else:
             out = int(status)
         pool.append(batch)
+        return out
+
+    def get_many_exact(
+        self, itemsize: int, max_items: int, timeout_ns: int
+    ) -> bytes | int | tuple[int, int]:
+        """fq_get_many_exact of up to ``max_items`` messages of exactly ``itemsize`` bytes (fewer
+        if they would not fit in _Exact.MAX_BYTES): their bytes back to back; or the status as
+        an int; or ``(ERR_BUFFER, length)`` when the first message has another length (it stays
+        queued). Keeps the GIL when timeout_ns is 0."""
+        max_items = max(1, min(max_items, _Exact.MAX_BYTES // max(itemsize, 1)))
+        pool = self._exact.get((itemsize, max_items))
+        if pool is None:
+            pool = self._exact.setdefault((itemsize, max_items), [])
+        entry = pool.pop() if pool else _Exact(self, itemsize, max_items)
+        if timeout_ns == 0:
+            n = entry.take()
+            if n > 0:  # the common case, shortest way
+                out: bytes | int | tuple[int, int] = entry.view[: n * itemsize].tobytes()
+                pool.append(entry)
+                return out
+            status = n + TRY_BIAS
+            if status == ERR_BUFFER:  # ask again the way that tells the length
+                status = _get_many_exact_wait(
+                    self._arg, entry.buf_arg, entry.size_arg, entry.max_arg, entry.count_arg, _NOW
+                )
+        else:
+            status = _get_many_exact_wait(
+                self._arg,
+                entry.buf_arg,
+                entry.size_arg,
+                entry.max_arg,
+                entry.count_arg,
+                _arg_i64(timeout_ns),
+            )
+        count = entry.count.value
+        if status == OK:
+            out = entry.view[: count * itemsize].tobytes()
+        elif status == ERR_BUFFER:
+            out = (ERR_BUFFER, count)
+        else:
+            out = int(status)
+        pool.append(entry)
         return out
 
     def shutdown(self, immediate: bool) -> int:

@@ -354,11 +354,21 @@ class ObjectQueue(Queue):
             if status != _OK:
                 raise self._put_error(status)
 
-    def get_many(
-        self, max_items: int, block: bool = True, timeout: float | None = None
+    def get_many(  # type: ignore[override]  # objects, never one packed buffer
+        self,
+        max_items: int,
+        block: bool = True,
+        timeout: float | None = None,
+        *,
+        itemsize: int | None = None,
     ) -> list[Any]:
         """Removes up to ``max_items`` of the oldest objects: waits (as :meth:`get` does) for the
         first only, then takes what is there without waiting."""
+        if itemsize is not None:
+            raise TypeError(
+                "ObjectQueue.get_many returns a list of objects; itemsize= (packed raw "
+                "messages) is for fastqueue.Queue"
+            )
         n = _check_size(max_items, "max_items")
         out = [self.get(block, timeout)]
         h = self._handle()

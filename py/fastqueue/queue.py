@@ -30,7 +30,7 @@ import time
 import weakref
 from array import array
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
 
 from . import _aio, _ffi
 from ._errors import (
@@ -618,6 +618,17 @@ class Queue(_aio.AsyncMixin):
         # which the next attempt reports).
         self._put_many_rest(h, data, lens, _FULL, done, block, timeout)
 
+    def _check_itemsize(self, itemsize: object) -> int:
+        """get_many(..., itemsize=): an int in 1..element_size."""
+        if isinstance(itemsize, bool) or not isinstance(itemsize, int):
+            raise TypeError(f"itemsize must be an int, not {type(itemsize).__name__}")
+        if not 1 <= itemsize <= self._element_size:
+            raise ValueError(
+                f"itemsize must be in 1..{self._element_size} (the queue's element_size), "
+                f"got {itemsize}"
+            )
+        return itemsize
+
     def _cut_packed(self, items: object, itemsize: object) -> tuple[bytes, array[int], Any]:
         """put_many(items, itemsize=...): (the bytes of ``items``, the length of each message,
         the lengths as a prepared argument)."""
@@ -707,18 +718,45 @@ class Queue(_aio.AsyncMixin):
             raise self._too_big(next(n for n in lens if n > self._element_size))
         raise self._put_error(status)
 
+    @overload
     def get_many(
         self, max_items: int, block: bool = True, timeout: float | None = None
-    ) -> list[bytes]:
+    ) -> list[bytes]: ...
+
+    @overload
+    def get_many(
+        self, max_items: int, block: bool = True, timeout: float | None = None, *, itemsize: int
+    ) -> bytes: ...
+
+    def get_many(
+        self,
+        max_items: int,
+        block: bool = True,
+        timeout: float | None = None,
+        *,
+        itemsize: int | None = None,
+    ) -> list[bytes] | bytes:
         """Removes and returns up to ``max_items`` (>= 1) of the oldest messages, in order, with
         one library call: waits (as :meth:`get` does) for the first message only, then takes
         what is there without waiting. Raises :class:`~fastqueue.Empty` if nothing arrived in
         time, :class:`~fastqueue.ShutDown` once a shut-down queue is drained.
 
+        With ``itemsize=k`` (1 <= k <= element_size), the packed form, the counterpart of
+        ``put_many(buffer, itemsize=k)``: the messages must be exactly ``k`` bytes each, and
+        come back as one ``bytes`` of n x k bytes, back to back (ready for
+        ``numpy.frombuffer``), with no Python object per message. It stops before a message of
+        another length, which stays queued; if the first message has another length it raises
+        ``ValueError`` naming that length (the message stays queued: take it with :meth:`get`).
+        At most 1 MiB is returned per call (max_items is cut down to fit, but is at least 1).
+
         >>> with Queue(element_size=8, capacity=4) as q:
         ...     q.put(b"1"); q.put(b"2"); q.put(b"3")
         ...     q.get_many(2), q.get_many(2)
         ([b'1', b'2'], [b'3'])
+        >>> with Queue(element_size=8, capacity=4) as q:
+        ...     q.put_many(b"aabbcc", itemsize=2)
+        ...     q.get_many(8, itemsize=2)
+        b'aabbcc'
         """
         h = self._h
         if h is None:
@@ -729,6 +767,8 @@ class Queue(_aio.AsyncMixin):
             else _check_size(max_items, "max_items")
         )
         t = None if timeout is None or not block else _check_timeout(timeout)
+        if itemsize is not None:
+            return self._get_many_exact(h, n, block, t, itemsize)
         result = h.get_many(n, 0)
         if type(result) is list:
             return result
@@ -736,6 +776,25 @@ class Queue(_aio.AsyncMixin):
             result = self._retry(h, lambda ns: h.get_many(n, ns), _EMPTY, t)
             if type(result) is list:
                 return result
+        raise self._get_error(result)  # type: ignore[arg-type]  # an int
+
+    def _get_many_exact(
+        self, h: _ffi.Handle, n: int, block: bool, t: float | None, itemsize: object
+    ) -> bytes:
+        """get_many(n, itemsize=k): the packed form (``t``: the validated timeout)."""
+        k = self._check_itemsize(itemsize)
+        result = h.get_many_exact(k, n, 0)
+        if type(result) is bytes:
+            return result
+        if result == _EMPTY and block:
+            result = self._retry(h, lambda ns: h.get_many_exact(k, n, ns), _EMPTY, t)
+            if type(result) is bytes:
+                return result
+        if type(result) is tuple:
+            raise ValueError(
+                f"Queue({self._name!r}).get_many: the next message is {result[1]} bytes long, "
+                f"not itemsize={k}; it was left in the queue (take it with get())"
+            )
         raise self._get_error(result)  # type: ignore[arg-type]  # an int
 
     # ---------------------------------------------------------------------- buffers, zero-copy

@@ -228,6 +228,36 @@ def test_hot_path_receive_buffers_are_never_shared_between_threads(qname: NameFa
         sys.setswitchinterval(old)
 
 
+def test_batches_in_a_forked_child_use_the_childs_handle(qname: NameFactory) -> None:
+    """get_many keeps buffers with library calls bound to the handle; a child forked after the
+    parent used them gets its own handle (the inherited one is closed), so the buffers must not
+    follow: a child's get_many, list or packed, works instead of calling a closed handle (it
+    crashed with SIGSEGV before)."""
+    q = Queue(qname(), element_size=8, capacity=8)
+    try:
+        q.put_many([b"a", b"b"])
+        assert q.get_many(4) == [b"a", b"b"]
+        q.put_many(b"cdef", itemsize=2)
+        assert q.get_many(4, itemsize=2) == b"cdef"
+        pid = os.fork()
+        if pid == 0:  # the child: exit code 0 if both forms still work
+            code = 1
+            try:
+                q.put_many([b"x", b"y"])
+                ok = q.get_many(4) == [b"x", b"y"]
+                q.put_many(b"zzww", itemsize=2)
+                ok = ok and q.get_many(4, itemsize=2) == b"zzww"
+                code = 0 if ok else 1
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        q.put(b"after")
+        assert q.get_many(4) == [b"after"]
+    finally:
+        q.close()
+
+
 def test_hot_path_after_close_and_after_fork(qname: NameFactory) -> None:
     """The hot path's bound library calls follow the handle: closed, put and get raise
     ValueError (never touch a freed handle); in a forked child they use the child's own handle

@@ -1033,6 +1033,10 @@ class Handle:
             return
         self._ptr = new
         self._arg = _arg_ptr(new.value)
+        # The batch buffers carry calls bound to the inherited handle, which is closed below:
+        # drop them (the child has one thread, so nothing uses them meanwhile).
+        self._many = []
+        self._exact = {}
         _fq_close(old)
 
     def __del__(self, _close: Any = _fq_close) -> None:

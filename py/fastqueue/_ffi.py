@@ -656,17 +656,22 @@ class _Batch:
 
 
 class _Exact:
-    """The receive side of fq_get_many_exact for one handle, itemsize and count: the buffer, a
-    byte view of it, and the non-waiting call with every argument bound."""
+    """The receive side of fq_get_many_exact for one handle, itemsize and count: the buffer
+    (slicing it makes the bytes returned), and the non-waiting call with every argument
+    bound."""
 
-    __slots__ = ("buf", "buf_arg", "count", "count_arg", "max_arg", "size_arg", "take", "view")
+    __slots__ = ("buf", "buf_arg", "count", "count_arg", "max_arg", "size_arg", "take")
 
     #: At most this many bytes per call (max_items is cut down to fit, but is at least 1).
     MAX_BYTES: Final = 1 << 20
 
+    @staticmethod
+    def fitting(itemsize: int, max_items: int) -> int:
+        """``max_items`` cut down so that the messages fit in MAX_BYTES (at least 1)."""
+        return max(1, min(max_items, _Exact.MAX_BYTES // max(itemsize, 1)))
+
     def __init__(self, h: Handle, itemsize: int, max_items: int) -> None:
         self.buf = ctypes.create_string_buffer(max(1, itemsize * max_items))
-        self.view = memoryview(self.buf).cast("B")
         self.buf_arg = byref(self.buf)
         self.size_arg = _arg_u64(itemsize)
         self.max_arg = _arg_u64(max_items)
@@ -916,6 +921,17 @@ class Handle:
         pool.append(batch)
         return out
 
+    def exact_pool(self, itemsize: int, max_items: int) -> list[_Exact]:
+        """The pool of get_many_exact buffers for ``itemsize`` and ``max_items`` (cut down as
+        _Exact.fitting does): list.pop()/append() give each thread its own buffer. A caller
+        may pop an entry, call ``entry.take()`` and put the entry back, as get_many_exact
+        does (Queue.get_many's hot path)."""
+        key = (itemsize, _Exact.fitting(itemsize, max_items))
+        pool = self._exact.get(key)
+        if pool is None:
+            pool = self._exact.setdefault(key, [])
+        return pool
+
     def get_many_exact(
         self, itemsize: int, max_items: int, timeout_ns: int
     ) -> bytes | int | tuple[int, int]:
@@ -923,15 +939,12 @@ class Handle:
         if they would not fit in _Exact.MAX_BYTES): their bytes back to back; or the status as
         an int; or ``(ERR_BUFFER, length)`` when the first message has another length (it stays
         queued). Keeps the GIL when timeout_ns is 0."""
-        max_items = max(1, min(max_items, _Exact.MAX_BYTES // max(itemsize, 1)))
-        pool = self._exact.get((itemsize, max_items))
-        if pool is None:
-            pool = self._exact.setdefault((itemsize, max_items), [])
-        entry = pool.pop() if pool else _Exact(self, itemsize, max_items)
+        pool = self.exact_pool(itemsize, max_items)
+        entry = pool.pop() if pool else _Exact(self, itemsize, _Exact.fitting(itemsize, max_items))
         if timeout_ns == 0:
             n = entry.take()
             if n > 0:  # the common case, shortest way
-                out: bytes | int | tuple[int, int] = entry.view[: n * itemsize].tobytes()
+                out: bytes | int | tuple[int, int] = entry.buf[: n * itemsize]  # type: ignore[assignment]
                 pool.append(entry)
                 return out
             status = n + TRY_BIAS
@@ -950,7 +963,7 @@ class Handle:
             )
         count = entry.count.value
         if status == OK:
-            out = entry.view[: count * itemsize].tobytes()
+            out = entry.buf[: count * itemsize]  # type: ignore[assignment]
         elif status == ERR_BUFFER:
             out = (ERR_BUFFER, count)
         else:

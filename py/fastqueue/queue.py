@@ -71,6 +71,8 @@ _CLOSED: Final = -(1 << 40)
 _NO_BUFFERS: Final[list[tuple[Any, Any]]] = []
 #: A closed queue's bound packed puts: none (never written to: the slow path raises first).
 _NO_PACKED: Final[dict[tuple[int, int], Any]] = {}
+#: The same for get_many(..., itemsize=): never written to.
+_NO_EXACT: Final[dict[tuple[int, int], list[Any]]] = {}
 #: put_many(..., itemsize=): (itemsize >= 1, a byte count that it divides) -> the lengths of
 #: the messages (all itemsize), and the same as a prepared argument (never mutated: the
 #: library only reads them).
@@ -245,6 +247,7 @@ class Queue(_aio.AsyncMixin):
     _try_put: Any = staticmethod(lambda data, n: _CLOSED)
     _rx: list[tuple[Any, Any]] = _NO_BUFFERS
     _packed: dict[tuple[int, int], tuple[Callable[[bytes], int], int, array[int]]] = _NO_PACKED
+    _exact: dict[tuple[int, int], list[Any]] = _NO_EXACT
 
     def __init__(
         self,
@@ -313,6 +316,10 @@ class Queue(_aio.AsyncMixin):
         #: put_many(bytes, itemsize=k) of n bytes -> (fq_try_put_many bound for it, n // k, the
         #: lengths); made by the first such put of each size (at most 64 sizes).
         self._packed: dict[tuple[int, int], tuple[Callable[[bytes], int], int, array[int]]] = {}
+        #: get_many(n, itemsize=k) -> the handle's pool of receive buffers for it, each with
+        #: fq_try_get_many_exact bound (see Handle.exact_pool); made by the first such get of
+        #: each (k, n) (at most 64).
+        self._exact: dict[tuple[int, int], list[Any]] = {}
 
     @staticmethod
     def _create_error(status: int, name: str, size: int, cap: int) -> Exception:
@@ -758,6 +765,27 @@ class Queue(_aio.AsyncMixin):
         ...     q.get_many(8, itemsize=2)
         b'aabbcc'
         """
+        if itemsize is not None and type(itemsize) is int and type(max_items) is int:
+            # The hot path: records of a size (and count) taken before through this handle,
+            # with one bound library call that never waits, into a receive buffer of this
+            # thread's own (see Handle.exact_pool). The local ``h`` keeps the handle alive
+            # while the call is in flight, even if another thread closes the queue meanwhile.
+            h = self._h
+            pool = self._exact.get((itemsize, max_items))
+            if pool and h is not None:
+                try:
+                    entry = pool.pop()
+                except IndexError:  # another thread took the last buffer meanwhile
+                    pool = None
+                if pool is not None:
+                    if timeout is not None and block:
+                        _check_timeout(timeout)
+                    got = entry.take()
+                    if got > 0:
+                        data: bytes = entry.buf[: got * itemsize]  # slicing makes bytes
+                        pool.append(entry)
+                        return data
+                    pool.append(entry)  # empty, or an error: the way below tells
         h = self._h
         if h is None:
             raise self._closed_error()
@@ -784,6 +812,9 @@ class Queue(_aio.AsyncMixin):
         """get_many(n, itemsize=k): the packed form (``t``: the validated timeout)."""
         k = self._check_itemsize(itemsize)
         result = h.get_many_exact(k, n, 0)
+        exact = self._exact
+        if type(itemsize) is int and (k, n) not in exact and len(exact) < 64:
+            exact[(k, n)] = h.exact_pool(k, n)
         if type(result) is bytes:
             return result
         if result == _EMPTY and block:
@@ -1189,6 +1220,7 @@ class Queue(_aio.AsyncMixin):
         self.__dict__.pop("_try_put", None)
         self.__dict__.pop("_rx", None)
         self.__dict__.pop("_packed", None)
+        self.__dict__.pop("_exact", None)
         if self._owner_pid == getpid() and not self._unlinked:
             self._unlinked = True
             unlink_name(self._raw)  # a name someone else already removed is fine

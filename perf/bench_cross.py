@@ -23,8 +23,9 @@ throughput  P producers put M 8-byte messages each (producer id, sequence number
             many messages in all; it keeps each batch joined (and its count) for the checks.
             ``--packed`` (with ``--batch N``; fastqueue only) puts each chunk of N as one
             packed buffer, ``put_many(b"".join(chunk), itemsize=8)``, instead
-            of a list of bytes; the chunks are built before the start line either way, and the
-            consumer and the validation are the same.
+            of a list of bytes (the chunks are built before the start line either way), and
+            the consumer takes them packed too, ``get_many(N, itemsize=8)``: one bytes object
+            per batch, checked as the joined batches are.
 frames      Large messages between processes, as a video or tensor pipeline moves them: one
             producer puts M messages of ``--size`` bytes (one blocking put each), one consumer
             gets them (one blocking get each), capacity 8. The messages cycle through 4 payloads
@@ -177,7 +178,13 @@ def _producer(
 
 
 def _consumer(
-    spec: Any, cid: int, n_producers: int, ready: Any, results: Any, batch: int = 1
+    spec: Any,
+    cid: int,
+    n_producers: int,
+    ready: Any,
+    results: Any,
+    batch: int = 1,
+    packed: bool = False,
 ) -> None:
     q = adapters.attach(spec)
     get = q.get
@@ -185,7 +192,21 @@ def _consumer(
     append = got.append
     ready.release()
     counts: list[int] = []
-    if batch > 1:
+    if batch > 1 and packed:
+        # Packed both ways: each get_many(batch, itemsize=MSG) is one bytes object of whole
+        # records; the end marker is the last record of the last one.
+        get_packed = q.get_packed
+        assert get_packed is not None
+        count_append = counts.append
+        while True:
+            blob = get_packed(batch, itemsize=MSG)
+            if blob[-MSG:] == STOP:
+                append(blob[:-MSG])
+                count_append(len(blob) // MSG - 1)
+                break
+            append(blob)
+            count_append(len(blob) // MSG)
+    elif batch > 1:
         # Each batch is kept as one joined bytes object and its message count (checked below):
         # keeping millions of 8-byte objects would cost this consumer more than the queue does
         # (1 -> 1 batches of 64 on the test machine: ~15 M msg/s kept one by one, ~28 M joined).
@@ -245,7 +266,9 @@ def throughput(
     results = CTX.SimpleQueue()
     procs = [
         CTX.Process(
-            target=_consumer, args=(q.spec(), c, producers, ready, results, batch), daemon=True
+            target=_consumer,
+            args=(q.spec(), c, producers, ready, results, batch, packed),
+            daemon=True,
         )
         for c in range(consumers)
     ] + [

@@ -654,14 +654,27 @@ def stress_producer(q: fastqueue.Queue, cfg: StressConfig, producer: int) -> Non
         _retrying(mode, rng, lambda b, t, m=msg: q.put(m, b, t), fastqueue.Full)
 
 
-def _get_batches(q: fastqueue.Queue, rng: random.Random) -> Iterator[bytes]:
-    """The "batch" mode of a consumer: get_many of 1..16 at a time, until its STOP. STOPs come
-    after every message; one taken beyond its own is put back for another consumer."""
+def _get_batches(q: fastqueue.Queue, cfg: StressConfig, rng: random.Random) -> Iterator[bytes]:
+    """The "batch" mode of a consumer: get_many of 1..16 at a time, until its STOP; a third of
+    the time packed, get_many(n, itemsize=k) with k one of the configured lengths (it takes
+    only messages of exactly k bytes; if the next one has another length, ValueError, and the
+    next call takes it as a list). STOPs come after every message; one taken beyond its own is
+    put back for another consumer."""
     give_up = time.monotonic() + 120
+    lengths = sorted({n for n in cfg.sizes if n > 0})
     while True:
         block, timeout = rng.choice(((True, None), (True, 0.005), (True, 0.02), (False, None)))
+        k = rng.choice(lengths) if lengths and rng.random() < 1 / 3 else None
         try:
-            batch = q.get_many(rng.randint(1, 16), block, timeout)
+            if k is None:
+                batch = q.get_many(rng.randint(1, 16), block, timeout)
+            else:
+                blob = q.get_many(rng.randint(1, 16), block, timeout, itemsize=k)
+                assert blob and len(blob) % k == 0, f"a packed batch of {len(blob)} bytes, k={k}"
+                batch = [blob[i : i + k] for i in range(0, len(blob), k)]
+        except ValueError as e:
+            assert "not itemsize" in str(e), e
+            continue  # the next message has another length: it is still there
         except fastqueue.Empty:
             if time.monotonic() > give_up:
                 raise
@@ -695,7 +708,7 @@ def stress_consumer(q: fastqueue.Queue, cfg: StressConfig, index: int, out_path:
                 return
             yield msg
 
-    for msg in _get_batches(q, rng) if mode == "batch" else singles():
+    for msg in _get_batches(q, cfg, rng) if mode == "batch" else singles():
         nbytes += len(msg)
         if len(msg) < STRESS_HEADER.size:
             if msg != bytes([SHORT_BYTE]) * len(msg):

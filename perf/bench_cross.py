@@ -254,6 +254,38 @@ def _consumer(
     q.close()
 
 
+def _race(
+    procs: list[Any],
+    ready: Any,
+    consumers: int,
+    start: Any,
+    results: Any,
+    expected: int,
+    q: adapters.Endpoint,
+) -> list[Any]:
+    """Starts ``procs``, waits until the ``consumers`` have released ``ready``, gives the
+    producers time to build their messages and reach the start line, starts them, and returns
+    the ``expected`` results; then joins everything (killing what is left) and closes ``q``."""
+    try:
+        for pr in procs:
+            pr.start()
+        for _ in range(consumers):
+            if not ready.acquire(timeout=60):
+                raise RuntimeError("the consumers did not start")
+        time.sleep(0.3)
+        start.set()
+        out = [results.get() for _ in range(expected)]
+        for pr in procs:
+            pr.join(30)
+        return out
+    finally:
+        for pr in procs:
+            if pr.is_alive():
+                pr.kill()
+                pr.join()
+        q.close()
+
+
 def throughput(
     kind: str, producers: int, consumers: int, quick: bool, batch: int = 1, packed: bool = False
 ) -> dict[str, Any]:
@@ -279,23 +311,7 @@ def throughput(
         )
         for p in range(producers)
     ]
-    try:
-        for pr in procs:
-            pr.start()
-        for _ in range(consumers):
-            if not ready.acquire(timeout=60):
-                raise RuntimeError("consumers did not start")
-        time.sleep(0.3)  # let the producers build their messages and reach the start line
-        start.set()
-        out = [results.get() for _ in range(producers + consumers)]
-        for pr in procs:
-            pr.join(30)
-    finally:
-        for pr in procs:
-            if pr.is_alive():
-                pr.kill()
-                pr.join()
-        q.close()
+    out = _race(procs, ready, consumers, start, results, producers + consumers, q)
     starts = [r[2] for r in out if r[0] == "producer"]
     ends = [r[2] for r in out if r[0] == "consumer"]
     cons = [r for r in out if r[0] == "consumer"]
@@ -375,22 +391,7 @@ def frames(kind: str, size: int, quick: bool) -> dict[str, Any]:
             target=_frame_producer, args=(q.spec(), size, total, start, results), daemon=True
         ),
     ]
-    try:
-        for pr in procs:
-            pr.start()
-        if not ready.acquire(timeout=60):
-            raise RuntimeError("the consumer did not start")
-        time.sleep(0.3)  # let the producer build its message list and reach the start line
-        start.set()
-        out = [results.get() for _ in range(2)]
-        for pr in procs:
-            pr.join(30)
-    finally:
-        for pr in procs:
-            if pr.is_alive():
-                pr.kill()
-                pr.join()
-        q.close()
+    out = _race(procs, ready, 1, start, results, 2, q)
     (t0,) = [r[2] for r in out if r[0] == "producer"]
     ((_, _, t_end, ok, n),) = [r for r in out if r[0] == "consumer"]
     if not ok or n != total:

@@ -139,6 +139,18 @@ def attach_to(name: str, data: bytes) -> tuple[Any, ...]:
     return outcome  # type: ignore[no-any-return]
 
 
+def mutate(data: st.DataObject, image: bytes, offsets: st.SearchStrategy[int]) -> bytes:
+    """``image`` with 1..8 bytes overwritten at offsets Hypothesis draws from ``offsets``."""
+    mutations = data.draw(
+        st.lists(st.tuples(offsets, st.integers(0, 255)), min_size=1, max_size=8),
+        label="mutations",
+    )
+    mutated = bytearray(image)
+    for offset, value in mutations:
+        mutated[offset] = value
+    return bytes(mutated)
+
+
 def assert_refused(
     outcome: tuple[Any, ...], name: str, statuses: set[int] = SEGMENT_ERRORS
 ) -> None:
@@ -237,15 +249,9 @@ def test_hypothesis_mutated_headers(image: Image, segment_name: str, data: st.Da
     the queue must attach, and put/get must work or raise fastqueue exceptions."""
     header = image.header_size
     offsets = st.one_of(st.integers(0, MEANINGFUL_END + 3), st.integers(0, header - 1))
-    mutations = data.draw(
-        st.lists(st.tuples(offsets, st.integers(0, 255)), min_size=1, max_size=8),
-        label="mutations",
-    )
-    mutated = bytearray(image.data)
-    for offset, value in mutations:
-        mutated[offset] = value
-    outcome = attach_to(segment_name, bytes(mutated))
-    if image.self_consistent(bytes(mutated)):
+    mutated = mutate(data, image.data, offsets)
+    outcome = attach_to(segment_name, mutated)
+    if image.self_consistent(mutated):
         assert_usable(outcome)
     else:
         assert_refused(outcome, segment_name)
@@ -271,14 +277,7 @@ def test_hypothesis_mutated_participants_and_slots(
     offsets = st.one_of(
         slot_headers, st.integers(start, slots - 1), st.integers(start, len(image.data) - 1)
     )
-    mutations = data.draw(
-        st.lists(st.tuples(offsets, st.integers(0, 255)), min_size=1, max_size=8),
-        label="mutations",
-    )
-    mutated = bytearray(image.data)
-    for offset, value in mutations:
-        mutated[offset] = value
-    assert_usable(attach_to(segment_name, bytes(mutated)))
+    assert_usable(attach_to(segment_name, mutate(data, image.data, offsets)))
 
 
 #: A large-message queue: the pooled layout (slot headers, then a pool of page-aligned buffers).
@@ -324,14 +323,7 @@ def test_hypothesis_mutated_pooled_slots(
         st.integers(0, POOLED_CAPACITY - 1),
         st.integers(0, 31),
     )
-    mutations = data.draw(
-        st.lists(st.tuples(offsets, st.integers(0, 255)), min_size=1, max_size=8),
-        label="mutations",
-    )
-    mutated = bytearray(pooled_image.data)
-    for offset, value in mutations:
-        mutated[offset] = value
-    assert_usable(attach_to(segment_name, bytes(mutated)))
+    assert_usable(attach_to(segment_name, mutate(data, pooled_image.data, offsets)))
 
 
 @pytest.mark.timeout(60)

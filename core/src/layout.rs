@@ -223,9 +223,9 @@ pub struct SlotBuffer {
     /// permutation of `0..capacity`. Changed only by a producer holding the slot's write claim
     /// while it swaps buffers with a `SWAPPING` slot (see `ring`).
     pub buf: AtomicU64,
-    /// The swap record of the slot's write claim: `(partner slot << 32) | own buffer before the
-    /// swap`, written before the swap begins, so that the recovery of a producer that died in
-    /// the middle of a swap can finish it.
+    /// The swap record of the slot's write claim: the slot's own buffer index before the swap,
+    /// written before the swap begins (the other slot's `SWAPPING` word names this slot), so
+    /// that the recovery of a producer that died in the middle of a swap can finish it.
     pub swap: AtomicU64,
 }
 

@@ -21,7 +21,7 @@ import random
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Callable
 
@@ -96,6 +96,19 @@ def join_ok(p: Any, what: str, timeout: float = 60.0) -> None:
     assert p.exitcode == 0, f"{what} exit code {p.exitcode} (None: still running: wedged?)"
 
 
+def finish(q: Queue, producers: Iterable[Any], consumers: Iterable[Any]) -> None:
+    """The producers end by themselves: join them; then give each consumer its end marker (an
+    empty message, put after everything else), join them, and check the queue is drained."""
+    for p in producers:
+        join_ok(p, "producer")
+    waiting = list(consumers)
+    for _ in waiting:
+        q.put(b"", timeout=60)
+    for p in waiting:
+        join_ok(p, "consumer")
+    assert q.qsize() == 0
+
+
 def consumer_records(paths: list[Path]) -> list[list[tuple[int, int, int, int]]]:
     return [w.read_records(path, w.GET_ACK) for path in paths]  # type: ignore[misc]
 
@@ -147,13 +160,7 @@ def test_producer_killed_inside_claim_to_publish(
             f"a consumer overtook the claimed, unpublished slot: {early}"
         )
         kill(writer)
-        for p in producers:
-            join_ok(p, "producer")
-        for _ in consumers:
-            q.put(b"", timeout=60)
-        for p in consumers:
-            join_ok(p, "consumer")
-        assert q.qsize() == 0
+        finish(q, producers, consumers)
         recovered = q.stats()["recoveries"]
     delivered = check_deliveries(consumer_records(c_paths))
     expected = {(0, s) for s in range(acked)} | {
@@ -192,12 +199,7 @@ def test_consumer_killed_inside_claim_to_release(
         assert q.qsize() == capacity
         c_paths = [tmp_path / f"c{i}" for i in range(2)]
         consumers = [workers.start(w.ack_consumer, q, str(path)) for path in c_paths]
-        join_ok(producer, "producer")
-        for _ in consumers:
-            q.put(b"", timeout=60)
-        for p in consumers:
-            join_ok(p, "consumer")
-        assert q.qsize() == 0
+        finish(q, [producer], consumers)
         recovered = q.stats()["recoveries"]
     delivered = check_deliveries(consumer_records(c_paths))
     expected = {(0, s) for s in range(1, capacity)} | {(1, s) for s in range(per_producer)}
@@ -269,13 +271,7 @@ def test_batches_longer_than_the_ring_on_both_sides(
         ]
         time.sleep(5)
         stop.touch()
-        for p in procs:
-            join_ok(p, "producer")
-        for _ in consumers:
-            q.put(b"", timeout=60)
-        for p in consumers:
-            join_ok(p, "consumer")
-        assert q.qsize() == 0
+        finish(q, procs, consumers)
     delivered = check_deliveries(consumer_records(c_paths))
     expected = {
         (pid, s) for pid, path in p_paths.items() for (s,) in w.read_records(path, w.PUT_ACK)
@@ -358,13 +354,7 @@ class KillRounds:
             for key in self.live["producer"]:
                 self._wait_for_progress("producer", key)
             stop.touch()
-            for proc in self.live["producer"].values():
-                join_ok(proc, "producer")
-            for _ in self.live["consumer"]:
-                self.q.put(b"", timeout=60)
-            for proc in self.live["consumer"].values():
-                join_ok(proc, "consumer")
-            assert self.q.qsize() == 0
+            finish(self.q, self.live["producer"].values(), self.live["consumer"].values())
 
     def check(
         self, interrupted: int, seed: int

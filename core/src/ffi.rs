@@ -300,6 +300,16 @@ pub unsafe extern "C" fn fq_get(
 /// `status - FQ_TRY_BIAS` on failure, always negative, never a length.
 pub const FQ_TRY_BIAS: i64 = 1 << 32;
 
+/// The result of a `fq_try_*` call that counts: `n` (a length or a number of messages, always
+/// below 2⁴¹, so it fits) if `status` is `FQ_OK`, else `status - FQ_TRY_BIAS`.
+fn try_result(status: i32, n: u64) -> i64 {
+    if status == FQ_OK {
+        n as i64
+    } else {
+        i64::from(status) - FQ_TRY_BIAS
+    }
+}
+
 /// `fq_put` that never waits, with the fewest arguments: the hot path of bindings whose every
 /// argument costs (ctypes).
 ///
@@ -320,11 +330,7 @@ pub unsafe extern "C" fn fq_try_get(q: *mut fq_queue, buf: *mut c_void, cap: u64
     let mut len = 0u64;
     // SAFETY: forwarded contract; `len` is a valid local.
     let status = unsafe { fq_get(q, buf, cap, &mut len, 0) };
-    if status == FQ_OK {
-        len as i64 // ≤ max_msg ≤ MAX_MSG = 2^40: fits
-    } else {
-        i64::from(status) - FQ_TRY_BIAS
-    }
+    try_result(status, len) // len ≤ max_msg ≤ MAX_MSG = 2^40
 }
 
 /// Zero-copy write, step 1.
@@ -583,11 +589,10 @@ pub unsafe extern "C" fn fq_try_put_many(
     let mut done = 0u64;
     // SAFETY: forwarded contract; `done` is a valid local.
     let status = unsafe { fq_put_many(q, data, lens, count, 0, &mut done) };
-    if status == FQ_OK || status == Status::Full as i32 || done > 0 {
-        done as i64 // ≤ count, a number of messages held by one buffer: fits
-    } else {
-        i64::from(status) - FQ_TRY_BIAS
-    }
+    // A full ring, or any stop after the first message, is a count (done ≤ count: a number of
+    // messages held by one buffer).
+    let counted = status == Status::Full as i32 || done > 0;
+    try_result(if counted { FQ_OK } else { status }, done)
 }
 
 /// `fq_get_many` that never waits and returns the number of messages taken (≥ 1), or
@@ -607,11 +612,7 @@ pub unsafe extern "C" fn fq_try_get_many(
     let mut count = 0u64;
     // SAFETY: forwarded contract; `count` is a valid local.
     let status = unsafe { fq_get_many(q, buf, cap, lens, max_items, &mut count, 0) };
-    if status == FQ_OK {
-        count as i64 // ≤ max_items, a number of lengths held by one buffer: fits
-    } else {
-        i64::from(status) - FQ_TRY_BIAS
-    }
+    try_result(status, count) // count ≤ max_items, lengths held by one buffer
 }
 
 /// Takes up to `max_items` messages of exactly `itemsize` bytes each into `buf`, back to back.
@@ -672,11 +673,7 @@ pub unsafe extern "C" fn fq_try_get_many_exact(
     let mut count = 0u64;
     // SAFETY: forwarded contract; `count` is a valid local.
     let status = unsafe { fq_get_many_exact(q, buf, itemsize, max_items, &mut count, 0) };
-    if status == FQ_OK {
-        count as i64 // ≤ max_items, a number of messages held by one buffer: fits
-    } else {
-        i64::from(status) - FQ_TRY_BIAS
-    }
+    try_result(status, count) // count ≤ max_items, messages held by one buffer
 }
 
 /// Waits until a get (`what` = 1) or a put (`what` = 2) could proceed, taking nothing.

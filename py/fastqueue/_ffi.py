@@ -948,18 +948,15 @@ class Handle:
                 pool.append(entry)
                 return out
             status = n + TRY_BIAS
-            if status == ERR_BUFFER:  # ask again the way that tells the length
-                status = _get_many_exact_wait(
-                    self._arg, entry.buf_arg, entry.size_arg, entry.max_arg, entry.count_arg, _NOW
-                )
-        else:
+        if timeout_ns != 0 or status == ERR_BUFFER:  # (ERR_BUFFER: ask the way that tells
+            # the length of the message in the way, without waiting)
             status = _get_many_exact_wait(
                 self._arg,
                 entry.buf_arg,
                 entry.size_arg,
                 entry.max_arg,
                 entry.count_arg,
-                _arg_i64(timeout_ns),
+                _arg_i64(timeout_ns) if timeout_ns else _NOW,
             )
         count = entry.count.value
         if status == OK:

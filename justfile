@@ -159,6 +159,10 @@ bench: _install _bench-deps
 bench-quick: _install _bench-deps
     {{python}} perf/run.py --quick
 
+# The producers x consumers topologies alone; quick unless --full (--help lists the options).
+bench-topology *args: _install _bench-deps
+    {{python}} perf/bench_topology.py --quick {{args}}
+
 # pyperf and the peers measured against (perf/requirements.txt).
 _bench-deps:
     {{pip}} install -q -r perf/requirements.txt || \

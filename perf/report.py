@@ -1,4 +1,5 @@
-"""Turn perf/results/latest.json into the markdown table latest.md and the chart chart.png.
+"""Turn perf/results/latest.json into the markdown tables latest.md and the charts chart.png and
+topology.png (messages/s by producers -> consumers topology, when the run measured them).
 
     python perf/report.py [perf/results/latest.json]   # or latest-quick.json
 
@@ -249,6 +250,8 @@ def markdown(data: dict[str, Any]) -> str:
         out.append("Notes:\n")
         out.extend(notes)
         out.append("")
+    if data.get("topology"):
+        out.append(topology_markdown(data["topology"]))
     out.append(
         "Versions: " + ", ".join(f"{q} {v}" for q, v in meta.get("versions", {}).items()) + ". "
         f"CPU: {meta.get('cpu', '?')}. Load average (1/5/15 min) at start "
@@ -257,6 +260,121 @@ def markdown(data: dict[str, Any]) -> str:
     )
     out.append("")
     return "\n".join(out)
+
+
+def fmt_rate(v: float | None) -> str:
+    if v is None:
+        return "n/a"
+    if v >= 1e6:
+        return f"{v / 1e6:.3g} M"
+    return f"{v / 1e3:.3g} k"
+
+
+def _topo_label(key: str) -> str:
+    p, c = key.split("x")
+    return f"{p} → {c}"
+
+
+def topology_markdown(topo: dict[str, Any]) -> str:
+    """The topology tables (bench_topology.py's figures): one per message size."""
+    queues = topo["queues"]
+    results = topo.get("results", {})
+    out = [
+        "## Topologies: producers → consumers\n",
+        f"`perf/bench_topology.py`: P producers put messages one blocking put each, C consumers "
+        f"take them one blocking get each, on one queue of capacity {topo['capacity']}; every "
+        "consumer parses each message's 8-byte header, checks per-producer order and counts, "
+        "for every queue alike, and every message is checked to arrive exactly once. Messages/s "
+        "of all consumers together (first producer's start to last consumer's last message), "
+        f"median of {topo['repeats']} interleaved run(s) in fresh processes. "
+        "**fastqueue / zeroq** > 1 means fastqueue is faster; **/ own 1 → 1**: fastqueue's rate "
+        "against its own 1 → 1 at that size. **Longest wait**: the longest any single process "
+        "(producer or consumer) waited between two of its completed puts or gets, in ms "
+        "(fairness: a starved process shows here).\n",
+    ]
+    for size in topo.get("sizes", []):
+        rs = results.get(str(size), {})
+        ratios = []  # (column, the rate fastqueue's is divided by)
+        if FQ in queues:
+            ratios = [(f"{FQ} / zeroq", "zeroq")] if "zeroq" in queues else []
+            ratios.append((f"{FQ} / own 1 → 1", "1x1"))
+        head = (
+            ["P → C"]
+            + [f"{q} msg/s" for q in queues]
+            + [label for label, _ in ratios]
+            + [f"longest wait {q} (ms)" for q in queues]
+        )
+        out.append(f"### {fmt_size(size)} messages\n")
+        out.append("| " + " | ".join(head) + " |")
+        out.append("|" + "---|" * len(head))
+        base = rs.get("1x1", {}).get(FQ, {}).get("msgs_per_s")
+        for key in topo.get("topologies", []):
+            cell = rs.get(key, {})
+            rate = {q: cell.get(q, {}).get("msgs_per_s") for q in queues}
+            rate["1x1"] = base
+            waits = [f"{cell[q]['max_wait_ms']:.3g}" if q in cell else "n/a" for q in queues]
+            row = [
+                _topo_label(key),
+                *(fmt_rate(rate[q]) for q in queues),
+                *(fmt_ratio(rate[FQ], rate[p]) for _, p in ratios),
+                *waits,
+            ]
+            out.append("| " + " | ".join(row) + " |")
+        counts = topo.get("messages", {}).get(str(size), {})
+        if counts:
+            out.append(
+                "\nMessages per run: "
+                + ", ".join(f"{q} {n:,}" for q, n in counts.items())
+                + " (split evenly over the producers).\n"
+            )
+    notes = [f"- {q}: n/a — {why}" for q, why in topo.get("unavailable", {}).items()]
+    notes += [f"- {cell}: {why}" for cell, why in topo.get("errors", {}).items()]
+    if notes:
+        out.append("Topology runs that failed or were skipped (n/a above):\n")
+        out.extend(notes)
+        out.append("")
+    return "\n".join(out)
+
+
+def topology_chart(topo: dict[str, Any], path: str) -> None:
+    """Messages/s per topology, grouped bars per queue, one panel per message size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = topo.get("sizes", [])
+    keys = topo.get("topologies", [])
+    queues = topo["queues"]
+    if not sizes or not keys:
+        return
+    fig, axes = plt.subplots(len(sizes), 1, figsize=(10, 3.8 * len(sizes)), dpi=110, squeeze=False)
+    width = 0.8 / len(queues)
+    for ax, size in zip(axes[:, 0], sizes):
+        rs = topo.get("results", {}).get(str(size), {})
+        for i, q in enumerate(queues):
+            xs = [j + (i - (len(queues) - 1) / 2) * width for j in range(len(keys))]
+            ys = [rs.get(k, {}).get(q, {}).get("msgs_per_s", 0) / 1e6 for k in keys]
+            ax.bar(xs, ys, width, label=q, zorder=3 if q == FQ else 2)
+            for x, k in zip(xs, keys):
+                if q not in rs.get(k, {}):
+                    ax.text(x, 0, "n/a", rotation=90, ha="center", va="bottom", fontsize=7)
+        ax.set_xticks(range(len(keys)))
+        ax.set_xticklabels([_topo_label(k) for k in keys])
+        ax.set_ylabel("million messages/s")
+        ax.set_title(f"{fmt_size(size)} messages, capacity {topo['capacity']}")
+        ax.grid(True, axis="y", alpha=0.3)
+    top = axes[0, 0]
+    top.set_ylim(top=top.get_ylim()[1] * 1.15)  # room for the legend above the bars
+    top.legend(ncol=len(queues), loc="upper right")
+    axes[-1, 0].set_xlabel("producers → consumers (all consumers together)")
+    kind = "quick" if topo.get("quick") else "full"
+    fig.suptitle(
+        f"Cross-process throughput by topology (median of {topo['repeats']}, one {kind} run)"
+    )
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def chart(data: dict[str, Any], path: str) -> None:
@@ -319,6 +437,8 @@ def main() -> None:
     with open(os.path.join(RESULTS, f"latest{sfx}.md"), "w") as f:
         f.write(markdown(data))
     chart(data, os.path.join(RESULTS, f"chart{sfx}.png"))
+    if data.get("topology"):
+        topology_chart(data["topology"], os.path.join(RESULTS, f"topology{sfx}.png"))
 
 
 if __name__ == "__main__":

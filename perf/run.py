@@ -4,10 +4,12 @@
     python perf/run.py --quick    # about a minute (just bench-quick)
 
 Writes perf/results/latest.json (all figures, plus the raw pyperf suite in
-perf/results/same_process.pyperf.json), perf/results/latest.md (the table) and
-perf/results/chart.png (time per put+get vs payload size). The md and png of a full run are
-committed (the README shows them); a --quick run writes latest-quick.* / chart-quick.png /
-same_process-quick.pyperf.json instead, which git ignores, so iterating never dirties them.
+perf/results/same_process.pyperf.json), perf/results/latest.md (the tables),
+perf/results/chart.png (time per put+get vs payload size) and perf/results/topology.png
+(messages/s by producers -> consumers topology, perf/bench_topology.py). The md and png of a full
+run are committed (the README shows them); a --quick run writes latest-quick.* /
+chart-quick.png / topology-quick.png / same_process-quick.pyperf.json instead, which git
+ignores, so iterating never dirties them.
 
 Each benchmark runs in its own subprocess, so a peer that fails to install, import or run is
 reported as "n/a" instead of ending the run. Queues are interleaved scenario by scenario (and the
@@ -280,6 +282,44 @@ def cross_process(
             cp[key][q]["repeats"] = len(rs)
 
 
+def topology(quick: bool, queues: list[str], missing: dict[str, str], data: dict[str, Any]) -> None:
+    """bench_topology.py in a subprocess (it times out and kills its own runs; this timeout only
+    guards against the whole script hanging); its figures go to data["topology"]."""
+    tq = [q for q in adapters.CROSS_PROCESS_QUEUES if q in queues]
+    with tempfile.TemporaryDirectory(prefix="fqbench-topo-") as tmp:
+        out = os.path.join(tmp, "topology.json")
+        cmd = [
+            sys.executable,
+            os.path.join(HERE, "bench_topology.py"),
+            "--quick" if quick else "--full",
+            "--queues",
+            ",".join(tq),
+            "--json",
+            out,
+            "--no-table",
+        ]
+        # Its own progress lines go straight to our stderr (it runs for minutes).
+        proc = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True)
+        try:
+            rc = proc.wait(timeout=600 if quick else 1500)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            rc = -9
+        if not os.path.exists(out):
+            why = "timed out" if rc == -9 else f"exit code {rc}"
+            data["errors"]["topology"] = f"bench_topology.py wrote no figures ({why})"
+            log(f"  topology: FAILED ({why})")
+            return
+        with open(out) as f:
+            topo = json.load(f)
+    if rc != 0:  # a validation failure: the figures are there, the failed cells are n/a
+        data["errors"]["topology"] = f"bench_topology.py exit code {rc}: see the topology notes"
+    topo["queues"] = list(adapters.CROSS_PROCESS_QUEUES)  # the missing ones too, as n/a
+    topo["unavailable"].update({q: why for q, why in missing.items() if q in topo["queues"]})
+    data["topology"] = topo
+
+
 def sweep_shm(before: set[str], iox_tmp_existed: bool) -> list[str]:
     """Remove segments this run left behind: our own names, and iceoryx2's management files."""
     removed = []
@@ -305,6 +345,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer sizes, loops and repeats (~1 min)")
     ap.add_argument("--skip-cross", action="store_true", help="same-process benchmarks only")
     ap.add_argument("--skip-same", action="store_true", help="cross-process benchmarks only")
+    ap.add_argument(
+        "--skip-topology", action="store_true", help="no producer x consumer topology benchmark"
+    )
     args = ap.parse_args()
     cfg = QUICK if args.quick else FULL
     t_start = time.perf_counter()
@@ -357,6 +400,11 @@ def main() -> None:
                 t0 = time.perf_counter()
                 cross_process(cfg, args.quick, queues, data)
                 data["meta"]["cross_process_s"] = round(time.perf_counter() - t0, 1)
+            if not args.skip_topology:
+                log("topologies (producers x consumers)")
+                t0 = time.perf_counter()
+                topology(args.quick, queues, missing, data)
+                data["meta"]["topology_s"] = round(time.perf_counter() - t0, 1)
     finally:
         removed = sweep_shm(shm_before, iox_tmp_existed)
         if removed:
@@ -369,8 +417,12 @@ def main() -> None:
     with open(os.path.join(RESULTS, f"latest{sfx}.md"), "w") as f:
         f.write(report.markdown(data))
     report.chart(data, os.path.join(RESULTS, f"chart{sfx}.png"))
+    pngs = f"chart{sfx}.png"
+    if "topology" in data:
+        report.topology_chart(data["topology"], os.path.join(RESULTS, f"topology{sfx}.png"))
+        pngs += f", topology{sfx}.png"
     log(
-        f"done in {data['meta']['total_s']:.0f} s: perf/results/latest{sfx}.md, chart{sfx}.png, "
+        f"done in {data['meta']['total_s']:.0f} s: perf/results/latest{sfx}.md, {pngs}, "
         f"latest{sfx}.json"
     )
     print(report.markdown(data))

@@ -176,7 +176,11 @@ uint64_t fq_size(const fq_queue *q);
 #define FQ_STAT_CREATOR_PID 11  /* process id of the creator (informational) */
 #define FQ_STAT_SEGMENT_SIZE 12 /* size of the segment in bytes */
 #define FQ_STAT_SHUTDOWN 13     /* 0 open, 1 shut down, 2 shut down immediately */
-#define FQ_STAT_COUNT 14
+#define FQ_STAT_GETTERS_WOKEN 14 /* blocked gets woken by puts (one per message made available) */
+#define FQ_STAT_PUTTERS_WOKEN 15 /* blocked puts woken by gets (when room was made) */
+#define FQ_STAT_GETTER_SLEEPS 16 /* times a blocked get (or fq_wait) slept in the kernel */
+#define FQ_STAT_PUTTER_SLEEPS 17 /* times a blocked put (or fq_wait) slept in the kernel */
+#define FQ_STAT_COUNT 18
 
 /**
  * Copies up to `n` counters (indices FQ_STAT_*) kept in the segment into out[0..n). Counters
@@ -348,6 +352,16 @@ uint64_t fq_live_participants(const fq_queue *q);
  * Observer handles (fq_observe) may wait too.
  */
 int32_t fq_wait(fq_queue *q, int32_t what, int64_t timeout_ns);
+
+/**
+ * Passes a wake-up on. Each message a put makes available wakes at most one sleeping getter (and
+ * each slot a get frees, at most one putter): a caller whose fq_wait returned FQ_OK may have
+ * been that one. If it then will not take (what = FQ_WAIT_READABLE) or put (FQ_WAIT_WRITABLE)
+ * after all -- its coroutine was cancelled, say -- it calls fq_wake so that another waiter of
+ * that side wakes instead (at most one, and only if one sleeps; harmless when none was owed).
+ * Returns FQ_OK, FQ_ERR_INVALID (bad `what`), FQ_ERR_NULL. Thread-safe; never blocks.
+ */
+int32_t fq_wake(fq_queue *q, int32_t what);
 
 /** Does nothing and returns FQ_OK (or FQ_ERR_NULL for a NULL q): measures the cost of a call. */
 int32_t fq_noop(fq_queue *q, const void *data, uint64_t len, int64_t timeout_ns);

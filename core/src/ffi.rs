@@ -693,6 +693,24 @@ pub unsafe extern "C" fn fq_wait(q: *mut fq_queue, what: i32, timeout_ns: i64) -
     })
 }
 
+/// Passes on a wake-up after an `fq_wait` that returned `FQ_OK` whose caller will not take
+/// (`what` = 1) or put (`what` = 2) after all: wakes one other waiter of that side, if any.
+///
+/// # Safety
+/// `q` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn fq_wake(q: *mut fq_queue, what: i32) -> i32 {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let q = unsafe { queue(q) }?;
+        match what {
+            FQ_WAIT_READABLE => q.pass_on(true),
+            FQ_WAIT_WRITABLE => q.pass_on(false),
+            _ => Err(Status::Invalid),
+        }
+    })
+}
+
 /// Does nothing: measures the cost of a call.
 ///
 /// # Safety

@@ -46,7 +46,7 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"FASTQUE1");
 
 /// The version of this layout. Any change to the header, the slot layout or the meaning of a
 /// state word bumps it; a library refuses segments of any other version.
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 
 /// Size of a cache line pair: counters written by different sides sit this far apart (adjacent
 /// line prefetch on x86-64 pulls lines in pairs; aarch64 big cores use 128-byte lines).
@@ -83,7 +83,8 @@ pub const MAX_MSG: u64 = 1 << 40;
 #[repr(C, align(128))]
 pub struct Line<T>(pub T);
 
-/// One side's wait word: waiters sleep on `seq` with a futex; wakers bump it.
+/// One side's wait word: waiters sleep on `seq` with a futex; wakers bump it and wake as many
+/// sleepers as they made changes available (see `wait`'s module docs for the protocol).
 #[repr(C)]
 pub struct WaitWord {
     /// Futex word. Invariant: incremented (wrapping) by every waker that saw `sleepers > 0`,
@@ -93,6 +94,17 @@ pub struct WaitWord {
     /// Number of callers between announcing they will sleep and returning. Invariant: a waker
     /// makes a system call only when it reads a non-zero value here.
     pub sleepers: AtomicU32,
+    /// Number of waiters spinning (awake, re-trying) on this side right now. Only a hint: it
+    /// caps how many waiters spin at once, so that more processes than cores do not burn each
+    /// other's time slices; no correctness argument depends on it.
+    pub spinners: AtomicU32,
+    /// Padding; zero.
+    pub _reserved: u32,
+    /// Waiters woken by wakers' system calls (the count `FUTEX_WAKE` returned), ever: a
+    /// statistic (`FQ_STAT_*_WOKEN`) that shows whether wakers wake one waiter per change.
+    pub woken: AtomicU64,
+    /// Times a waiter went to sleep in the kernel, ever (a statistic, `FQ_STAT_*_SLEEPS`).
+    pub sleeps: AtomicU64,
 }
 
 /// Counters of slow-path events, kept in the segment for every process to read.
@@ -241,7 +253,8 @@ const _: () = {
     assert!(core::mem::size_of::<SlotHeader>() as u64 == SLOT_HEADER_SIZE);
     assert!(SLOT_HEADER_SIZE as usize + core::mem::size_of::<SlotBuffer>() <= SLOT_ALIGN as usize);
     assert!(core::mem::size_of::<Participant>() == 8);
-    assert!(core::mem::size_of::<WaitWord>() == 8);
+    assert!(core::mem::size_of::<WaitWord>() == 32);
+    assert!(core::mem::size_of::<Control>() <= LINE);
     assert!(SLOT_ALIGN % 16 == 0 && SLOT_HEADER_SIZE % 16 == 0);
 };
 

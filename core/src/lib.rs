@@ -22,7 +22,6 @@ pub mod ffi;
 pub mod queue;
 #[cfg(not(loom))]
 pub mod shm;
-#[cfg(not(loom))]
 pub mod wait;
 
 mod status;

@@ -24,7 +24,9 @@ use crate::layout::{
 use crate::ring::{Blocked, GetError, PutError, ReadClaim, Ring};
 use crate::shm::{self, Mapping};
 use crate::sync::Ordering;
-use crate::wait::{block_on, notify, wait_until, Attempt, SPIN_TIME};
+use crate::wait::{
+    block_on, notify, notify_all, notify_room, wait_until, Attempt, Spin, SPIN_TIME,
+};
 use crate::Status;
 use std::ffi::{CStr, CString};
 use std::time::{Duration, Instant};
@@ -43,6 +45,10 @@ pub struct Queue {
     geo: Geometry,
     me: u32,
     pid: u32,
+    /// How long this handle's blocked puts spin before sleeping (adaptive, see `wait`).
+    spin_put: Spin,
+    /// The same for gets (and waits for readability).
+    spin_get: Spin,
 }
 
 fn cname(name: &str) -> Result<CString, Status> {
@@ -132,6 +138,8 @@ impl Queue {
             geo,
             me: OBSERVER,
             pid: std::process::id(),
+            spin_put: Spin::default(),
+            spin_get: Spin::default(),
         })
     }
 
@@ -185,6 +193,8 @@ impl Queue {
             geo,
             me: u32::MAX,
             pid: std::process::id(),
+            spin_put: Spin::default(),
+            spin_get: Spin::default(),
         };
         for k in 0..MAX_PARTICIPANTS {
             if !q.map.lock_participant(k) {
@@ -320,9 +330,9 @@ impl Queue {
             self.stats_add(|s| &s.lost, lost);
         }
         let h = self.header();
-        notify(&h.not_empty.0);
-        notify(&h.not_full.0);
-        notify(&h.control.0.join);
+        notify_all(&h.not_empty.0);
+        notify_all(&h.not_full.0);
+        notify_all(&h.control.0.join);
     }
 
     /// Recovers every slot held by a dead process (a full scan: for rare waits such as `join`,
@@ -361,17 +371,19 @@ impl Queue {
         let h = self.header();
         let r = block_on(
             &h.not_full.0,
+            &self.spin_put,
             deadline(timeout),
             || {
                 if self.shutdown_state() != SHUTDOWN_NONE {
-                    return Attempt::Done(Err(Status::ShutDown));
+                    return Attempt::Leave(Err(Status::ShutDown));
                 }
                 match ring.try_claim_write(self.me) {
                     Ok(pos) => Attempt::Done(Ok(pos)),
-                    Err(PutError::Corrupt) => Attempt::Done(Err(Status::BadSegment)),
+                    Err(PutError::Corrupt) => Attempt::Leave(Err(Status::BadSegment)),
                     Err(PutError::Full(b)) => Attempt::Blocked(b),
                 }
             },
+            || ring.free_now(),
             |b| self.recover(b),
         );
         self.after_write_claim();
@@ -383,7 +395,7 @@ impl Queue {
     #[inline]
     fn after_write_claim(&self) {
         if self.geo.pool_offset != 0 {
-            notify(&self.header().not_full.0);
+            notify(&self.header().not_full.0, 1);
         }
     }
 
@@ -395,7 +407,7 @@ impl Queue {
         if !self.ring().publish(token, len, self.me) {
             return Err(Status::Invalid);
         }
-        notify(&self.header().not_empty.0);
+        notify(&self.header().not_empty.0, 1);
         Ok(())
     }
 
@@ -404,7 +416,7 @@ impl Queue {
         if !self.ring().abandon(token, self.me) {
             return Err(Status::Invalid);
         }
-        notify(&self.header().not_empty.0);
+        notify(&self.header().not_empty.0, 1);
         Ok(())
     }
 
@@ -441,29 +453,29 @@ impl Queue {
         let mut attempt = || {
             let shut = self.shutdown_state();
             if shut == SHUTDOWN_IMMEDIATE {
-                return Attempt::Done(Err(Status::ShutDown));
+                return Attempt::Leave(Err(Status::ShutDown));
             }
             match ring.try_claim_read_sized(self.me, min, cap, &mut skipped) {
                 Ok(c) => Attempt::Done(Ok(c)),
                 Err(GetError::Buffer(n)) => {
                     *needed = n;
-                    Attempt::Done(Err(Status::Buffer))
+                    Attempt::Leave(Err(Status::Buffer))
                 }
-                Err(GetError::Corrupt) => Attempt::Done(Err(Status::BadSegment)),
+                Err(GetError::Corrupt) => Attempt::Leave(Err(Status::BadSegment)),
                 Err(GetError::Empty(_)) if shut != SHUTDOWN_NONE => {
-                    Attempt::Done(Err(Status::ShutDown))
+                    Attempt::Leave(Err(Status::ShutDown))
                 }
                 Err(GetError::Empty(b)) => Attempt::Blocked(b),
             }
         };
         let r = match attempt() {
-            Attempt::Done(r) => r,
+            Attempt::Done(r) | Attempt::Leave(r) => r,
             Attempt::Blocked(first) => {
                 self.stats_add(|s| &s.empty_hits, 1);
                 if timeout == Some(Duration::ZERO) {
                     if self.recover(first) {
                         match attempt() {
-                            Attempt::Done(r) => r,
+                            Attempt::Done(r) | Attempt::Leave(r) => r,
                             Attempt::Blocked(_) => Err(Status::Empty),
                         }
                     } else {
@@ -472,8 +484,10 @@ impl Queue {
                 } else {
                     block_on(
                         &self.header().not_empty.0,
+                        &self.spin_get,
                         deadline(timeout),
                         attempt,
+                        || ring.ready_now(),
                         |b| self.recover(b),
                     )
                     .unwrap_or(Err(Status::Empty))
@@ -487,8 +501,11 @@ impl Queue {
     fn note_skipped(&self, skipped: u64) {
         if skipped > 0 {
             self.stats_add(|s| &s.skipped, skipped);
-            notify(&self.header().not_full.0);
-            notify(&self.header().control.0.join);
+            notify(
+                &self.header().not_full.0,
+                skipped.min(u64::from(u32::MAX)) as u32,
+            );
+            notify_all(&self.header().control.0.join);
         }
     }
 
@@ -497,8 +514,16 @@ impl Queue {
         if !self.ring().release(token, self.me) {
             return Err(Status::Invalid);
         }
-        notify(&self.header().not_full.0);
+        self.freed(1);
         Ok(())
+    }
+
+    /// Wakes producers for `n` slots this handle freed: once a sixteenth of the ring (at most 64
+    /// slots) is free, not slot by slot (see `wait::notify_room`).
+    #[inline]
+    fn freed(&self, n: u32) {
+        let low = (self.geo.capacity / 16).clamp(1, 64) as u32;
+        notify_room(&self.header().not_full.0, n, low, || self.ring().free_now());
     }
 
     /// Copies `data` into the queue as one message, blocking while it is full as `timeout`
@@ -551,40 +576,68 @@ impl Queue {
         let attempt = || {
             let shut = self.shutdown_state();
             if shut == SHUTDOWN_IMMEDIATE || (shut != SHUTDOWN_NONE && !readable) {
-                return Attempt::Done(Err(Status::ShutDown));
+                return Attempt::Leave(Err(Status::ShutDown));
             }
+            // Readiness counts as done: the caller (asyncio) takes or puts next, and passes a
+            // wake-up on itself if it gives up (fq_wake).
             if readable {
                 match ring.peek_read(&mut skipped) {
                     Ok(_) | Err(GetError::Buffer(_)) => Attempt::Done(Ok(())),
-                    Err(GetError::Corrupt) => Attempt::Done(Err(Status::BadSegment)),
+                    Err(GetError::Corrupt) => Attempt::Leave(Err(Status::BadSegment)),
                     Err(GetError::Empty(_)) if shut != SHUTDOWN_NONE => {
-                        Attempt::Done(Err(Status::ShutDown))
+                        Attempt::Leave(Err(Status::ShutDown))
                     }
                     Err(GetError::Empty(b)) => Attempt::Blocked(b),
                 }
             } else {
                 match ring.peek_write() {
                     Ok(_) => Attempt::Done(Ok(())),
-                    Err(PutError::Corrupt) => Attempt::Done(Err(Status::BadSegment)),
+                    Err(PutError::Corrupt) => Attempt::Leave(Err(Status::BadSegment)),
                     Err(PutError::Full(b)) => Attempt::Blocked(b),
                 }
             }
         };
-        let word = if readable {
-            &h.not_empty.0
+        let (word, spin) = if readable {
+            (&h.not_empty.0, &self.spin_get)
         } else {
-            &h.not_full.0
+            (&h.not_full.0, &self.spin_put)
         };
-        let r = block_on(word, deadline(timeout), attempt, |b| self.recover(b))
-            .unwrap_or(Err(Status::Timeout));
+        let more = || {
+            if readable {
+                ring.ready_now()
+            } else {
+                ring.free_now()
+            }
+        };
+        let r = block_on(word, spin, deadline(timeout), attempt, more, |b| {
+            self.recover(b)
+        })
+        .unwrap_or(Err(Status::Timeout));
         self.note_skipped(skipped);
         r
     }
 
+    /// Passes on a wake-up that a [`Queue::wait_ready`] returning `Ok` may have used up, for a
+    /// caller that will not take (`readable`) or put after all: wakes one other waiter of that
+    /// side, if any sleeps.
+    pub fn pass_on(&self, readable: bool) -> Result<(), Status> {
+        let h = self.header();
+        notify(
+            if readable {
+                &h.not_empty.0
+            } else {
+                &h.not_full.0
+            },
+            1,
+        );
+        Ok(())
+    }
+
     /// Counters kept in the segment, indexed as `FQ_STAT_*` in the C header: puts, gets,
     /// full hits, empty hits, recoveries, reclaimed participants, depth, skipped, lost,
-    /// tasks done, unfinished tasks, creator pid, segment size, shutdown state.
-    pub fn stats(&self) -> [u64; 14] {
+    /// tasks done, unfinished tasks, creator pid, segment size, shutdown state, getters woken,
+    /// putters woken, getter sleeps, putter sleeps.
+    pub fn stats(&self) -> [u64; 18] {
         let h = self.header();
         let s = &h.stats.0;
         // ORDERING: Relaxed: statistics only.
@@ -604,6 +657,10 @@ impl Queue {
             u64::from(h.desc.0.creator_pid),
             self.geo.total_size,
             u64::from(self.shutdown_state()),
+            ld(&h.not_empty.0.woken),
+            ld(&h.not_full.0.woken),
+            ld(&h.not_empty.0.sleeps),
+            ld(&h.not_full.0.sleeps),
         ]
     }
 
@@ -654,9 +711,9 @@ impl Queue {
                     .fetch_add(discarded, Ordering::Relaxed);
             }
         }
-        notify(&h.not_empty.0);
-        notify(&h.not_full.0);
-        notify(&h.control.0.join);
+        notify_all(&h.not_empty.0);
+        notify_all(&h.not_full.0);
+        notify_all(&h.control.0.join);
         Ok(())
     }
 
@@ -688,7 +745,7 @@ impl Queue {
                 Err(now) => done = now,
             }
         }
-        notify(&c.join);
+        notify_all(&c.join);
         Ok(())
     }
 
@@ -751,7 +808,8 @@ impl Queue {
         let mut until: Option<Option<Instant>> = None;
         let mut off = 0usize;
         let mut run: Option<(u64, u64)> = None; // (first, next) positions of the current run
-        let mut unsignalled = false;
+                                                // Messages published and not yet signalled (each signal wakes at most that many consumers).
+        let mut unsignalled = 0u32;
         let mut result = Ok(());
         for &len in lens {
             let msg = &data[off..off + len as usize];
@@ -772,8 +830,8 @@ impl Queue {
                     if let Some((first, next)) = run.take() {
                         ring.settle_tail(first, next);
                     }
-                    if std::mem::take(&mut unsignalled) {
-                        notify(&self.header().not_empty.0);
+                    if unsignalled != 0 {
+                        notify(&self.header().not_empty.0, std::mem::take(&mut unsignalled));
                     }
                     let claimed = if self.shutdown_state() != SHUTDOWN_NONE {
                         Err(Status::ShutDown)
@@ -815,15 +873,15 @@ impl Queue {
             unsafe { core::ptr::copy_nonoverlapping(msg.as_ptr(), self.payload(pos), msg.len()) };
             let published = ring.publish(pos, len, me);
             debug_assert!(published, "a claim this call made and still holds");
-            unsignalled = true;
+            unsignalled = unsignalled.saturating_add(1);
             off += len as usize;
             *done += 1;
         }
         if let Some((first, next)) = run {
             ring.settle_tail(first, next);
         }
-        if unsignalled {
-            notify(&self.header().not_empty.0);
+        if unsignalled != 0 {
+            notify(&self.header().not_empty.0, unsignalled);
         }
         result
     }
@@ -976,7 +1034,7 @@ impl Queue {
         }
         ring.settle_head(first, pos + 1);
         self.note_skipped(skipped);
-        notify(&self.header().not_full.0);
+        self.freed((*count).min(u64::from(u32::MAX)) as u32);
         Ok(())
     }
 }

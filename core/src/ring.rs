@@ -461,6 +461,47 @@ impl<'a> Ring<'a> {
         self.len() == 0
     }
 
+    /// Roughly how many messages a get could take now; 0 only if none could, as far as the
+    /// slots from `head` on show. For wakers deciding how many sleepers to wake, never for a
+    /// claim. Skips slots that readers claimed before moving `head`, so that a reader between
+    /// its claim and its move of `head` does not hide the messages behind it.
+    pub fn ready_now(&self) -> u32 {
+        // ORDERING: Acquire, see `help`.
+        let head = self.head.load(Ordering::Acquire);
+        for h in head..head.saturating_add(self.capacity) {
+            // ORDERING: Acquire pairs with the producer's Release store of FULL in `publish`.
+            let (slap, phase, _) = unpack(self.slot(h).state.load(Ordering::Acquire));
+            let d = slap.wrapping_sub(self.lap(h)) & LAP_MASK;
+            if d == 0 && matches!(phase, FULL | ABANDONED) {
+                return self.len().clamp(1, u64::from(u32::MAX)) as u32;
+            }
+            if !(d == 0 && phase == READING || d == 1) {
+                return 0;
+            }
+        }
+        0
+    }
+
+    /// Roughly how many slots a put could claim now; 0 only if none could, as far as the slots
+    /// from `tail` on show (see [`Ring::ready_now`]).
+    pub fn free_now(&self) -> u32 {
+        // ORDERING: Acquire, see `help`.
+        let tail = self.tail.load(Ordering::Acquire);
+        for t in tail..tail.saturating_add(self.capacity) {
+            // ORDERING: Acquire pairs with the Release store of EMPTY in `release` (or `skip`).
+            let (slap, phase, _) = unpack(self.slot(t).state.load(Ordering::Acquire));
+            let d = slap.wrapping_sub(self.lap(t)) & LAP_MASK;
+            if d == 0 && phase == EMPTY {
+                let free = self.capacity - self.len();
+                return free.clamp(1, u64::from(u32::MAX)) as u32;
+            }
+            if d != 0 || !matches!(phase, WRITING | FULL | READING | ABANDONED) {
+                return 0;
+            }
+        }
+        0
+    }
+
     /// Put, step 1: claims the slot at the tail for `me`. Returns its position (the token).
     pub fn try_claim_write(&self, me: u32) -> Result<u64, PutError> {
         self.scan_write(me, true, u32::MAX)

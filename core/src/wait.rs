@@ -1,101 +1,414 @@
-//! Sleeping and waking across processes without polling.
+//! Sleeping and waking across processes without polling, and without a thundering herd.
 //!
-//! A waiter spins briefly (bounded), then sleeps in the kernel on a 32-bit futex word in the
-//! segment (`WaitWord::seq`), and is woken by the operation it waits for. The protocol is the
-//! classic "announce, re-check, sleep" that cannot lose a wake-up:
+//! A waiter spins briefly (adaptively, and only while few others spin), then sleeps in the kernel
+//! on a 32-bit futex word in the segment (`WaitWord::seq`), and is woken by the operation it
+//! waits for. The protocol is an eventcount: "announce, re-check, sleep", which cannot lose a
+//! wake-up, with wakers that wake only as many sleepers as they made changes available.
 //!
-//! * waiter: `sleepers += 1` (SeqCst), read `seq`, re-check the queue; if it still cannot go on,
-//!   `futex_wait(seq, value read)`; `sleepers -= 1`.
-//! * waker: make its change visible (the ring's Release store), then a SeqCst fence, then read
-//!   `sleepers`; only if it is non-zero: `seq += 1` and `futex_wake(all)`.
+//! * waiter ([`announce`], [`sleep`], [`retire`]): `sleepers += 1` (SeqCst) and a SeqCst fence,
+//!   read `seq`, re-check the queue; if it still cannot go on, `futex_wait(seq, value read)`;
+//!   then `sleepers -= 1` and try again.
+//! * waker ([`notify`]): make its change visible (the ring's Release store), then a SeqCst fence,
+//!   then read `sleepers`; only if it is non-zero: `seq += 1` and `futex_wake(n)`, where `n` is
+//!   the number of messages (or free slots) it made available: 1 for a put or a get, the run's
+//!   length for a batch. Shutdown, recovery and `join` wake everyone ([`notify_all`]).
 //!
-//! Either the waiter's re-check sees the waker's change, or the waker sees the waiter's
-//! announcement (the two SeqCst operations are totally ordered), and a `seq` bump between the
-//! waiter's read and its sleep makes the futex call return at once. So a waker makes a system
-//! call only when someone sleeps, and no one sleeps through the change it waits for.
+//! Why nothing is lost:
 //!
-//! Wakers wake every sleeper rather than one: a woken waiter whose own deadline also expired
-//! would otherwise swallow the only wake-up while another waiter could have used it.
+//! 1. Either the waiter's re-check sees the waker's change, or the waker sees the waiter's
+//!    announcement: the two SeqCst fences order the store-then-load pairs of both sides.
+//! 2. A waker that sees `sleepers != 0` bumps `seq` before it wakes. A waiter that read `seq`
+//!    before the bump either is already queued in the kernel (the futex checks the word and
+//!    queues atomically), or its `futex_wait` finds the word changed and returns at once, to
+//!    re-check. So after every bump, either every announced waiter re-checks, or at least one
+//!    queued sleeper is woken (`futex_wake(1)` wakes one if any is queued): one waiter per
+//!    change made available is awake to take it.
+//! 3. The hand-over: a waiter chosen by a wake-up (`futex_wait` returned because of a
+//!    `FUTEX_WAKE`) that then leaves without taking what it was woken for (its deadline ran out,
+//!    its caller's wait slice ended for a Ctrl-C check, the message was too long for its
+//!    buffer, the queue shut down...) passes the wake-up on with `notify(1)`: whoever else
+//!    sleeps gets it. A chosen waiter that re-checks and finds nothing left was beaten to it by
+//!    an awake caller, which took the change: nothing to pass on.
+//!
+//! Wakers make a system call only when someone sleeps; a put never wakes more than one
+//! consumer, so N idle consumers cost a stream of messages one wake-up each, not N.
+//!
+//! Spinning ([`Spin`]): a waiter first re-tries for a while without sleeping, because a partner
+//! process that is running answers within microseconds while a futex round trip costs tens of
+//! them. Two things keep spinning from hurting: at most half the CPUs' worth of waiters spin on
+//! one side at once (`WaitWord::spinners`: more processes than cores would otherwise burn each
+//! other's time slices), and each handle adapts how long it spins to whether spinning paid: a
+//! wait that ended within the longest spin doubles it, one that had to sleep longer halves it.
 //!
 //! Futexes are used in their shared (not `PRIVATE`) form, because the word lives in a
-//! `MAP_SHARED` mapping that other processes map at other addresses.
+//! `MAP_SHARED` mapping that other processes map at other addresses. Under `--cfg loom` the
+//! futex is a model (a mutex, a condition variable and a queue of waiters) so that
+//! `core/tests/loom.rs` checks the protocol functions that ship.
 
 use crate::layout::WaitWord;
+use crate::sync::{fence, Ordering};
+use std::time::Duration;
+
+#[cfg(not(loom))]
 use crate::ring::Blocked;
-use crate::sync::{fence, AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+#[cfg(not(loom))]
+use std::time::Instant;
 
-/// How long a waiter spins (re-trying its operation between short CPU pauses) before it
-/// announces itself and sleeps in the kernel. A futex wake-up costs tens of microseconds on a
-/// loaded virtual machine, while a partner process that is running answers within a few; 20 µs of
-/// spinning catches such a partner without a system call, and bounds what an idle waiter burns
-/// each time it (re-)enters a wait: Python re-enters every wait slice, so a consumer idle for 2 s
-/// in 100 ms slices spins at most 20 × 20 µs = 0.4 ms.
-pub const SPIN_TIME: Duration = Duration::from_micros(20);
+#[cfg(not(loom))]
+mod futex {
+    use crate::sync::AtomicU32;
+    use std::time::Duration;
 
-/// Sleeps on `word` while it holds `expected`, for at most `timeout` (`None`: no limit).
-/// Returns on a wake-up, a signal, a changed word or the timeout; callers re-check their
-/// condition either way.
-pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
-    let ts = timeout.map(|d| libc::timespec {
-        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
-        tv_nsec: d.subsec_nanos() as libc::c_long,
-    });
-    let ts_ptr = ts
-        .as_ref()
-        .map_or(core::ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: `word` is a valid, aligned 32-bit atomic for the duration of the call; FUTEX_WAIT
-    // only reads it; `ts_ptr` is NULL or points to a timespec that outlives the call.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT,
-            expected,
-            ts_ptr,
-            core::ptr::null::<u32>(),
-            0u32,
-        );
+    /// Sleeps on `word` while it holds `expected`, for at most `timeout` (`None`: no limit).
+    /// Returns true if a `FUTEX_WAKE` woke it (it was chosen), false on a timeout, a signal or
+    /// a changed word. Callers re-check their condition either way.
+    pub fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> bool {
+        let ts = timeout.map(|d| libc::timespec {
+            tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
+            tv_nsec: d.subsec_nanos() as libc::c_long,
+        });
+        let ts_ptr = ts
+            .as_ref()
+            .map_or(core::ptr::null(), |t| t as *const libc::timespec);
+        // SAFETY: `word` is a valid, aligned 32-bit atomic for the duration of the call;
+        // FUTEX_WAIT only reads it; `ts_ptr` is NULL or points to a timespec that outlives the
+        // call.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                word.as_ptr(),
+                libc::FUTEX_WAIT,
+                expected,
+                ts_ptr,
+                core::ptr::null::<u32>(),
+                0u32,
+            )
+        };
+        r == 0
+    }
+
+    /// Wakes at most `n` processes sleeping on `word`; returns how many it woke.
+    pub fn wake(word: &AtomicU32, n: u32) -> u32 {
+        let n = n.min(i32::MAX as u32) as i32;
+        // SAFETY: `word` is a valid, aligned 32-bit atomic; FUTEX_WAKE does not touch memory.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                word.as_ptr(),
+                libc::FUTEX_WAKE,
+                n,
+                core::ptr::null::<libc::timespec>(),
+                core::ptr::null::<u32>(),
+                0u32,
+            )
+        };
+        r.max(0) as u32
     }
 }
 
-/// Wakes every process sleeping on `word`.
-pub fn futex_wake_all(word: &AtomicU32) {
-    // SAFETY: `word` is a valid, aligned 32-bit atomic; FUTEX_WAKE does not touch memory.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAKE,
-            i32::MAX,
-            core::ptr::null::<libc::timespec>(),
-            core::ptr::null::<u32>(),
-            0u32,
-        );
+#[cfg(loom)]
+mod futex {
+    //! A model of the futex for loom: one queue of waiters behind a mutex, the word checked
+    //! under the mutex as the kernel checks it under its bucket lock. A wait with a timeout
+    //! gives up at a point of loom's choosing (it yields once), so the models explore a wake-up
+    //! that races a timeout.
+    use crate::sync::{AtomicU32, Ordering};
+    use loom::sync::{Condvar, Mutex};
+    use std::time::Duration;
+
+    struct Waiter {
+        word: usize,
+        id: u64,
+        woken: bool,
+    }
+
+    #[derive(Default)]
+    struct Queue {
+        waiters: Vec<Waiter>,
+        next_id: u64,
+    }
+
+    struct Model {
+        queue: Mutex<Queue>,
+        cond: Condvar,
+    }
+
+    loom::lazy_static! {
+        static ref MODEL: Model = Model { queue: Mutex::new(Queue::default()), cond: Condvar::new() };
+    }
+
+    fn take(q: &mut Queue, id: u64) -> bool {
+        let i = q.waiters.iter().position(|w| w.id == id).expect("queued");
+        q.waiters.remove(i).woken
+    }
+
+    /// See the real `wait`.
+    pub fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> bool {
+        let mut q = MODEL.queue.lock().unwrap();
+        // ORDERING: Relaxed, under the mutex: a waker bumps the word before it takes the mutex.
+        if word.load(Ordering::Relaxed) != expected {
+            return false;
+        }
+        let id = q.next_id;
+        q.next_id += 1;
+        q.waiters.push(Waiter {
+            word: word as *const AtomicU32 as usize,
+            id,
+            woken: false,
+        });
+        if timeout.is_some() {
+            drop(q);
+            loom::thread::yield_now();
+            let mut q = MODEL.queue.lock().unwrap();
+            return take(&mut q, id);
+        }
+        loop {
+            if q.waiters.iter().any(|w| w.id == id && w.woken) {
+                return take(&mut q, id);
+            }
+            q = MODEL.cond.wait(q).unwrap();
+        }
+    }
+
+    /// See the real `wake`.
+    pub fn wake(word: &AtomicU32, n: u32) -> u32 {
+        let mut q = MODEL.queue.lock().unwrap();
+        let addr = word as *const AtomicU32 as usize;
+        let mut woke = 0;
+        for w in q.waiters.iter_mut() {
+            if woke < n && w.word == addr && !w.woken {
+                w.woken = true;
+                woke += 1;
+            }
+        }
+        drop(q);
+        MODEL.cond.notify_all();
+        woke
     }
 }
 
-/// Wakes the sleepers of `w`, if there are any. Call after the change they wait for was made
-/// visible (a Release store in the ring).
+/// A waiter's announcement ([`announce`]): the value of `seq` it read before re-checking.
+#[must_use = "a ticket must be retired"]
+pub struct Ticket(u32);
+
+/// Announces that the caller is about to re-check and may sleep on `w`. Re-check the queue
+/// after this, then [`sleep`] if it still cannot go on, then [`retire`] either way.
 #[inline]
-pub fn notify(w: &WaitWord) {
-    // ORDERING: SeqCst fence orders our earlier ring store before the load of `sleepers`,
-    // pairing with the waiter's SeqCst increment and fence (see the module docs).
+pub fn announce(w: &WaitWord) -> Ticket {
+    // ORDERING: SeqCst increment and fence pair with the waker's SeqCst fence in `notify`:
+    // either the re-check that follows sees the waker's change, or the waker sees us.
+    w.sleepers.fetch_add(1, Ordering::SeqCst);
+    fence(Ordering::SeqCst);
+    // ORDERING: Acquire pairs with the waker's Release increment of `seq`.
+    Ticket(w.seq.load(Ordering::Acquire))
+}
+
+/// Sleeps on `w` unless a waker bumped `seq` since `t` was taken, for at most `timeout`.
+/// Returns true if this waiter was chosen by a wake-up: if it then leaves without taking what
+/// it waited for, it must pass the wake-up on ([`notify`] with 1).
+#[inline]
+pub fn sleep(w: &WaitWord, t: &Ticket, timeout: Option<Duration>) -> bool {
+    // ORDERING: Relaxed: statistics only.
+    w.sleeps.fetch_add(1, Ordering::Relaxed);
+    futex::wait(&w.seq, t.0, timeout)
+}
+
+/// Ends an announcement.
+#[inline]
+pub fn retire(w: &WaitWord, t: Ticket) {
+    let _ = t;
+    // ORDERING: Relaxed: the count is only read by wakers deciding whether to make a system
+    // call; a stale non-zero costs one needless call, never a lost wake-up.
+    w.sleepers.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Wakes at most `n` sleepers of `w`, if there are any: call after making `n` changes (messages,
+/// free slots) visible with the ring's Release stores. A waiter spinning on `w` takes a change
+/// without a wake-up: with `s` spinners registered, only `n - s` sleepers are woken (a spinner
+/// looks again after it stops spinning, see [`stop_spinning`]).
+#[inline]
+pub fn notify(w: &WaitWord, n: u32) {
+    // ORDERING: SeqCst fence orders our earlier ring store before the loads of `sleepers` and
+    // `spinners`, pairing with the waiter's SeqCst fence in `announce` or `stop_spinning`.
+    fence(Ordering::SeqCst);
+    // ORDERING: Relaxed: ordered by the fence above.
+    if n != 0 && w.sleepers.load(Ordering::Relaxed) != 0 {
+        // ORDERING: Relaxed: ordered by the fence above.
+        let spinning = w.spinners.load(Ordering::Relaxed);
+        if n > spinning {
+            wake(w, n - spinning);
+        }
+    }
+}
+
+/// [`notify`] for waiters that want room rather than one slot (producers on a full ring):
+/// sleepers are woken only once `free()` (asked only when someone sleeps and no spinner is
+/// enough) reaches `low`, and then as many as there are free slots, in one system call. A
+/// consumer draining a full ring thus wakes the producers once per `low` messages instead of
+/// once per message, so that the producers do not take turns sleeping and waking for every
+/// slot. What is deferred is bounded: a sleeper looks again when its caller's wait slice or its
+/// deadline ends ([`block_on`] makes a last attempt at the deadline), and after
+/// `IDLE_RECHECK` at the latest.
+#[inline]
+pub fn notify_room(w: &WaitWord, n: u32, low: u32, free: impl FnOnce() -> u32) {
+    // ORDERING: as in `notify`.
+    fence(Ordering::SeqCst);
+    // ORDERING: Relaxed: ordered by the fence above.
+    if n != 0 && w.sleepers.load(Ordering::Relaxed) != 0 {
+        // ORDERING: Relaxed: ordered by the fence above.
+        let spinning = w.spinners.load(Ordering::Relaxed);
+        if n > spinning {
+            let free = free();
+            if free >= low {
+                wake(w, free - spinning.min(free));
+            }
+        }
+    }
+}
+
+/// Wakes every sleeper of `w`: for changes that concern every waiter (shutdown, recovery,
+/// the end of `join`).
+#[inline]
+pub fn notify_all(w: &WaitWord) {
+    // ORDERING: as in `notify`.
     fence(Ordering::SeqCst);
     // ORDERING: Relaxed: ordered by the fence above.
     if w.sleepers.load(Ordering::Relaxed) != 0 {
-        // ORDERING: Release: a waiter that sees the new seq also sees our ring store.
-        w.seq.fetch_add(1, Ordering::Release);
-        futex_wake_all(&w.seq);
+        wake(w, u32::MAX);
+    }
+}
+
+/// Registers a spinner on `w` if fewer than `max` spin there now. While registered, wakers
+/// count on it instead of waking a sleeper ([`notify`]); it must end with [`stop_spinning`].
+#[inline]
+pub fn start_spinning(w: &WaitWord, max: u32) -> bool {
+    // ORDERING: Relaxed: a waker that reads the new count relies on `stop_spinning`'s fence,
+    // not on this store; one that reads the old count wakes a sleeper as usual.
+    w.spinners
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .is_ok()
+}
+
+/// Ends a spinner's registration. The caller must then look at the ring once more (a re-check
+/// before sleeping, or [`hand_on`] after taking something): a waker that counted on this
+/// spinner may have published a change that no attempt of the spin saw.
+#[inline]
+pub fn stop_spinning(w: &WaitWord) {
+    // ORDERING: Relaxed, then a SeqCst fence pairing with the waker's fence in `notify`: either
+    // the waker read the decremented count (and woke a sleeper), or our look after this fence
+    // sees its change. Saturating, so that a corrupted count cannot wrap.
+    let _ = w
+        .spinners
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    fence(Ordering::SeqCst);
+}
+
+/// After a waiter that spun stopped and took what it waited for (or gave up): wakers may have
+/// counted on it for changes it did not take, instead of waking a sleeper; wake sleepers for
+/// what is still available. `more` tells how much that is (0: none); it is only asked when
+/// someone sleeps. Call after [`stop_spinning`].
+#[inline]
+pub fn hand_on(w: &WaitWord, more: impl FnOnce() -> u32) {
+    // ORDERING: Relaxed: ordered by `stop_spinning`'s fence. A sleeper that announces after
+    // this load re-checks and sees what we would have woken it for.
+    if w.sleepers.load(Ordering::Relaxed) != 0 {
+        notify(w, more());
+    }
+}
+
+/// Clears the spinner count: for a waiter that found a change waiting after a sleep that no
+/// wake-up ended, i.e. a spinner died (SIGKILL) while registered and wakers still count on it.
+/// Live spinners then merely look like none: wakers wake sleepers, as without spinners.
+#[inline]
+pub fn clear_spinners(w: &WaitWord) {
+    // ORDERING: Relaxed: a hint (see `stop_spinning`).
+    w.spinners.store(0, Ordering::Relaxed);
+}
+
+#[cold]
+fn wake(w: &WaitWord, n: u32) {
+    // ORDERING: Release: a waiter that reads the new seq (Acquire, in `announce`) also sees our
+    // ring store.
+    w.seq.fetch_add(1, Ordering::Release);
+    let woken = futex::wake(&w.seq, n);
+    if woken != 0 {
+        // ORDERING: Relaxed: statistics only.
+        w.woken.fetch_add(u64::from(woken), Ordering::Relaxed);
     }
 }
 
 /// The outcome of one attempt inside [`block_on`].
+#[cfg(not(loom))]
 pub enum Attempt<T> {
-    /// The operation succeeded.
+    /// The operation succeeded: it took what the wait was for.
     Done(T),
+    /// The wait ends without taking anything (an error, a shutdown, a message that does not
+    /// fit): a wake-up this waiter was chosen for is passed on.
+    Leave(T),
     /// It could not proceed; the ring says where and why.
     Blocked(Blocked),
+}
+
+/// The longest a waiter spins before it sleeps. A futex wake-up costs tens of microseconds on
+/// a loaded virtual machine, while a partner process that is running answers within a few;
+/// 20 µs of spinning catches such a partner without a system call, and bounds what an idle
+/// waiter burns each time it (re-)enters a wait: Python re-enters every wait slice, so a
+/// consumer idle for 2 s in 100 ms slices spins at most 20 × 20 µs = 0.4 ms.
+pub const SPIN_TIME: Duration = Duration::from_micros(20);
+
+/// The shortest spin of a waiter whose recent spins did not pay: short enough to cost nothing
+/// worth measuring, long enough to notice that a partner has become fast again.
+pub const SPIN_MIN: Duration = Duration::from_micros(2);
+
+/// How long one handle spins on one side before sleeping, adapted to whether spinning paid
+/// (process-local; see the module docs).
+#[cfg(not(loom))]
+pub struct Spin(std::sync::atomic::AtomicU32);
+
+#[cfg(not(loom))]
+impl Default for Spin {
+    fn default() -> Spin {
+        Spin(std::sync::atomic::AtomicU32::new(
+            SPIN_TIME.as_nanos() as u32
+        ))
+    }
+}
+
+#[cfg(not(loom))]
+impl Spin {
+    /// The current spin, in nanoseconds.
+    fn get(&self) -> u32 {
+        // ORDERING: Relaxed: a process-local heuristic; any recent value will do.
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// A wait that took `waited` ended: spinning would have paid if it was no longer than the
+    /// longest spin.
+    fn learn(&self, waited: Duration) {
+        let now = self.get();
+        let next = if waited <= SPIN_TIME {
+            now.saturating_mul(2).min(SPIN_TIME.as_nanos() as u32)
+        } else {
+            (now / 2).max(SPIN_MIN.as_nanos() as u32)
+        };
+        if next != now {
+            // ORDERING: Relaxed: as in `get`.
+            self.0.store(next, Ordering::Relaxed);
+        }
+    }
+}
+
+/// How many waiters may spin on one side at once: half the CPUs this process may run on, at
+/// least one.
+#[cfg(not(loom))]
+pub fn max_spinners() -> u32 {
+    static MAX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (cpus / 2).clamp(1, u32::MAX as usize) as u32
+    })
 }
 
 /// How often a sleeping waiter whose slot is held by another process (`WRITING`/`READING`)
@@ -111,80 +424,165 @@ pub const STUCK_CHECK: Duration = Duration::from_millis(20);
 /// `IDLE_RECHECK + STUCK_CHECK`.
 pub const IDLE_RECHECK: Duration = Duration::from_millis(250);
 
-/// Runs `attempt` until it succeeds or `deadline` passes: first spinning, then sleeping on `w`
-/// between attempts. When an attempt is blocked by a slot that another process holds,
-/// `on_stuck` is called (at most every [`STUCK_CHECK`]) so the caller can check whether that
-/// process died and free the slot; it returns true if it freed something.
-/// Returns `Err(blocker)` with the last blocker on timeout.
+/// Runs `attempt` until it is done (or leaves) or `deadline` passes: first spinning (as `spin`
+/// and the other spinners allow), then sleeping on `w` between attempts. When an attempt is
+/// blocked by a slot that another process holds, `on_stuck` is called (at most every
+/// [`STUCK_CHECK`]) so the caller can check whether that process died and free the slot; it
+/// returns true if it freed something. `more` tells how many changes of the kind waited for
+/// are available now (0: none); a waiter that spun calls it on its way out ([`hand_on`]).
+/// Returns `Err(blocker)` with the last blocker on timeout. A waiter chosen by a wake-up that
+/// leaves without being done passes the wake-up on.
+#[cfg(not(loom))]
 pub fn block_on<T>(
     w: &WaitWord,
+    spin: &Spin,
     deadline: Option<Instant>,
     mut attempt: impl FnMut() -> Attempt<T>,
+    mut more: impl FnMut() -> u32,
     mut on_stuck: impl FnMut(Blocked) -> bool,
 ) -> Result<T, Blocked> {
     let start = Instant::now();
-    let spin_until = deadline.map_or(start + SPIN_TIME, |d| d.min(start + SPIN_TIME));
-    let mut spins = 0u32;
-    let mut last = loop {
-        match attempt() {
-            Attempt::Done(v) => return Ok(v),
-            Attempt::Blocked(b) => {
-                spins += 1;
-                if spins % 8 == 0 && Instant::now() >= spin_until {
-                    break b;
+    let mut last = None;
+    // Set once this call stopped spinning and until it looks at the ring again: wakers may have
+    // counted on it as a spinner, so a way out before that look hands on what is available.
+    let mut owe = false;
+    if start_spinning(w, max_spinners()) {
+        let budget = Duration::from_nanos(u64::from(spin.get()));
+        let spin_until = deadline.map_or(start + budget, |d| d.min(start + budget));
+        let mut spins = 0u32;
+        loop {
+            match attempt() {
+                Attempt::Done(v) => {
+                    stop_spinning(w);
+                    hand_on(w, &mut more);
+                    spin.learn(start.elapsed());
+                    return Ok(v);
+                }
+                Attempt::Leave(v) => {
+                    stop_spinning(w);
+                    hand_on(w, &mut more);
+                    return Ok(v);
+                }
+                Attempt::Blocked(b) => {
+                    spins += 1;
+                    if spins % 8 == 0 && Instant::now() >= spin_until {
+                        last = Some(b);
+                        break;
+                    }
                 }
             }
+            for _ in 0..4 {
+                crate::sync::spin_hint();
+            }
         }
-        for _ in 0..4 {
-            crate::sync::spin_hint();
+        stop_spinning(w);
+        owe = true;
+    }
+    let mut last = match last {
+        Some(b) => b,
+        None => match attempt() {
+            Attempt::Done(v) | Attempt::Leave(v) => return Ok(v),
+            Attempt::Blocked(b) => b,
+        },
+    };
+    // Whether the last sleep ended with a wake-up meant for this waiter that it has not yet
+    // used (taken what it was woken for, or found that someone else took it).
+    let mut chosen = false;
+    // Whether the last sleep ran its full time with no wake-up: a change found waiting after
+    // it was never signalled (see `clear_spinners`).
+    let mut napped = false;
+    let mut next_check = Instant::now() + STUCK_CHECK;
+    // The way out of a wait that is not done: pass on a wake-up this waiter was chosen for,
+    // hand on what a spinner may have been counted on for.
+    let leave = |chosen: bool, owe: bool, more: &mut dyn FnMut() -> u32| {
+        if chosen {
+            notify(w, 1);
+        }
+        if owe {
+            hand_on(w, more);
         }
     };
-    let mut next_check = Instant::now() + STUCK_CHECK;
     loop {
         let now = Instant::now();
         if deadline.is_some_and(|d| now >= d) {
+            // A last look: a change whose wake-up was deferred (`notify_room`) still counts.
+            match attempt() {
+                Attempt::Done(v) => {
+                    leave(false, owe, &mut more);
+                    return Ok(v);
+                }
+                Attempt::Leave(v) => {
+                    leave(chosen, owe, &mut more);
+                    return Ok(v);
+                }
+                Attempt::Blocked(b) => last = b,
+            }
+            leave(chosen, owe, &mut more);
+            if !owe && napped && more() != 0 {
+                clear_spinners(w);
+            }
             return Err(last);
         }
         if last.held() && now >= next_check {
             next_check = now + STUCK_CHECK;
             if on_stuck(last) {
                 match attempt() {
-                    Attempt::Done(v) => return Ok(v),
-                    Attempt::Blocked(b) => last = b,
+                    Attempt::Done(v) => {
+                        leave(false, owe, &mut more);
+                        return Ok(v);
+                    }
+                    Attempt::Leave(v) => {
+                        leave(chosen, owe, &mut more);
+                        return Ok(v);
+                    }
+                    Attempt::Blocked(b) => {
+                        last = b;
+                        owe = false;
+                    }
                 }
                 continue;
             }
         }
-        // ORDERING: SeqCst increment pairs with the waker's SeqCst fence (module docs).
-        w.sleepers.fetch_add(1, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
-        // ORDERING: Acquire pairs with the waker's Release increment.
-        let seq = w.seq.load(Ordering::Acquire);
+        let ticket = announce(w);
         let outcome = attempt();
         if let Attempt::Blocked(b) = outcome {
             last = b;
+            owe = false;
             let now = Instant::now();
             let bound = if last.held() {
                 next_check.saturating_duration_since(now)
             } else {
                 IDLE_RECHECK
             };
-            let sleep = deadline.map_or(bound, |d| d.saturating_duration_since(now).min(bound));
-            futex_wait(&w.seq, seq, Some(sleep));
+            let nap = deadline.map_or(bound, |d| d.saturating_duration_since(now).min(bound));
+            // A waiter woken before and beaten to it now has nothing of its own to pass on.
+            chosen = sleep(w, &ticket, Some(nap));
+            napped = !chosen && now.elapsed() >= nap;
+        } else if napped {
+            clear_spinners(w);
         }
-        // ORDERING: Relaxed: the count is only read by wakers deciding whether to wake.
-        w.sleepers.fetch_sub(1, Ordering::Relaxed);
-        if let Attempt::Done(v) = outcome {
-            return Ok(v);
+        retire(w, ticket);
+        match outcome {
+            Attempt::Done(v) => {
+                leave(false, owe, &mut more);
+                spin.learn(start.elapsed());
+                return Ok(v);
+            }
+            Attempt::Leave(v) => {
+                leave(chosen, owe, &mut more);
+                return Ok(v);
+            }
+            Attempt::Blocked(_) => {}
         }
     }
 }
 
 /// Sleeps on `w` until `ready()` returns true or `deadline` passes (then returns false). The
 /// same announce / re-check / sleep protocol as [`block_on`], without the spinning: used for
-/// rare waits such as `join`, whose wakers call [`notify`] after changing what `ready` reads.
-/// `idle` runs every [`IDLE_RECHECK`] of sleep (join uses it to recover slots of dead processes,
-/// whose messages would otherwise stay unfinished).
+/// rare waits such as `join`, whose wakers call [`notify_all`] after changing what `ready`
+/// reads. `idle` runs every [`IDLE_RECHECK`] of sleep (join uses it to recover slots of dead
+/// processes, whose messages would otherwise stay unfinished).
+#[cfg(not(loom))]
 pub fn wait_until(
     w: &WaitWord,
     deadline: Option<Instant>,
@@ -199,21 +597,16 @@ pub fn wait_until(
         if deadline.is_some_and(|d| now >= d) {
             return false;
         }
-        // ORDERING: SeqCst increment pairs with the waker's SeqCst fence (module docs).
-        w.sleepers.fetch_add(1, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
-        // ORDERING: Acquire pairs with the waker's Release increment.
-        let seq = w.seq.load(Ordering::Acquire);
-        let sleep = !ready();
-        if sleep {
+        let ticket = announce(w);
+        let asleep = !ready();
+        if asleep {
             let bound = deadline.map_or(IDLE_RECHECK, |d| {
                 d.saturating_duration_since(now).min(IDLE_RECHECK)
             });
-            futex_wait(&w.seq, seq, Some(bound));
+            let _ = sleep(w, &ticket, Some(bound));
         }
-        // ORDERING: Relaxed: the count is only read by wakers deciding whether to wake.
-        w.sleepers.fetch_sub(1, Ordering::Relaxed);
-        if sleep {
+        retire(w, ticket);
+        if asleep {
             idle();
         }
     }

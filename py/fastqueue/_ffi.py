@@ -143,6 +143,10 @@ STAT_NAMES: Final = (
     "creator_pid",
     "segment_size",
     "shutdown",
+    "getters_woken",
+    "putters_woken",
+    "getter_sleeps",
+    "putter_sleeps",
 )
 
 
@@ -263,6 +267,7 @@ _fq_join = _declare("fq_join", c_int32, c_void_p, c_int64)
 _fq_observe = _declare("fq_observe", c_int32, c_char_p, _voidpp)
 _fq_live_participants = _declare("fq_live_participants", c_uint64, c_void_p)
 _fq_wait = _declare("fq_wait", c_int32, c_void_p, c_int32, c_int64)
+_fq_wake = _declare("fq_wake", c_int32, c_void_p, c_int32)
 _fq_noop = _declare("fq_noop", c_int32, c_void_p, c_void_p, c_uint64, c_int64)
 
 # ---------------------------------------------------------------------------------------------
@@ -988,6 +993,11 @@ class Handle:
         """fq_wait (WAIT_READABLE / WAIT_WRITABLE): OK, TIMEOUT, SHUTDOWN or an error status.
         Takes and claims nothing."""
         return int(_fq_wait(self._ptr, what, timeout_ns))
+
+    def wake(self, what: int) -> int:
+        """fq_wake (WAIT_READABLE / WAIT_WRITABLE): passes on the wake-up a wait that returned
+        OK may have used, for a caller that will not take or put after all. Returns OK."""
+        return int(_fq_wake(self._ptr, what))
 
     def write_begin(self, timeout_ns: int) -> tuple[int, int, int]:
         """fq_write_begin: (status, address of the lent slot's max_msg bytes, token). Keeps

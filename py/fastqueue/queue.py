@@ -1160,7 +1160,11 @@ class Queue(_aio.AsyncMixin):
         ``puts`` / ``gets``: messages ever claimed by puts / taken or skipped by gets;
         ``full_hits`` / ``empty_hits``: calls that found the queue full / empty; ``recoveries``:
         slots taken back from processes that died mid-operation; ``reclaimed``: participant
-        entries of dead processes reused; ``depth``: messages queued now.
+        entries of dead processes reused; ``depth``: messages queued now; ``getters_woken`` /
+        ``putters_woken``: blocked gets / puts woken by the other side (a put wakes at most one
+        sleeping get, so with many idle consumers this grows by about one per message, not by
+        one per consumer); ``getter_sleeps`` / ``putter_sleeps``: times a blocked call slept in
+        the kernel.
 
         >>> with Queue(element_size=8, capacity=2) as q:
         ...     q.put(b"a"); q.put(b"b"); _ = q.get()

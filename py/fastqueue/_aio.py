@@ -106,13 +106,41 @@ if hasattr(os, "register_at_fork"):
 
 class _SharedWait:
     """One fq_wait in a worker thread, awaited by every coroutine of one loop that waits on the
-    same handle in the same direction."""
+    same handle in the same direction.
 
-    __slots__ = ("future", "users")
+    A put wakes at most one sleeping getter per message (a get, one putter per slot), so a wait
+    that returns OK may hold the only wake-up for that message. If every coroutine sharing it
+    is gone (cancelled, timed out) without trying to take or put, the wake-up is passed on with
+    fq_wake, whichever finishes last: the worker thread or the last coroutine (``lock`` orders
+    the two)."""
 
-    def __init__(self, future: asyncio.Future[int]) -> None:
-        self.future = future
+    __slots__ = ("abandoned", "finished", "future", "lock", "ready", "used", "users")
+
+    def __init__(self) -> None:
+        self.future: asyncio.Future[int] | None = None
         self.users = 0
+        self.lock = threading.Lock()
+        self.finished = False  # the worker's fq_wait returned
+        self.ready = False  # ... with OK
+        self.used = False  # a coroutine went on to try after the wait ended
+        self.abandoned = False  # every coroutine left without trying
+
+    def run(self, h: _ffi.Handle, what: int) -> int:
+        """The worker thread's job: one fq_wait slice."""
+        status = h.wait(what, _WAIT_SLICE_NS)
+        with self.lock:
+            self.finished = True
+            self.ready = status == _ffi.OK
+            if self.ready and self.abandoned:
+                h.wake(what)
+        return status
+
+    def abandon(self, h: _ffi.Handle, what: int) -> None:
+        """The last coroutine left without trying: pass on a wake-up the wait may have used."""
+        with self.lock:
+            self.abandoned = True
+            if self.ready:
+                h.wake(what)
 
 
 # handle -> {(direction, id(loop)): wait in flight}. Only touched from event-loop threads; the
@@ -129,26 +157,31 @@ async def _wait(h: _ffi.Handle, what: int, timeout: float | None, op: str, name:
     key = (what, id(loop))
     per_handle = _waits.setdefault(h, {})
     shared = per_handle.get(key)
-    if shared is None or shared.future.done():
-        future = loop.run_in_executor(_executor(), h.wait, what, _WAIT_SLICE_NS)
-        shared = per_handle[key] = _SharedWait(future)
+    if shared is None or shared.future is None or shared.future.done():
+        shared = per_handle[key] = _SharedWait()
+        shared.future = future = loop.run_in_executor(_executor(), shared.run, h, what)
 
         def forget(_: object, shared: _SharedWait = shared) -> None:
             if per_handle.get(key) is shared:
                 del per_handle[key]
 
         future.add_done_callback(forget)
+    future = shared.future
     shared.users += 1
+    used = False
     try:
         # asyncio.wait never cancels what it waits for: other coroutines keep sharing it.
-        await asyncio.wait((shared.future,), timeout=timeout)
+        await asyncio.wait((future,), timeout=timeout)
+        used = future.done()  # the caller tries to take (or put) next
     finally:
         shared.users -= 1
-        if shared.users == 0 and not shared.future.done():
-            # Nobody waits any more: drop the result (the thread finishes its slice, taking
-            # nothing), and let a wait not started yet never start.
-            shared.future.cancel()
-    future = shared.future
+        shared.used = shared.used or used
+        if shared.users == 0 and not shared.used:
+            shared.abandon(h, what)
+            if not future.done():
+                # Nobody waits any more: drop the result (the thread finishes its slice, taking
+                # nothing), and let a wait not started yet never start.
+                future.cancel()
     if future.done() and not future.cancelled():
         status = future.result()
         if status < 0:

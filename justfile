@@ -182,12 +182,18 @@ soak minutes="10": _install
     {{python}} tests/soak.py --minutes {{trim_start_match(minutes, "minutes=")}}
 
 # Model-check the ring with loom (2 producers x 2 consumers, capacities 1 and 2, recovery),
-# preemption bound 1: a minute or two. Its own target dir, since --cfg loom rebuilds everything.
+# preemption bound 1: a minute or two; then the wake protocol (core/tests/loom_wait.rs: wake-one,
+# hand-over, spinners, hand-on), whose small models run at bound 2: under a minute.
+# Its own target dir, since --cfg loom rebuilds everything.
 loom:
     LOOM_MAX_PREEMPTIONS=1 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
         cargo test --release --test loom
+    LOOM_MAX_PREEMPTIONS=2 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
+        cargo test --release --test loom_wait
 
-# The same model with preemption bound 2: much deeper, tens of minutes.
+# The same models one preemption deeper: tens of minutes.
 loom-deep:
     LOOM_MAX_PREEMPTIONS=2 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
         cargo test --release --test loom
+    LOOM_MAX_PREEMPTIONS=3 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
+        cargo test --release --test loom_wait

@@ -15,9 +15,14 @@
  *    `data` may be NULL when `len` is 0.
  *  - Timeouts: `timeout_ns` < 0 waits forever, 0 never waits (try once), > 0 waits at most that
  *    many nanoseconds (CLOCK_MONOTONIC). A timed-out call returns FQ_EMPTY / FQ_FULL and changes
- *    nothing. Blocking never polls: the caller spins briefly, then sleeps in the kernel (futex) and
- *    is woken by the operation it waits for. A signal handler that runs while a call sleeps does not
- *    end the call; callers that must react to signals (Python does) pass bounded timeouts and loop.
+ *    nothing. Blocking never polls: the caller spins briefly (only while few others spin, and for
+ *    as long as spinning has recently paid), then sleeps in the kernel (futex) and is woken by the
+ *    operation it waits for. A put wakes at most one sleeping get per message (a batch of n, at
+ *    most n); a get wakes sleeping puts once a sixteenth of the ring (at most 64 slots) is free,
+ *    not slot by slot, so a put blocked on a full queue may see a single freed slot only when its
+ *    own deadline comes (it makes a last attempt then) or after 250 ms. A signal handler that
+ *    runs while a call sleeps does not end the call; callers that must react to signals (Python
+ *    does) pass bounded timeouts and loop.
  *  - Threads: a fq_queue handle may be used by any number of threads at once, except that
  *    fq_close() must not race with any other call on the same handle.
  *  - Processes: handles are per process. After fork() the child should fq_clone() each inherited

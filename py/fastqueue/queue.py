@@ -483,15 +483,15 @@ class Queue(_aio.AsyncMixin):
         # goes on below, as does an empty queue or an error.
         rx = self._rx
         try:
-            buf, take = rx.pop()
+            pair = rx.pop()
         except IndexError:
             return self._get_rest(block, timeout, None)
-        n = take()
+        n = pair[1]()
         if n >= 0:
-            msg: bytes = buf[:n]  # the one copy, into a new bytes object
-            rx.append((buf, take))
+            msg: bytes = pair[0][:n]  # the one copy, into a new bytes object
+            rx.append(pair)  # the same pair back: no tuple made per get
             return msg
-        rx.append((buf, take))
+        rx.append(pair)
         return self._get_rest(block, timeout, n + _TRY_BIAS)
 
     def _get_rest(self, block: bool, timeout: float | None, status: int | None) -> bytes:
@@ -525,15 +525,15 @@ class Queue(_aio.AsyncMixin):
         """``get(block=False)``: raises :class:`~fastqueue.Empty` at once if there is no message."""
         rx = self._rx  # get's hot path, inlined: this is a hot call.
         try:
-            buf, take = rx.pop()
+            pair = rx.pop()
         except IndexError:
             return self._get_rest(False, None, None)
-        n = take()
+        n = pair[1]()
         if n >= 0:
-            msg: bytes = buf[:n]
-            rx.append((buf, take))
+            msg: bytes = pair[0][:n]
+            rx.append(pair)
             return msg
-        rx.append((buf, take))
+        rx.append(pair)
         return self._get_rest(False, None, n + _TRY_BIAS)
 
     def _get_error(self, status: bytes | int) -> Exception:

@@ -15,8 +15,8 @@
  *    `data` may be NULL when `len` is 0.
  *  - Timeouts: `timeout_ns` < 0 waits forever, 0 never waits (try once), > 0 waits at most that
  *    many nanoseconds (CLOCK_MONOTONIC). A timed-out call returns FQ_EMPTY / FQ_FULL and changes
- *    nothing. Blocking never polls: the caller spins briefly (only while few others spin, and for
- *    as long as spinning has recently paid), then sleeps in the kernel (futex) and is woken by the
+ *    nothing. Blocking never polls: the caller spins briefly (only while fewer than half the CPUs'
+ *    worth of callers spin on that side), then sleeps in the kernel (futex) and is woken by the
  *    operation it waits for. A put wakes at most one sleeping get per message (a batch of n, at
  *    most n); a get wakes sleeping puts once a sixteenth of the ring (at most 64 slots) is free,
  *    not slot by slot, so a put blocked on a full queue may see a single freed slot only when its

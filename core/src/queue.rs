@@ -24,9 +24,7 @@ use crate::layout::{
 use crate::ring::{Blocked, GetError, PutError, ReadClaim, Ring};
 use crate::shm::{self, Mapping};
 use crate::sync::Ordering;
-use crate::wait::{
-    block_on, notify, notify_all, notify_room, wait_until, Attempt, Spin, SPIN_TIME,
-};
+use crate::wait::{block_on, notify, notify_all, notify_room, wait_until, Attempt, SPIN_TIME};
 use crate::Status;
 use std::ffi::{CStr, CString};
 use std::time::{Duration, Instant};
@@ -45,10 +43,6 @@ pub struct Queue {
     geo: Geometry,
     me: u32,
     pid: u32,
-    /// How long this handle's blocked puts spin before sleeping (adaptive, see `wait`).
-    spin_put: Spin,
-    /// The same for gets (and waits for readability).
-    spin_get: Spin,
 }
 
 fn cname(name: &str) -> Result<CString, Status> {
@@ -138,8 +132,6 @@ impl Queue {
             geo,
             me: OBSERVER,
             pid: std::process::id(),
-            spin_put: Spin::default(),
-            spin_get: Spin::default(),
         })
     }
 
@@ -193,8 +185,6 @@ impl Queue {
             geo,
             me: u32::MAX,
             pid: std::process::id(),
-            spin_put: Spin::default(),
-            spin_get: Spin::default(),
         };
         for k in 0..MAX_PARTICIPANTS {
             if !q.map.lock_participant(k) {
@@ -371,7 +361,6 @@ impl Queue {
         let h = self.header();
         let r = block_on(
             &h.not_full.0,
-            &self.spin_put,
             deadline(timeout),
             || {
                 if self.shutdown_state() != SHUTDOWN_NONE {
@@ -484,7 +473,6 @@ impl Queue {
                 } else {
                     block_on(
                         &self.header().not_empty.0,
-                        &self.spin_get,
                         deadline(timeout),
                         attempt,
                         || ring.ready_now(),
@@ -597,10 +585,10 @@ impl Queue {
                 }
             }
         };
-        let (word, spin) = if readable {
-            (&h.not_empty.0, &self.spin_get)
+        let word = if readable {
+            &h.not_empty.0
         } else {
-            (&h.not_full.0, &self.spin_put)
+            &h.not_full.0
         };
         let more = || {
             if readable {
@@ -609,10 +597,8 @@ impl Queue {
                 ring.free_now()
             }
         };
-        let r = block_on(word, spin, deadline(timeout), attempt, more, |b| {
-            self.recover(b)
-        })
-        .unwrap_or(Err(Status::Timeout));
+        let r = block_on(word, deadline(timeout), attempt, more, |b| self.recover(b))
+            .unwrap_or(Err(Status::Timeout));
         self.note_skipped(skipped);
         r
     }

@@ -33,12 +33,15 @@
 //! Wakers make a system call only when someone sleeps; a put never wakes more than one
 //! consumer, so N idle consumers cost a stream of messages one wake-up each, not N.
 //!
-//! Spinning ([`Spin`]): a waiter first re-tries for a while without sleeping, because a partner
+//! Spinning: a waiter first re-tries for up to [`SPIN_TIME`] without sleeping, because a partner
 //! process that is running answers within microseconds while a futex round trip costs tens of
-//! them. Two things keep spinning from hurting: at most half the CPUs' worth of waiters spin on
-//! one side at once (`WaitWord::spinners`: more processes than cores would otherwise burn each
-//! other's time slices), and each handle adapts how long it spins to whether spinning paid: a
-//! wait that ended within the longest spin doubles it, one that had to sleep longer halves it.
+//! them. What keeps spinning from hurting is that at most half the CPUs' worth of waiters spin
+//! on one side at once (`WaitWord::spinners`); the others sleep at once, so more processes than
+//! cores do not burn each other's time slices, and wakers count on the spinners instead of
+//! waking sleepers. (A per-handle spin that shrank after waits that had to sleep was tried and
+//! measured: no topology got faster, and a cross-process ping-pong whose two sides had slept
+//! once each kept spinning shorter than the other's wake-up took, sleeping again and again: its
+//! 99th percentile went from ~3 µs to 25-80 µs.)
 //!
 //! Futexes are used in their shared (not `PRIVATE`) form, because the word lives in a
 //! `MAP_SHARED` mapping that other processes map at other addresses. Under `--cfg loom` the
@@ -358,48 +361,6 @@ pub enum Attempt<T> {
 /// consumer idle for 2 s in 100 ms slices spins at most 20 × 20 µs = 0.4 ms.
 pub const SPIN_TIME: Duration = Duration::from_micros(20);
 
-/// The shortest spin of a waiter whose recent spins did not pay: short enough to cost nothing
-/// worth measuring, long enough to notice that a partner has become fast again.
-pub const SPIN_MIN: Duration = Duration::from_micros(2);
-
-/// How long one handle spins on one side before sleeping, adapted to whether spinning paid
-/// (process-local; see the module docs).
-#[cfg(not(loom))]
-pub struct Spin(std::sync::atomic::AtomicU32);
-
-#[cfg(not(loom))]
-impl Default for Spin {
-    fn default() -> Spin {
-        Spin(std::sync::atomic::AtomicU32::new(
-            SPIN_TIME.as_nanos() as u32
-        ))
-    }
-}
-
-#[cfg(not(loom))]
-impl Spin {
-    /// The current spin, in nanoseconds.
-    fn get(&self) -> u32 {
-        // ORDERING: Relaxed: a process-local heuristic; any recent value will do.
-        self.0.load(Ordering::Relaxed)
-    }
-
-    /// A wait that took `waited` ended: spinning would have paid if it was no longer than the
-    /// longest spin.
-    fn learn(&self, waited: Duration) {
-        let now = self.get();
-        let next = if waited <= SPIN_TIME {
-            now.saturating_mul(2).min(SPIN_TIME.as_nanos() as u32)
-        } else {
-            (now / 2).max(SPIN_MIN.as_nanos() as u32)
-        };
-        if next != now {
-            // ORDERING: Relaxed: as in `get`.
-            self.0.store(next, Ordering::Relaxed);
-        }
-    }
-}
-
 /// How many waiters may spin on one side at once: half the CPUs this process may run on, at
 /// least one.
 #[cfg(not(loom))]
@@ -424,8 +385,8 @@ pub const STUCK_CHECK: Duration = Duration::from_millis(20);
 /// `IDLE_RECHECK + STUCK_CHECK`.
 pub const IDLE_RECHECK: Duration = Duration::from_millis(250);
 
-/// Runs `attempt` until it is done (or leaves) or `deadline` passes: first spinning (as `spin`
-/// and the other spinners allow), then sleeping on `w` between attempts. When an attempt is
+/// Runs `attempt` until it is done (or leaves) or `deadline` passes: first spinning (if fewer
+/// than [`max_spinners`] spin on `w`), then sleeping on `w` between attempts. When an attempt is
 /// blocked by a slot that another process holds, `on_stuck` is called (at most every
 /// [`STUCK_CHECK`]) so the caller can check whether that process died and free the slot; it
 /// returns true if it freed something. `more` tells how many changes of the kind waited for
@@ -435,7 +396,6 @@ pub const IDLE_RECHECK: Duration = Duration::from_millis(250);
 #[cfg(not(loom))]
 pub fn block_on<T>(
     w: &WaitWord,
-    spin: &Spin,
     deadline: Option<Instant>,
     mut attempt: impl FnMut() -> Attempt<T>,
     mut more: impl FnMut() -> u32,
@@ -447,15 +407,13 @@ pub fn block_on<T>(
     // counted on it as a spinner, so a way out before that look hands on what is available.
     let mut owe = false;
     if start_spinning(w, max_spinners()) {
-        let budget = Duration::from_nanos(u64::from(spin.get()));
-        let spin_until = deadline.map_or(start + budget, |d| d.min(start + budget));
+        let spin_until = deadline.map_or(start + SPIN_TIME, |d| d.min(start + SPIN_TIME));
         let mut spins = 0u32;
         loop {
             match attempt() {
                 Attempt::Done(v) => {
                     stop_spinning(w);
                     hand_on(w, &mut more);
-                    spin.learn(start.elapsed());
                     return Ok(v);
                 }
                 Attempt::Leave(v) => {
@@ -565,7 +523,6 @@ pub fn block_on<T>(
         match outcome {
             Attempt::Done(v) => {
                 leave(false, owe, &mut more);
-                spin.learn(start.elapsed());
                 return Ok(v);
             }
             Attempt::Leave(v) => {

@@ -183,7 +183,7 @@ enum Exit {
     TimedOut,
 }
 
-/// `wait::block_on`, step for step, less the clock, `on_stuck`, `Spin`'s learning and the
+/// `wait::block_on`, step for step, less the clock, `on_stuck` and the
 /// dead-spinner recovery (`napped` / `clear_spinners`: no spinner dies in these models).
 fn block_on(
     w: &WaitWord,

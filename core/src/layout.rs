@@ -94,12 +94,17 @@ pub struct WaitWord {
     /// Number of callers between announcing they will sleep and returning. Invariant: a waker
     /// makes a system call only when it reads a non-zero value here.
     pub sleepers: AtomicU32,
-    /// Number of waiters spinning (awake, re-trying) on this side right now. Only a hint: it
-    /// caps how many waiters spin at once, so that more processes than cores do not burn each
-    /// other's time slices; no correctness argument depends on it.
+    /// Number of waiters spinning (awake, re-trying) on this side right now. It caps how many
+    /// waiters spin at once, and wakers count on a registered spinner instead of waking a
+    /// sleeper (`wait`'s module docs say why that loses nothing). A stale count (a spinner that
+    /// died) only delays wake-ups until a sleeper finds an unsignalled change and clears it.
     pub spinners: AtomicU32,
-    /// Padding; zero.
-    pub _reserved: u32,
+    /// When a waiter of this side last found itself starving (blocked longer than
+    /// `wait::STARVE_AFTER` while others of its side got through): CLOCK_MONOTONIC in
+    /// milliseconds, wrapping; 0 never. While recent, nobody starts spinning here and room is
+    /// handed to sleepers slot by slot, so that sleepers get their turn (a fairness hint; it
+    /// expires by itself).
+    pub starving: AtomicU32,
     /// Waiters woken by wakers' system calls (the count `FUTEX_WAKE` returned), ever: a
     /// statistic (`FQ_STAT_*_WOKEN`) that shows whether wakers wake one waiter per change.
     pub woken: AtomicU64,

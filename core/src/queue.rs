@@ -373,6 +373,7 @@ impl Queue {
                 }
             },
             || ring.free_now(),
+            || Some(self.puts_so_far()),
             |b| self.recover(b),
         );
         self.after_write_claim();
@@ -476,6 +477,9 @@ impl Queue {
                         deadline(timeout),
                         attempt,
                         || ring.ready_now(),
+                        // Consumers are not tracked: in a pool, a consumer that sleeps while
+                        // others take every message is idle, not starving (nothing waits).
+                        || None,
                         |b| self.recover(b),
                     )
                     .unwrap_or(Err(Status::Empty))
@@ -597,10 +601,24 @@ impl Queue {
                 ring.free_now()
             }
         };
-        let r = block_on(word, deadline(timeout), attempt, more, |b| self.recover(b))
-            .unwrap_or(Err(Status::Timeout));
+        let r = block_on(
+            word,
+            deadline(timeout),
+            attempt,
+            more,
+            || None,
+            |b| self.recover(b),
+        )
+        .unwrap_or(Err(Status::Timeout));
         self.note_skipped(skipped);
         r
+    }
+
+    /// How many positions puts have claimed so far (the enqueue counter): what a blocked put
+    /// watches to tell whether other producers get through while it waits.
+    fn puts_so_far(&self) -> u64 {
+        // ORDERING: Relaxed: a fairness hint only.
+        self.header().tail.0.load(Ordering::Relaxed)
     }
 
     /// Passes on a wake-up that a [`Queue::wait_ready`] returning `Ok` may have used up, for a

@@ -262,11 +262,56 @@ pub fn notify_room(w: &WaitWord, n: u32, low: u32, free: impl FnOnce() -> u32) {
         let spinning = w.spinners.load(Ordering::Relaxed);
         if n > spinning {
             let free = free();
-            if free >= low {
+            if free >= low || starving(w) {
                 wake(w, free - spinning.min(free));
             }
         }
     }
+}
+
+/// How long a waiter may stay blocked while others of its side get through before it counts as
+/// starving (see `WaitWord::starving`). Long enough that a pool running flat out (where
+/// sleepers routinely wait while awake callers keep the ring full) stays in its fast mode
+/// nearly all the time; short enough that no waiter waits ~100 ms (a wait slice) for its turn.
+pub const STARVE_AFTER: Duration = Duration::from_millis(40);
+
+/// How often a starving waiter renews its mark; the mark lapses two of these after the last
+/// renewal, so the fair mode ends soon after the starving waiter got through.
+pub const STARVE_RENEW: Duration = Duration::from_millis(4);
+
+/// CLOCK_MONOTONIC in milliseconds, wrapping, never 0: comparable across processes.
+#[cfg(not(loom))]
+fn now_ms() -> u32 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for clock_gettime to write; CLOCK_MONOTONIC exists on
+    // every Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    let ms = (ts.tv_sec as u64).wrapping_mul(1000) + ts.tv_nsec as u64 / 1_000_000;
+    (ms as u32).max(1)
+}
+
+/// Whether a waiter of `w` found itself starving recently (within two [`STARVE_RENEW`]s: a
+/// starving waiter renews the mark that often while it stays blocked).
+#[cfg(not(loom))]
+fn starving(w: &WaitWord) -> bool {
+    // ORDERING: Relaxed: a fairness hint; any recent value will do.
+    let t = w.starving.load(Ordering::Relaxed);
+    t != 0 && now_ms().wrapping_sub(t) <= 2 * STARVE_RENEW.as_millis() as u32
+}
+
+#[cfg(loom)]
+fn starving(_: &WaitWord) -> bool {
+    false
+}
+
+/// Marks `w` as having a starving waiter now.
+#[cfg(not(loom))]
+fn mark_starving(w: &WaitWord) {
+    // ORDERING: Relaxed: as in `starving`.
+    w.starving.store(now_ms(), Ordering::Relaxed);
 }
 
 /// Wakes every sleeper of `w`: for changes that concern every waiter (shutdown, recovery,
@@ -285,6 +330,9 @@ pub fn notify_all(w: &WaitWord) {
 /// count on it instead of waking a sleeper ([`notify`]); it must end with [`stop_spinning`].
 #[inline]
 pub fn start_spinning(w: &WaitWord, max: u32) -> bool {
+    if starving(w) {
+        return false;
+    }
     // ORDERING: Relaxed: a waker that reads the new count relies on `stop_spinning`'s fence,
     // not on this store; one that reads the old count wakes a sleeper as usual.
     w.spinners
@@ -399,6 +447,7 @@ pub fn block_on<T>(
     deadline: Option<Instant>,
     mut attempt: impl FnMut() -> Attempt<T>,
     mut more: impl FnMut() -> u32,
+    mut progress: impl FnMut() -> Option<u64>,
     mut on_stuck: impl FnMut(Blocked) -> bool,
 ) -> Result<T, Blocked> {
     let start = Instant::now();
@@ -450,6 +499,11 @@ pub fn block_on<T>(
     // it was never signalled (see `clear_spinners`).
     let mut napped = false;
     let mut next_check = Instant::now() + STUCK_CHECK;
+    // Fairness: where the others of this side were when this waiter started sleeping (None:
+    // not tracked for this wait), and whether it has found itself starving since.
+    let mut seen = progress();
+    let mut starved = false;
+    let starve_at = start + STARVE_AFTER;
     // The way out of a wait that is not done: pass on a wake-up this waiter was chosen for,
     // hand on what a spinner may have been counted on for.
     let leave = |chosen: bool, owe: bool, more: &mut dyn FnMut() -> u32| {
@@ -501,17 +555,38 @@ pub fn block_on<T>(
                 continue;
             }
         }
+        if seen.is_some() && now >= starve_at {
+            // Blocked a while: if others of this side got through meanwhile, this waiter is
+            // starving (awake callers keep taking what it waits for): say so, and renew it.
+            let at = progress();
+            if at != seen {
+                starved = true;
+                seen = at;
+                mark_starving(w);
+            }
+        }
         let ticket = announce(w);
         let outcome = attempt();
         if let Attempt::Blocked(b) = outcome {
             last = b;
             owe = false;
             let now = Instant::now();
-            let bound = if last.held() {
+            let mut bound = if last.held() {
                 next_check.saturating_duration_since(now)
             } else {
                 IDLE_RECHECK
             };
+            if seen.is_some() {
+                // Look at the others' progress when STARVE_AFTER has passed, and while
+                // starving, often enough to keep the mark fresh.
+                bound = bound.min(if now < starve_at {
+                    starve_at - now
+                } else if starved {
+                    STARVE_RENEW
+                } else {
+                    bound
+                });
+            }
             let nap = deadline.map_or(bound, |d| d.saturating_duration_since(now).min(bound));
             // A waiter woken before and beaten to it now has nothing of its own to pass on.
             chosen = sleep(w, &ticket, Some(nap));

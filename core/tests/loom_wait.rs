@@ -71,7 +71,7 @@ impl Side {
                 seq: AtomicU32::new(0),
                 sleepers: AtomicU32::new(0),
                 spinners: AtomicU32::new(0),
-                _reserved: 0,
+                starving: AtomicU32::new(0),
                 woken: AtomicU64::new(0),
                 sleeps: AtomicU64::new(0),
             },

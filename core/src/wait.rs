@@ -514,20 +514,27 @@ pub fn block_on<T>(
             hand_on(w, more);
         }
     };
+    // An attempt that ended the wait: the value to return, after the way out it owes.
+    let settle =
+        |outcome: Attempt<T>, chosen: bool, owe: bool, more: &mut dyn FnMut() -> u32| match outcome
+        {
+            Attempt::Done(v) => {
+                leave(false, owe, more);
+                Ok(v)
+            }
+            Attempt::Leave(v) => {
+                leave(chosen, owe, more);
+                Ok(v)
+            }
+            Attempt::Blocked(b) => Err(b),
+        };
     loop {
         let now = Instant::now();
         if deadline.is_some_and(|d| now >= d) {
             // A last look: a change whose wake-up was deferred (`notify_room`) still counts.
-            match attempt() {
-                Attempt::Done(v) => {
-                    leave(false, owe, &mut more);
-                    return Ok(v);
-                }
-                Attempt::Leave(v) => {
-                    leave(chosen, owe, &mut more);
-                    return Ok(v);
-                }
-                Attempt::Blocked(b) => last = b,
+            match settle(attempt(), chosen, owe, &mut more) {
+                Ok(v) => return Ok(v),
+                Err(b) => last = b,
             }
             leave(chosen, owe, &mut more);
             if !owe && napped && more() != 0 {
@@ -538,16 +545,9 @@ pub fn block_on<T>(
         if last.held() && now >= next_check {
             next_check = now + STUCK_CHECK;
             if on_stuck(last) {
-                match attempt() {
-                    Attempt::Done(v) => {
-                        leave(false, owe, &mut more);
-                        return Ok(v);
-                    }
-                    Attempt::Leave(v) => {
-                        leave(chosen, owe, &mut more);
-                        return Ok(v);
-                    }
-                    Attempt::Blocked(b) => {
+                match settle(attempt(), chosen, owe, &mut more) {
+                    Ok(v) => return Ok(v),
+                    Err(b) => {
                         last = b;
                         owe = false;
                     }
@@ -595,16 +595,8 @@ pub fn block_on<T>(
             clear_spinners(w);
         }
         retire(w, ticket);
-        match outcome {
-            Attempt::Done(v) => {
-                leave(false, owe, &mut more);
-                return Ok(v);
-            }
-            Attempt::Leave(v) => {
-                leave(chosen, owe, &mut more);
-                return Ok(v);
-            }
-            Attempt::Blocked(_) => {}
+        if let Ok(v) = settle(outcome, chosen, owe, &mut more) {
+            return Ok(v);
         }
     }
 }

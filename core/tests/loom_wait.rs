@@ -290,23 +290,39 @@ fn producer(s: &'static Side, n: u32) -> thread::JoinHandle<()> {
     thread::spawn(move || s.put(n))
 }
 
-/// Model 1, wake-one: two consumers sleep without a timeout, two producers add one item each
-/// and wake one sleeper each. Both consumers finish, each with its own item.
-#[test]
-fn wake_one_two_sleepers_two_wakers() {
-    builder().check(|| {
+/// The shape of most models: two consumers, waiting as `kinds`, each need one item; `wakers`
+/// (threads it spawns and joins) make two available. Both consumers finish with an item of
+/// their own, and nothing is left over.
+fn two_consumers_take_two(kinds: [Waiter; 2], wakers: fn(&'static Side)) {
+    builder().check(move || {
         let s = Side::new();
-        let c = [consumer(s, SLEEPER), consumer(s, SLEEPER)];
-        let p = [producer(s, 1), producer(s, 1)];
-        for p in p {
-            p.join().unwrap();
-        }
+        let c = kinds.map(|k| consumer(s, k));
+        wakers(s);
         for c in c {
             assert_eq!(c.join().unwrap(), Exit::Done);
         }
         s.check(2);
         assert_eq!(s.more(), 0);
     });
+}
+
+/// Two producers add one item each, concurrently.
+fn two_producers_of_one(s: &'static Side) {
+    for p in [producer(s, 1), producer(s, 1)] {
+        p.join().unwrap();
+    }
+}
+
+/// One producer adds two items and wakes for both at once (`notify(w, 2)`).
+fn one_batch_of_two(s: &'static Side) {
+    producer(s, 2).join().unwrap();
+}
+
+/// Model 1, wake-one: two consumers sleep without a timeout, two producers add one item each
+/// and wake one sleeper each. Both consumers finish, each with its own item.
+#[test]
+fn wake_one_two_sleepers_two_wakers() {
+    two_consumers_take_two([SLEEPER, SLEEPER], two_producers_of_one);
 }
 
 /// Model 2, the hand-over: consumer A sleeps without a timeout but cannot take any item (too
@@ -385,18 +401,7 @@ const SPINNER: Waiter = Waiter {
 /// what it did not take. Both consumers finish.
 #[test]
 fn spinner_counted_on_by_wakers() {
-    builder().check(|| {
-        let s = Side::new();
-        let c = [consumer(s, SPINNER), consumer(s, SLEEPER)];
-        let p = [producer(s, 1), producer(s, 1)];
-        for p in p {
-            p.join().unwrap();
-        }
-        for c in c {
-            assert_eq!(c.join().unwrap(), Exit::Done);
-        }
-        s.check(2);
-    });
+    two_consumers_take_two([SPINNER, SLEEPER], two_producers_of_one);
 }
 
 /// Model 3b, a spinner that gives up: S spins once and its deadline passes as the spin ends
@@ -454,30 +459,14 @@ fn notify_all_wakes_every_sleeper() {
 /// consumers sleep without a timeout. Both finish.
 #[test]
 fn batch_wakes_as_many_as_it_made_available() {
-    builder().check(|| {
-        let s = Side::new();
-        let c = [consumer(s, SLEEPER), consumer(s, SLEEPER)];
-        producer(s, 2).join().unwrap();
-        for c in c {
-            assert_eq!(c.join().unwrap(), Exit::Done);
-        }
-        s.check(2);
-    });
+    two_consumers_take_two([SLEEPER, SLEEPER], one_batch_of_two);
 }
 
 /// Model 5b, a batch and a spinner: S spins once, then sleeps; B sleeps; one producer adds two
 /// items with `notify(w, 2)`, which wakes one sleeper fewer while S is registered. Both finish.
 #[test]
 fn batch_with_a_spinner() {
-    builder().check(|| {
-        let s = Side::new();
-        let c = [consumer(s, SPINNER), consumer(s, SLEEPER)];
-        producer(s, 2).join().unwrap();
-        for c in c {
-            assert_eq!(c.join().unwrap(), Exit::Done);
-        }
-        s.check(2);
-    });
+    two_consumers_take_two([SPINNER, SLEEPER], one_batch_of_two);
 }
 
 /// Model 6, `notify_room` as a small ring uses it (`low` = 1: capacities below 32): a waker
@@ -487,9 +476,7 @@ fn batch_with_a_spinner() {
 /// stays asleep until its timeout, which these models do not count on.)
 #[test]
 fn notify_room_low_1() {
-    builder().check(|| {
-        let s = Side::new();
-        let c = [consumer(s, SPINNER), consumer(s, SLEEPER)];
+    two_consumers_take_two([SPINNER, SLEEPER], |s| {
         let p = thread::spawn(move || {
             for _ in 0..2 {
                 // ORDERING: Release, as the ring's store that frees a slot.
@@ -498,10 +485,6 @@ fn notify_room_low_1() {
             }
         });
         p.join().unwrap();
-        for c in c {
-            assert_eq!(c.join().unwrap(), Exit::Done);
-        }
-        s.check(2);
     });
 }
 

@@ -17,9 +17,9 @@
 //! Timeouts are `Option<Duration>`: `None` waits forever, `Some(Duration::ZERO)` tries once.
 
 use crate::layout::{
-    Description, Geometry, Header, Participant, SlotBuffer, HEADER_SIZE, LAYOUT_VERSION, MAGIC,
-    MAX_PARTICIPANTS, PARTICIPANT_FREE, PARTICIPANT_USED, SHUTDOWN_GRACEFUL, SHUTDOWN_IMMEDIATE,
-    SHUTDOWN_NONE, SLOT_HEADER_SIZE,
+    Description, Geometry, Header, Participant, SlotBuffer, WaitWord, HEADER_SIZE, LAYOUT_VERSION,
+    MAGIC, MAX_PARTICIPANTS, PARTICIPANT_FREE, PARTICIPANT_USED, SHUTDOWN_GRACEFUL,
+    SHUTDOWN_IMMEDIATE, SHUTDOWN_NONE, SLOT_HEADER_SIZE,
 };
 use crate::ring::{Blocked, GetError, PutError, ReadClaim, Ring};
 use crate::shm::{self, Mapping};
@@ -563,7 +563,6 @@ impl Queue {
     /// down and drained). Dead owners met on the way are recovered, as by a blocked get or put.
     pub fn wait_ready(&self, readable: bool, timeout: Option<Duration>) -> Result<(), Status> {
         let ring = self.ring();
-        let h = self.header();
         let mut skipped = 0;
         let attempt = || {
             let shut = self.shutdown_state();
@@ -589,11 +588,7 @@ impl Queue {
                 }
             }
         };
-        let word = if readable {
-            &h.not_empty.0
-        } else {
-            &h.not_full.0
-        };
+        let word = self.side(readable);
         let more = || {
             if readable {
                 ring.ready_now()
@@ -625,16 +620,18 @@ impl Queue {
     /// caller that will not take (`readable`) or put after all: wakes one other waiter of that
     /// side, if any sleeps.
     pub fn pass_on(&self, readable: bool) -> Result<(), Status> {
-        let h = self.header();
-        notify(
-            if readable {
-                &h.not_empty.0
-            } else {
-                &h.not_full.0
-            },
-            1,
-        );
+        notify(self.side(readable), 1);
         Ok(())
+    }
+
+    /// The wait word of getters (`readable`) or of putters.
+    fn side(&self, readable: bool) -> &WaitWord {
+        let h = self.header();
+        if readable {
+            &h.not_empty.0
+        } else {
+            &h.not_full.0
+        }
     }
 
     /// Counters kept in the segment, indexed as `FQ_STAT_*` in the C header: puts, gets,
@@ -812,7 +809,9 @@ impl Queue {
         let mut until: Option<Option<Instant>> = None;
         let mut off = 0usize;
         let mut run: Option<(u64, u64)> = None; // (first, next) positions of the current run
-                                                // Messages published and not yet signalled (each signal wakes at most that many consumers).
+
+        // Messages published and not yet signalled: each signal wakes at most that many
+        // consumers.
         let mut unsignalled = 0u32;
         let mut result = Ok(());
         for &len in lens {

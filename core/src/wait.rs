@@ -231,17 +231,26 @@ pub fn retire(w: &WaitWord, t: Ticket) {
 /// looks again after it stops spinning, see [`stop_spinning`]).
 #[inline]
 pub fn notify(w: &WaitWord, n: u32) {
-    // ORDERING: SeqCst fence orders our earlier ring store before the loads of `sleepers` and
-    // `spinners`, pairing with the waiter's SeqCst fence in `announce` or `stop_spinning`.
-    fence(Ordering::SeqCst);
-    // ORDERING: Relaxed: ordered by the fence above.
-    if n != 0 && w.sleepers.load(Ordering::Relaxed) != 0 {
-        // ORDERING: Relaxed: ordered by the fence above.
-        let spinning = w.spinners.load(Ordering::Relaxed);
+    if let Some(spinning) = sleepers_beside(w) {
         if n > spinning {
             wake(w, n - spinning);
         }
     }
+}
+
+/// The waker's half of the protocol, after its change was made visible: `None` if nobody
+/// sleeps on `w` (then no system call is due), else how many spinners wakers may count on.
+#[inline]
+fn sleepers_beside(w: &WaitWord) -> Option<u32> {
+    // ORDERING: SeqCst fence orders our earlier ring store before the loads of `sleepers` and
+    // `spinners`, pairing with the waiter's SeqCst fence in `announce` or `stop_spinning`.
+    fence(Ordering::SeqCst);
+    // ORDERING: Relaxed: ordered by the fence above.
+    if w.sleepers.load(Ordering::Relaxed) == 0 {
+        return None;
+    }
+    // ORDERING: Relaxed: ordered by the fence above.
+    Some(w.spinners.load(Ordering::Relaxed))
 }
 
 /// [`notify`] for waiters that want room rather than one slot (producers on a full ring):
@@ -254,12 +263,7 @@ pub fn notify(w: &WaitWord, n: u32) {
 /// `IDLE_RECHECK` at the latest.
 #[inline]
 pub fn notify_room(w: &WaitWord, n: u32, low: u32, free: impl FnOnce() -> u32) {
-    // ORDERING: as in `notify`.
-    fence(Ordering::SeqCst);
-    // ORDERING: Relaxed: ordered by the fence above.
-    if n != 0 && w.sleepers.load(Ordering::Relaxed) != 0 {
-        // ORDERING: Relaxed: ordered by the fence above.
-        let spinning = w.spinners.load(Ordering::Relaxed);
+    if let Some(spinning) = sleepers_beside(w) {
         if n > spinning {
             let free = free();
             if free >= low || starving(w) {
@@ -318,10 +322,7 @@ fn mark_starving(w: &WaitWord) {
 /// the end of `join`).
 #[inline]
 pub fn notify_all(w: &WaitWord) {
-    // ORDERING: as in `notify`.
-    fence(Ordering::SeqCst);
-    // ORDERING: Relaxed: ordered by the fence above.
-    if w.sleepers.load(Ordering::Relaxed) != 0 {
+    if sleepers_beside(w).is_some() {
         wake(w, u32::MAX);
     }
 }
@@ -460,12 +461,7 @@ pub fn block_on<T>(
         let mut spins = 0u32;
         loop {
             match attempt() {
-                Attempt::Done(v) => {
-                    stop_spinning(w);
-                    hand_on(w, &mut more);
-                    return Ok(v);
-                }
-                Attempt::Leave(v) => {
+                Attempt::Done(v) | Attempt::Leave(v) => {
                     stop_spinning(w);
                     hand_on(w, &mut more);
                     return Ok(v);

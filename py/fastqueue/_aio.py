@@ -114,14 +114,15 @@ class _SharedWait:
     fq_wake, whichever finishes last: the worker thread or the last coroutine (``lock`` orders
     the two)."""
 
-    __slots__ = ("abandoned", "finished", "future", "lock", "ready", "used", "users")
+    __slots__ = ("abandoned", "future", "lock", "ready", "used", "users")
+
+    #: The worker's fq_wait (set right after construction: `run` is what it runs).
+    future: asyncio.Future[int]
 
     def __init__(self) -> None:
-        self.future: asyncio.Future[int] | None = None
         self.users = 0
         self.lock = threading.Lock()
-        self.finished = False  # the worker's fq_wait returned
-        self.ready = False  # ... with OK
+        self.ready = False  # the worker's fq_wait returned OK
         self.used = False  # a coroutine went on to try after the wait ended
         self.abandoned = False  # every coroutine left without trying
 
@@ -129,7 +130,6 @@ class _SharedWait:
         """The worker thread's job: one fq_wait slice."""
         status = h.wait(what, _WAIT_SLICE_NS)
         with self.lock:
-            self.finished = True
             self.ready = status == _ffi.OK
             if self.ready and self.abandoned:
                 h.wake(what)
@@ -157,7 +157,7 @@ async def _wait(h: _ffi.Handle, what: int, timeout: float | None, op: str, name:
     key = (what, id(loop))
     per_handle = _waits.setdefault(h, {})
     shared = per_handle.get(key)
-    if shared is None or shared.future is None or shared.future.done():
+    if shared is None or shared.future.done():
         shared = per_handle[key] = _SharedWait()
         shared.future = future = loop.run_in_executor(_executor(), shared.run, h, what)
 

@@ -351,6 +351,20 @@ def attach(spec: Any) -> Endpoint:
     raise ValueError(f"cannot attach {kind!r}")
 
 
+def put_end_markers(q: Endpoint, pid: int, n_consumers: int, stop: bytes, barrier: Any) -> None:
+    """In producer ``pid`` of a cross-process run: the end markers, one per consumer, go in after
+    every producer's last message. Producer 0 puts them after ``barrier``; the others first make
+    sure their messages are in the queue (only mp.Queue needs that: its put() returns before its
+    feeder thread has written the message), and so does producer 0 with the markers."""
+    if pid != 0:
+        q.flush()
+    barrier.wait()
+    if pid == 0:
+        for _ in range(n_consumers):
+            q.put(stop)
+        q.flush()
+
+
 def payloads(size: int) -> tuple[bytes, bytes]:
     """Two distinct payloads of exactly `size` bytes whose first and last bytes differ.
 

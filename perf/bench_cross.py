@@ -163,15 +163,7 @@ def _producer(
         for m in msgs:
             put(m)
     t1 = time.perf_counter()
-    # The end markers must go in after every producer's last message. Producer 0 puts them after
-    # a barrier; the others first make sure their messages are in the queue (only mp.Queue needs
-    # that: its put() returns before its feeder thread has written the message).
-    if pid != 0:
-        q.flush()
-    barrier.wait()
-    if pid == 0:
-        for _ in range(n_consumers):
-            put(STOP)
+    adapters.put_end_markers(q, pid, n_consumers, STOP, barrier)
     results.put(("producer", pid, t0, t1))
     if pid == 0:
         q.close()

@@ -124,14 +124,7 @@ def _producer(
             worst = t - prev
         prev = t
     t1 = prev
-    # The end markers go in after every producer's last message (see the module docstring).
-    if pid != 0:
-        q.flush()
-    barrier.wait()
-    if pid == 0:
-        for _ in range(n_consumers):
-            put(stop)
-        q.flush()
+    adapters.put_end_markers(q, pid, n_consumers, stop, barrier)
     conn.send(("producer", pid, t0, t1, worst))
     conn.close()
     q.close()
@@ -184,32 +177,23 @@ def run_once(
     q = adapters.make(kind, size, CAPACITY)
     ready, start = CTX.Semaphore(0), CTX.Event()
     barrier = CTX.Barrier(producers)
-    readers, writers, procs = [], [], []
+    readers: list[Any] = []
+    writers: list[Any] = []
+    procs: list[Any] = []
+
+    def add(target: Any, name: str, *args: Any) -> None:
+        """A child process that sends its result through a pipe of its own (the last argument)."""
+        r, w = CTX.Pipe(duplex=False)
+        readers.append(r)
+        writers.append(w)
+        procs.append(CTX.Process(target=target, args=(*args, w), daemon=True, name=name))
+
     try:
+        spec = q.spec()
         for c in range(consumers):
-            r, w = CTX.Pipe(duplex=False)
-            readers.append(r)
-            writers.append(w)
-            procs.append(
-                CTX.Process(
-                    target=_consumer,
-                    args=(q.spec(), c, producers, ready, start, w),
-                    daemon=True,
-                    name=f"consumer-{c}",
-                )
-            )
+            add(_consumer, f"consumer-{c}", spec, c, producers, ready, start)
         for p in range(producers):
-            r, w = CTX.Pipe(duplex=False)
-            readers.append(r)
-            writers.append(w)
-            procs.append(
-                CTX.Process(
-                    target=_producer,
-                    args=(q.spec(), p, per, size, consumers, ready, start, barrier, w),
-                    daemon=True,
-                    name=f"producer-{p}",
-                )
-            )
+            add(_producer, f"producer-{p}", spec, p, per, size, consumers, ready, start, barrier)
         for pr in procs:
             pr.start()
         for w in writers:  # the children hold them now; a dead child's pipe then reads EOF

@@ -83,9 +83,11 @@ extern "C" {
 #define FQ_ERR_PERMISSION (-7)
 /** Not enough shared memory (/dev/shm full or size limits); nothing was left behind. */
 #define FQ_ERR_NO_SPACE (-8)
-/** The segment is not a valid fastqueue queue: foreign, truncated or corrupted. */
+/** The segment is not a valid fastqueue queue: foreign, truncated or corrupted, or not a regular
+ *  file at all (a directory, a FIFO, a symbolic link: never followed or waited on). */
 #define FQ_ERR_BAD_SEGMENT (-9)
-/** The segment is a fastqueue queue of another layout version. */
+/** The segment is a fastqueue queue of another layout version (1..65535; a larger value after a
+ *  valid magic is FQ_ERR_BAD_SEGMENT). */
 #define FQ_ERR_VERSION (-10)
 /** The segment was never finished by its creator (it died during creation, or is still at it). */
 #define FQ_ERR_NOT_READY (-11)

@@ -48,6 +48,10 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"FASTQUE1");
 /// state word bumps it; a library refuses segments of any other version.
 pub const LAYOUT_VERSION: u32 = 3;
 
+/// The largest value of a description's `layout_version` read as a version of some fastqueue
+/// (`Version`); a larger one is a corrupt segment (`BadSegment`).
+pub const MAX_PLAUSIBLE_VERSION: u32 = 0xFFFF;
+
 /// Size of a cache line pair: counters written by different sides sit this far apart (adjacent
 /// line prefetch on x86-64 pulls lines in pairs; aarch64 big cores use 128-byte lines).
 pub const LINE: usize = 128;
@@ -349,7 +353,13 @@ impl Geometry {
     /// its sizes imply. Call only after `magic` was observed (acquire) as [`MAGIC`].
     pub fn validate(desc: &Description, mapped_len: u64) -> Result<Geometry, Status> {
         if desc.layout_version != LAYOUT_VERSION {
-            return Err(Status::Version);
+            // Layout versions are small integers counted up from 1: a larger value is garbage
+            // after a valid magic, not another version (fastqueue/_diagnose.py agrees).
+            return Err(if (1..=MAX_PLAUSIBLE_VERSION).contains(&desc.layout_version) {
+                Status::Version
+            } else {
+                Status::BadSegment
+            });
         }
         if desc.header_size as usize != HEADER_SIZE || desc.max_participants != MAX_PARTICIPANTS {
             return Err(Status::BadSegment);

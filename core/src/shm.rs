@@ -125,7 +125,12 @@ impl Mapping {
         // SAFETY: `name` is a valid NUL-terminated string.
         let fd = unsafe { libc::shm_open(name.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC, 0) };
         if fd < 0 {
-            return Err(status_of(errno()));
+            return Err(match errno() {
+                // shm_open never follows a symbolic link (ELOOP) and reports a directory as
+                // EINVAL (the name itself was checked): what is there is not a segment.
+                libc::ELOOP | libc::EINVAL | libc::EISDIR => Status::BadSegment,
+                e => status_of(e),
+            });
         }
         loop {
             // SAFETY: a zeroed stat is a valid out-parameter.
@@ -136,6 +141,12 @@ impl Mapping {
                 // SAFETY: fd is ours.
                 unsafe { libc::close(fd) };
                 return Err(status_of(e));
+            }
+            if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+                // A FIFO, a device...: not a segment, and nothing to wait for.
+                // SAFETY: fd is ours.
+                unsafe { libc::close(fd) };
+                return Err(Status::BadSegment);
             }
             let size = st.st_size.max(0) as u64;
             if size >= min_len {

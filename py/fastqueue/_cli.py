@@ -18,6 +18,7 @@ error.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import stat as stat_mod
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Final, TextIO
 
 from . import _ffi
-from ._errors import _segment_layout
+from ._diagnose import diagnose
 
 __all__ = ["COMMANDS", "Segment", "main", "probe", "scan"]
 
@@ -105,37 +106,21 @@ def probe(name: str) -> Segment:
         mode=f"{stat_mod.S_IMODE(st.st_mode):04o}",
         owner_uid=st.st_uid,
     )
-    if not stat_mod.S_ISREG(st.st_mode):
-        seg.reason = "not a regular file"
-        return seg
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        try:
-            magic = os.read(fd, len(_ffi.MAGIC))
-        finally:
-            os.close(fd)
-    except PermissionError:
-        seg.kind, seg.reason = "unusable", "permission denied (cannot read it)"
-        return seg
-    except OSError as exc:
-        seg.reason = f"cannot be read: {exc.strerror}"
-        return seg
-    if magic != _ffi.MAGIC:
-        seg.reason = "not a fastqueue segment"
+    # What the file is, and why it is not a queue if it is not: the same diagnosis as the
+    # library's exceptions give (fastqueue._diagnose).
+    found = diagnose(name)
+    if found.kind != "queue":
+        if found.kind == "missing":
+            raise FileNotFoundError(errno.ENOENT, found.reason, str(path))
+        seg.kind, seg.reason = found.kind, found.reason
         return seg
     try:
         raw = os.fsencode(name)
     except UnicodeError:  # pragma: no cover - names in /dev/shm come from the filesystem
         raw = name.encode("utf-8", "surrogateescape")
     status, handle = _ffi.observe(raw)
-    if handle is None:
-        seg.kind = "unusable"
-        seg.reason = _UNUSABLE.get(status, _ffi.status_str(status))
-        if status == _ffi.ERR_VERSION:
-            seg.reason = (
-                f"fastqueue segment of {_segment_layout(name)} (this fastqueue reads layout "
-                f"{_ffi.layout_version()})"
-            )
+    if handle is None:  # changed since the diagnosis
+        seg.kind, seg.reason = "unusable", diagnose(name, status).reason
         return seg
     try:
         counters = dict(zip(_ffi.STAT_NAMES, handle.stats()))

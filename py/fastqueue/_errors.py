@@ -1,11 +1,14 @@
 """Exceptions of fastqueue, and the one table that maps the C library's status codes to them.
 
-:class:`Empty` and :class:`Full` are the ordinary outcomes of a non-blocking or timed-out call and
-subclass :class:`queue.Empty` / :class:`queue.Full`, so code written for :mod:`queue` or
-:mod:`multiprocessing` catches them unchanged. Every failure reported by the library is a
-:class:`FastQueueError`; where a builtin exception already names the situation the error also
-subclasses it (``FileExistsError``, ``FileNotFoundError``, ``PermissionError``, ``OSError``,
-``ValueError``), so both ``except FastQueueError`` and ``except FileExistsError`` work.
+Every exception fastqueue raises on purpose is a :class:`FastQueueError` *and*, where Python has
+a standard class for the situation, that class too: :class:`Empty`, :class:`Full` and
+:class:`ShutDown` subclass :class:`queue.Empty`, :class:`queue.Full` and ``queue.ShutDown``
+(Python >= 3.13), so code written for :mod:`queue` or :mod:`multiprocessing` catches them
+unchanged; a rejected argument is a ``ValueError`` (:class:`InvalidArgumentError`) or a
+``TypeError`` (:class:`ArgumentTypeError`); a call on a closed handle is a ``ValueError``
+(:class:`QueueClosedError`), as for a closed file; and so on (``FileExistsError``,
+``FileNotFoundError``, ``PermissionError``, ``OSError``). Both ``except FastQueueError`` and
+``except ValueError`` work.
 """
 
 from __future__ import annotations
@@ -13,12 +16,13 @@ from __future__ import annotations
 import errno
 import os
 import queue
-import sys
 from typing import Final
 
 from . import _ffi
+from ._diagnose import EMPTY_FILE, NEVER_FINISHED, OTHER_VERSION, SHM_DIR, Diagnosis, diagnose
 
 __all__ = [
+    "ArgumentTypeError",
     "Empty",
     "FastQueueError",
     "Full",
@@ -26,32 +30,40 @@ __all__ = [
     "InvalidArgumentError",
     "MessageTooBigError",
     "NoSpaceError",
+    "QueueClosedError",
     "QueueExistsError",
     "QueueNotFoundError",
     "QueueOSError",
     "QueuePermissionError",
     "SegmentError",
     "ShutDown",
+    "SlotError",
+    "SlotInUseError",
     "TooManyAttachedError",
     "error_from_status",
 ]
 
 
-class Empty(queue.Empty):
-    """Raised by ``get`` when no message arrived in time (or at once, when not blocking)."""
-
-
-class Full(queue.Full):
-    """Raised by ``put`` when no slot became free in time (or at once, when not blocking)."""
-
-
 class FastQueueError(Exception):
-    """Base class of every failure reported by the fastqueue library.
+    """Base class of every exception fastqueue raises on purpose.
 
-    ``status`` is the library's status code (a negative ``FQ_ERR_*`` value of fastqueue.h).
+    ``status`` is the library's status code (an ``FQ_*`` value of fastqueue.h), 0 for errors
+    found by the Python package itself (a rejected argument, a closed handle).
     """
 
     status: int = 0
+
+
+class Empty(FastQueueError, queue.Empty):
+    """Raised by ``get`` when no message arrived in time (or at once, when not blocking)."""
+
+    status = _ffi.EMPTY
+
+
+class Full(FastQueueError, queue.Full):
+    """Raised by ``put`` when no slot became free in time (or at once, when not blocking)."""
+
+    status = _ffi.FULL
 
 
 # queue.ShutDown exists from Python 3.13 on; before, ShutDown is a plain FastQueueError.
@@ -76,12 +88,14 @@ class QueuePermissionError(FastQueueError, PermissionError):
 
 
 class NoSpaceError(FastQueueError, OSError):
-    """Not enough shared memory for the segment (``/dev/shm`` full, or a size limit)."""
+    """Not enough shared memory for the segment (``/dev/shm`` full, or a size limit); the
+    message says how many bytes it needs."""
 
 
 class SegmentError(FastQueueError):
-    """The named segment is not a usable queue: foreign, truncated, corrupted, of another
-    layout version, or never finished by its creator."""
+    """The named segment is not a usable queue: foreign, empty, truncated, corrupted, of another
+    layout version, never finished by its creator, or not a regular file (a directory, a FIFO,
+    a symbolic link). The message says which."""
 
 
 class TooManyAttachedError(FastQueueError):
@@ -93,7 +107,27 @@ class MessageTooBigError(FastQueueError, ValueError):
 
 
 class InvalidArgumentError(FastQueueError, ValueError):
-    """The library rejected an argument as out of range (sizes, name)."""
+    """An argument with a value out of range (a size, a name, a timeout, a mode...), or a call
+    the queue's state does not allow (``task_done()`` too often). The message names the
+    argument, the value given and what is allowed."""
+
+
+class ArgumentTypeError(FastQueueError, TypeError):
+    """An argument of the wrong type (e.g. a ``str`` where a bytes-like object is needed)."""
+
+
+class QueueClosedError(FastQueueError, ValueError):
+    """An operation on a handle that was closed (as with a closed file, a ``ValueError``)."""
+
+
+class SlotError(FastQueueError, RuntimeError):
+    """A zero-copy slot used wrongly, e.g. a ``put_slot()`` / ``get_slot()`` block entered
+    twice."""
+
+
+class SlotInUseError(SlotError, BufferError):
+    """A ``put_slot()`` slot's memory was still used after its ``with`` block (by a numpy array
+    or a memoryview made from it), so nothing was put."""
 
 
 class QueueOSError(FastQueueError, OSError):
@@ -126,8 +160,7 @@ _TABLE: Final[dict[int, tuple[type[FastQueueError], int | None, str]]] = {
     _ffi.ERR_INVALID: (
         InvalidArgumentError,
         None,
-        "{op}: an argument is out of range ({detail}); check the name (1..250 bytes, no '/' "
-        "after the first character) and that element_size and capacity are >= 1 and not huge",
+        "{op}: the library refused an argument: {detail}",
     ),
     _ffi.ERR_TOO_BIG: (
         MessageTooBigError,
@@ -165,24 +198,22 @@ _TABLE: Final[dict[int, tuple[type[FastQueueError], int | None, str]]] = {
         "/dev/shm has {free} bytes free; use a smaller element_size or capacity, remove unused "
         "queues (fastqueue.unlink), or enlarge /dev/shm",
     ),
+    # The three segment statuses: what is wrong comes from the diagnosis of the file
+    # (_diagnose.diagnose, which `fastqueue ls --all` / `stat` print too), then what to do.
     _ffi.ERR_BAD_SEGMENT: (
         SegmentError,
         None,
-        "{op}: {name!r} is not a valid fastqueue queue (it is foreign, truncated or corrupted); "
-        + _UNLINK_HINT,
+        "{op}: {name!r} is {diagnosis}; {advice}",
     ),
     _ffi.ERR_VERSION: (
         SegmentError,
         None,
-        "{op}: queue {name!r} was made by a fastqueue of {theirs} (this "
-        "library reads layout {layout}); attach with a matching fastqueue version, or "
-        + _UNLINK_HINT,
+        "{op}: {name!r} is {diagnosis}; {advice}",
     ),
     _ffi.ERR_NOT_READY: (
         SegmentError,
         None,
-        "{op}: queue {name!r} was never finished by its creator (it died while creating it, or "
-        "is still at it); wait and retry, or " + _UNLINK_HINT,
+        "{op}: {name!r} is {diagnosis}; {advice}",
     ),
     _ffi.ERR_TOO_MANY: (
         TooManyAttachedError,
@@ -203,21 +234,19 @@ _TABLE: Final[dict[int, tuple[type[FastQueueError], int | None, str]]] = {
 }
 
 
-def _segment_layout(name: str | None) -> str:
-    """What the segment ``name`` says its layout version is ("segment layout version N"), read
-    straight from its file: the library refuses the segment before reading any of it."""
-    unknown = "another segment layout version"
-    if not name or "/" in name.lstrip("/"):
-        return unknown
-    try:
-        with open(os.path.join("/dev/shm", name.lstrip("/")), "rb") as f:
-            head = f.read(12)
-    except OSError:
-        return unknown
-    if len(head) < 12:
-        return unknown
-    # The description starts with the magic (u64) and the layout version (u32), native-endian.
-    return f"segment layout version {int.from_bytes(head[8:12], sys.byteorder)}"
+def _advice(diagnosis: Diagnosis, name: str) -> str:
+    """What to do about the segment ``name`` diagnosed as ``diagnosis``."""
+    unlink = _UNLINK_HINT.format(name=name)
+    if diagnosis.kind == "foreign":
+        return (
+            f"it is not fastqueue's: remove or rename {SHM_DIR}/{name} if it is yours, or "
+            f"choose another queue name"
+        )
+    if diagnosis.reason.startswith(OTHER_VERSION):
+        return f"attach with a fastqueue of that layout version, or {unlink}"
+    if diagnosis.reason in (NEVER_FINISHED, EMPTY_FILE):
+        return f"wait and retry, or {unlink}"
+    return unlink
 
 
 def _shm_free() -> str:
@@ -246,14 +275,19 @@ def error_from_status(
     detail = _ffi.status_str(status)
     if status == _ffi.ERR_OS and err is not None:
         detail = f"{detail}: {os.strerror(err)}"
+    diagnosis, advice = detail, _UNLINK_HINT.format(name=name)
+    if cls is SegmentError and name:
+        found = diagnose(name, status)
+        if found.kind not in ("queue", "missing"):  # (else it changed meanwhile: the
+            diagnosis, advice = found.reason, _advice(found, name)  # library's word stands)
     message = template.format(
         op=op,
+        diagnosis=diagnosis,
+        advice=advice,
         name=name if name is not None else "?",
         detail=detail,
         needed=needed if needed is not None else "an unknown number of",
         free=_shm_free() if status == _ffi.ERR_NO_SPACE else "",
-        layout=_ffi.layout_version(),
-        theirs=_segment_layout(name) if status == _ffi.ERR_VERSION else "",
         status=status,
     )
     # OSError subclasses take (errno, strerror) and then show "[Errno N] message".

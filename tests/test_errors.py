@@ -87,8 +87,9 @@ def test_segment_errors_say_what_to_do() -> None:
 def test_empty_full_are_not_failures() -> None:
     assert issubclass(fastqueue.Empty, stdlib_queue.Empty)
     assert issubclass(fastqueue.Full, stdlib_queue.Full)
-    assert not issubclass(fastqueue.Empty, fastqueue.FastQueueError)
-    assert not issubclass(fastqueue.Full, fastqueue.FastQueueError)
+    # (and, as every exception fastqueue raises, FastQueueErrors: tests/test_exception_family.py)
+    assert issubclass(fastqueue.Empty, fastqueue.FastQueueError)
+    assert issubclass(fastqueue.Full, fastqueue.FastQueueError)
 
 
 def test_status_strings_and_versions() -> None:

@@ -310,7 +310,7 @@ def test_put_many_packed_rejects_bad_sizes_and_puts_nothing(qname: NameFactory) 
         with pytest.raises(MessageTooBigError, match="element_size of 4"):
             q.put_many(b"abcdefgh" * 2, itemsize=8)
         for bad in (0, -1):
-            with pytest.raises(ValueError, match="at least 1"):
+            with pytest.raises(ValueError, match="is not allowed: it must be >= 1"):
                 q.put_many(b"ab", itemsize=bad)
         for wrong in (True, 2.0, "2"):
             with pytest.raises(TypeError, match="itemsize must be an int"):
@@ -407,7 +407,7 @@ def test_get_many_packed_rejects_bad_itemsizes(qname: NameFactory) -> None:
     with Queue(qname(), element_size=4, capacity=4) as q:
         q.put(b"abcd")
         for bad in (0, -1, 5):
-            with pytest.raises(ValueError, match=r"itemsize must be in 1\.\.4"):
+            with pytest.raises(ValueError, match=r"is not allowed: it must be in 1\.\.4"):
                 q.get_many(4, itemsize=bad)
         for wrong in (True, 2.0, "2"):
             with pytest.raises(TypeError, match="itemsize must be an int"):

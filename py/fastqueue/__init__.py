@@ -15,6 +15,7 @@ asyncio, ``python -m fastqueue --help`` for the command line (``ls``, ``stat``, 
 from __future__ import annotations
 
 from ._errors import (
+    ArgumentTypeError,
     Empty,
     FastQueueError,
     Full,
@@ -22,12 +23,15 @@ from ._errors import (
     InvalidArgumentError,
     MessageTooBigError,
     NoSpaceError,
+    QueueClosedError,
     QueueExistsError,
     QueueNotFoundError,
     QueueOSError,
     QueuePermissionError,
     SegmentError,
     ShutDown,
+    SlotError,
+    SlotInUseError,
     TooManyAttachedError,
 )
 from ._paths import include_dir, library_path
@@ -49,6 +53,7 @@ def _version() -> str:
 __version__: str = _version()
 
 __all__ = [
+    "ArgumentTypeError",
     "Empty",
     "FastQueueError",
     "Full",
@@ -60,12 +65,15 @@ __all__ = [
     "NoSpaceError",
     "ObjectQueue",
     "Queue",
+    "QueueClosedError",
     "QueueExistsError",
     "QueueNotFoundError",
     "QueueOSError",
     "QueuePermissionError",
     "SegmentError",
     "ShutDown",
+    "SlotError",
+    "SlotInUseError",
     "TooManyAttachedError",
     "WriteSlot",
     "__version__",
@@ -91,6 +99,10 @@ for _cls in (
     InvalidArgumentError,
     QueueOSError,
     InternalError,
+    ArgumentTypeError,
+    QueueClosedError,
+    SlotError,
+    SlotInUseError,
 ):
     _cls.__module__ = __name__
 del _cls

@@ -34,6 +34,7 @@ import weakref
 from typing import Any, Callable, Final, Protocol, TypeVar
 
 from . import _ffi
+from ._args import check_timeout
 from ._errors import Empty, Full, error_from_status
 
 __all__ = ["MAX_WAIT_THREADS", "WAIT_SLICE_S", "AsyncMixin"]
@@ -195,9 +196,7 @@ def _remaining(deadline: float | None, loop: asyncio.AbstractEventLoop) -> float
 def _deadline(timeout: float | None, loop: asyncio.AbstractEventLoop) -> float | None:
     if timeout is None:
         return None
-    from .queue import _check_timeout  # (queue imports this module)
-
-    return loop.time() + _check_timeout(timeout)
+    return loop.time() + check_timeout(timeout)
 
 
 class AsyncMixin:

@@ -40,8 +40,10 @@ import types
 from typing import TYPE_CHECKING, Any, Callable, Final, Protocol, TypeVar
 
 from . import _ffi
-from ._errors import Full, MessageTooBigError
-from .queue import Queue, _check_size, _check_timeout
+from ._args import check_size as _check_size
+from ._args import check_timeout as _check_timeout
+from ._errors import ArgumentTypeError, Full, InvalidArgumentError, MessageTooBigError
+from .queue import Queue
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -148,7 +150,7 @@ class ObjectQueue(Queue):
             callable(getattr(serializer, "dumps", None))
             and callable(getattr(serializer, "loads", None))
         ):
-            raise TypeError(
+            raise ArgumentTypeError(
                 "serializer must have dumps(obj) -> bytes-like and loads(bytes) -> obj methods "
                 f"(e.g. the json module), not {type(serializer).__name__}"
             )
@@ -205,11 +207,11 @@ class ObjectQueue(Queue):
         view = memoryview(frame)
         size = view.nbytes
         if size < _HEAD.size or view[:4].tobytes() != _TAG:
-            raise ValueError(self._not_a_frame(size))
+            raise InvalidArgumentError(self._not_a_frame(size))
         _, count, stream_len = _HEAD.unpack_from(frame)
         at = _HEAD.size + count * _LEN.size
         if at > size:
-            raise ValueError(self._not_a_frame(size))
+            raise InvalidArgumentError(self._not_a_frame(size))
         lens = [_LEN.unpack_from(frame, _HEAD.size + i * _LEN.size)[0] for i in range(count)]
         stream = view[at : at + stream_len]
         at += stream_len
@@ -219,7 +221,7 @@ class ObjectQueue(Queue):
             buffers.append(view[at : at + n])
             at += n
         if at > size:
-            raise ValueError(self._not_a_frame(size))
+            raise InvalidArgumentError(self._not_a_frame(size))
         return pickle.loads(stream, buffers=buffers)
 
     def _not_a_frame(self, size: int) -> str:
@@ -331,7 +333,7 @@ class ObjectQueue(Queue):
         [1, 'two', (3,)]
         """
         if itemsize is not None:
-            raise TypeError(
+            raise ArgumentTypeError(
                 "ObjectQueue.put_many takes an iterable of objects; itemsize= (packed raw "
                 "messages) is for fastqueue.Queue"
             )
@@ -365,7 +367,7 @@ class ObjectQueue(Queue):
         """Removes up to ``max_items`` of the oldest objects: waits (as :meth:`get` does) for the
         first only, then takes what is there without waiting."""
         if itemsize is not None:
-            raise TypeError(
+            raise ArgumentTypeError(
                 "ObjectQueue.get_many returns a list of objects; itemsize= (packed raw "
                 "messages) is for fastqueue.Queue"
             )

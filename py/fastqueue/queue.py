@@ -21,9 +21,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import gc
-import math
-import numbers
-import operator
 import os
 import secrets
 import time
@@ -33,10 +30,23 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
 
 from . import _aio, _ffi
+from ._args import SLICE_NS as _SLICE_NS
+from ._args import check_mode as _check_mode
+from ._args import check_name as _check_name
+from ._args import check_size as _check_size
+from ._args import check_timeout as _check_timeout
+from ._args import limits_error as _limits_error
+from ._args import not_bytes_like as _not_bytes_like
+from ._args import slice_ns as _slice
 from ._errors import (
+    ArgumentTypeError,
     Empty,
     Full,
+    InvalidArgumentError,
     MessageTooBigError,
+    QueueClosedError,
+    SlotError,
+    SlotInUseError,
     error_from_status,
 )
 
@@ -47,18 +57,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Queue", "WriteSlot", "unlink"]
 
-#: Longest single wait inside the library. A blocked put/get returns to Python this often, so
-#: Ctrl-C (KeyboardInterrupt) and other signal handlers run within about this long. Each return
-#: costs a little CPU (the library spins briefly before it sleeps again): a consumer blocked 2 s
-#: burnt ~5 ms with 50 ms slices, ~2.7 ms with 100 ms, ~1.4 ms with 200 ms (perf/, same run).
-_SLICE_NS: Final = 100_000_000
-
 _T = TypeVar("_T")
-#: Longest name the library takes, in bytes (fastqueue.h, "Names").
-_MAX_NAME: Final = 250
-#: Largest value of the library's uint64 size parameters.
-_U64_MAX: Final = 2**64 - 1
-
 _OK: Final = _ffi.OK
 #: Types whose len() is their size in bytes: put_many joins a batch of them in one call.
 _BYTES_TYPES: Final = frozenset((bytes, bytearray))
@@ -81,55 +80,6 @@ _u64_arg: Final = _ffi.u64_arg
 
 # Every open Queue of this process, so that a forked child can attach handles of its own.
 _live: weakref.WeakSet[Queue] = weakref.WeakSet()
-
-
-def _check_name(name: object) -> tuple[str, bytes]:
-    """Validates a queue name; returns (name without leading '/', its bytes)."""
-    if not isinstance(name, str):
-        raise TypeError(f"queue name must be a str, not {type(name).__name__}")
-    bare = name[1:] if name.startswith("/") else name
-    if not bare:
-        raise ValueError("queue name must not be empty")
-    if "/" in bare or "\0" in bare:
-        raise ValueError(f"queue name {name!r} must not contain '/' (after a leading one) or NUL")
-    raw = os.fsencode(bare)
-    if len(raw) > _MAX_NAME:
-        raise ValueError(f"queue name is {len(raw)} bytes long; at most {_MAX_NAME} are allowed")
-    return bare, raw
-
-
-def _check_size(value: object, what: str) -> int:
-    """Validates element_size / capacity: an int (not bool) in 1..2**64-1."""
-    if isinstance(value, bool):
-        raise TypeError(f"{what} must be an int, not bool")
-    try:
-        n = operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(f"{what} must be an int, not {type(value).__name__}") from None
-    if not 1 <= n <= _U64_MAX:
-        raise ValueError(f"{what} must be at least 1 (and below 2**64), got {n}")
-    return n
-
-
-def _check_timeout(timeout: float) -> float:
-    """Validates a timeout in seconds; returns it as a float (inf for 'forever')."""
-    if isinstance(timeout, (str, bytes)) or not isinstance(timeout, numbers.Real):
-        raise TypeError(
-            f"timeout must be a number of seconds or None, not {type(timeout).__name__}"
-        )
-    t = float(timeout)
-    if not t >= 0.0:  # also rejects NaN
-        raise ValueError(
-            f"timeout must be a non-negative number of seconds or None, got {timeout!r}"
-        )
-    return t
-
-
-def _slice(remaining: float) -> int:
-    """Nanoseconds to wait in the next library call: the rest of the timeout, at most one slice."""
-    if remaining * 1e9 >= _SLICE_NS:
-        return _SLICE_NS
-    return max(1, math.ceil(remaining * 1e9))
 
 
 class WriteSlot:
@@ -161,7 +111,7 @@ class _SlotWriter:
 
     def __enter__(self) -> WriteSlot:
         if self._held is not None:
-            raise RuntimeError("a put_slot() block cannot be entered twice")
+            raise SlotError("a put_slot() block cannot be entered twice")
         self._held = self._q._claim_slot(*self._args)
         return self._held[0]
 
@@ -188,7 +138,7 @@ class _SlotReader:
 
     def __enter__(self) -> memoryview:
         if self._view is not None:
-            raise RuntimeError("a get_slot() block cannot be entered twice")
+            raise SlotError("a get_slot() block cannot be entered twice")
         self._view = self._q._take_slot(*self._args)
         return self._view
 
@@ -216,8 +166,9 @@ class Queue(_aio.AsyncMixin):
     if the segment is not a valid queue. Attached handles never remove the name.
 
     Sizes must be ints: a bool, float or other non-integer raises ``TypeError``; a missing size
-    (with ``create=True``) or one below 1 raises ``ValueError``. Nothing is created when an
-    argument is rejected.
+    (with ``create=True``) or one below 1 raises ``ValueError``, as does a ``mode`` outside
+    0..0o777. Nothing is created when an argument is rejected. Every exception raised is also a
+    :class:`~fastqueue.FastQueueError` (see :mod:`fastqueue` for the family).
 
     >>> q = Queue(element_size=16, capacity=3)
     >>> q.maxsize, q.element_size, q.empty()
@@ -260,21 +211,33 @@ class Queue(_aio.AsyncMixin):
     ) -> None:
         if create:
             if element_size is None or capacity is None:
-                raise ValueError(
-                    "Queue(create=True) needs element_size= (largest message in bytes) and "
-                    "capacity= (number of messages); to attach to an existing queue pass "
-                    "create=False"
+                missing = " and ".join(
+                    arg
+                    for arg, value in (("element_size", element_size), ("capacity", capacity))
+                    if value is None
+                )
+                raise InvalidArgumentError(
+                    f"Queue(create=True) needs element_size= (largest message in bytes) and "
+                    f"capacity= (number of messages), and {missing} was not given; to attach "
+                    f"to an existing queue pass create=False"
                 )
             size = _check_size(element_size, "element_size")
             cap = _check_size(capacity, "capacity")
-            if isinstance(mode, bool) or not isinstance(mode, int):
-                raise TypeError(f"mode must be an int such as 0o600, not {type(mode).__name__}")
-            if not 0 <= mode <= 0o7777:
-                raise ValueError(f"mode must be permission bits in 0..0o7777, got {oct(mode)}")
+            _check_mode(mode)
+            if name is not None:
+                bare, raw = _check_name(name)
+            too_big = _limits_error(
+                f"Queue({'...' if name is None else bare!r}, element_size={size}, "
+                f"capacity={cap}, create=True)",
+                "?" if name is None else bare,
+                size,
+                cap,
+            )
+            if too_big is not None:
+                raise too_big
             if name is None:
                 handle, bare, raw = self._create_unique(size, cap, mode)
             else:
-                bare, raw = _check_name(name)
                 status, h = _ffi.create(raw, size, cap, mode)
                 if h is None:
                     raise self._create_error(status, bare, size, cap)
@@ -282,7 +245,10 @@ class Queue(_aio.AsyncMixin):
             self._owner_pid = os.getpid()
         else:
             if name is None:
-                raise ValueError("Queue(create=False) needs the name of the queue to attach to")
+                raise InvalidArgumentError(
+                    "Queue(create=False) needs the name of the queue to attach to (name=None "
+                    "was given)"
+                )
             bare, raw = _check_name(name)
             want_size = None if element_size is None else _check_size(element_size, "element_size")
             want_cap = None if capacity is None else _check_size(capacity, "capacity")
@@ -292,12 +258,19 @@ class Queue(_aio.AsyncMixin):
             if (want_size is not None and want_size != h.max_msg) or (
                 want_cap is not None and want_cap != h.capacity
             ):
-                actual = (h.max_msg, h.capacity)
+                wrong = [
+                    f"{arg}={want}"
+                    for arg, want, has in (
+                        ("element_size", want_size, h.max_msg),
+                        ("capacity", want_cap, h.capacity),
+                    )
+                    if want is not None and want != has
+                ]
+                actual = f"element_size={h.max_msg} and capacity={h.capacity}"
                 del h  # detaches (fq_close): nothing is leaked
-                raise ValueError(
-                    f"queue {bare!r} has element_size={actual[0]} and capacity={actual[1]}, "
-                    f"not element_size={element_size} and capacity={capacity}; pass the "
-                    f"queue's sizes or leave them out"
+                raise InvalidArgumentError(
+                    f"Queue({bare!r}, create=False): the queue has {actual}, not the "
+                    f"{' and '.join(wrong)} given; pass the queue's sizes or leave them out"
                 )
             handle = h
         self._name = bare
@@ -372,8 +345,11 @@ class Queue(_aio.AsyncMixin):
 
     # ------------------------------------------------------------------------------ put / get
 
-    def _closed_error(self) -> ValueError:
-        return ValueError(f"operation on a closed queue: fastqueue.Queue({self._name!r}) is closed")
+    def _closed_error(self) -> QueueClosedError:
+        return QueueClosedError(
+            f"operation on a closed queue: fastqueue.Queue({self._name!r}) is closed; attach "
+            f"a new handle with Queue({self._name!r}, create=False)"
+        )
 
     def put(self, item: Buffer, block: bool = True, timeout: float | None = None) -> None:
         """Puts ``item`` (any bytes-like object of 0..element_size bytes) into the queue.
@@ -423,7 +399,10 @@ class Queue(_aio.AsyncMixin):
             data: object = item
             n = len(item)
         else:
-            data, n = _ffi.as_c_buffer(item)
+            try:
+                data, n = _ffi.as_c_buffer(item)
+            except TypeError:
+                raise _not_bytes_like(f"Queue({self._name!r}).put: item", item) from None
         if status is None:
             status = h.put(data, n, 0)  # the first attempt never waits
         if status == _FULL and block:
@@ -595,7 +574,14 @@ class Queue(_aio.AsyncMixin):
                 packed[(itemsize, len(data))] = (h.bind_put_packed(lens), len(lens), lens)
         else:
             if type(items) is not list:
-                items = list(items)  # type: ignore[arg-type]  # TypeError if not iterable
+                try:
+                    items = list(items)  # type: ignore[arg-type]
+                except TypeError:
+                    raise ArgumentTypeError(
+                        f"Queue({self._name!r}).put_many: items must be an iterable of "
+                        f"bytes-like objects (or, with itemsize=, one bytes-like object), not "
+                        f"{type(items).__name__}"
+                    ) from None
             if _BYTES_TYPES.issuperset(map(type, items)):
                 # Only bytes and bytearray: len() is the byte count; one join copies them all.
                 data = b"".join(items)
@@ -628,11 +614,14 @@ class Queue(_aio.AsyncMixin):
     def _check_itemsize(self, itemsize: object) -> int:
         """get_many(..., itemsize=): an int in 1..element_size."""
         if isinstance(itemsize, bool) or not isinstance(itemsize, int):
-            raise TypeError(f"itemsize must be an int, not {type(itemsize).__name__}")
+            raise ArgumentTypeError(
+                f"itemsize must be an int in 1..{self._element_size} (the queue's "
+                f"element_size), not {type(itemsize).__name__} ({itemsize!r})"
+            )
         if not 1 <= itemsize <= self._element_size:
-            raise ValueError(
-                f"itemsize must be in 1..{self._element_size} (the queue's element_size), "
-                f"got {itemsize}"
+            raise InvalidArgumentError(
+                f"itemsize={itemsize} is not allowed: it must be in 1..{self._element_size} "
+                f"(the queue's element_size)"
             )
         return itemsize
 
@@ -640,9 +629,11 @@ class Queue(_aio.AsyncMixin):
         """put_many(items, itemsize=...): (the bytes of ``items``, the length of each message,
         the lengths as a prepared argument)."""
         if isinstance(itemsize, bool) or not isinstance(itemsize, int):
-            raise TypeError(f"itemsize must be an int, not {type(itemsize).__name__}")
+            raise ArgumentTypeError(
+                f"itemsize must be an int >= 1, not {type(itemsize).__name__} ({itemsize!r})"
+            )
         if itemsize < 1:
-            raise ValueError(f"itemsize must be at least 1, got {itemsize}")
+            raise InvalidArgumentError(f"itemsize={itemsize} is not allowed: it must be >= 1")
         if itemsize > self._element_size:
             raise self._too_big(itemsize)
         if type(items) is bytes:
@@ -651,15 +642,18 @@ class Queue(_aio.AsyncMixin):
             try:
                 view = memoryview(items)  # type: ignore[arg-type]
             except TypeError:
-                raise TypeError(
+                raise ArgumentTypeError(
                     f"put_many(items, itemsize=...) takes one bytes-like object holding the "
                     f"messages back to back, not {type(items).__name__}"
                 ) from None
             with view:
-                data = _ffi.c_order_bytes(items, view)  # C order, whatever the layout
+                try:
+                    data = _ffi.c_order_bytes(items, view)  # C order, whatever the layout
+                except TypeError as exc:  # (PyPy: a layout it cannot copy reliably)
+                    raise ArgumentTypeError(str(exc)) from None
         n, extra = divmod(len(data), itemsize)
         if extra:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"put_many(itemsize={itemsize}): {len(data)} bytes are not a whole number of "
                 f"{itemsize}-byte messages ({extra} left over); nothing was put"
             )
@@ -676,14 +670,22 @@ class Queue(_aio.AsyncMixin):
         length of each). TypeError for an item that is not bytes-like."""
         parts: list[object] = []
         lens = array("Q")
-        for item in items:
+        for i, item in enumerate(items):
             if type(item) is bytes:
                 part: object = item
                 n = len(item)
             else:
-                with memoryview(item) as view:  # TypeError if not bytes-like
-                    n = view.nbytes
-                    part = view.cast("B") if view.c_contiguous else _ffi.c_order_bytes(item, view)
+                try:
+                    view = memoryview(item)
+                    with view:
+                        n = view.nbytes
+                        part = (
+                            view.cast("B") if view.c_contiguous else _ffi.c_order_bytes(item, view)
+                        )
+                except TypeError:
+                    raise _not_bytes_like(
+                        f"Queue({self._name!r}).put_many: items[{i}]", item
+                    ) from None
             parts.append(part)
             lens.append(n)
         return b"".join(parts), lens  # type: ignore[arg-type]  # bytes-like parts
@@ -822,7 +824,7 @@ class Queue(_aio.AsyncMixin):
             if type(result) is bytes:
                 return result
         if type(result) is tuple:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"Queue({self._name!r}).get_many: the next message is {result[1]} bytes long, "
                 f"not itemsize={k}; it was left in the queue (take it with get())"
             )
@@ -871,7 +873,14 @@ class Queue(_aio.AsyncMixin):
         h = self._h
         if h is None:
             raise self._closed_error()
-        arg, cap, copy_back = _ffi.writable_buffer(buffer)
+        try:
+            arg, cap, copy_back = _ffi.writable_buffer(buffer)
+        except TypeError as exc:
+            raise ArgumentTypeError(
+                f"Queue({self._name!r}).get_into: buffer must be a writable, C-contiguous "
+                f"bytes-like object (bytearray, numpy array...), not {type(buffer).__name__}"
+                f" ({exc})"
+            ) from None
         if timeout is not None and block:
             _check_timeout(timeout)
         length = h.try_get_into(arg, cap)  # the first attempt: one call, never waits
@@ -895,7 +904,7 @@ class Queue(_aio.AsyncMixin):
                 copy_back(length)
             return length
         if status == _ffi.ERR_BUFFER:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"Queue({self._name!r}).get_into: the next message is {length} bytes long, the "
                 f"buffer only {cap}; pass a buffer of at least {length} bytes (the message was "
                 f"left in the queue)"
@@ -971,7 +980,10 @@ class Queue(_aio.AsyncMixin):
         length = slot.length
         if isinstance(length, bool) or not isinstance(length, int) or not 0 <= length <= n:
             self._drop_slot(lease, view)
-            raise ValueError(f"slot.length must be an int in 0..{n}, not {length!r}")
+            raise InvalidArgumentError(
+                f"slot.length={length!r} is not allowed: it must be an int in 0..{n} (the size of "
+                f"slot.buffer); nothing was put"
+            )
         if _ffi.PYPY:
             _ffi.lend(address, n)[:length] = view[:length]  # the one copy
             view.release()
@@ -983,7 +995,7 @@ class Queue(_aio.AsyncMixin):
                 view.release()  # the last use of the memory: lease.finish() commits now
             if not lease.finished:
                 lease.length = None  # abort once the memory is let go
-                raise BufferError(
+                raise SlotInUseError(
                     f"Queue({self._name!r}).put_slot: the slot's memory is still used after the "
                     f"with block (by an object made from slot.buffer, e.g. a numpy array or a "
                     f"memoryview slice), so nothing was put; delete such objects inside the block"
@@ -1059,9 +1071,15 @@ class Queue(_aio.AsyncMixin):
 
     def _check_message_size(self, size: object, what: str) -> int:
         if isinstance(size, bool) or not isinstance(size, int):
-            raise TypeError(f"{what} must be an int, not {type(size).__name__}")
+            raise ArgumentTypeError(
+                f"{what} must be an int in 0..{self._element_size} (the queue's element_size), "
+                f"not {type(size).__name__} ({size!r})"
+            )
         if size < 0:
-            raise ValueError(f"{what} must be >= 0, got {size}")
+            raise InvalidArgumentError(
+                f"{what}={size} is not allowed: it must be in 0..{self._element_size} (the "
+                f"queue's element_size)"
+            )
         if size > self._element_size:
             raise self._too_big(size)
         return size
@@ -1085,7 +1103,10 @@ class Queue(_aio.AsyncMixin):
         if status == _OK:
             return
         if status == _ffi.ERR_INVALID:
-            raise ValueError("task_done() called too many times")
+            raise InvalidArgumentError(
+                f"Queue({self._name!r}).task_done() called too many times (more than messages "
+                f"were put)"
+            )
         raise error_from_status(status, f"Queue({self._name!r}).task_done()", self._name)
 
     def join(self, timeout: float | None = None) -> bool:

@@ -355,11 +355,13 @@ impl Geometry {
         if desc.layout_version != LAYOUT_VERSION {
             // Layout versions are small integers counted up from 1: a larger value is garbage
             // after a valid magic, not another version (fastqueue/_diagnose.py agrees).
-            return Err(if (1..=MAX_PLAUSIBLE_VERSION).contains(&desc.layout_version) {
-                Status::Version
-            } else {
-                Status::BadSegment
-            });
+            return Err(
+                if (1..=MAX_PLAUSIBLE_VERSION).contains(&desc.layout_version) {
+                    Status::Version
+                } else {
+                    Status::BadSegment
+                },
+            );
         }
         if desc.header_size as usize != HEADER_SIZE || desc.max_participants != MAX_PARTICIPANTS {
             return Err(Status::BadSegment);

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from fastqueue import _ffi
+from fastqueue import _ffi, _ffibatch, _library
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = ROOT / "core" / "include" / "fastqueue.h"
@@ -552,12 +552,14 @@ def python_declarations() -> list[tuple[str, object]]:
     ``__dict__``). A function may appear more than once (the same export declared for the
     GIL-releasing and the GIL-keeping loading of the library); each object is checked."""
     found: dict[int, tuple[str, object]] = {}
-    for value in vars(_ffi).values():
+    # (The raw layer: _ffi and the modules it stands on, _library and _ffibatch.)
+    values = [v for module in (_ffi, _library, _ffibatch) for v in vars(module).values()]
+    for value in values:
         if isinstance(value, ctypes.CDLL):
             for key, func in vars(value).items():
                 if key.startswith("fq_"):
                     found[id(func)] = (key, func)
-    for value in vars(_ffi).values():
+    for value in values:
         name = getattr(value, "__name__", "")
         if isinstance(name, str) and name.startswith("fq_") and hasattr(value, "argtypes"):
             found[id(value)] = (name, value)

@@ -1,39 +1,108 @@
-"""The raw layer: loads the fastqueue C library and declares its ABI (``core/include/fastqueue.h``).
+"""The raw layer's handle: :class:`Handle` (one attached queue and its operations, each one or
+two calls of the C library with arguments prepared ahead), :class:`Lease` (a zero-copy claim on
+a slot), and :func:`create` / :func:`open_` / :func:`observe`, which make handles.
 
-This is the only module of the package that imports :mod:`ctypes`. It knows where the library is,
-what every exported function's signature is, and how to pass Python buffers to C without copying;
-it knows nothing about exceptions or queue semantics (``_errors`` and ``queue`` do).
-
-Finding the library: ``$FASTQUEUE_LIBRARY`` if set (a path to the shared library), otherwise the
-copy bundled in the package's ``_native`` folder (:data:`NATIVE_DIR`, :data:`NATIVE_PATTERNS`).
-
-The library is loaded with :class:`ctypes.CDLL`, which releases the GIL for the duration of every
-call: a thread blocked in ``fq_get`` does not stop other Python threads. Calls that never wait
-also go through a second loading as :class:`ctypes.PyDLL`, which keeps the GIL (cheaper), with
-arguments prepared ahead (see "The hot path" below).
+It stands on :mod:`fastqueue._library` (finding, loading and declaring the library, status
+codes, buffers), whose public names it re-exports: the rest of the package talks to the C
+library through this module alone (public face -> ``_ffi`` -> the C ABI). It knows nothing about
+exceptions or queue semantics (``_errors`` and ``queue`` do).
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
-import os
-import platform
-import struct
 import sys
-from array import array
 from ctypes import (
-    POINTER,
     byref,
-    c_char_p,
-    c_int32,
-    c_int64,
-    c_uint32,
     c_uint64,
     c_void_p,
 )
-from pathlib import Path
-from typing import Any, Callable, ClassVar, Final
+from typing import Any, Callable
+
+from ._ffibatch import BatchOps, _Batch, _Exact
+from ._library import (
+    _NOW,
+    ABI_VERSION,
+    EMPTY,
+    ERR_BAD_SEGMENT,
+    ERR_BUFFER,
+    ERR_EXISTS,
+    ERR_INTERNAL,
+    ERR_INVALID,
+    ERR_NO_SPACE,
+    ERR_NOT_FOUND,
+    ERR_NOT_READY,
+    ERR_NULL,
+    ERR_OS,
+    ERR_PERMISSION,
+    ERR_TOO_BIG,
+    ERR_TOO_MANY,
+    ERR_VERSION,
+    FULL,
+    GET_COPY_LIMIT,
+    LIBRARY_ENV,
+    MAGIC,
+    NATIVE_DIR,
+    NATIVE_PATTERNS,
+    OK,
+    PYPY,
+    SHUTDOWN,
+    STAT_NAMES,
+    TIMEOUT,
+    TRY_BIAS,
+    WAIT_READABLE,
+    WAIT_WRITABLE,
+    _arg_i64,
+    _arg_ptr,
+    _arg_u64,
+    _fq_capacity,
+    _fq_clone,
+    _fq_close,
+    _fq_create,
+    _fq_join,
+    _fq_live_participants,
+    _fq_max_msg,
+    _fq_observe,
+    _fq_open,
+    _fq_shutdown,
+    _fq_size,
+    _fq_stats,
+    _fq_task_done,
+    _fq_wait,
+    _fq_wake,
+    _get_now,
+    _get_wait,
+    _put_now,
+    _put_wait,
+    _read_begin_now,
+    _read_begin_wait,
+    _read_end_now,
+    _try_get_now,
+    _try_put_now,
+    _u64_args,
+    _write_abort_now,
+    _write_begin_now,
+    _write_begin_wait,
+    _write_commit_now,
+    abi_version,
+    array_arg,
+    as_c_buffer,
+    c_order_bytes,
+    copy_out,
+    get_errno,
+    layout_version,
+    lend,
+    library_path,
+    segment_size,
+    status_str,
+    u64_arg,
+    unlink,
+    writable_buffer,
+)
+from ._library import _fq_noop as _fq_noop  # (perf/ reaches in here)
+from ._library import _lib as _lib  # (perf/ reaches in here)
+from ._library import _noop_now as _noop_now  # (perf/ reaches in here)
 
 __all__ = [
     "ABI_VERSION",
@@ -53,6 +122,7 @@ __all__ = [
     "ERR_TOO_MANY",
     "ERR_VERSION",
     "FULL",
+    "GET_COPY_LIMIT",
     "LIBRARY_ENV",
     "MAGIC",
     "NATIVE_DIR",
@@ -62,10 +132,13 @@ __all__ = [
     "SHUTDOWN",
     "STAT_NAMES",
     "TIMEOUT",
+    "TRY_BIAS",
     "WAIT_READABLE",
     "WAIT_WRITABLE",
     "Handle",
     "Lease",
+    "abi_version",
+    "array_arg",
     "as_c_buffer",
     "c_order_bytes",
     "copy_out",
@@ -78,475 +151,10 @@ __all__ = [
     "open_",
     "segment_size",
     "status_str",
+    "u64_arg",
     "unlink",
     "writable_buffer",
 ]
-
-# ---------------------------------------------------------------------------------------------
-# Where the library is looked for. The packaging (pyproject / maturin) decides the file name
-# inside _native/; every pattern below is tried in order, the first match wins.
-# ---------------------------------------------------------------------------------------------
-
-#: The ABI version this binding was written against (FQ_ABI_VERSION of fastqueue.h).
-ABI_VERSION: Final = 1
-#: Environment variable naming the library to load instead of the bundled one.
-LIBRARY_ENV: Final = "FASTQUEUE_LIBRARY"
-#: Folder of the library bundled in the wheel.
-NATIVE_DIR: Final = Path(__file__).resolve().parent / "_native"
-#: Glob patterns, tried in order, for the bundled library inside NATIVE_DIR.
-NATIVE_PATTERNS: Final = ("lib*.so", "*.so", "lib*.dylib", "*.dylib", "*.dll", "*.pyd")
-
-# ---------------------------------------------------------------------------------------------
-# Status codes (fastqueue.h). Keep in sync with the header; _errors maps them to exceptions.
-# ---------------------------------------------------------------------------------------------
-
-OK: Final = 0
-EMPTY: Final = 1
-FULL: Final = 2
-SHUTDOWN: Final = 3
-TIMEOUT: Final = 4
-ERR_NULL: Final = -1
-ERR_INVALID: Final = -2
-ERR_TOO_BIG: Final = -3
-ERR_BUFFER: Final = -4
-ERR_EXISTS: Final = -5
-ERR_NOT_FOUND: Final = -6
-ERR_PERMISSION: Final = -7
-ERR_NO_SPACE: Final = -8
-ERR_BAD_SEGMENT: Final = -9
-ERR_VERSION: Final = -10
-ERR_NOT_READY: Final = -11
-ERR_TOO_MANY: Final = -12
-ERR_OS: Final = -13
-ERR_INTERNAL: Final = -14
-
-#: fq_wait(): until a get could take a message / a put could claim a slot.
-WAIT_READABLE: Final = 1
-WAIT_WRITABLE: Final = 2
-
-#: The first 8 bytes of every fastqueue segment (its magic, a little-endian u64 at offset 0).
-MAGIC: Final = b"FASTQUE1"
-
-#: Names of the counters fq_stats() reports, in FQ_STAT_* index order.
-STAT_NAMES: Final = (
-    "puts",
-    "gets",
-    "full_hits",
-    "empty_hits",
-    "recoveries",
-    "reclaimed",
-    "depth",
-    "skipped",
-    "lost",
-    "tasks_done",
-    "unfinished",
-    "creator_pid",
-    "segment_size",
-    "shutdown",
-    "getters_woken",
-    "putters_woken",
-    "getter_sleeps",
-    "putter_sleeps",
-)
-
-
-def _find_library() -> Path:
-    override = os.environ.get(LIBRARY_ENV)
-    if override:
-        path = Path(override)
-        if not path.is_file():
-            raise ImportError(
-                f"fastqueue: ${LIBRARY_ENV} is set to {override!r}, but no such file exists. "
-                f"Point it at the built library (e.g. target/release/libfastqueue.so after "
-                f"`cargo build --release -p fastqueue`), or unset it to use the bundled one."
-            )
-        return path
-    for pattern in NATIVE_PATTERNS:
-        found = sorted(NATIVE_DIR.glob(pattern))
-        if found:
-            return found[0]
-    raise ImportError(
-        f"fastqueue: the native library was not found: looked in {NATIVE_DIR} for "
-        f"{' / '.join(NATIVE_PATTERNS)}, and ${LIBRARY_ENV} is not set. "
-        f"Install a built package (`pip install fastqueue`), build one in place (`just dev`), "
-        f"or set ${LIBRARY_ENV} to the path of libfastqueue.so."
-    )
-
-
-def _load(path: Path) -> ctypes.CDLL:
-    try:
-        lib = ctypes.CDLL(str(path), use_errno=True)
-    except OSError as exc:
-        raise ImportError(
-            f"fastqueue: could not load the native library {path}: {exc}. Rebuild it "
-            f"(`just dev`) or reinstall the package (`pip install --force-reinstall fastqueue`)."
-        ) from exc
-    try:
-        abi = lib.fq_abi_version
-    except AttributeError as exc:
-        raise ImportError(
-            f"fastqueue: {path} is not the fastqueue library (it exports no fq_abi_version). "
-            f"Check ${LIBRARY_ENV} or reinstall the package."
-        ) from exc
-    abi.argtypes = []
-    abi.restype = c_uint32
-    found = int(abi())
-    if found != ABI_VERSION:
-        raise ImportError(
-            f"fastqueue: {path} implements C ABI version {found}, but this Python package needs "
-            f"version {ABI_VERSION}. Install matching versions (`pip install --force-reinstall "
-            f"fastqueue`), rebuild (`just dev`), or point ${LIBRARY_ENV} at a matching library."
-        )
-    return lib
-
-
-_path: Final = _find_library()
-_lib: Final = _load(_path)
-
-
-def _declare(name: str, restype: Any, *argtypes: Any) -> Any:
-    try:
-        func = getattr(_lib, name)
-    except AttributeError as exc:
-        raise ImportError(
-            f"fastqueue: {_path} lacks {name}(): it is older than this Python package (same ABI "
-            f"version {ABI_VERSION}, fewer functions). Rebuild (`just dev`), reinstall "
-            f"(`pip install --force-reinstall fastqueue`), or point ${LIBRARY_ENV} at a "
-            "current library."
-        ) from exc
-    func.argtypes = list(argtypes)
-    func.restype = restype
-    return func
-
-
-_u64p = POINTER(c_uint64)
-_voidpp = POINTER(c_void_p)
-
-# Every function of fastqueue.h, in header order. fq_queue* is an opaque c_void_p.
-_fq_abi_version = _declare("fq_abi_version", c_uint32)
-_fq_layout_version = _declare("fq_layout_version", c_uint32)
-_fq_status_str = _declare("fq_status_str", c_char_p, c_int32)
-_fq_segment_size = _declare("fq_segment_size", c_int32, c_uint64, c_uint64, _u64p)
-_fq_create = _declare("fq_create", c_int32, c_char_p, c_uint64, c_uint64, c_uint32, _voidpp)
-_fq_open = _declare("fq_open", c_int32, c_char_p, _voidpp)
-_fq_clone = _declare("fq_clone", c_int32, c_void_p, _voidpp)
-_fq_close = _declare("fq_close", None, c_void_p)
-_fq_unlink = _declare("fq_unlink", c_int32, c_char_p)
-_fq_capacity = _declare("fq_capacity", c_uint64, c_void_p)
-_fq_max_msg = _declare("fq_max_msg", c_uint64, c_void_p)
-_fq_size = _declare("fq_size", c_uint64, c_void_p)
-_fq_stats = _declare("fq_stats", c_int32, c_void_p, _u64p, c_uint32)
-_fq_put = _declare("fq_put", c_int32, c_void_p, c_void_p, c_uint64, c_int64)
-_fq_get = _declare("fq_get", c_int32, c_void_p, c_void_p, c_uint64, _u64p, c_int64)
-_fq_try_put = _declare("fq_try_put", c_int32, c_void_p, c_void_p, c_uint64)
-_fq_try_get = _declare("fq_try_get", c_int64, c_void_p, c_void_p, c_uint64)
-_fq_try_put_many = _declare("fq_try_put_many", c_int64, c_void_p, _u64p, c_uint64, c_void_p)
-_fq_try_get_many = _declare(
-    "fq_try_get_many", c_int64, c_void_p, c_void_p, c_uint64, _u64p, c_uint64
-)
-_fq_write_begin = _declare("fq_write_begin", c_int32, c_void_p, _voidpp, _u64p, c_int64)
-_fq_write_commit = _declare("fq_write_commit", c_int32, c_void_p, c_uint64, c_uint64)
-_fq_write_abort = _declare("fq_write_abort", c_int32, c_void_p, c_uint64)
-_fq_read_begin = _declare(
-    "fq_read_begin", c_int32, c_void_p, POINTER(c_void_p), _u64p, _u64p, c_int64
-)
-_fq_read_end = _declare("fq_read_end", c_int32, c_void_p, c_uint64)
-_fq_get_many_exact = _declare(
-    "fq_get_many_exact", c_int32, c_void_p, c_void_p, c_uint64, c_uint64, _u64p, c_int64
-)
-_fq_try_get_many_exact = _declare(
-    "fq_try_get_many_exact", c_int64, c_void_p, c_void_p, c_uint64, c_uint64
-)
-_fq_put_many = _declare("fq_put_many", c_int32, c_void_p, c_void_p, _u64p, c_uint64, c_int64, _u64p)
-_fq_get_many = _declare(
-    "fq_get_many", c_int32, c_void_p, c_void_p, c_uint64, _u64p, c_uint64, _u64p, c_int64
-)
-_fq_shutdown = _declare("fq_shutdown", c_int32, c_void_p, c_int32)
-_fq_task_done = _declare("fq_task_done", c_int32, c_void_p, c_uint64)
-_fq_join = _declare("fq_join", c_int32, c_void_p, c_int64)
-_fq_observe = _declare("fq_observe", c_int32, c_char_p, _voidpp)
-_fq_live_participants = _declare("fq_live_participants", c_uint64, c_void_p)
-_fq_wait = _declare("fq_wait", c_int32, c_void_p, c_int32, c_int64)
-_fq_wake = _declare("fq_wake", c_int32, c_void_p, c_int32)
-_fq_noop = _declare("fq_noop", c_int32, c_void_p, c_void_p, c_uint64, c_int64)
-
-# ---------------------------------------------------------------------------------------------
-# The hot path: functions called with prepared arguments.
-#
-# A ctypes call with argtypes declared runs each argument through its type's from_param and
-# builds a temporary argument object for it: two calls of fq_noop cost 714 ns that way, 253 ns
-# with prepared arguments and the GIL kept (perf/breakdown.py, this project's 2-core test
-# machine). The functions below are the same exports with argtypes left
-# unset, called only with *prepared* arguments that ctypes passes on as they are: the results
-# of ``c_uint64.from_param(n)`` and the like (made once and reused where the value repeats:
-# the handle, the timeout 0, common lengths), ``byref(...)`` of out-parameters and buffers, and
-# bytes (passed as a pointer to their data). ``wire_argtypes`` records the C type each argument
-# is prepared as; tests/test_header.py checks it against the header as it checks argtypes.
-#
-# Calls that never wait (timeout 0, and the zero-copy bookkeeping) go through a second loading
-# of the library as ctypes.PyDLL, whose calls keep the GIL: CDLL releases and re-takes the GIL
-# around every call, a round trip that a call which returns within a microsecond does not need.
-# Calls that may wait use the CDLL, so other threads run meanwhile. PyPy has no PyDLL (and no
-# such round trip to save): there both are the CDLL.
-# ---------------------------------------------------------------------------------------------
-
-_lib_nogil: Final = ctypes.PyDLL(str(_path)) if hasattr(ctypes, "PyDLL") else _lib
-
-
-def _declare_wire(lib: ctypes.CDLL, name: str, restype: Any, *argtypes: Any) -> Any:
-    # lib[name] makes a function object of its own (getattr would return _declare's, cached).
-    func = lib[name]
-    func.restype = restype
-    func.wire_argtypes = argtypes  # type: ignore[attr-defined]
-    return func
-
-
-#: Prepared arguments of each C type (value -> an argument ctypes passes without conversion).
-_arg_ptr: Final = c_void_p.from_param
-_arg_u64: Final = c_uint64.from_param
-_arg_i64: Final = c_int64.from_param
-#: The prepared timeout 0 ("do not wait").
-_NOW: Final = _arg_i64(0)
-
-
-class _U64Args(dict[int, Any]):
-    """n -> prepared uint64 argument; the first 4096 values asked for are kept for reuse
-    (message lengths repeat). Reads and inserts are atomic, and the values immutable."""
-
-    def __missing__(self, n: int) -> Any:
-        arg = _arg_u64(n)
-        if len(self) < 4096:
-            self[n] = arg
-        return arg
-
-
-_u64_args: Final = _U64Args()
-
-# Never wait (GIL kept):
-_put_now = _declare_wire(_lib_nogil, "fq_put", c_int32, c_void_p, c_void_p, c_uint64, c_int64)
-_get_now = _declare_wire(
-    _lib_nogil, "fq_get", c_int32, c_void_p, c_void_p, c_uint64, _u64p, c_int64
-)
-_read_begin_now = _declare_wire(
-    _lib_nogil, "fq_read_begin", c_int32, c_void_p, _voidpp, _u64p, _u64p, c_int64
-)
-_read_end_now = _declare_wire(_lib_nogil, "fq_read_end", c_int32, c_void_p, c_uint64)
-_write_begin_now = _declare_wire(
-    _lib_nogil, "fq_write_begin", c_int32, c_void_p, _voidpp, _u64p, c_int64
-)
-_write_commit_now = _declare_wire(
-    _lib_nogil, "fq_write_commit", c_int32, c_void_p, c_uint64, c_uint64
-)
-_write_abort_now = _declare_wire(_lib_nogil, "fq_write_abort", c_int32, c_void_p, c_uint64)
-_put_many_now = _declare_wire(
-    _lib_nogil, "fq_put_many", c_int32, c_void_p, c_void_p, _u64p, c_uint64, c_int64, _u64p
-)
-_get_many_now = _declare_wire(
-    _lib_nogil,
-    "fq_get_many",
-    c_int32,
-    c_void_p,
-    c_void_p,
-    c_uint64,
-    _u64p,
-    c_uint64,
-    _u64p,
-    c_int64,
-)
-_noop_now = _declare_wire(_lib_nogil, "fq_noop", c_int32, c_void_p, c_void_p, c_uint64, c_int64)
-# The fewest-argument forms, for the hot path of Queue.put / Queue.get (see Handle.bind_put).
-_try_put_now = _declare_wire(_lib_nogil, "fq_try_put", c_int32, c_void_p, c_void_p, c_uint64)
-_try_get_now = _declare_wire(_lib_nogil, "fq_try_get", c_int64, c_void_p, c_void_p, c_uint64)
-_try_put_many_now = _declare_wire(
-    _lib_nogil, "fq_try_put_many", c_int64, c_void_p, _u64p, c_uint64, c_void_p
-)
-_try_get_many_now = _declare_wire(
-    _lib_nogil, "fq_try_get_many", c_int64, c_void_p, c_void_p, c_uint64, _u64p, c_uint64
-)
-_try_get_many_exact_now = _declare_wire(
-    _lib_nogil, "fq_try_get_many_exact", c_int64, c_void_p, c_void_p, c_uint64, c_uint64
-)
-# May wait (GIL released):
-_get_many_exact_wait = _declare_wire(
-    _lib, "fq_get_many_exact", c_int32, c_void_p, c_void_p, c_uint64, c_uint64, _u64p, c_int64
-)
-_put_many_wait = _declare_wire(
-    _lib, "fq_put_many", c_int32, c_void_p, c_void_p, _u64p, c_uint64, c_int64, _u64p
-)
-_get_many_wait = _declare_wire(
-    _lib, "fq_get_many", c_int32, c_void_p, c_void_p, c_uint64, _u64p, c_uint64, _u64p, c_int64
-)
-_put_wait = _declare_wire(_lib, "fq_put", c_int32, c_void_p, c_void_p, c_uint64, c_int64)
-_get_wait = _declare_wire(_lib, "fq_get", c_int32, c_void_p, c_void_p, c_uint64, _u64p, c_int64)
-_write_begin_wait = _declare_wire(
-    _lib, "fq_write_begin", c_int32, c_void_p, _voidpp, _u64p, c_int64
-)
-_read_begin_wait = _declare_wire(
-    _lib, "fq_read_begin", c_int32, c_void_p, _voidpp, _u64p, _u64p, c_int64
-)
-
-
-def library_path() -> str:
-    """The path of the loaded native library."""
-    return str(_path)
-
-
-def abi_version() -> int:
-    """The C ABI version the loaded library was built with."""
-    return int(_fq_abi_version())
-
-
-def layout_version() -> int:
-    """The segment layout version the loaded library creates and accepts."""
-    return int(_fq_layout_version())
-
-
-def status_str(status: int) -> str:
-    """The library's English description of a status code."""
-    raw: bytes | None = _fq_status_str(status)
-    return raw.decode("utf-8", "replace") if raw else f"unknown status {status}"
-
-
-def get_errno() -> int:
-    """errno as the last library call on this thread left it (for ERR_OS)."""
-    return ctypes.get_errno()
-
-
-def segment_size(max_msg: int, capacity: int) -> tuple[int, int]:
-    """(status, size in bytes of the segment fq_create would make)."""
-    out = c_uint64(0)
-    status = int(_fq_segment_size(max_msg, capacity, out))
-    return status, int(out.value)
-
-
-def unlink(name: bytes) -> int:
-    """fq_unlink; returns the status."""
-    return int(_fq_unlink(name))
-
-
-def array_arg(lens: array[int]) -> Any:
-    """A prepared pointer argument to the items of ``lens``, for :meth:`Handle.put_many` (valid
-    while ``lens`` lives and is not resized)."""
-    return _arg_ptr(lens.buffer_info()[0])
-
-
-def lend(address: int, n: int) -> memoryview:
-    """A writable memoryview (format ``B``) of ``n`` bytes of library memory at ``address``,
-    e.g. a slot lent by :meth:`Handle.write_begin` / :meth:`Handle.read_begin`. It does not own
-    the memory: use it only until the matching commit / abort / read_end."""
-    if n == 0:
-        return memoryview(bytearray())
-    return memoryview((ctypes.c_char * n).from_address(address)).cast("B")
-
-
-#: Running on PyPy, which differs where this package cares: no reference counting (a handle is
-#: freed when the GC runs, not when it is dropped), and memoryview.tobytes() (7.3.11) ignores
-#: the strides of a buffer exported by a C extension (a strided numpy view).
-PYPY: Final = platform.python_implementation() == "PyPy"
-
-
-#: struct's codes for one native element (PyPy's struct fails badly on numpy's other codes).
-_STRUCT_CODES: Final = frozenset("?bBhHiIlLqQnNefdcP")
-
-
-def c_order_bytes(item: object, view: memoryview) -> bytes:
-    """The bytes of `view` (a view of `item`) in C order, as ``view.tobytes()`` gives them on
-    CPython. On PyPy a non-contiguous view is copied by the exporting object's own ``tobytes()``
-    (numpy) when the view shows all of it, else element by element with :mod:`struct`; a format
-    struct does not know then raises TypeError rather than send wrong bytes."""
-    if not PYPY or view.c_contiguous:
-        return view.tobytes()
-    for owner in (item, getattr(view, "obj", None)):
-        own = getattr(owner, "tobytes", None)
-        if owner is None or isinstance(owner, memoryview) or not callable(own):
-            continue
-        with memoryview(owner) as whole:  # type: ignore[arg-type]
-            same = (whole.format, whole.shape, whole.strides) == (
-                view.format,
-                view.shape,
-                view.strides,
-            )
-        if same:
-            data = own()
-            if isinstance(data, bytes) and len(data) == view.nbytes:
-                return data
-    code = view.format.lstrip("@=")
-    if len(code) == 1 and code in _STRUCT_CODES:
-
-        def flatten(x: object) -> list[Any]:
-            return [z for y in x for z in flatten(y)] if isinstance(x, list) else [x]
-
-        return struct.pack(f"={view.nbytes // view.itemsize}{code}", *flatten(view.tolist()))
-    raise TypeError(
-        f"on PyPy, a non-contiguous buffer of format {view.format!r} cannot be copied "
-        f"reliably; pass a contiguous copy instead (e.g. numpy.ascontiguousarray(...))"
-    )
-
-
-def copy_out(address: int, n: int) -> memoryview:
-    """A writable copy (format ``B``) of ``n`` bytes of library memory at ``address``, in memory
-    of its own, 16-byte aligned (so numpy arrays over slices of it at aligned offsets are
-    aligned): one copy."""
-    if PYPY:  # a bytearray's data is not malloc-aligned on PyPy; ctypes memory is
-        buf = ctypes.create_string_buffer(n)
-        if n:
-            ctypes.memmove(buf, address, n)
-        return memoryview(buf).cast("B")
-    return memoryview(bytearray(lend(address, n)))
-
-
-def as_c_buffer(item: object) -> tuple[object, int]:
-    """Turns any bytes-like object into (a prepared ``data`` argument for :meth:`Handle.put`,
-    its length in bytes).
-
-    bytes pass as they are (no copy). Writable C-contiguous buffers (bytearray, numpy arrays,
-    array.array, writable memoryviews) are lent to C without a copy. Read-only or non-contiguous
-    buffers are copied once into bytes. Raises TypeError for objects without the buffer protocol.
-    """
-    if type(item) is bytes:
-        return item, len(item)
-    with memoryview(item) as view:  # type: ignore[arg-type]  # TypeError if not bytes-like
-        n = view.nbytes
-        if n == 0:
-            return None, 0
-        if view.readonly or not view.c_contiguous:
-            return c_order_bytes(item, view), n
-        # Zero-copy: a pointer to the first byte of the caller's buffer. The c_char holds its own
-        # export of the buffer (and byref holds the c_char), so the caller's object cannot be
-        # resized while C reads it. (One c_char rather than a c_char * n array: 161 ns against
-        # 409 ns, and no array type to make for each new length.)
-        return byref(ctypes.c_char.from_buffer(view.cast("B"))), n
-
-
-def writable_buffer(item: object) -> tuple[object, int, Callable[[int], None] | None]:
-    """(a prepared argument pointing at memory the library may write, its size in bytes, and
-    None or a function ``copy_back(n)``) for receiving into ``item``, a writable, C-contiguous
-    bytes-like object (TypeError otherwise).
-
-    On CPython the memory is ``item``'s own (while the argument lives, ``item`` holds an export
-    of its buffer, so it cannot be resized under the library) and ``copy_back`` is None. PyPy
-    does not stop a bytearray from being resized while exported: there the library writes into
-    memory of its own, and ``copy_back(n)`` copies its first n bytes into ``item``.
-    """
-    if type(item) is bytearray and item and not PYPY:  # the common case, shortest way
-        return byref(ctypes.c_char.from_buffer(item)), len(item), None
-    with memoryview(item) as view:  # type: ignore[arg-type]  # TypeError if not bytes-like
-        if view.readonly:
-            raise TypeError(f"a writable buffer is needed, not a read-only {type(item).__name__}")
-        if not view.c_contiguous:
-            raise TypeError("a C-contiguous buffer is needed (e.g. numpy.ascontiguousarray(...))")
-        n = view.nbytes
-        if not n:
-            return None, 0, None
-        if not PYPY:
-            return byref(ctypes.c_char.from_buffer(view.cast("B"))), n, None
-    stage = ctypes.create_string_buffer(n)
-
-    def copy_back(k: int) -> None:
-        with memoryview(item) as target:  # type: ignore[arg-type]
-            target.cast("B")[:k] = memoryview(stage).cast("B")[:k]
-
-    return byref(stage), n, copy_back
 
 
 class Lease:
@@ -585,109 +193,12 @@ class Lease:
             self.status = h.write_commit(token, self.length)
 
 
-#: Messages up to this long are taken with fq_get into a reusable receive buffer and copied
-#: from there into the bytes returned (two copies, one library call); longer ones are copied
-#: once, straight out of their slot, between fq_read_begin and fq_read_end (two more calls).
-#: Where the two cost the same was measured with perf/breakdown.py (see the commit message).
-GET_COPY_LIMIT: Final = 64 << 10
-#: fq_try_get returns ``status - TRY_BIAS`` when it takes no message (FQ_TRY_BIAS).
-TRY_BIAS: Final = 1 << 32
-#: n -> n as a prepared uint64 argument (the length argument of the bound fq_try_put).
-u64_arg: Final = _u64_args
-
 #: A receive buffer, the c_uint64 that receives a message's length, the c_void_p and c_uint64
 #: that receive a lent message's address and token, and the four as prepared arguments (byref).
 _Scratch = tuple["ctypes.Array[ctypes.c_char]", c_uint64, c_void_p, c_uint64, Any, Any, Any, Any]
 
 
-class _Batch:
-    """The receive side of one fq_get_many: a buffer for the messages, back to back, an
-    ``array('Q')`` for their lengths, the count, and all as prepared arguments."""
-
-    __slots__ = (
-        "buf",
-        "buf_arg",
-        "cap_arg",
-        "count",
-        "count_arg",
-        "lens",
-        "lens_arg",
-        "max_items",
-        "now",
-    )
-
-    #: The buffer holds max_items messages of max_msg bytes, but at most this many bytes (and at
-    #: least one message of up to GET_COPY_LIMIT bytes): get_many stops at a message that does
-    #: not fit; a first message that does not fit is taken in place.
-    MAX_BYTES: Final = 1 << 20
-    #: To cut a buffer into equal-length messages: (length, count) -> (a Struct that unpacks
-    #: them, the lengths array's bytes when all ``count`` lengths are ``length``).
-    _splitters: ClassVar[dict[tuple[int, int], tuple[struct.Struct, bytes]]] = {}
-
-    def __init__(self, max_msg: int, max_items: int) -> None:
-        cap = max(min(max_msg, GET_COPY_LIMIT), min(max_items * max_msg, self.MAX_BYTES))
-        self.max_items = max_items
-        self.buf = ctypes.create_string_buffer(cap)
-        self.buf_arg = byref(self.buf)
-        self.cap_arg = _arg_u64(cap)
-        self.lens = array("Q", bytes(8 * max_items))
-        self.lens_arg = _arg_ptr(self.lens.buffer_info()[0])  # never resized
-        self.count = c_uint64(0)
-        self.count_arg = byref(self.count)
-        #: max_items -> fq_try_get_many into this batch, every argument bound (one batch
-        #: serves one handle: the pool is the handle's).
-        self.now: dict[int, Callable[[], int]] = {}
-
-    def messages(self, n: int) -> list[bytes]:
-        """The ``n`` messages the last fq_get_many left in the buffer, as bytes."""
-        first = self.lens[0]
-        split = self._splitters.get((first, n))
-        if split is None:
-            split = (struct.Struct(f"{first}s" * n), first.to_bytes(8, sys.byteorder) * n)
-            if len(self._splitters) < 256:
-                self._splitters[(first, n)] = split
-        # All of one length (the common case): one C call cuts them all. The lengths are
-        # compared as bytes (perf/: 4x cheaper than counting them as ints).
-        if self.lens.tobytes().startswith(split[1]):
-            return list(split[0].unpack_from(self.buf))
-        buf = self.buf
-        out: list[bytes] = []
-        start = 0
-        for length in self.lens[:n]:
-            end = start + length
-            out.append(buf[start:end])  # type: ignore[arg-type]
-            start = end
-        return out
-
-
-class _Exact:
-    """The receive side of fq_get_many_exact for one handle, itemsize and count: the buffer
-    (slicing it makes the bytes returned), and the non-waiting call with every argument
-    bound."""
-
-    __slots__ = ("buf", "buf_arg", "count", "count_arg", "max_arg", "size_arg", "take")
-
-    #: At most this many bytes per call (max_items is cut down to fit, but is at least 1).
-    MAX_BYTES: Final = 1 << 20
-
-    @staticmethod
-    def fitting(itemsize: int, max_items: int) -> int:
-        """``max_items`` cut down so that the messages fit in MAX_BYTES (at least 1)."""
-        return max(1, min(max_items, _Exact.MAX_BYTES // max(itemsize, 1)))
-
-    def __init__(self, h: Handle, itemsize: int, max_items: int) -> None:
-        self.buf = ctypes.create_string_buffer(max(1, itemsize * max_items))
-        self.buf_arg = byref(self.buf)
-        self.size_arg = _arg_u64(itemsize)
-        self.max_arg = _arg_u64(max_items)
-        self.count = c_uint64(0)
-        self.count_arg = byref(self.count)
-        self.take: Callable[[], int] = functools.partial(
-            _try_get_many_exact_now, h._arg, self.buf_arg, self.size_arg, self.max_arg
-        )
-
-
-class Handle:
+class Handle(BatchOps):
     """One attached fq_queue* and the per-handle objects its calls reuse.
 
     ``put`` and ``get`` are the hot path: the library is called with prepared arguments (see
@@ -770,18 +281,6 @@ class Handle:
         bound.handle = self  # type: ignore[attr-defined]
         return bound
 
-    def bind_put_packed(self, lens: array[int]) -> Callable[[bytes], int]:
-        """fq_try_put_many with this handle and the lengths ``lens`` bound, for put_many's hot
-        path: ``f(data)`` puts ``data`` (bytes, ``sum(lens)`` long) cut at ``lens``; returns the
-        number of messages put (the first ones), or ``status - TRY_BIAS``. Never waits, keeps
-        the GIL, keeps this handle (and ``lens``) alive while anyone holds it."""
-        bound = functools.partial(
-            _try_put_many_now, self._arg, array_arg(lens), _u64_args[len(lens)]
-        )
-        bound.handle = self  # type: ignore[attr-defined]
-        bound.lens = lens  # type: ignore[attr-defined]
-        return bound
-
     def bind_get(self) -> tuple[Any, Callable[[], int]]:
         """(receive buffer, fq_try_get into it with this handle bound): ``f()`` returns the
         length of the message now in the buffer (slice the buffer to get it as bytes), or
@@ -862,116 +361,6 @@ class Handle:
         out = (c_uint64 * len(STAT_NAMES))()
         _fq_stats(self._ptr, out, len(STAT_NAMES))
         return tuple(int(v) for v in out)
-
-    def put_many(
-        self, data: bytes, lens: array[int], timeout_ns: int, lens_arg: Any = None
-    ) -> tuple[int, int]:
-        """fq_put_many of ``data`` cut at ``lens`` (an ``array('Q')``; ``lens_arg``, if given,
-        is :func:`array_arg` of it, made once for a lengths array that is reused); returns
-        (status, number of messages put). Keeps the GIL when timeout_ns is 0."""
-        done = c_uint64(0)
-        if lens_arg is None:
-            lens_arg = _arg_ptr(lens.buffer_info()[0])  # lens stays alive meanwhile
-        if timeout_ns == 0:
-            status = _put_many_now(
-                self._arg, data, lens_arg, _u64_args[len(lens)], _NOW, byref(done)
-            )
-        else:
-            status = _put_many_wait(
-                self._arg, data, lens_arg, _u64_args[len(lens)], _arg_i64(timeout_ns), byref(done)
-            )
-        return int(status), done.value
-
-    def get_many(self, max_items: int, timeout_ns: int) -> list[bytes] | int:
-        """fq_get_many of up to ``max_items`` messages: the messages, or the status as an int.
-        Keeps the GIL when timeout_ns is 0."""
-        pool = self._many
-        batch = pool.pop() if pool else None
-        if batch is None or batch.max_items < max_items:
-            batch = _Batch(self.max_msg, max_items)
-        if timeout_ns == 0:
-            take = batch.now.get(max_items)
-            if take is None:  # the prepared call for this handle and count (kept: counts repeat)
-                take = batch.now[max_items] = functools.partial(
-                    _try_get_many_now,
-                    self._arg,
-                    batch.buf_arg,
-                    batch.cap_arg,
-                    batch.lens_arg,
-                    _u64_args[max_items],
-                )
-            n = take()
-            if n > 0:  # the common case, shortest way
-                out: list[bytes] | int = batch.messages(n)
-                pool.append(batch)
-                return out
-            status = n + TRY_BIAS
-        else:
-            status = _get_many_wait(
-                self._arg,
-                batch.buf_arg,
-                batch.cap_arg,
-                batch.lens_arg,
-                _u64_args[max_items],
-                batch.count_arg,
-                _arg_i64(timeout_ns),
-            )
-        if status == OK:
-            out = batch.messages(batch.count.value)
-        elif status == ERR_BUFFER:  # the first message is longer than the buffer: in place
-            one = self.get_in_place()
-            out = [one] if isinstance(one, bytes) else one
-        else:
-            out = int(status)
-        pool.append(batch)
-        return out
-
-    def exact_pool(self, itemsize: int, max_items: int) -> list[_Exact]:
-        """The pool of get_many_exact buffers for ``itemsize`` and ``max_items`` (cut down as
-        _Exact.fitting does): list.pop()/append() give each thread its own buffer. A caller
-        may pop an entry, call ``entry.take()`` and put the entry back, as get_many_exact
-        does (Queue.get_many's hot path)."""
-        key = (itemsize, _Exact.fitting(itemsize, max_items))
-        pool = self._exact.get(key)
-        if pool is None:
-            pool = self._exact.setdefault(key, [])
-        return pool
-
-    def get_many_exact(
-        self, itemsize: int, max_items: int, timeout_ns: int
-    ) -> bytes | int | tuple[int, int]:
-        """fq_get_many_exact of up to ``max_items`` messages of exactly ``itemsize`` bytes (fewer
-        if they would not fit in _Exact.MAX_BYTES): their bytes back to back; or the status as
-        an int; or ``(ERR_BUFFER, length)`` when the first message has another length (it stays
-        queued). Keeps the GIL when timeout_ns is 0."""
-        pool = self.exact_pool(itemsize, max_items)
-        entry = pool.pop() if pool else _Exact(self, itemsize, _Exact.fitting(itemsize, max_items))
-        if timeout_ns == 0:
-            n = entry.take()
-            if n > 0:  # the common case, shortest way
-                out: bytes | int | tuple[int, int] = entry.buf[: n * itemsize]  # type: ignore[assignment]
-                pool.append(entry)
-                return out
-            status = n + TRY_BIAS
-        if timeout_ns != 0 or status == ERR_BUFFER:  # (ERR_BUFFER: ask the way that tells
-            # the length of the message in the way, without waiting)
-            status = _get_many_exact_wait(
-                self._arg,
-                entry.buf_arg,
-                entry.size_arg,
-                entry.max_arg,
-                entry.count_arg,
-                _arg_i64(timeout_ns) if timeout_ns else _NOW,
-            )
-        count = entry.count.value
-        if status == OK:
-            out = entry.buf[: count * itemsize]  # type: ignore[assignment]
-        elif status == ERR_BUFFER:
-            out = (ERR_BUFFER, count)
-        else:
-            out = int(status)
-        pool.append(entry)
-        return out
 
     def shutdown(self, immediate: bool) -> int:
         """fq_shutdown; returns the status."""

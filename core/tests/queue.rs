@@ -650,3 +650,36 @@ fn wait_ready_takes_nothing() {
     q.get(&mut buf, NOW).unwrap();
     assert_eq!(q.wait_ready(true, None), Err(Status::ShutDown));
 }
+
+#[test]
+fn what_is_not_a_segment_is_refused_at_once() {
+    // A layout version no fastqueue writes (random bytes after the magic) is corrupt, not
+    // "another version".
+    let good = {
+        let m = Name::new("good2");
+        let _q = Queue::create(&m.0, 64, 4, 0o600).unwrap();
+        std::fs::read(format!("/dev/shm/{}", m.0)).unwrap()
+    };
+    let n = Name::new("garbage-version");
+    let mut v = good.clone();
+    v[8..12].copy_from_slice(&0xFDF5_3FEFu32.to_ne_bytes());
+    write_segment(&n.0, &v);
+    assert_eq!(Queue::open(&n.0).err(), Some(Status::BadSegment));
+    // A directory, a FIFO (never waited on for its size) and a symbolic link (never followed).
+    let path = |n: &Name| format!("/dev/shm/{}", n.0);
+    let dir = Name::new("dir");
+    std::fs::create_dir(path(&dir)).unwrap();
+    let fifo = Name::new("fifo");
+    let c = std::ffi::CString::new(path(&fifo)).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let link = Name::new("link");
+    let target = Name::new("target");
+    let _t = Queue::create(&target.0, 8, 1, 0o600).unwrap();
+    std::os::unix::fs::symlink(path(&target), path(&link)).unwrap();
+    let refused = [&dir, &fifo, &link].map(|n| Queue::open(&n.0).err());
+    let _ = std::fs::remove_dir(path(&dir));
+    let _ = std::fs::remove_file(path(&fifo));
+    let _ = std::fs::remove_file(path(&link));
+    assert_eq!(refused, [Some(Status::BadSegment); 3]);
+}

@@ -40,21 +40,13 @@ COMMANDS: Final = ("ls", "stat", "rm", "gc", "bench")
 
 _PROG: Final = "fastqueue"
 
-#: Why a file that starts like a queue cannot be attached, by library status.
-_UNUSABLE: Final = {
-    _ffi.ERR_BAD_SEGMENT: "corrupt or truncated fastqueue segment",
-    _ffi.ERR_VERSION: "fastqueue segment of another layout version",
-    _ffi.ERR_NOT_READY: "fastqueue segment never finished by its creator (or still being made)",
-    _ffi.ERR_PERMISSION: "permission denied",
-    _ffi.ERR_NOT_FOUND: "removed while being inspected",
-}
-
 
 @dataclass
 class Segment:
     """What a file in /dev/shm is. ``kind`` is ``"queue"`` (attached as an observer: the queue
-    fields are set), ``"unusable"`` (starts with the fastqueue magic but cannot be attached, or
-    cannot be read: see ``reason``) or ``"foreign"`` (not a fastqueue segment)."""
+    fields are set), ``"unusable"`` (fastqueue's, or may be, but cannot be attached or read) or
+    ``"foreign"`` (not a fastqueue segment); ``reason`` says why, as
+    :func:`fastqueue._diagnose.diagnose` (and so the library's SegmentError) puts it."""
 
     name: str
     kind: str

@@ -1,7 +1,8 @@
 """Diagnoses of what is at a queue's name that agree between the library and the command line.
 
 For each kind of file that is not a usable queue -- zero bytes, short, foreign, corrupt (random
-bytes after a valid magic), another layout version, a directory, a FIFO, a symbolic link --
+bytes after a valid magic), another layout version, a header whose sizes do not fit the file, a
+directory, a FIFO, a symbolic link --
 ``Queue(name, create=False)`` raises a SegmentError that says what the file is, and
 ``python -m fastqueue ls --all`` and ``stat`` print the same words (both call
 ``fastqueue._diagnose.diagnose``).
@@ -74,6 +75,13 @@ def make_other_version(path: Path) -> None:
     path.write_bytes(bytes(image))
 
 
+def make_bad_description(path: Path) -> None:
+    # The right magic and version, a capacity (u64 at offset 16) that does not fit the file.
+    image = bytearray(queue_image())
+    struct.pack_into("=Q", image, 16, 1 << 30)
+    path.write_bytes(bytes(image))
+
+
 def make_directory(path: Path) -> None:
     path.mkdir()
 
@@ -92,6 +100,11 @@ KINDS: dict[str, tuple[Callable[[Path], None], str, tuple[str, ...]]] = {
         make_other_version,
         "unusable",
         (f"a fastqueue segment of layout version {_ffi.layout_version() + 1}",),
+    ),
+    "bad-description": (
+        make_bad_description,
+        "unusable",
+        ("a corrupt or truncated fastqueue segment",),
     ),
     "directory": (make_directory, "foreign", ("a directory, not a shared-memory segment",)),
     "fifo": (make_fifo, "foreign", ("a FIFO (named pipe), not a shared-memory segment",)),

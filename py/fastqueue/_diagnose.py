@@ -162,7 +162,10 @@ def diagnose(name: str, status: int | None = None) -> Diagnosis:
         return Diagnosis("unusable", "inaccessible (permission denied)")
     if status == _ffi.ERR_NOT_FOUND:
         return Diagnosis("missing", "no such file (it was removed while being inspected)")
+    # Its header looked right from outside: the library found a size that does not match the
+    # file, or (for a handle already attached) a slot holding values no fastqueue writes.
     return Diagnosis(
         "unusable",
-        "a corrupt or truncated fastqueue segment (its description does not match its size)",
+        "a corrupt or truncated fastqueue segment (its header or a slot holds values that do not "
+        "fit together)",
     )

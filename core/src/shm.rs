@@ -17,6 +17,10 @@ use crate::Status;
 use std::ffi::CStr;
 use std::ptr::NonNull;
 
+/// The directory of POSIX shared-memory names on Linux (where glibc's `shm_open` puts them),
+/// NUL-terminated.
+const SHM_DIR: &[u8] = b"/dev/shm\0";
+
 /// File offset of participant 0's lock byte. Locks are advisory and need no data at that offset.
 const LOCK_BASE: i64 = 1 << 40;
 
@@ -64,28 +68,28 @@ pub fn normalize(name: &CStr, out: &mut [u8; 256]) -> Result<(), Status> {
 }
 
 impl Mapping {
-    /// Creates the segment `name` (already normalised) of `size` bytes with permission bits
-    /// `mode`, all pages reserved and zeroed, and maps it.
-    pub fn create(name: &CStr, size: u64, mode: u32) -> Result<Mapping, Status> {
+    /// Creates an anonymous segment of `size` bytes in `/dev/shm` with permission bits `mode`,
+    /// all pages reserved and zeroed, and maps it. It has no name yet: the caller initialises
+    /// it, then gives it its name with [`Mapping::publish`]. If the process dies before that,
+    /// the kernel frees it with the last descriptor; nothing is left behind.
+    pub fn create(size: u64, mode: u32) -> Result<Mapping, Status> {
         let len = usize::try_from(size).map_err(|_| Status::Invalid)?;
         let off = libc::off_t::try_from(size).map_err(|_| Status::Invalid)?;
-        // SAFETY: `name` is a valid NUL-terminated string.
+        crate::memlimit::check(size)?;
+        // SAFETY: SHM_DIR is NUL-terminated.
         let fd = unsafe {
-            libc::shm_open(
-                name.as_ptr(),
-                libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
-                (mode & 0o777) as libc::mode_t,
+            libc::open(
+                SHM_DIR.as_ptr().cast(),
+                libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC,
+                (mode & 0o777) as libc::c_uint,
             )
         };
         if fd < 0 {
             return Err(status_of(errno()));
         }
         let fail = |status: Status| {
-            // SAFETY: fd is ours; the name was created by us just above.
-            unsafe {
-                libc::close(fd);
-                libc::shm_unlink(name.as_ptr());
-            }
+            // SAFETY: fd is ours; closing it frees the unnamed file.
+            unsafe { libc::close(fd) };
             Err(status)
         };
         // SAFETY: fd is a valid descriptor we own.
@@ -94,23 +98,54 @@ impl Mapping {
         }
         // SAFETY: fd is a valid descriptor; posix_fallocate returns an error number.
         let rc = unsafe { libc::posix_fallocate(fd, 0, off) };
-        if rc == libc::EOPNOTSUPP || rc == libc::EINVAL {
-            // A file system without fallocate: fall back to sizing the file.
-            // SAFETY: fd is valid.
-            if unsafe { libc::ftruncate(fd, off) } != 0 {
-                return fail(status_of(errno()));
-            }
-        } else if rc != 0 {
+        if rc != 0 {
             return fail(status_of(rc));
         }
-        match Self::map(fd, len) {
-            Ok(m) => Ok(m),
-            Err(status) => {
-                // `map` closed fd on failure.
-                // SAFETY: the name was created by us.
-                unsafe { libc::shm_unlink(name.as_ptr()) };
-                Err(status)
-            }
+        Self::map(fd, len)
+    }
+
+    /// Gives a segment made by [`Mapping::create`] the name `name` (already normalised), which
+    /// must not exist ([`Status::Exists`] otherwise: creation stays exclusive). `link()` makes
+    /// the name appear at once with the complete segment behind it.
+    pub fn publish(&self, name: &CStr) -> Result<(), Status> {
+        let mut buf = [0u8; 8 + 256];
+        let path = shm_path(name, &mut buf)?;
+        let mut proc_fd = *b"/proc/self/fd/\0\0\0\0\0\0\0\0\0\0\0\0";
+        let digits = self.fd.to_string();
+        proc_fd[14..14 + digits.len()].copy_from_slice(digits.as_bytes());
+        // SAFETY: both paths are NUL-terminated; linking through /proc/self/fd needs no
+        // privilege (AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH).
+        let rc = unsafe {
+            libc::linkat(
+                libc::AT_FDCWD,
+                proc_fd.as_ptr().cast(),
+                libc::AT_FDCWD,
+                path.as_ptr().cast(),
+                libc::AT_SYMLINK_FOLLOW,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = errno();
+        if e != libc::ENOENT {
+            return Err(status_of(e));
+        }
+        // No /proc mounted: link the descriptor itself (works with CAP_DAC_READ_SEARCH).
+        // SAFETY: as above; "" with AT_EMPTY_PATH names `self.fd`.
+        let rc = unsafe {
+            libc::linkat(
+                self.fd,
+                b"\0".as_ptr().cast(),
+                libc::AT_FDCWD,
+                path.as_ptr().cast(),
+                libc::AT_EMPTY_PATH,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(status_of(errno()))
         }
     }
 
@@ -265,8 +300,97 @@ impl Drop for Mapping {
     }
 }
 
-/// Removes the name `name` (already normalised).
-pub fn unlink(name: &CStr) -> Result<(), Status> {
+/// The path of the segment `name` (already normalised, `"/name"`) in [`SHM_DIR`],
+/// NUL-terminated, in `out`.
+fn shm_path<'a>(name: &CStr, out: &'a mut [u8; 8 + 256]) -> Result<&'a CStr, Status> {
+    let dir = &SHM_DIR[..SHM_DIR.len() - 1];
+    let name = name.to_bytes_with_nul();
+    if dir.len() + name.len() > out.len() {
+        return Err(Status::Invalid);
+    }
+    out[..dir.len()].copy_from_slice(dir);
+    out[dir.len()..dir.len() + name.len()].copy_from_slice(name);
+    CStr::from_bytes_until_nul(&out[..]).map_err(|_| Status::Invalid)
+}
+
+/// What the file `path` is, read through a descriptor of its own (never mapped): `Ok((dev,
+/// ino))` if it starts with a fastqueue segment's magic (of any layout version),
+/// [`Status::NotReady`] if it is empty or starts with zeros (a segment an older fastqueue's
+/// creator never finished, or a foreign file: nobody can tell), [`Status::BadSegment`] if it is
+/// anything else (not a regular file, a symbolic link, other bytes).
+fn identify(path: &CStr) -> Result<(u64, u64), Status> {
+    // SAFETY: `path` is NUL-terminated. O_NONBLOCK: never wait on a FIFO someone put there.
+    let fd = unsafe {
+        libc::open(
+            path.as_ptr(),
+            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(match errno() {
+            libc::ELOOP => Status::BadSegment,
+            e => status_of(e),
+        });
+    }
+    // SAFETY: a zeroed stat is a valid out-parameter; fd is valid.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: fd is valid; st is a valid out-pointer.
+    let ok = unsafe { libc::fstat(fd, &mut st) } == 0;
+    let mut head = [0u8; 8];
+    let n = if ok && (st.st_mode & libc::S_IFMT) == libc::S_IFREG {
+        // SAFETY: fd is valid; head is 8 writable bytes.
+        unsafe { libc::pread(fd, head.as_mut_ptr().cast(), head.len(), 0) }
+    } else {
+        -1
+    };
+    // SAFETY: fd is ours.
+    unsafe { libc::close(fd) };
+    if !ok {
+        return Err(Status::Os);
+    }
+    if n < 0 {
+        return Err(Status::BadSegment);
+    }
+    let head = &head[..n as usize];
+    if head == crate::layout::MAGIC.to_le_bytes() {
+        Ok((st.st_dev as u64, st.st_ino as u64))
+    } else if head.iter().all(|&b| b == 0) {
+        Err(Status::NotReady)
+    } else {
+        Err(Status::BadSegment)
+    }
+}
+
+/// Removes the name `name` (already normalised) if it names a fastqueue segment (of any layout
+/// version); anything else fails ([`Status::BadSegment`], or [`Status::NotReady`] for an empty
+/// or zeroed file) and stays. `force` removes whatever the name holds.
+///
+/// The check and the removal are two steps: the file is identified through a descriptor, then
+/// the name is looked up again right before `shm_unlink` and must still lead to the same inode.
+/// What remains is the instant between that last look-up and the unlink; `/dev/shm` is sticky,
+/// so only the owner of the file there (or root) can swap it in that instant.
+pub fn unlink(name: &CStr, force: bool) -> Result<(), Status> {
+    if !force {
+        let mut buf = [0u8; 8 + 256];
+        let path = shm_path(name, &mut buf)?;
+        let mut tries = 0;
+        loop {
+            let id = identify(path)?;
+            // SAFETY: a zeroed stat is a valid out-parameter.
+            let mut st: libc::stat = unsafe { core::mem::zeroed() };
+            // SAFETY: path is NUL-terminated; st is a valid out-pointer.
+            if unsafe { libc::lstat(path.as_ptr(), &mut st) } != 0 {
+                return Err(status_of(errno()));
+            }
+            if (st.st_dev as u64, st.st_ino as u64) == id {
+                break;
+            }
+            tries += 1;
+            if tries == 3 {
+                return Err(Status::BadSegment); // the name keeps changing under us
+            }
+        }
+    }
     // SAFETY: `name` is a valid NUL-terminated string.
     if unsafe { libc::shm_unlink(name.as_ptr()) } == 0 {
         Ok(())

@@ -312,8 +312,9 @@ def _cmd_stat(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _unlink(name: str) -> None:
-    status = _ffi.unlink(os.fsencode(name))
+def _unlink(name: str, force: bool = False) -> None:
+    raw = os.fsencode(name)
+    status = _ffi.unlink_force(raw) if force else _ffi.unlink(raw)
     if status == _ffi.OK:
         return
     if status == _ffi.ERR_NOT_FOUND:
@@ -329,7 +330,7 @@ def _cmd_rm(args: argparse.Namespace, out: TextIO) -> int:
         try:
             bare = _bare(name)
             seg = None if args.force else _probe_queue(bare)
-            _unlink(bare)
+            _unlink(bare, force=args.force)
         except _Fail as exc:
             print(f"{_PROG} rm: {exc}", file=sys.stderr)
             failed += 1

@@ -10,6 +10,7 @@ subclasses it (``FileExistsError``, ``FileNotFoundError``, ``PermissionError``, 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import queue
@@ -34,6 +35,7 @@ __all__ = [
     "ShutDown",
     "TooManyAttachedError",
     "error_from_status",
+    "unlink_refused",
 ]
 
 
@@ -161,15 +163,16 @@ _TABLE: Final[dict[int, tuple[type[FastQueueError], int | None, str]]] = {
     _ffi.ERR_NO_SPACE: (
         NoSpaceError,
         errno.ENOSPC,
-        "{op}: not enough shared memory for queue {name!r}: it needs {needed} bytes and "
-        "/dev/shm has {free} bytes free; use a smaller element_size or capacity, remove unused "
-        "queues (fastqueue.unlink), or enlarge /dev/shm",
+        "{op}: not enough shared memory for queue {name!r}: it needs {needed} bytes, while "
+        "/dev/shm has {free} bytes free and memory can give {room} (what the machine and this "
+        "process's memory cgroup have available, less a safety margin, so that creating the "
+        "queue never wakes the OOM killer); use a smaller element_size or capacity, remove "
+        "unused queues (fastqueue.unlink), free memory, or enlarge /dev/shm",
     ),
     _ffi.ERR_BAD_SEGMENT: (
         SegmentError,
         None,
-        "{op}: {name!r} is not a valid fastqueue queue (it is foreign, truncated or corrupted); "
-        + _UNLINK_HINT,
+        "{op}: {name!r} is not a valid fastqueue queue: {bad}",
     ),
     _ffi.ERR_VERSION: (
         SegmentError,
@@ -181,8 +184,11 @@ _TABLE: Final[dict[int, tuple[type[FastQueueError], int | None, str]]] = {
     _ffi.ERR_NOT_READY: (
         SegmentError,
         None,
-        "{op}: queue {name!r} was never finished by its creator (it died while creating it, or "
-        "is still at it); wait and retry, or " + _UNLINK_HINT,
+        "{op}: {name!r} is empty or starts with zeros: a queue whose creator never finished it "
+        "(an older fastqueue's creator that died or is still at it; this version never shows a "
+        "name before its queue is complete) or another program's file; wait and retry, or if no "
+        "process is creating it and it is no other program's, remove it with "
+        "fastqueue.unlink({name!r}, force=True)",
     ),
     _ffi.ERR_TOO_MANY: (
         TooManyAttachedError,
@@ -220,6 +226,49 @@ def _segment_layout(name: str | None) -> str:
     return f"segment layout version {int.from_bytes(head[8:12], sys.byteorder)}"
 
 
+def _bad_segment(name: str | None) -> str:
+    """Why the segment ``name`` is refused, and what to do: a file with fastqueue's magic is a
+    damaged queue (remove it), anything else belongs to someone else (leave it alone)."""
+    head = b""
+    if name and "/" not in name.lstrip("/"):
+        path = os.path.join("/dev/shm", name.lstrip("/"))
+        with contextlib.suppress(OSError):  # O_NONBLOCK: never wait on a FIFO someone put there
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            try:
+                head = os.pread(fd, len(_ffi.MAGIC), 0)
+            finally:
+                os.close(fd)
+    if head == _ffi.MAGIC:
+        return "it is a truncated or corrupted fastqueue segment; " + _UNLINK_HINT.format(name=name)
+    return (
+        "it is another program's file, or not a regular file; it was left alone: choose another "
+        "name"
+    )
+
+
+def unlink_refused(status: int, op: str, name: str) -> SegmentError:
+    """The error for ``fastqueue.unlink`` refusing to remove what is not a fastqueue segment
+    (``status`` is ``ERR_BAD_SEGMENT`` or ``ERR_NOT_READY``); the file stays."""
+    if status == _ffi.ERR_NOT_READY:
+        what = (
+            "is empty or starts with zeros: a queue an older fastqueue's creator never finished, "
+            "or another program's file"
+        )
+    else:
+        what = "is not a fastqueue segment (another program's file, or not a regular file)"
+    exc = SegmentError(
+        f"{op}: {name!r} {what}, so it was left in place (fastqueue.unlink removes only queues); "
+        f"only if you know it is garbage, fastqueue.unlink({name!r}, force=True) removes it"
+    )
+    exc.status = status
+    return exc
+
+
+def _memory_room() -> str:
+    room = _ffi.memory_room()
+    return "any amount" if room >= 2**64 - 1 else f"{room} bytes"
+
+
 def _shm_free() -> str:
     try:
         st = os.statvfs("/dev/shm")
@@ -252,8 +301,10 @@ def error_from_status(
         detail=detail,
         needed=needed if needed is not None else "an unknown number of",
         free=_shm_free() if status == _ffi.ERR_NO_SPACE else "",
+        room=_memory_room() if status == _ffi.ERR_NO_SPACE else "",
         layout=_ffi.layout_version(),
         theirs=_segment_layout(name) if status == _ffi.ERR_VERSION else "",
+        bad=_bad_segment(name) if status == _ffi.ERR_BAD_SEGMENT else "",
         status=status,
     )
     # OSError subclasses take (errno, strerror) and then show "[Errno N] message".

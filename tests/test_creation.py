@@ -347,3 +347,97 @@ def test_creation_refuses_more_than_the_cgroup_allows(
     assert done.returncode == 0, done.stderr
     assert "created" in done.stdout, done.stdout
     assert not (SHM / name).exists()  # closing the creating handle unlinked it
+
+
+# ------------------------------------------------------------------------------ without O_TMPFILE
+
+# Where the kernel has no O_TMPFILE, a segment is built under a temporary name; this test-only
+# switch of the library takes that path on any kernel.
+NO_TMPFILE = {**os.environ, "FASTQUEUE_TEST_HOOK_NO_TMPFILE": "1"}
+
+
+def _leftovers(pid: int) -> list[str]:
+    return sorted(p.name for p in SHM.glob(f"{_ffi.TEMP_PREFIX}{pid}-*"))
+
+
+def test_creation_under_a_temporary_name_leaves_only_the_queue(qname: NameFactory) -> None:
+    name = qname()
+    code = (
+        "import os, fastqueue\n"
+        "TEMP = '.fq-tmp-%d-' % os.getpid()\n"
+        f"q = fastqueue.Queue({name!r}, element_size=64, capacity=4, mode=0o640)\n"
+        "q.put(b'x'); print(oct(os.stat('/dev/shm/' + q.name).st_mode & 0o777))\n"
+        "print([p for p in os.listdir('/dev/shm') if p.startswith(TEMP)])\n"
+        f"try:\n    fastqueue.Queue({name!r}, element_size=64, capacity=4)\n"
+        "except fastqueue.QueueExistsError:\n    print('exists')\n"
+        "print([p for p in os.listdir('/dev/shm') if p.startswith(TEMP)])\n"
+        "q.close()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=NO_TMPFILE, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:4] == ["0o640", "[]", "exists", "[]"], done.stdout
+    assert not (SHM / name).exists()
+
+
+@pytest.mark.timeout(120)
+def test_gc_removes_the_temporary_file_of_a_killed_creator(qname: NameFactory) -> None:
+    from fastqueue import _cli
+
+    name = qname()
+    size = min(512 << 20, _ffi.memory_room() // 4)
+    code = (
+        "import time, fastqueue\n"
+        f"q = fastqueue.Queue({name!r}, element_size=1 << 20, capacity={max(2, size >> 20)})\n"
+        "print('created', flush=True); time.sleep(60)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], env=NO_TMPFILE, stdout=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not _leftovers(child.pid) and not (SHM / name).exists():
+            assert time.monotonic() < deadline and child.poll() is None
+        child.send_signal(signal.SIGKILL)
+        child.wait(30)
+    finally:
+        child.kill()
+        child.wait()
+        assert child.stdout is not None
+        child.stdout.close()
+    left = _leftovers(child.pid)
+    try:
+        assert not (SHM / name).exists(), "a killed creator left the queue's name behind"
+        assert len(left) == 1, left  # killed while building under its temporary name
+        with Queue(name, element_size=16, capacity=2) as q:  # the name is free
+            q.put(b"ok")
+        # gc (only this leftover: --prefix) removes it: its creator's lock is gone.
+        assert _cli.main(["gc", "--prefix", left[0]]) == 0
+        assert not _leftovers(child.pid)
+    finally:
+        for leftover in _leftovers(child.pid):
+            fastqueue.unlink(leftover, force=True)
+
+
+def test_gc_keeps_the_temporary_file_of_a_live_creator(qname: NameFactory) -> None:
+    # Named for this (running) process and unlocked: the instant between a creator making the
+    # file and locking it. gc must leave it; the same file named for a dead pid is removed.
+    alive = f"{_ffi.TEMP_PREFIX}{os.getpid()}-999"
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead = f"{_ffi.TEMP_PREFIX}{int(child.stdout)}-999"
+    for leftover in (alive, dead):
+        write_file(leftover, b"")
+    try:
+        assert _ffi.remove_leftover(alive.encode()) == (_ffi.OK, False)
+        assert (SHM / alive).exists()
+        assert _ffi.remove_leftover(dead.encode()) == (_ffi.OK, True)
+        assert not (SHM / dead).exists()
+        assert _ffi.remove_leftover(b"fq-not-a-leftover")[0] == _ffi.ERR_INVALID
+    finally:
+        for leftover in (alive, dead):
+            if (SHM / leftover).exists():
+                fastqueue.unlink(leftover, force=True)

@@ -173,6 +173,16 @@ int32_t fq_unlink(const char *name);
  *  FQ_ERR_INVALID, FQ_ERR_NOT_FOUND, FQ_ERR_PERMISSION or FQ_ERR_OS. */
 int32_t fq_unlink_force(const char *name);
 
+/** Removes `name` if it is a creation leftover whose creator is gone, and sets *removed to 1
+ *  (0: its creator is still at work, nothing done). Where the kernel or file system has no
+ *  O_TMPFILE, fq_create() builds a segment under a temporary name ".fq-tmp-<pid>-<n>" and holds
+ *  a write lock (F_OFD_SETLK) on its byte 2^40 - 1 until the segment has its real name; a
+ *  creator killed meanwhile leaves that file. It counts as gone when nobody holds that lock
+ *  and no process has the pid in its name. `fastqueue gc` calls this for every such name.
+ *  Returns FQ_OK, FQ_ERR_NULL, FQ_ERR_INVALID (not a ".fq-tmp-" name), FQ_ERR_NOT_FOUND,
+ *  FQ_ERR_PERMISSION or FQ_ERR_OS. */
+int32_t fq_remove_leftover(const char *name, uint32_t *removed);
+
 /** The largest segment, in bytes, that fq_create() accepts now as far as memory is concerned,
  *  in *out: the least of what the machine (MemAvailable of /proc/meminfo) and the process's
  *  memory cgroup and its ancestors (v2 memory.max - memory.current, v1 memory.limit_in_bytes -

@@ -78,7 +78,7 @@ impl Queue {
         shm::normalize(name, &mut buf)?;
         let name = CStr::from_bytes_until_nul(&buf).map_err(|_| Status::Invalid)?;
         let geo = Geometry::new(max_msg, capacity)?;
-        let map = Mapping::create(geo.total_size, mode)?;
+        let (map, unpublished) = Mapping::create(geo.total_size, mode)?;
         // SAFETY: the mapping is at least HEADER_SIZE bytes, page-aligned, zeroed, and nobody
         // else reads it before `magic` is published below.
         let header = unsafe { &mut *(map.ptr() as *mut Header) };
@@ -114,7 +114,7 @@ impl Queue {
         let q = Self::attach(map, geo)?;
         // Only now, complete and attached, does the segment get its name (exclusively: a taken
         // name fails with `Exists`, and dropping `q` frees the unnamed segment).
-        q.map.publish(name)?;
+        q.map.publish(name, unpublished)?;
         Ok(q)
     }
 

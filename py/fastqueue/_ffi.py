@@ -61,6 +61,7 @@ __all__ = [
     "PYPY",
     "SHUTDOWN",
     "STAT_NAMES",
+    "TEMP_PREFIX",
     "TIMEOUT",
     "WAIT_READABLE",
     "WAIT_WRITABLE",
@@ -77,6 +78,7 @@ __all__ = [
     "memory_room",
     "observe",
     "open_",
+    "remove_leftover",
     "segment_size",
     "status_str",
     "unlink",
@@ -235,6 +237,7 @@ _fq_clone = _declare("fq_clone", c_int32, c_void_p, _voidpp)
 _fq_close = _declare("fq_close", None, c_void_p)
 _fq_unlink = _declare("fq_unlink", c_int32, c_char_p)
 _fq_unlink_force = _declare("fq_unlink_force", c_int32, c_char_p)
+_fq_remove_leftover = _declare("fq_remove_leftover", c_int32, c_char_p, POINTER(c_uint32))
 _fq_memory_room = _declare("fq_memory_room", c_int32, _u64p)
 _fq_capacity = _declare("fq_capacity", c_uint64, c_void_p)
 _fq_max_msg = _declare("fq_max_msg", c_uint64, c_void_p)
@@ -431,6 +434,18 @@ def unlink(name: bytes) -> int:
 def unlink_force(name: bytes) -> int:
     """fq_unlink_force (whatever the name holds); returns the status."""
     return int(_fq_unlink_force(name))
+
+
+def remove_leftover(name: bytes) -> tuple[int, bool]:
+    """fq_remove_leftover: (status, whether the leftover was removed)."""
+    removed = c_uint32(0)
+    status = int(_fq_remove_leftover(name, byref(removed)))
+    return status, bool(removed.value)
+
+
+#: The prefix of the temporary names of segments being created (``.fq-tmp-<pid>-<n>``), used
+#: only where the kernel has no O_TMPFILE (see fq_remove_leftover).
+TEMP_PREFIX: Final = ".fq-tmp-"
 
 
 def memory_room() -> int:

@@ -120,9 +120,10 @@ int32_t fq_segment_size(uint64_t max_msg, uint64_t capacity, uint64_t *out);
  * 0..`max_msg` (>= 1) bytes each, with permission bits `mode` (e.g. 0600), reserves all its
  * memory up front, and attaches to it. Fails with FQ_ERR_EXISTS if the name is taken; on any
  * failure nothing is left behind. On success *out is a new handle (free it with fq_close()).
- * Creation is atomic: the segment is built unnamed in /dev/shm (O_TMPFILE) and linked to
- * `name` only once complete, so a concurrent fq_open() never sees a half-initialised segment
- * and a creator killed mid-way leaves nothing behind. It never asks for more memory than
+ * Creation is atomic: the segment is built unnamed in /dev/shm (O_TMPFILE; on kernels without
+ * it, under a locked temporary name, see fq_remove_leftover()) and linked to `name` only once
+ * complete, so a concurrent fq_open() never sees a half-initialised segment and a creator
+ * killed mid-way leaves no name behind. It never asks for more memory than
  * fq_memory_room() reports (FQ_ERR_NO_SPACE, before anything is reserved), so creating a queue
  * cannot wake the OOM killer; a full /dev/shm also fails with FQ_ERR_NO_SPACE.
  * Does not block (beyond the time it takes to reserve the memory). The creator does not own the

@@ -470,7 +470,17 @@ fn shm_path<'a>(name: &CStr, out: &'a mut [u8; 8 + 256]) -> Result<&'a CStr, Sta
 /// creator never finished, or a foreign file: nobody can tell), [`Status::BadSegment`] if it is
 /// anything else (not a regular file, a symbolic link, other bytes).
 fn identify(path: &CStr) -> Result<(u64, u64), Status> {
-    // SAFETY: `path` is NUL-terminated. O_NONBLOCK: never wait on a FIFO someone put there.
+    // Only a regular file is opened (opening a device can have effects of its own).
+    // SAFETY: a zeroed stat is a valid out-parameter.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: path is NUL-terminated; st is a valid out-pointer.
+    if unsafe { libc::lstat(path.as_ptr(), &mut st) } != 0 {
+        return Err(status_of(errno()));
+    }
+    if (st.st_mode & libc::S_IFMT) != libc::S_IFREG {
+        return Err(Status::BadSegment);
+    }
+    // SAFETY: `path` is NUL-terminated. O_NONBLOCK: never wait on a FIFO swapped in meanwhile.
     let fd = unsafe {
         libc::open(
             path.as_ptr(),
@@ -483,8 +493,6 @@ fn identify(path: &CStr) -> Result<(u64, u64), Status> {
             e => status_of(e),
         });
     }
-    // SAFETY: a zeroed stat is a valid out-parameter; fd is valid.
-    let mut st: libc::stat = unsafe { core::mem::zeroed() };
     // SAFETY: fd is valid; st is a valid out-pointer.
     let ok = unsafe { libc::fstat(fd, &mut st) } == 0;
     let mut head = [0u8; 8];

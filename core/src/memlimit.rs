@@ -212,6 +212,29 @@ mod tests {
     }
 
     #[test]
+    fn the_tightest_cgroup_level_wins() {
+        let base = std::env::temp_dir().join(format!("fq-memlimit-{}", std::process::id()));
+        let leaf = base.join("parent").join("leaf");
+        std::fs::create_dir_all(&leaf).unwrap();
+        let write = |dir: &Path, limit: &str, usage: u64| {
+            std::fs::write(dir.join("memory.max"), format!("{limit}\n")).unwrap();
+            std::fs::write(dir.join("memory.current"), format!("{usage}\n")).unwrap();
+        };
+        let v2 = |l: &str| l == "max";
+        write(&base, "max", 1 << 30);
+        write(&base.join("parent"), &(1u64 << 30).to_string(), 900 << 20);
+        write(&leaf, &(4u64 << 30).to_string(), 100 << 20);
+        let s = cgroup_levels(&base, &leaf, "memory.max", "memory.current", v2).unwrap();
+        assert_eq!((s.room, s.total), (124 << 20, 1 << 30)); // the parent's
+        write(&base.join("parent"), "max", 0);
+        let s = cgroup_levels(&base, &leaf, "memory.max", "memory.current", v2).unwrap();
+        assert_eq!(s.total, 4 << 30); // the leaf's
+        write(&leaf, "max", 0);
+        assert!(cgroup_levels(&base, &leaf, "memory.max", "memory.current", v2).is_none());
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
     fn this_machine_has_some_room() {
         assert!(room() > 0);
     }

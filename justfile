@@ -163,6 +163,11 @@ bench-quick: _install _bench-deps
 bench-topology *args: _install _bench-deps
     {{python}} perf/bench_topology.py --quick {{args}}
 
+# How long creating a 1 GiB and an 8 GiB queue takes, against other ways of reserving pages
+# (one segment at a time; --huge also on a huge=always tmpfs in a private mount namespace, root).
+bench-create *args: _install
+    {{python}} perf/bench_create.py {{args}}
+
 # pyperf and the peers measured against (perf/requirements.txt).
 _bench-deps:
     {{pip}} install -q -r perf/requirements.txt || \

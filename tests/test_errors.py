@@ -79,9 +79,19 @@ def test_no_space_message_says_needed_and_free() -> None:
 
 
 def test_segment_errors_say_what_to_do() -> None:
-    for status in (_ffi.ERR_BAD_SEGMENT, _ffi.ERR_VERSION, _ffi.ERR_NOT_READY):
-        message = str(_errors.error_from_status(status, "op", "jobs"))
-        assert "fastqueue.unlink('jobs')" in message, message
+    # 'jobs' does not exist: a name whose file cannot be read as a queue is never advised for
+    # removal (it may be another program's); the other two say how to remove what is there.
+    message = str(_errors.error_from_status(_ffi.ERR_BAD_SEGMENT, "op", "jobs"))
+    assert "fastqueue.unlink" not in message and "choose another name" in message, message
+    message = str(_errors.error_from_status(_ffi.ERR_VERSION, "op", "jobs"))
+    assert "fastqueue.unlink('jobs')" in message, message
+    message = str(_errors.error_from_status(_ffi.ERR_NOT_READY, "op", "jobs"))
+    assert "fastqueue.unlink('jobs', force=True)" in message, message
+
+
+def test_no_space_message_names_the_memory_room() -> None:
+    message = str(_errors.error_from_status(_ffi.ERR_NO_SPACE, "op", "n", needed=123456))
+    assert "memory can give" in message and "OOM killer" in message, message
 
 
 def test_empty_full_are_not_failures() -> None:

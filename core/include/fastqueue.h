@@ -122,7 +122,12 @@ int32_t fq_segment_size(uint64_t max_msg, uint64_t capacity, uint64_t *out);
  * 0..`max_msg` (>= 1) bytes each, with permission bits `mode` (e.g. 0600), reserves all its
  * memory up front, and attaches to it. Fails with FQ_ERR_EXISTS if the name is taken; on any
  * failure nothing is left behind. On success *out is a new handle (free it with fq_close()).
- * Creation is race-free: a concurrent fq_open() never sees a half-initialised segment.
+ * Creation is atomic: the segment is built unnamed in /dev/shm (O_TMPFILE; on kernels without
+ * it, under a locked temporary name, see fq_remove_leftover()) and linked to `name` only once
+ * complete, so a concurrent fq_open() never sees a half-initialised segment and a creator
+ * killed mid-way leaves no name behind. It never asks for more memory than
+ * fq_memory_room() reports (FQ_ERR_NO_SPACE, before anything is reserved), so creating a queue
+ * cannot wake the OOM killer; a full /dev/shm also fails with FQ_ERR_NO_SPACE.
  * Does not block (beyond the time it takes to reserve the memory). The creator does not own the
  * name: fq_close() keeps it, fq_unlink() removes it. Returns FQ_OK, FQ_ERR_NULL, FQ_ERR_INVALID,
  * FQ_ERR_EXISTS, FQ_ERR_PERMISSION, FQ_ERR_NO_SPACE or FQ_ERR_OS.
@@ -154,10 +159,40 @@ int32_t fq_clone(const fq_queue *q, fq_queue **out);
  *  being read is lost (and counted in FQ_STAT_LOST). */
 void fq_close(fq_queue *q);
 
-/** Removes the name. Attached handles keep working; the memory is freed when the last detaches.
- *  Needs no handle. Returns FQ_OK, FQ_ERR_NULL, FQ_ERR_INVALID, FQ_ERR_NOT_FOUND,
- *  FQ_ERR_PERMISSION or FQ_ERR_OS. */
+/** Removes the name if it holds a fastqueue segment (of any layout version: the first 8 bytes
+ *  are the magic "FASTQUE1"); attached handles keep working, and the memory is freed when the
+ *  last detaches. Anything else stays where it is: FQ_ERR_BAD_SEGMENT for a foreign file (other
+ *  bytes, not a regular file, a symbolic link), FQ_ERR_NOT_READY for an empty or zeroed file
+ *  (a segment an older fastqueue's creator never finished, or a foreign file: nobody can tell;
+ *  fq_unlink_force() removes it). The file is read through a descriptor of its own, never
+ *  mapped, and the name must still lead to the same file right before it is removed (what is
+ *  left is that instant, in which only the file's owner or root can swap it: /dev/shm is
+ *  sticky). Needs no handle. Returns FQ_OK, FQ_ERR_NULL, FQ_ERR_INVALID, FQ_ERR_NOT_FOUND,
+ *  FQ_ERR_PERMISSION, FQ_ERR_BAD_SEGMENT, FQ_ERR_NOT_READY or FQ_ERR_OS. */
 int32_t fq_unlink(const char *name);
+
+/** Removes the name whatever it holds, without looking at it (the command line's
+ *  `rm --force`): for leftovers fq_unlink() refuses. Returns FQ_OK, FQ_ERR_NULL,
+ *  FQ_ERR_INVALID, FQ_ERR_NOT_FOUND, FQ_ERR_PERMISSION or FQ_ERR_OS. */
+int32_t fq_unlink_force(const char *name);
+
+/** Removes `name` if it is a creation leftover whose creator is gone, and sets *removed to 1
+ *  (0: its creator is still at work, nothing done). Where the kernel or file system has no
+ *  O_TMPFILE, fq_create() builds a segment under a temporary name ".fq-tmp-<pid>-<n>" and holds
+ *  a write lock (F_OFD_SETLK) on its byte 2^40 - 1 until the segment has its real name; a
+ *  creator killed meanwhile leaves that file. It counts as gone when nobody holds that lock
+ *  and no process has the pid in its name. `fastqueue gc` calls this for every such name.
+ *  Returns FQ_OK, FQ_ERR_NULL, FQ_ERR_INVALID (not a ".fq-tmp-" name), FQ_ERR_NOT_FOUND,
+ *  FQ_ERR_PERMISSION or FQ_ERR_OS. */
+int32_t fq_remove_leftover(const char *name, uint32_t *removed);
+
+/** The largest segment, in bytes, that fq_create() accepts now as far as memory is concerned,
+ *  in *out: the least of what the machine (MemAvailable of /proc/meminfo) and the process's
+ *  memory cgroup and its ancestors (v2 memory.max - memory.current, v1 memory.limit_in_bytes -
+ *  memory.usage_in_bytes) can still give, each less a margin of min(256 MiB, 1/16 of its total);
+ *  UINT64_MAX when none can be read. /dev/shm's own free space is not included (the reservation
+ *  itself checks it). Read afresh on every call. Returns FQ_OK or FQ_ERR_NULL. */
+int32_t fq_memory_room(uint64_t *out);
 
 /** The queue's capacity in messages; 0 if q is NULL. */
 uint64_t fq_capacity(const fq_queue *q);

@@ -172,7 +172,55 @@ pub unsafe extern "C" fn fq_unlink(name: *const c_char) -> i32 {
             return Err(Status::Null);
         }
         // SAFETY: non-NULL and NUL-terminated per the contract.
-        Queue::unlink_c(unsafe { CStr::from_ptr(name) })
+        Queue::unlink_c(unsafe { CStr::from_ptr(name) }, false)
+    })
+}
+
+/// Removes a name in the shared-memory directory whatever it holds (`fq_unlink` removes only
+/// fastqueue segments).
+///
+/// # Safety
+/// `name` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn fq_unlink_force(name: *const c_char) -> i32 {
+    guard(|| {
+        if name.is_null() {
+            return Err(Status::Null);
+        }
+        // SAFETY: non-NULL and NUL-terminated per the contract.
+        Queue::unlink_c(unsafe { CStr::from_ptr(name) }, true)
+    })
+}
+
+/// Removes a creation leftover (`.fq-tmp-<pid>-<n>`) whose creator is gone.
+///
+/// # Safety
+/// `name` is NULL or a NUL-terminated string; `removed` is NULL or valid for writing a u32.
+#[no_mangle]
+pub unsafe extern "C" fn fq_remove_leftover(name: *const c_char, removed: *mut u32) -> i32 {
+    guard(|| {
+        if name.is_null() || removed.is_null() {
+            return Err(Status::Null);
+        }
+        let mut buf = [0u8; 256];
+        // SAFETY: non-NULL and NUL-terminated per the contract.
+        crate::shm::normalize(unsafe { CStr::from_ptr(name) }, &mut buf)?;
+        let name = CStr::from_bytes_until_nul(&buf).map_err(|_| Status::Invalid)?;
+        let gone = crate::shm::remove_leftover(name)?;
+        // SAFETY: forwarded contract.
+        unsafe { store(removed, u32::from(gone)) }
+    })
+}
+
+/// The largest segment `fq_create` accepts now as far as memory is concerned.
+///
+/// # Safety
+/// `out` is NULL or valid for writing a u64.
+#[no_mangle]
+pub unsafe extern "C" fn fq_memory_room(out: *mut u64) -> i32 {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        unsafe { store(out, crate::memlimit::room()) }
     })
 }
 

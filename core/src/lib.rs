@@ -7,6 +7,7 @@
 //! * [`ring`] — the lock-free MPMC ring: every slot-state transition and every ordering choice.
 //! * [`wait`] — sleeping and waking across processes (futex on Linux).
 //! * [`shm`] — creating, opening, mapping and unlinking segments; per-process liveness locks.
+//! * `memlimit` — how much memory a new segment may take without waking the OOM killer.
 //! * [`queue`] — the safe Rust API that ties a mapping, the ring and the waits together.
 //! * [`ffi`] — the flat C ABI (`fq_*`), documented in `include/fastqueue.h`.
 #![warn(missing_docs, unsafe_op_in_unsafe_fn)]
@@ -18,6 +19,8 @@ pub mod ring;
 
 #[cfg(not(loom))]
 pub mod ffi;
+#[cfg(not(loom))]
+pub(crate) mod memlimit;
 #[cfg(not(loom))]
 pub mod queue;
 #[cfg(not(loom))]

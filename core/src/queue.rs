@@ -66,9 +66,10 @@ impl Queue {
         Self::open_c(&cname(name)?)
     }
 
-    /// Removes the name `name`; attached handles keep working.
+    /// Removes the name `name` if it is a fastqueue segment ([`Status::BadSegment`] or
+    /// [`Status::NotReady`] otherwise, and the file stays); attached handles keep working.
     pub fn unlink(name: &str) -> Result<(), Status> {
-        Self::unlink_c(&cname(name)?)
+        Self::unlink_c(&cname(name)?, false)
     }
 
     /// [`Queue::create`] with a C string.
@@ -77,7 +78,7 @@ impl Queue {
         shm::normalize(name, &mut buf)?;
         let name = CStr::from_bytes_until_nul(&buf).map_err(|_| Status::Invalid)?;
         let geo = Geometry::new(max_msg, capacity)?;
-        let map = Mapping::create(name, geo.total_size, mode)?;
+        let (map, unpublished) = Mapping::create(geo.total_size, mode)?;
         // SAFETY: the mapping is at least HEADER_SIZE bytes, page-aligned, zeroed, and nobody
         // else reads it before `magic` is published below.
         let header = unsafe { &mut *(map.ptr() as *mut Header) };
@@ -110,11 +111,11 @@ impl Queue {
         // ORDERING: Release pairs with the opener's Acquire load of `magic`: everything written
         // above is visible to whoever sees MAGIC.
         d.magic.store(MAGIC, Ordering::Release);
-        let q = Self::attach(map, geo);
-        if q.is_err() {
-            let _ = shm::unlink(name);
-        }
-        q
+        let q = Self::attach(map, geo)?;
+        // Only now, complete and attached, does the segment get its name (exclusively: a taken
+        // name fails with `Exists`, and dropping `q` frees the unnamed segment).
+        q.map.publish(name, unpublished)?;
+        Ok(q)
     }
 
     /// [`Queue::open`] with a C string.
@@ -165,11 +166,14 @@ impl Queue {
         Ok((map, geo))
     }
 
-    /// [`Queue::unlink`] with a C string.
-    pub fn unlink_c(name: &CStr) -> Result<(), Status> {
+    /// [`Queue::unlink`] with a C string; `force` removes the name whatever it holds.
+    pub fn unlink_c(name: &CStr, force: bool) -> Result<(), Status> {
         let mut buf = [0u8; 256];
         shm::normalize(name, &mut buf)?;
-        shm::unlink(CStr::from_bytes_until_nul(&buf).map_err(|_| Status::Invalid)?)
+        shm::unlink(
+            CStr::from_bytes_until_nul(&buf).map_err(|_| Status::Invalid)?,
+            force,
+        )
     }
 
     /// A new handle on the same segment with its own participant id and liveness lock, even if

@@ -1,10 +1,17 @@
 //! Named POSIX shared-memory segments: create, open, map, unlink; and the per-process liveness
 //! locks of the participant table.
 //!
-//! * Creation is exclusive (`O_CREAT | O_EXCL`), sets the exact permission bits asked for
-//!   (`fchmod`, so the umask does not silently narrow them), and reserves every page up front with
-//!   `posix_fallocate`, so a full `/dev/shm` fails here with [`Status::NoSpace`] instead of a
-//!   SIGBUS on first touch. On any failure the name is unlinked again.
+//! * Creation first asks `memlimit` whether the machine and the process's memory cgroup can
+//!   give the segment (with a margin), so that it never wakes the OOM killer. It then builds the
+//!   segment without a name (`O_TMPFILE` in `/dev/shm`), sets the exact permission bits asked for
+//!   (`fchmod`, so the umask does not silently narrow them), reserves every page up front with
+//!   `posix_fallocate` (a full `/dev/shm` fails here with [`Status::NoSpace`] instead of a
+//!   SIGBUS on first touch), and only once the caller has initialised it, `link()`s it to its
+//!   name: `EEXIST` keeps creation exclusive, and a creator killed at any instant leaves no name
+//!   behind. Without `O_TMPFILE` a locked temporary name takes its place ([`TEMP_PREFIX`],
+//!   [`remove_leftover`]).
+//! * Unlinking removes only what starts with the fastqueue magic, read through a descriptor of
+//!   its own (never mapped), unless forced.
 //! * Opening checks the file size before mapping and maps exactly the file's size; validation of
 //!   the contents is `layout`'s job.
 //! * Liveness: each handle owns its own open file description of the segment and holds an
@@ -16,6 +23,10 @@
 use crate::Status;
 use std::ffi::CStr;
 use std::ptr::NonNull;
+
+/// The directory of POSIX shared-memory names on Linux (where glibc's `shm_open` puts them),
+/// NUL-terminated.
+const SHM_DIR: &[u8] = b"/dev/shm\0";
 
 /// File offset of participant 0's lock byte. Locks are advisory and need no data at that offset.
 const LOCK_BASE: i64 = 1 << 40;
@@ -63,54 +74,229 @@ pub fn normalize(name: &CStr, out: &mut [u8; 256]) -> Result<(), Status> {
     Ok(())
 }
 
-impl Mapping {
-    /// Creates the segment `name` (already normalised) of `size` bytes with permission bits
-    /// `mode`, all pages reserved and zeroed, and maps it.
-    pub fn create(name: &CStr, size: u64, mode: u32) -> Result<Mapping, Status> {
-        let len = usize::try_from(size).map_err(|_| Status::Invalid)?;
-        let off = libc::off_t::try_from(size).map_err(|_| Status::Invalid)?;
-        // SAFETY: `name` is a valid NUL-terminated string.
+/// Prefix of the temporary names of segments being created where `O_TMPFILE` is missing
+/// (`.fq-tmp-<pid>-<n>`; the leading dot keeps them out of plain listings).
+pub const TEMP_PREFIX: &str = ".fq-tmp-";
+
+/// File offset of the byte a creator keeps write-locked while it builds a segment under a
+/// temporary name (just below the participants' lock bytes).
+pub const CREATING_LOCK: i64 = LOCK_BASE - 1;
+
+/// A segment's temporary name, removed on drop unless [`Mapping::publish`] gave the segment its
+/// real name first (then it is removed there). `None`: the segment is an unnamed `O_TMPFILE`.
+pub struct Unpublished(Option<std::ffi::CString>);
+
+impl Drop for Unpublished {
+    fn drop(&mut self) {
+        if let Some(name) = &self.0 {
+            // SAFETY: a NUL-terminated name this process created.
+            unsafe { libc::shm_unlink(name.as_ptr()) };
+        }
+    }
+}
+
+fn open_tmpfile(mode: u32) -> Result<libc::c_int, i32> {
+    if std::env::var_os("FASTQUEUE_TEST_HOOK_NO_TMPFILE").is_some() {
+        return Err(libc::EOPNOTSUPP); // test-only: take the path of kernels without O_TMPFILE
+    }
+    // SAFETY: SHM_DIR is NUL-terminated.
+    let fd = unsafe {
+        libc::open(
+            SHM_DIR.as_ptr().cast(),
+            libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC,
+            mode as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        Err(errno())
+    } else {
+        Ok(fd)
+    }
+}
+
+/// A new file `/.fq-tmp-<pid>-<n>`, with this description's write lock on [`CREATING_LOCK`].
+fn open_named_temp(mode: u32) -> Result<(libc::c_int, Unpublished), Status> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    for _ in 0..100 {
+        // ORDERING: Relaxed: only uniqueness within the process matters (O_EXCL decides).
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let name = std::ffi::CString::new(format!("/{TEMP_PREFIX}{}-{n}", std::process::id()))
+            .map_err(|_| Status::Internal)?;
+        // SAFETY: `name` is NUL-terminated.
         let fd = unsafe {
             libc::shm_open(
                 name.as_ptr(),
                 libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
-                (mode & 0o777) as libc::mode_t,
+                mode as libc::mode_t,
             )
         };
         if fd < 0 {
-            return Err(status_of(errno()));
-        }
-        let fail = |status: Status| {
-            // SAFETY: fd is ours; the name was created by us just above.
-            unsafe {
-                libc::close(fd);
-                libc::shm_unlink(name.as_ptr());
+            match errno() {
+                libc::EEXIST => continue, // left by a dead process of the same pid
+                e => return Err(status_of(e)),
             }
+        }
+        let temp = Unpublished(Some(name));
+        if let Err(e) = lock_byte(fd, libc::F_OFD_SETLK, libc::F_WRLCK, CREATING_LOCK) {
+            // SAFETY: fd is ours.
+            unsafe { libc::close(fd) };
+            return Err(status_of(e)); // `temp` removes the name
+        }
+        return Ok((fd, temp));
+    }
+    Err(Status::Exists)
+}
+
+fn lock_byte(
+    fd: libc::c_int,
+    cmd: libc::c_int,
+    ty: libc::c_int,
+    at: i64,
+) -> Result<libc::flock, i32> {
+    // SAFETY: a zeroed flock is a valid value; the fields that matter are set below.
+    let mut fl: libc::flock = unsafe { core::mem::zeroed() };
+    fl.l_type = ty as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = at;
+    fl.l_len = 1;
+    fl.l_pid = 0; // required by OFD locks
+                  // SAFETY: fd is a valid descriptor; fl is a valid flock for the call.
+    if unsafe { libc::fcntl(fd, cmd, &mut fl) } == 0 {
+        Ok(fl)
+    } else {
+        Err(errno())
+    }
+}
+
+/// Removes `name` (already normalised) if it is a temporary segment name ([`TEMP_PREFIX`])
+/// whose creator is gone: nobody holds its [`CREATING_LOCK`] and the pid in its name is not
+/// running (the lock is the proof, immune to pid reuse; the pid covers the instant between
+/// the file's creation and its locking). `Ok(true)`: removed; `Ok(false)`: its creator is
+/// still at work; [`Status::Invalid`] for any other name.
+pub fn remove_leftover(name: &CStr) -> Result<bool, Status> {
+    let bare = name
+        .to_bytes()
+        .strip_prefix(b"/")
+        .unwrap_or(name.to_bytes());
+    let Some(rest) = bare.strip_prefix(TEMP_PREFIX.as_bytes()) else {
+        return Err(Status::Invalid);
+    };
+    let pid = std::str::from_utf8(rest)
+        .ok()
+        .and_then(|r| r.split('-').next())
+        .and_then(|p| p.parse::<libc::pid_t>().ok())
+        .ok_or(Status::Invalid)?;
+    // SAFETY: `name` is NUL-terminated.
+    let fd = unsafe { libc::shm_open(name.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(status_of(errno()));
+    }
+    let probe = lock_byte(fd, libc::F_OFD_GETLK, libc::F_WRLCK, CREATING_LOCK);
+    // SAFETY: fd is ours.
+    unsafe { libc::close(fd) };
+    let locked = probe.map_or(true, |fl| fl.l_type != libc::F_UNLCK as libc::c_short);
+    // SAFETY: kill with signal 0 only checks whether the process exists.
+    let running = pid > 0 && (unsafe { libc::kill(pid, 0) } == 0 || errno() == libc::EPERM);
+    if locked || running {
+        return Ok(false);
+    }
+    unlink(name, true).map(|()| true)
+}
+
+impl Mapping {
+    /// Creates a segment of `size` bytes in `/dev/shm` with permission bits `mode`, all pages
+    /// reserved and zeroed, and maps it. It has no name yet: the caller initialises it, then
+    /// gives it its name with [`Mapping::publish`], which consumes the returned [`Unpublished`].
+    ///
+    /// The segment is an unnamed file (`O_TMPFILE`): if the process dies before publishing, the
+    /// kernel frees it with the last descriptor and nothing is left behind. Where the kernel or
+    /// file system has no `O_TMPFILE`, it is a file named `.fq-tmp-<pid>-<n>` instead, whose
+    /// creator holds a write lock on byte [`CREATING_LOCK`] until the segment is published:
+    /// [`remove_leftover`] (`fastqueue gc`) removes such a file once that lock is free.
+    pub fn create(size: u64, mode: u32) -> Result<(Mapping, Unpublished), Status> {
+        let len = usize::try_from(size).map_err(|_| Status::Invalid)?;
+        let off = libc::off_t::try_from(size).map_err(|_| Status::Invalid)?;
+        crate::memlimit::check(size)?;
+        let mode = mode & 0o777;
+        let (fd, temp) = match open_tmpfile(mode) {
+            Ok(fd) => (fd, Unpublished(None)),
+            Err(e) if e == libc::EISDIR || e == libc::EOPNOTSUPP || e == libc::EINVAL => {
+                open_named_temp(mode)?
+            }
+            Err(e) => return Err(status_of(e)),
+        };
+        let fail = |status: Status| {
+            // SAFETY: fd is ours; closing it frees an unnamed file (dropping `temp`, when the
+            // caller returns, removes a named one).
+            unsafe { libc::close(fd) };
             Err(status)
         };
         // SAFETY: fd is a valid descriptor we own.
-        if unsafe { libc::fchmod(fd, (mode & 0o777) as libc::mode_t) } != 0 {
+        if unsafe { libc::fchmod(fd, mode as libc::mode_t) } != 0 {
             return fail(status_of(errno()));
         }
         // SAFETY: fd is a valid descriptor; posix_fallocate returns an error number.
         let rc = unsafe { libc::posix_fallocate(fd, 0, off) };
-        if rc == libc::EOPNOTSUPP || rc == libc::EINVAL {
-            // A file system without fallocate: fall back to sizing the file.
-            // SAFETY: fd is valid.
-            if unsafe { libc::ftruncate(fd, off) } != 0 {
-                return fail(status_of(errno()));
-            }
-        } else if rc != 0 {
+        if rc != 0 {
             return fail(status_of(rc));
         }
-        match Self::map(fd, len) {
-            Ok(m) => Ok(m),
-            Err(status) => {
-                // `map` closed fd on failure.
-                // SAFETY: the name was created by us.
-                unsafe { libc::shm_unlink(name.as_ptr()) };
-                Err(status)
+        Ok((Self::map(fd, len)?, temp))
+    }
+
+    /// Gives a segment made by [`Mapping::create`] the name `name` (already normalised), which
+    /// must not exist ([`Status::Exists`] otherwise: creation stays exclusive). `link()` makes
+    /// the name appear at once with the complete segment behind it.
+    pub fn publish(&self, name: &CStr, temp: Unpublished) -> Result<(), Status> {
+        let mut buf = [0u8; 8 + 256];
+        let path = shm_path(name, &mut buf)?;
+        if let Some(temp_name) = &temp.0 {
+            let mut tbuf = [0u8; 8 + 256];
+            let temp_path = shm_path(temp_name, &mut tbuf)?;
+            // SAFETY: both paths are NUL-terminated.
+            if unsafe { libc::link(temp_path.as_ptr(), path.as_ptr()) } != 0 {
+                return Err(status_of(errno()));
             }
+            drop(temp); // removes the temporary name
+            let _ = lock_byte(self.fd, libc::F_OFD_SETLK, libc::F_UNLCK, CREATING_LOCK);
+            return Ok(());
+        }
+        let mut proc_fd = *b"/proc/self/fd/\0\0\0\0\0\0\0\0\0\0\0\0";
+        let digits = self.fd.to_string();
+        proc_fd[14..14 + digits.len()].copy_from_slice(digits.as_bytes());
+        // SAFETY: both paths are NUL-terminated; linking through /proc/self/fd needs no
+        // privilege (AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH).
+        let rc = unsafe {
+            libc::linkat(
+                libc::AT_FDCWD,
+                proc_fd.as_ptr().cast(),
+                libc::AT_FDCWD,
+                path.as_ptr().cast(),
+                libc::AT_SYMLINK_FOLLOW,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = errno();
+        if e != libc::ENOENT {
+            return Err(status_of(e));
+        }
+        // No /proc mounted: link the descriptor itself (works with CAP_DAC_READ_SEARCH).
+        // SAFETY: as above; "" with AT_EMPTY_PATH names `self.fd`.
+        let rc = unsafe {
+            libc::linkat(
+                self.fd,
+                b"\0".as_ptr().cast(),
+                libc::AT_FDCWD,
+                path.as_ptr().cast(),
+                libc::AT_EMPTY_PATH,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(status_of(errno()))
         }
     }
 
@@ -276,8 +462,105 @@ impl Drop for Mapping {
     }
 }
 
-/// Removes the name `name` (already normalised).
-pub fn unlink(name: &CStr) -> Result<(), Status> {
+/// The path of the segment `name` (already normalised, `"/name"`) in [`SHM_DIR`],
+/// NUL-terminated, in `out`.
+fn shm_path<'a>(name: &CStr, out: &'a mut [u8; 8 + 256]) -> Result<&'a CStr, Status> {
+    let dir = &SHM_DIR[..SHM_DIR.len() - 1];
+    let name = name.to_bytes_with_nul();
+    if dir.len() + name.len() > out.len() {
+        return Err(Status::Invalid);
+    }
+    out[..dir.len()].copy_from_slice(dir);
+    out[dir.len()..dir.len() + name.len()].copy_from_slice(name);
+    CStr::from_bytes_until_nul(&out[..]).map_err(|_| Status::Invalid)
+}
+
+/// What the file `path` is, read through a descriptor of its own (never mapped): `Ok((dev,
+/// ino))` if it starts with a fastqueue segment's magic (of any layout version),
+/// [`Status::NotReady`] if it is empty or starts with zeros (a segment an older fastqueue's
+/// creator never finished, or a foreign file: nobody can tell), [`Status::BadSegment`] if it is
+/// anything else (not a regular file, a symbolic link, other bytes).
+fn identify(path: &CStr) -> Result<(u64, u64), Status> {
+    // Only a regular file is opened (opening a device can have effects of its own).
+    // SAFETY: a zeroed stat is a valid out-parameter.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: path is NUL-terminated; st is a valid out-pointer.
+    if unsafe { libc::lstat(path.as_ptr(), &mut st) } != 0 {
+        return Err(status_of(errno()));
+    }
+    if (st.st_mode & libc::S_IFMT) != libc::S_IFREG {
+        return Err(Status::BadSegment);
+    }
+    // SAFETY: `path` is NUL-terminated. O_NONBLOCK: never wait on a FIFO swapped in meanwhile.
+    let fd = unsafe {
+        libc::open(
+            path.as_ptr(),
+            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(match errno() {
+            libc::ELOOP => Status::BadSegment,
+            e => status_of(e),
+        });
+    }
+    // SAFETY: fd is valid; st is a valid out-pointer.
+    let ok = unsafe { libc::fstat(fd, &mut st) } == 0;
+    let mut head = [0u8; 8];
+    let n = if ok && (st.st_mode & libc::S_IFMT) == libc::S_IFREG {
+        // SAFETY: fd is valid; head is 8 writable bytes.
+        unsafe { libc::pread(fd, head.as_mut_ptr().cast(), head.len(), 0) }
+    } else {
+        -1
+    };
+    // SAFETY: fd is ours.
+    unsafe { libc::close(fd) };
+    if !ok {
+        return Err(Status::Os);
+    }
+    if n < 0 {
+        return Err(Status::BadSegment);
+    }
+    let head = &head[..n as usize];
+    if head == crate::layout::MAGIC.to_le_bytes() {
+        Ok((st.st_dev as u64, st.st_ino as u64))
+    } else if head.iter().all(|&b| b == 0) {
+        Err(Status::NotReady)
+    } else {
+        Err(Status::BadSegment)
+    }
+}
+
+/// Removes the name `name` (already normalised) if it names a fastqueue segment (of any layout
+/// version); anything else fails ([`Status::BadSegment`], or [`Status::NotReady`] for an empty
+/// or zeroed file) and stays. `force` removes whatever the name holds.
+///
+/// The check and the removal are two steps: the file is identified through a descriptor, then
+/// the name is looked up again right before `shm_unlink` and must still lead to the same inode.
+/// What remains is the instant between that last look-up and the unlink; `/dev/shm` is sticky,
+/// so only the owner of the file there (or root) can swap it in that instant.
+pub fn unlink(name: &CStr, force: bool) -> Result<(), Status> {
+    if !force {
+        let mut buf = [0u8; 8 + 256];
+        let path = shm_path(name, &mut buf)?;
+        let mut tries = 0;
+        loop {
+            let id = identify(path)?;
+            // SAFETY: a zeroed stat is a valid out-parameter.
+            let mut st: libc::stat = unsafe { core::mem::zeroed() };
+            // SAFETY: path is NUL-terminated; st is a valid out-pointer.
+            if unsafe { libc::lstat(path.as_ptr(), &mut st) } != 0 {
+                return Err(status_of(errno()));
+            }
+            if (st.st_dev as u64, st.st_ino as u64) == id {
+                break;
+            }
+            tries += 1;
+            if tries == 3 {
+                return Err(Status::BadSegment); // the name keeps changing under us
+            }
+        }
+    }
     // SAFETY: `name` is a valid NUL-terminated string.
     if unsafe { libc::shm_unlink(name.as_ptr()) } == 0 {
         Ok(())

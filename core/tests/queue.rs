@@ -25,7 +25,8 @@ impl Name {
 
 impl Drop for Name {
     fn drop(&mut self) {
-        let _ = Queue::unlink(&self.0);
+        // Forced: also junk a test wrote under the name.
+        let _ = Queue::unlink_c(&std::ffi::CString::new(self.0.clone()).unwrap(), true);
     }
 }
 
@@ -116,6 +117,36 @@ fn hostile_segments_are_refused_with_a_status() {
     // Truncated after the header: the slots would lie outside the file.
     write_segment(&n.0, &good[..good.len() - 64]);
     assert_eq!(Queue::open(&n.0).err(), Some(Status::BadSegment));
+}
+
+#[test]
+fn unlink_removes_only_fastqueue_segments() {
+    let n = Name::new("unlink");
+    let path = format!("/dev/shm/{}", n.0);
+    for (junk, status) in [
+        (&[0xABu8; 4096][..], Status::BadSegment),
+        (b"FASTQUE".as_slice(), Status::BadSegment),
+        (&[0u8; 64][..], Status::NotReady),
+        (b"".as_slice(), Status::NotReady),
+    ] {
+        write_segment(&n.0, junk);
+        assert_eq!(Queue::unlink(&n.0), Err(status));
+        assert_eq!(std::fs::read(&path).unwrap(), junk, "the file stays");
+    }
+    let c = std::ffi::CString::new(n.0.clone()).unwrap();
+    Queue::unlink_c(&c, true).unwrap();
+    assert!(std::fs::metadata(&path).is_err());
+    // A queue of another layout version is still fastqueue's: removed.
+    let good = {
+        let m = Name::new("good");
+        let _q = Queue::create(&m.0, 64, 4, 0o600).unwrap();
+        std::fs::read(format!("/dev/shm/{}", m.0)).unwrap()
+    };
+    let mut old = good.clone();
+    old[8] = 1;
+    write_segment(&n.0, &old);
+    Queue::unlink(&n.0).unwrap();
+    assert!(std::fs::metadata(&path).is_err());
 }
 
 #[test]

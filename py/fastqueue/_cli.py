@@ -289,8 +289,9 @@ def _cmd_stat(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _unlink(name: str) -> None:
-    status = _ffi.unlink(os.fsencode(name))
+def _unlink(name: str, force: bool = False) -> None:
+    raw = os.fsencode(name)
+    status = _ffi.unlink_force(raw) if force else _ffi.unlink(raw)
     if status == _ffi.OK:
         return
     if status == _ffi.ERR_NOT_FOUND:
@@ -306,7 +307,7 @@ def _cmd_rm(args: argparse.Namespace, out: TextIO) -> int:
         try:
             bare = _bare(name)
             seg = None if args.force else _probe_queue(bare)
-            _unlink(bare)
+            _unlink(bare, force=args.force)
         except _Fail as exc:
             print(f"{_PROG} rm: {exc}", file=sys.stderr)
             failed += 1
@@ -319,10 +320,27 @@ def _cmd_rm(args: argparse.Namespace, out: TextIO) -> int:
     return 1 if failed else 0
 
 
+def _gc_leftover(name: str, dry_run: bool, out: TextIO) -> int:
+    """Removes a creation leftover whose creator is gone (fq_remove_leftover); 1 if removed."""
+    if dry_run:
+        print(f"would remove {name} if its creator is gone (an unfinished creation)", file=out)
+        return 1
+    status, removed = _ffi.remove_leftover(os.fsencode(name))
+    if status == _ffi.OK and removed:
+        print(f"removed {name} (left by a creator that died while creating a queue)", file=out)
+        return 1
+    if status not in (_ffi.OK, _ffi.ERR_NOT_FOUND):
+        print(f"{_PROG} gc: {name}: {_ffi.status_str(status)}", file=sys.stderr)
+    return 0
+
+
 def _cmd_gc(args: argparse.Namespace, out: TextIO) -> int:
     failed = 0
     found = 0
     for seg in scan(args.prefix):
+        if seg.name.startswith(_ffi.TEMP_PREFIX):  # a queue being made where O_TMPFILE is missing
+            found += _gc_leftover(seg.name, args.dry_run, out)
+            continue
         if seg.kind == "unusable":
             print(f"kept {seg.name}: cannot be attached: {seg.reason}", file=out)
             continue

@@ -41,6 +41,7 @@ __all__ = [
     "SlotInUseError",
     "TooManyAttachedError",
     "error_from_status",
+    "unlink_refused",
 ]
 
 
@@ -194,9 +195,11 @@ _TABLE: Final[dict[int, tuple[type[FastQueueError], int | None, str]]] = {
     _ffi.ERR_NO_SPACE: (
         NoSpaceError,
         errno.ENOSPC,
-        "{op}: not enough shared memory for queue {name!r}: it needs {needed} bytes and "
-        "/dev/shm has {free} bytes free; use a smaller element_size or capacity, remove unused "
-        "queues (fastqueue.unlink), or enlarge /dev/shm",
+        "{op}: not enough shared memory for queue {name!r}: it needs {needed} bytes, while "
+        "/dev/shm has {free} bytes free and memory can give {room} (what the machine and this "
+        "process's memory cgroup have available, less a safety margin, so that creating the "
+        "queue never wakes the OOM killer); use a smaller element_size or capacity, remove "
+        "unused queues (fastqueue.unlink), free memory, or enlarge /dev/shm",
     ),
     # The three segment statuses: what is wrong comes from the diagnosis of the file
     # (_diagnose.diagnose, which `fastqueue ls --all` / `stat` print too), then what to do.
@@ -239,14 +242,41 @@ def _advice(diagnosis: Diagnosis, name: str) -> str:
     unlink = _UNLINK_HINT.format(name=name)
     if diagnosis.kind == "foreign":
         return (
-            f"it is not fastqueue's: remove or rename {SHM_DIR}/{name} if it is yours, or "
-            f"choose another queue name"
+            "it is not fastqueue's and was left alone: choose another name (or, if "
+            f"{SHM_DIR}/{name} is yours and unwanted, remove it yourself)"
         )
     if diagnosis.reason.startswith(OTHER_VERSION):
         return f"attach with a fastqueue of that layout version, or {unlink}"
     if diagnosis.reason in (NEVER_FINISHED, EMPTY_FILE):
-        return f"wait and retry, or {unlink}"
+        # fastqueue.unlink refuses an empty or zeroed file (it may be another program's).
+        return (
+            "wait and retry, or if no process is creating it and it is no other program's, "
+            f"remove it with fastqueue.unlink({name!r}, force=True)"
+        )
     return unlink
+
+
+def unlink_refused(status: int, op: str, name: str) -> SegmentError:
+    """The error for ``fastqueue.unlink`` refusing to remove what is not a fastqueue segment
+    (``status`` is ``ERR_BAD_SEGMENT`` or ``ERR_NOT_READY``); the file stays."""
+    if status == _ffi.ERR_NOT_READY:
+        what = (
+            "is empty or starts with zeros: a queue an older fastqueue's creator never finished, "
+            "or another program's file"
+        )
+    else:
+        what = "is not a fastqueue segment (another program's file, or not a regular file)"
+    exc = SegmentError(
+        f"{op}: {name!r} {what}, so it was left in place (fastqueue.unlink removes only queues); "
+        f"only if you know it is garbage, fastqueue.unlink({name!r}, force=True) removes it"
+    )
+    exc.status = status
+    return exc
+
+
+def _memory_room() -> str:
+    room = _ffi.memory_room()
+    return "any amount" if room >= 2**64 - 1 else f"{room} bytes"
 
 
 def _shm_free() -> str:
@@ -276,6 +306,10 @@ def error_from_status(
     if status == _ffi.ERR_OS and err is not None:
         detail = f"{detail}: {os.strerror(err)}"
     diagnosis, advice = detail, _UNLINK_HINT.format(name=name)
+    if status == _ffi.ERR_BAD_SEGMENT:  # (undiagnosed: it may be another program's file)
+        advice = "it may be another program's file, so it was left alone: choose another name"
+    elif status == _ffi.ERR_NOT_READY:
+        advice = _advice(Diagnosis("unusable", NEVER_FINISHED), name or "?")
     if cls is SegmentError and name:
         found = diagnose(name, status)
         if found.kind not in ("queue", "missing"):  # (else it changed meanwhile: the
@@ -288,6 +322,7 @@ def error_from_status(
         detail=detail,
         needed=needed if needed is not None else "an unknown number of",
         free=_shm_free() if status == _ffi.ERR_NO_SPACE else "",
+        room=_memory_room() if status == _ffi.ERR_NO_SPACE else "",
         status=status,
     )
     # OSError subclasses take (errno, strerror) and then show "[Errno N] message".

@@ -62,6 +62,7 @@ __all__ = [
     "PYPY",
     "SHUTDOWN",
     "STAT_NAMES",
+    "TEMP_PREFIX",
     "TIMEOUT",
     "TRY_BIAS",
     "WAIT_READABLE",
@@ -75,10 +76,13 @@ __all__ = [
     "layout_version",
     "lend",
     "library_path",
+    "memory_room",
+    "remove_leftover",
     "segment_size",
     "status_str",
     "u64_arg",
     "unlink",
+    "unlink_force",
     "writable_buffer",
 ]
 
@@ -232,6 +236,9 @@ _fq_open = _declare("fq_open", c_int32, c_char_p, _voidpp)
 _fq_clone = _declare("fq_clone", c_int32, c_void_p, _voidpp)
 _fq_close = _declare("fq_close", None, c_void_p)
 _fq_unlink = _declare("fq_unlink", c_int32, c_char_p)
+_fq_unlink_force = _declare("fq_unlink_force", c_int32, c_char_p)
+_fq_remove_leftover = _declare("fq_remove_leftover", c_int32, c_char_p, POINTER(c_uint32))
+_fq_memory_room = _declare("fq_memory_room", c_int32, _u64p)
 _fq_capacity = _declare("fq_capacity", c_uint64, c_void_p)
 _fq_max_msg = _declare("fq_max_msg", c_uint64, c_void_p)
 _fq_size = _declare("fq_size", c_uint64, c_void_p)
@@ -420,8 +427,32 @@ def segment_size(max_msg: int, capacity: int) -> tuple[int, int]:
 
 
 def unlink(name: bytes) -> int:
-    """fq_unlink; returns the status."""
+    """fq_unlink (only a fastqueue segment); returns the status."""
     return int(_fq_unlink(name))
+
+
+def unlink_force(name: bytes) -> int:
+    """fq_unlink_force (whatever the name holds); returns the status."""
+    return int(_fq_unlink_force(name))
+
+
+def remove_leftover(name: bytes) -> tuple[int, bool]:
+    """fq_remove_leftover: (status, whether the leftover was removed)."""
+    removed = c_uint32(0)
+    status = int(_fq_remove_leftover(name, byref(removed)))
+    return status, bool(removed.value)
+
+
+#: The prefix of the temporary names of segments being created (``.fq-tmp-<pid>-<n>``), used
+#: only where the kernel has no O_TMPFILE (see fq_remove_leftover).
+TEMP_PREFIX: Final = ".fq-tmp-"
+
+
+def memory_room() -> int:
+    """fq_memory_room: the largest segment creation accepts now, memory-wise (bytes)."""
+    out = c_uint64()
+    _fq_memory_room(byref(out))
+    return out.value
 
 
 def array_arg(lens: array[int]) -> Any:

@@ -38,7 +38,7 @@ from ._args import check_size as _check_size
 from ._args import check_timeout as _check_timeout
 from ._args import limits_error as _limits_error
 from ._batches import BatchMixin
-from ._errors import InvalidArgumentError, error_from_status
+from ._errors import InvalidArgumentError, error_from_status, unlink_refused
 from ._putget import PutGetMixin
 from ._slots import SlotMixin, WriteSlot
 
@@ -354,7 +354,8 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, _aio.AsyncMixin):
         Handles already attached (this one included) keep working; the memory is freed when the
         last one closes. For the handle that created the queue, unlinking a name that is already
         gone is not an error (and closing it later does not unlink again). For an attached
-        handle it raises ``FileNotFoundError``.
+        handle it raises ``FileNotFoundError``. If the name now holds something that is not a
+        fastqueue segment, that stays and ``SegmentError`` is raised (see :func:`unlink`).
         """
         if self._h is None:
             raise self._closed_error()
@@ -364,7 +365,10 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, _aio.AsyncMixin):
             return
         if status == _ffi.ERR_NOT_FOUND and self._owner_pid == os.getpid():
             return
-        raise error_from_status(status, f"Queue({self._name!r}).unlink()", self._name)
+        op = f"Queue({self._name!r}).unlink()"
+        if status in (_ffi.ERR_BAD_SEGMENT, _ffi.ERR_NOT_READY):
+            raise unlink_refused(status, op, self._name)
+        raise error_from_status(status, op, self._name)
 
     def close(self) -> None:
         """Detaches this handle; idempotent. The creating handle also removes the queue's name.
@@ -429,11 +433,14 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, _aio.AsyncMixin):
             self._bind(h)  # the bound calls name the inherited handle
 
 
-def unlink(name: str) -> None:
+def unlink(name: str, *, force: bool = False) -> None:
     """Removes the queue named ``name`` (with or without a leading '/').
 
     Processes attached to it keep working; nobody can attach any more. Raises
-    ``FileNotFoundError`` if there is no such queue.
+    ``FileNotFoundError`` if there is no such queue. Only fastqueue segments (of any layout
+    version) are removed: anything else in ``/dev/shm`` under that name (another program's
+    shared memory, an empty or zeroed file) stays, and ``SegmentError`` is raised.
+    ``force=True`` removes whatever the name holds, like ``fastqueue rm --force``.
 
     >>> q = Queue(element_size=8, capacity=4)
     >>> unlink(q.name)
@@ -447,9 +454,13 @@ def unlink(name: str) -> None:
     >>> q.close()
     """
     bare, raw = _check_name(name)
-    status = _ffi.unlink(raw)
-    if status != _OK:
-        raise error_from_status(status, f"fastqueue.unlink({bare!r})", bare)
+    status = _ffi.unlink_force(raw) if force else _ffi.unlink(raw)
+    if status == _OK:
+        return
+    op = f"fastqueue.unlink({bare!r}{', force=True' if force else ''})"
+    if status in (_ffi.ERR_BAD_SEGMENT, _ffi.ERR_NOT_READY):
+        raise unlink_refused(status, op, bare)
+    raise error_from_status(status, op, bare)
 
 
 def _after_fork_in_child() -> None:

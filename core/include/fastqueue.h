@@ -23,8 +23,11 @@
  *    own deadline comes (it makes a last attempt then) or after 250 ms. A signal handler that
  *    runs while a call sleeps does not end the call; callers that must react to signals (Python
  *    does) pass bounded timeouts and loop.
- *  - Threads: a fq_queue handle may be used by any number of threads at once, except that
- *    fq_close() must not race with any other call on the same handle.
+ *  - Threads: a fq_queue handle may be used by any number of threads at once. fq_close() may
+ *    run while other threads are inside calls on the same handle (e.g. blocked in fq_get() to
+ *    shut a worker down): those calls return FQ_ERR_CLOSED, and fq_close() returns once they
+ *    have. A call that *starts* after fq_close() began, or a second fq_close() of the same
+ *    handle, uses freed memory: undefined behaviour, as with free().
  *  - Processes: handles are per process. After fork() the child should fq_clone() each inherited
  *    handle and fq_close() the inherited one (it may keep using inherited handles for put/get,
  *    but crash recovery cannot then tell the child from the parent).
@@ -95,6 +98,9 @@ extern "C" {
 #define FQ_ERR_OS (-13)
 /** A bug inside the library (a caught panic). Please report it. */
 #define FQ_ERR_INTERNAL (-14)
+/** Another thread closed the handle (fq_close) while this call was using it: the call stopped
+ *  (a blocked put/get/wait/join returns at once) and did nothing more. */
+#define FQ_ERR_CLOSED (-15)
 
 /** Opaque handle to an attached queue. */
 typedef struct fq_queue fq_queue;
@@ -146,10 +152,12 @@ int32_t fq_open(const char *name, fq_queue **out);
  */
 int32_t fq_clone(const fq_queue *q, fq_queue **out);
 
-/** Detaches and frees the handle. NULL is ignored. Does not remove the name. Never blocks. No
- *  other call may use `q` concurrently or afterwards (it is dangling). Zero-copy claims still
- *  open on the handle are given up: an unfinished write is skipped by consumers, a message still
- *  being read is lost (and counted in FQ_STAT_LOST). */
+/** Detaches and frees the handle. NULL is ignored. Does not remove the name. Calls other
+ *  threads are making on `q` when fq_close() begins return FQ_ERR_CLOSED (blocked ones are woken
+ *  at once); fq_close() waits for them to return, and blocks for nothing else. No call may start
+ *  on `q` after fq_close() began, and closing it twice is undefined behaviour: it is dangling.
+ *  Zero-copy claims still open on the handle are given up: an unfinished write is skipped by
+ *  consumers, a message still being read is lost (and counted in FQ_STAT_LOST). */
 void fq_close(fq_queue *q);
 
 /** Removes the name. Attached handles keep working; the memory is freed when the last detaches.
@@ -262,8 +270,9 @@ int32_t fq_read_end(fq_queue *q, uint64_t token);
  * Puts `count` messages laid out back to back in `data`, the i-th `lens[i]` bytes long, one
  * after another (messages of other producers may land between them: a batch is not atomic),
  * blocking as `timeout_ns` allows for the whole batch. *done is the number put, also on failure
- * (FQ_FULL, FQ_SHUTDOWN). Every length is checked first: FQ_ERR_TOO_BIG puts nothing. One call
- * per batch: the cheap way to move many small messages.
+ * (FQ_FULL, FQ_SHUTDOWN, FQ_ERR_TOO_BIG, ...: on every return but a NULL `done`). Every length
+ * is checked first: FQ_ERR_TOO_BIG puts nothing (*done is 0). One call per batch: the cheap
+ * way to move many small messages.
  */
 int32_t fq_put_many(fq_queue *q, const void *data, const uint64_t *lens, uint64_t count,
                     int64_t timeout_ns, uint64_t *done);

@@ -8,6 +8,7 @@
 //! * [`wait`] — sleeping and waking across processes (futex on Linux).
 //! * [`shm`] — creating, opening, mapping and unlinking segments; per-process liveness locks.
 //! * [`queue`] — the safe Rust API that ties a mapping, the ring and the waits together.
+//! * [`gate`] — the calls in flight on a handle, so that closing waits for them.
 //! * [`ffi`] — the flat C ABI (`fq_*`), documented in `include/fastqueue.h`.
 #![warn(missing_docs, unsafe_op_in_unsafe_fn)]
 
@@ -18,6 +19,8 @@ pub mod ring;
 
 #[cfg(not(loom))]
 pub mod ffi;
+#[cfg(not(loom))]
+pub mod gate;
 #[cfg(not(loom))]
 pub mod queue;
 #[cfg(not(loom))]

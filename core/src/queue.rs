@@ -16,6 +16,7 @@
 //!
 //! Timeouts are `Option<Duration>`: `None` waits forever, `Some(Duration::ZERO)` tries once.
 
+use crate::gate::Gate;
 use crate::layout::{
     Description, Geometry, Header, Participant, SlotBuffer, WaitWord, HEADER_SIZE, LAYOUT_VERSION,
     MAGIC, MAX_PARTICIPANTS, PARTICIPANT_FREE, PARTICIPANT_USED, SHUTDOWN_GRACEFUL,
@@ -43,6 +44,8 @@ pub struct Queue {
     geo: Geometry,
     me: u32,
     pid: u32,
+    /// Calls in flight through the C ABI, and whether the handle is closing (see `gate`).
+    gate: Gate,
 }
 
 fn cname(name: &str) -> Result<CString, Status> {
@@ -132,6 +135,7 @@ impl Queue {
             geo,
             me: OBSERVER,
             pid: std::process::id(),
+            gate: Gate::default(),
         })
     }
 
@@ -185,6 +189,7 @@ impl Queue {
             geo,
             me: u32::MAX,
             pid: std::process::id(),
+            gate: Gate::default(),
         };
         for k in 0..MAX_PARTICIPANTS {
             if !q.map.lock_participant(k) {
@@ -267,6 +272,32 @@ impl Queue {
         field(&self.header().stats.0).fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Registers a call through the C ABI on this handle (see `gate`); `Err(Status::Closed)` if
+    /// another thread is closing it. The call counts as in flight until the guard drops.
+    #[inline]
+    pub fn enter(&self) -> Result<Entered<'_>, Status> {
+        if self.gate.enter() {
+            Ok(Entered(self))
+        } else {
+            Err(Status::Closed)
+        }
+    }
+
+    /// Starts closing this handle while other threads may be inside calls on it: those that
+    /// wait return `Err(Status::Closed)` (every waiter on the segment's wait words is woken to
+    /// re-check) and later calls fail the same way. Returns once no call is in flight; the
+    /// caller then drops the handle.
+    pub fn close_shared(&self) {
+        self.gate.close();
+        let h = self.header();
+        notify_all(&h.not_empty.0);
+        notify_all(&h.not_full.0);
+        notify_all(&h.control.0.join);
+        while !self.gate.drained() {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+
     /// Capacity in messages.
     pub fn capacity(&self) -> u64 {
         self.geo.capacity
@@ -341,6 +372,9 @@ impl Queue {
         if self.me == OBSERVER {
             return Err(Status::Invalid);
         }
+        if self.gate.is_closing() {
+            return Err(Status::Closed);
+        }
         if self.shutdown_state() != SHUTDOWN_NONE {
             return Err(Status::ShutDown);
         }
@@ -363,6 +397,9 @@ impl Queue {
             &h.not_full.0,
             deadline(timeout),
             || {
+                if self.gate.is_closing() {
+                    return Attempt::Leave(Err(Status::Closed));
+                }
                 if self.shutdown_state() != SHUTDOWN_NONE {
                     return Attempt::Leave(Err(Status::ShutDown));
                 }
@@ -441,6 +478,9 @@ impl Queue {
         let ring = self.ring();
         let mut skipped = 0;
         let mut attempt = || {
+            if self.gate.is_closing() {
+                return Attempt::Leave(Err(Status::Closed));
+            }
             let shut = self.shutdown_state();
             if shut == SHUTDOWN_IMMEDIATE {
                 return Attempt::Leave(Err(Status::ShutDown));
@@ -565,6 +605,9 @@ impl Queue {
         let ring = self.ring();
         let mut skipped = 0;
         let attempt = || {
+            if self.gate.is_closing() {
+                return Attempt::Leave(Err(Status::Closed));
+            }
             let shut = self.shutdown_state();
             if shut == SHUTDOWN_IMMEDIATE || (shut != SHUTDOWN_NONE && !readable) {
                 return Attempt::Leave(Err(Status::ShutDown));
@@ -764,11 +807,13 @@ impl Queue {
     /// allows; `Err(Status::Timeout)` otherwise.
     pub fn join(&self, timeout: Option<Duration>) -> Result<(), Status> {
         let c = &self.header().control.0;
-        let ready = || self.unfinished() == 0;
-        if wait_until(&c.join, deadline(timeout), ready, || self.recover_dead()) {
-            Ok(())
-        } else {
+        let ready = || self.gate.is_closing() || self.unfinished() == 0;
+        if !wait_until(&c.join, deadline(timeout), ready, || self.recover_dead()) {
             Err(Status::Timeout)
+        } else if self.gate.is_closing() {
+            Err(Status::Closed)
+        } else {
+            Ok(())
         }
     }
 
@@ -904,7 +949,10 @@ impl Queue {
         let start = Instant::now();
         let until = deadline.map_or(start + SPIN_TIME, |d| d.min(start + SPIN_TIME));
         let mut spins = 0u32;
-        while !ring.room_for(want) && self.shutdown_state() == SHUTDOWN_NONE {
+        while !ring.room_for(want)
+            && self.shutdown_state() == SHUTDOWN_NONE
+            && !self.gate.is_closing()
+        {
             spins += 1;
             if spins % 8 == 0 && Instant::now() >= until {
                 return;
@@ -1039,6 +1087,22 @@ impl Queue {
         self.note_skipped(skipped);
         self.freed((*count).min(u64::from(u32::MAX)) as u32);
         Ok(())
+    }
+}
+
+/// A call in flight on a handle (from [`Queue::enter`]); ends the call when dropped.
+pub struct Entered<'a>(&'a Queue);
+
+impl core::ops::Deref for Entered<'_> {
+    type Target = Queue;
+    fn deref(&self) -> &Queue {
+        self.0
+    }
+}
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        self.0.gate.exit();
     }
 }
 

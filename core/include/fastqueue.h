@@ -128,8 +128,11 @@ int32_t fq_segment_size(uint64_t max_msg, uint64_t capacity, uint64_t *out);
  * failure nothing is left behind. On success *out is a new handle (free it with fq_close()).
  * Creation is race-free: a concurrent fq_open() never sees a half-initialised segment.
  * Does not block (beyond the time it takes to reserve the memory). The creator does not own the
- * name: fq_close() keeps it, fq_unlink() removes it. Returns FQ_OK, FQ_ERR_NULL, FQ_ERR_INVALID,
- * FQ_ERR_EXISTS, FQ_ERR_PERMISSION, FQ_ERR_NO_SPACE or FQ_ERR_OS.
+ * name: fq_close() keeps it, fq_unlink() removes it. A `mode` that lets the group or others
+ * read the segment without writing it (e.g. 0640, 0644) is refused with FQ_ERR_INVALID: read
+ * access would let them take locks that keep others from attaching; use 0600, 0660 or 0666.
+ * Returns FQ_OK, FQ_ERR_NULL, FQ_ERR_INVALID, FQ_ERR_EXISTS, FQ_ERR_PERMISSION, FQ_ERR_NO_SPACE
+ * or FQ_ERR_OS.
  */
 int32_t fq_create(const char *name, uint64_t max_msg, uint64_t capacity, uint32_t mode,
                   fq_queue **out);

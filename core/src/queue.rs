@@ -52,6 +52,14 @@ fn cname(name: &str) -> Result<CString, Status> {
     CString::new(name).map_err(|_| Status::Invalid)
 }
 
+/// Whether permission bits `mode` let the group or others read a segment they cannot write.
+/// Such modes are refused: anyone who can read the file can take read locks on any of its
+/// bytes, which would keep participants from taking their (write) liveness locks — read access
+/// would grant the power to deny attaching. Whoever can write can do worse anyway (see README).
+pub fn grants_read_without_write(mode: u32) -> bool {
+    mode & 0o060 == 0o040 || mode & 0o006 == 0o004
+}
+
 fn deadline(timeout: Option<Duration>) -> Option<Instant> {
     // A timeout too large to represent is the same as none.
     timeout.and_then(|t| Instant::now().checked_add(t))
@@ -76,6 +84,9 @@ impl Queue {
 
     /// [`Queue::create`] with a C string.
     pub fn create_c(name: &CStr, max_msg: u64, capacity: u64, mode: u32) -> Result<Queue, Status> {
+        if grants_read_without_write(mode) {
+            return Err(Status::Invalid);
+        }
         let mut buf = [0u8; 256];
         shm::normalize(name, &mut buf)?;
         let name = CStr::from_bytes_until_nul(&buf).map_err(|_| Status::Invalid)?;

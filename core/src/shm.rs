@@ -11,7 +11,10 @@
 //!   open-file-description lock (`F_OFD_SETLK`) on one byte per participant entry, far beyond
 //!   the data. The kernel drops the lock when the last descriptor of that description closes,
 //!   including when the process dies; `F_OFD_GETLK` from any other description then tells
-//!   "dead" from "alive" — immune to pid reuse and pid namespaces.
+//!   "dead" from "alive" — immune to pid reuse and pid namespaces. Only *write* locks count:
+//!   anyone who can read the file can take read locks, so a read lock proves nothing. A read
+//!   lock on a free or dead entry's byte keeps the write lock from being taken there, so an
+//!   attacher skips that entry (creation refuses modes that grant read without write).
 
 use crate::Status;
 use std::ffi::CStr;
@@ -244,11 +247,14 @@ impl Mapping {
         let _ = self.lock_op(libc::F_OFD_SETLK, libc::F_UNLCK, index);
     }
 
-    /// Whether some other open file description holds participant `index`'s lock. Errors count
-    /// as alive: recovery must never take a slot from a process that may be running.
+    /// Whether some other open file description holds participant `index`'s lock. Only a write
+    /// lock counts: participants take write locks (which needs the segment open for writing),
+    /// while a read lock can be taken by anyone who can merely read the file, so it proves
+    /// nothing (the probe asks about a read lock, which only a write lock conflicts with). Errors
+    /// count as alive: recovery must never take a slot from a process that may be running.
     pub fn participant_alive(&self, index: u32) -> bool {
-        match self.lock_op(libc::F_OFD_GETLK, libc::F_WRLCK, index) {
-            Ok(fl) => fl.l_type != libc::F_UNLCK as libc::c_short,
+        match self.lock_op(libc::F_OFD_GETLK, libc::F_RDLCK, index) {
+            Ok(fl) => fl.l_type == libc::F_WRLCK as libc::c_short,
             Err(_) => true,
         }
     }

@@ -271,6 +271,12 @@ class Queue(_aio.AsyncMixin):
                 raise TypeError(f"mode must be an int such as 0o600, not {type(mode).__name__}")
             if not 0 <= mode <= 0o7777:
                 raise ValueError(f"mode must be permission bits in 0..0o7777, got {oct(mode)}")
+            if mode & 0o060 == 0o040 or mode & 0o006 == 0o004:
+                raise ValueError(
+                    f"mode={oct(mode)} lets users read the queue who cannot write it, and read "
+                    "access would let them lock others out; use mode=0o600 (owner only), 0o660 "
+                    "(and the group) or 0o666 (everyone)"
+                )
             if name is None:
                 handle, bare, raw = self._create_unique(size, cap, mode)
             else:

@@ -150,3 +150,94 @@ def test_read_locks_of_a_reader_neither_fake_life_nor_block_recovery(
                 assert observer is not None, status
                 assert observer.live_participants() == 1  # q only
                 del observer
+
+
+# ----------------------------------------------------------------------------- observers
+
+#: How long the attacker reshapes the segment while the observers run (the test's duration).
+ATTACK_S = 3.0
+
+#: A writer (nobody, through mode 0o666) that shrinks the segment, grows it back and rewrites
+#: its first bytes, over and over for argv[2] seconds; leaves it as it found it.
+_RESHAPER = (
+    _AS_NOBODY
+    + r"""
+fd = os.open(sys.argv[1], os.O_RDWR)
+size = os.fstat(fd).st_size
+head = os.pread(fd, size, 0)
+print("ready", flush=True)
+end = time.monotonic() + float(sys.argv[2])
+n = 0
+while time.monotonic() < end:
+    os.ftruncate(fd, 0)
+    os.ftruncate(fd, size)
+    os.ftruncate(fd, 4096)
+    os.ftruncate(fd, size)
+    os.pwrite(fd, head, 0)
+    n += 1
+print("done", n, flush=True)
+"""
+)
+
+#: Root's tools, in a loop for argv[2] seconds: `fastqueue ls`, `stat` and `gc --dry-run` on the
+#: segment argv[1] (the CLI's own entry point, output discarded). Reports how many rounds ran.
+_OBSERVER = r"""
+import contextlib, io, sys, time
+from fastqueue import _cli
+name, end = sys.argv[1], time.monotonic() + float(sys.argv[2])
+rounds = 0
+while time.monotonic() < end:
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        _cli.main(["ls", "--prefix", name])
+        _cli.main(["stat", name])
+        _cli.main(["gc", "--dry-run", "--prefix", name])
+    rounds += 1
+print("rounds", rounds, flush=True)
+"""
+
+
+@needs_root
+def test_a_writer_reshaping_the_segment_cannot_crash_observers(qname: Callable[[], str]) -> None:
+    """User nobody, allowed to write the queue (mode 0o666), truncates, restores and rewrites it
+    in a loop while root's `fastqueue ls`, `stat` and `gc --dry-run` run over and over: none of
+    them dies (they read the segment with pread, never mapping it: no SIGBUS)."""
+    name = qname()
+    status, handle = _ffi.create(name.encode(), 64, 8, 0o666)
+    assert handle is not None, status
+    del handle  # fq_close: nobody in this process maps the segment while it is reshaped
+    with _child(_RESHAPER, str(SHM / name), str(ATTACK_S)) as reshaper:
+        assert _line(reshaper) == "ready"
+        with _child(_OBSERVER, name, str(ATTACK_S)) as observer:
+            try:
+                out, err = observer.communicate(timeout=ATTACK_S + LINE_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                pytest.fail("the observers did not finish")
+            assert observer.returncode == 0, (
+                f"the observers died (exit status {observer.returncode}; -{signal.SIGBUS:d} is "
+                f"SIGBUS):\n{out}{err}"
+            )
+            assert out.startswith("rounds "), out + err
+        assert _line(reshaper).startswith("done ")
+    # The segment is whole again and still a queue.
+    with fastqueue.Queue(name, create=False) as q:
+        q.put(b"still works")
+        assert q.get(timeout=5) == b"still works"
+
+
+def test_an_observer_reads_a_copy_and_refuses_to_work_on_slots(qname: Callable[[], str]) -> None:
+    with fastqueue.Queue(qname(), element_size=16, capacity=4) as q:
+        q.put(b"one")
+        q.put(b"two")
+        status, observer = _ffi.observe(q.name.encode())
+        assert observer is not None, status
+        assert (observer.capacity, observer.max_msg, observer.size()) == (4, 16, 2)
+        assert dict(zip(_ffi.STAT_NAMES, observer.stats()))["puts"] == 2
+        assert observer.live_participants() == 1
+        ptr = observer._ptr
+        assert _ffi._fq_put(ptr, b"x", 1, 0) == _ffi.ERR_INVALID
+        assert _ffi._fq_wait(ptr, _ffi.WAIT_READABLE, 0) == _ffi.ERR_INVALID
+        assert _ffi._fq_shutdown(ptr, 0) == _ffi.ERR_INVALID
+        assert _ffi._fq_join(ptr, 0) == _ffi.ERR_INVALID
+        assert _ffi._fq_task_done(ptr, 1) == _ffi.ERR_INVALID
+        del observer
+        assert q.get(timeout=1) == b"one"  # nothing was taken or shut down

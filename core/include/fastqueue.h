@@ -346,8 +346,13 @@ int32_t fq_task_done(fq_queue *q, uint64_t n);
 int32_t fq_join(fq_queue *q, int64_t timeout_ns);
 
 /**
- * Attaches to `name` as an observer: sizes, fq_stats() and fq_live_participants() work, puts and
- * gets return FQ_ERR_INVALID. Observing does not count as using the queue (for tools).
+ * Attaches to `name` as an observer: sizes, fq_stats() and fq_live_participants() work; puts,
+ * gets, waits, zero-copy, fq_clone, fq_shutdown, fq_task_done and fq_join return FQ_ERR_INVALID.
+ * Observing does not count as using the queue (for tools). The segment is never mapped: its
+ * header and participant table are read with pread() and validated, so no segment, whatever a
+ * writer does to it (even shrinking the file), can crash an observer. Sizes and counters are
+ * those of the moment of fq_observe() (observe again for fresh ones); fq_live_participants()
+ * probes the locks anew each time. Needs only read permission.
  */
 int32_t fq_observe(const char *name, fq_queue **out);
 

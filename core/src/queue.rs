@@ -137,10 +137,35 @@ impl Queue {
         Self::attach(map, geo)
     }
 
-    /// Maps and validates the queue `name` without registering as a participant: the handle can
-    /// read sizes, counters and liveness (for tools such as `fastqueue ls`), never put or get.
+    /// Reads and validates the queue `name` without registering as a participant: the handle
+    /// can read sizes, counters and liveness (for tools such as `fastqueue ls`), never put or
+    /// get. The segment is never mapped: its header and participant table are copied with
+    /// `pread` (a snapshot: sizes and counters are those of this moment, the liveness probes
+    /// are live), so a segment shrunk by a writer cannot crash the observer with SIGBUS.
     pub fn observe_c(name: &CStr) -> Result<Queue, Status> {
-        let (map, geo) = Self::map_validated(name)?;
+        let mut buf = [0u8; 256];
+        shm::normalize(name, &mut buf)?;
+        let name = CStr::from_bytes_until_nul(&buf).map_err(|_| Status::Invalid)?;
+        let until = Instant::now() + OPEN_READY_TIMEOUT;
+        let want = HEADER_SIZE + MAX_PARTICIPANTS as usize * core::mem::size_of::<Participant>();
+        let (map, size) = loop {
+            let (map, size) = Mapping::snapshot(name, want, HEADER_SIZE as u64, until)?;
+            // SAFETY: the copy holds at least HEADER_SIZE bytes, 4096-aligned, and is ours alone.
+            let d = unsafe { &(*(map.ptr() as *const Header)).desc.0 };
+            // ORDERING: Relaxed: a private copy nobody else writes.
+            match d.magic.load(Ordering::Relaxed) {
+                MAGIC => break (map, size),
+                0 if Instant::now() < until => std::thread::sleep(Duration::from_millis(1)),
+                0 => return Err(Status::NotReady),
+                _ => return Err(Status::BadSegment),
+            }
+        };
+        // SAFETY: as above.
+        let d = unsafe { &(*(map.ptr() as *const Header)).desc.0 };
+        // The participant table lies right after the header in every valid geometry, so the
+        // copy holds it: `participant` reads it there.
+        let geo = Geometry::validate(d, size)?;
+        debug_assert_eq!(geo.participants_offset, HEADER_SIZE as u64);
         Ok(Queue {
             map,
             geo,
@@ -190,6 +215,7 @@ impl Queue {
     /// A new handle on the same segment with its own participant id and liveness lock, even if
     /// the name was unlinked. Call it in a child after `fork()` and close the inherited handle.
     pub fn try_clone(&self) -> Result<Queue, Status> {
+        self.participant_only()?;
         Self::attach(self.map.reopen()?, self.geo)
     }
 
@@ -244,6 +270,8 @@ impl Queue {
     }
 
     fn ring(&self) -> Ring<'_> {
+        // An observer holds a copy of the header and participant table only (see observe_c).
+        debug_assert!(self.me != OBSERVER, "an observer has no slots");
         let h = self.header();
         // SAFETY: the validated geometry places `capacity` slots of `slot_stride` bytes at
         // `slots_offset` inside the mapping (total_size ≤ mapping length), each starting with a
@@ -321,7 +349,25 @@ impl Queue {
 
     /// Number of messages queued (exact when nothing runs concurrently).
     pub fn len(&self) -> u64 {
-        self.ring().len()
+        if self.me != OBSERVER {
+            return self.ring().len();
+        }
+        let h = self.header();
+        // ORDERING: Relaxed: a private copy (see observe_c); clamped as Ring::len does.
+        let (head, tail) = (
+            h.head.0.load(Ordering::Relaxed),
+            h.tail.0.load(Ordering::Relaxed),
+        );
+        tail.saturating_sub(head).min(self.geo.capacity)
+    }
+
+    /// `Err(Status::Invalid)` for an observer handle, which has no slots to work on.
+    fn participant_only(&self) -> Result<(), Status> {
+        if self.me == OBSERVER {
+            Err(Status::Invalid)
+        } else {
+            Ok(())
+        }
     }
 
     /// Whether no message is queued.
@@ -439,6 +485,7 @@ impl Queue {
 
     /// Publishes the slot claimed as `token` as a message of `len` bytes.
     pub fn commit_write(&self, token: u64, len: u64) -> Result<(), Status> {
+        self.participant_only()?;
         if len > self.geo.max_msg {
             return Err(Status::TooBig);
         }
@@ -451,6 +498,7 @@ impl Queue {
 
     /// Gives up the slot claimed as `token`; consumers skip it.
     pub fn abort_write(&self, token: u64) -> Result<(), Status> {
+        self.participant_only()?;
         if !self.ring().abandon(token, self.me) {
             return Err(Status::Invalid);
         }
@@ -460,6 +508,9 @@ impl Queue {
 
     /// Pointer to the payload of the slot of `token` (valid for `max_msg` bytes while claimed).
     pub fn payload(&self, token: u64) -> *mut u8 {
+        if self.me == OBSERVER {
+            return core::ptr::null_mut();
+        }
         self.ring().payload(token)
     }
 
@@ -554,6 +605,7 @@ impl Queue {
 
     /// Returns the slot read as `token` to producers.
     pub fn release_read(&self, token: u64) -> Result<(), Status> {
+        self.participant_only()?;
         if !self.ring().release(token, self.me) {
             return Err(Status::Invalid);
         }
@@ -613,6 +665,7 @@ impl Queue {
     /// on timeout, `Err(Status::ShutDown)` once the queue is shut down (for readability: shut
     /// down and drained). Dead owners met on the way are recovered, as by a blocked get or put.
     pub fn wait_ready(&self, readable: bool, timeout: Option<Duration>) -> Result<(), Status> {
+        self.participant_only()?;
         let ring = self.ring();
         let mut skipped = 0;
         let attempt = || {
@@ -674,6 +727,7 @@ impl Queue {
     /// caller that will not take (`readable`) or put after all: wakes one other waiter of that
     /// side, if any sleeps.
     pub fn pass_on(&self, readable: bool) -> Result<(), Status> {
+        self.participant_only()?;
         notify(self.side(readable), 1);
         Ok(())
     }
@@ -741,6 +795,7 @@ impl Queue {
     /// is left, then fail (with `immediate`, what is left is discarded at once and counted as
     /// done for `join`). Every blocked put, get and join in every process wakes.
     pub fn shutdown(&self, immediate: bool) -> Result<(), Status> {
+        self.participant_only()?;
         let h = self.header();
         let new = if immediate {
             SHUTDOWN_IMMEDIATE
@@ -782,6 +837,7 @@ impl Queue {
     /// Marks `n` fetched messages as processed (`JoinableQueue.task_done`). `Invalid` if that
     /// would mark more tasks done than were ever put.
     pub fn task_done(&self, n: u64) -> Result<(), Status> {
+        self.participant_only()?;
         let c = &self.header().control.0;
         // ORDERING: Acquire/AcqRel: the count only moves through this CAS loop.
         let mut done = c.tasks_done.load(Ordering::Acquire);
@@ -817,6 +873,7 @@ impl Queue {
     /// Blocks until every message put was marked done (`JoinableQueue.join`), as `timeout`
     /// allows; `Err(Status::Timeout)` otherwise.
     pub fn join(&self, timeout: Option<Duration>) -> Result<(), Status> {
+        self.participant_only()?;
         let c = &self.header().control.0;
         let ready = || self.gate.is_closing() || self.unfinished() == 0;
         if !wait_until(&c.join, deadline(timeout), ready, || self.recover_dead()) {

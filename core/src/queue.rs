@@ -60,6 +60,23 @@ pub fn grants_read_without_write(mode: u32) -> bool {
     mode & 0o060 == 0o040 || mode & 0o006 == 0o004
 }
 
+/// Where an attacher starts looking in the participant table: differs between processes and
+/// between calls (pid, a per-process counter and the clock, mixed).
+fn attach_hint() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering as O};
+    static CALLS: AtomicU32 = AtomicU32::new(0);
+    // ORDERING: Relaxed: only needs to differ from call to call.
+    let n = CALLS.fetch_add(1, O::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mut x = u64::from(std::process::id()) << 32 ^ u64::from(n) << 16 ^ u64::from(nanos);
+    // splitmix64's finaliser: spreads every input bit over the result.
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (x ^ (x >> 31)) as u32
+}
+
 fn deadline(timeout: Option<Duration>) -> Option<Instant> {
     // A timeout too large to represent is the same as none.
     timeout.and_then(|t| Instant::now().checked_add(t))
@@ -220,6 +237,12 @@ impl Queue {
     }
 
     /// Registers this process in the participant table: the lock decides (see `shm`).
+    ///
+    /// O(1) lock probes on average: the first pass tries only entries whose word says free
+    /// (reading the table costs no system call; each lock probe is one, and the kernel walks
+    /// the file's list of locks in each), starting at a random entry so that concurrent
+    /// attachers do not all fight over the first free one. Only when no entry looks free does
+    /// the second pass probe the used ones, to take over an entry whose owner died.
     fn attach(map: Mapping, geo: Geometry) -> Result<Queue, Status> {
         let mut q = Queue {
             map,
@@ -228,7 +251,17 @@ impl Queue {
             pid: std::process::id(),
             gate: Gate::default(),
         };
-        for k in 0..MAX_PARTICIPANTS {
+        let start = attach_hint() % MAX_PARTICIPANTS;
+        let order = (0..MAX_PARTICIPANTS).map(|i| (start + i) % MAX_PARTICIPANTS);
+        let looks_free = |k: u32| {
+            // ORDERING: Relaxed: a hint only; the lock decides, and the Acquire load below
+            // reads the entry once we hold it.
+            q.participant(k).state.load(Ordering::Relaxed) == PARTICIPANT_FREE
+        };
+        let mut candidates = Vec::with_capacity(MAX_PARTICIPANTS as usize);
+        candidates.extend(order.clone().filter(|&k| looks_free(k)));
+        candidates.extend(order.filter(|&k| !looks_free(k)));
+        for k in candidates {
             if !q.map.lock_participant(k) {
                 continue; // alive elsewhere, or being registered by someone else
             }
@@ -776,6 +809,13 @@ impl Queue {
     /// Number of participants whose process is alive (holds its liveness lock), this handle
     /// included.
     pub fn live_participants(&self) -> u64 {
+        if self.me == OBSERVER {
+            // The copy of the table is as old as the handle: probe every entry's lock instead
+            // (the lock alone decides liveness; the entry word is a hint for participants).
+            return (0..MAX_PARTICIPANTS)
+                .filter(|&k| self.map.participant_alive(k))
+                .count() as u64;
+        }
         (0..MAX_PARTICIPANTS)
             .filter(|&k| {
                 // ORDERING: Relaxed: a snapshot for tools; the lock probe decides.

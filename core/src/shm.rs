@@ -27,6 +27,17 @@ const LOCK_BASE: i64 = 1 << 40;
 /// views of the header and the participant table rely on.
 const SNAPSHOT_ALIGN: usize = 4096;
 
+/// Liveness-lock system calls made by this process (see [`lock_calls`]).
+static LOCK_CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many liveness-lock system calls (takes, probes, releases) this process has made: lets
+/// tests check that attaching costs O(1) of them, not O(participants).
+#[doc(hidden)]
+pub fn lock_calls() -> u64 {
+    // ORDERING: Relaxed: a statistic.
+    LOCK_CALLS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// A mapped segment and the descriptor it came from — or, for observers, a private copy of the
 /// segment's first bytes read with `pread` (see [`Mapping::snapshot`]). Unmapped (or freed) and
 /// closed on drop.
@@ -294,6 +305,8 @@ impl Mapping {
     }
 
     fn lock_op(&self, cmd: libc::c_int, ty: libc::c_int, index: u32) -> Result<libc::flock, i32> {
+        // ORDERING: Relaxed: a statistic for tests (see `lock_calls`).
+        LOCK_CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // SAFETY: a zeroed flock is a valid value; the fields that matter are set below.
         let mut fl: libc::flock = unsafe { core::mem::zeroed() };
         fl.l_type = ty as libc::c_short;

@@ -361,6 +361,13 @@ impl Queue {
     /// caller then drops the handle.
     pub fn close_shared(&self) {
         self.gate.close();
+        if self.gate.drained() {
+            // The usual close: no call inside, and none can enter now. Waking the segment's
+            // waiters would only disturb other handles' sleepers (a herd).
+            return;
+        }
+        // A call is inside and may sleep on any wait word: wake them all to re-check (other
+        // handles' waiters find nothing new and sleep again).
         let h = self.header();
         notify_all(&h.not_empty.0);
         notify_all(&h.not_full.0);

@@ -253,14 +253,14 @@ impl Queue {
         };
         let start = attach_hint() % MAX_PARTICIPANTS;
         let order = (0..MAX_PARTICIPANTS).map(|i| (start + i) % MAX_PARTICIPANTS);
-        let looks_free = |k: u32| {
+        // Every entry once: those that look free first, then the others (one reading of each
+        // word, so an entry that changes meanwhile is still probed once).
+        let (mut candidates, rest): (Vec<u32>, Vec<u32>) = order.partition(|&k| {
             // ORDERING: Relaxed: a hint only; the lock decides, and the Acquire load below
             // reads the entry once we hold it.
             q.participant(k).state.load(Ordering::Relaxed) == PARTICIPANT_FREE
-        };
-        let mut candidates = Vec::with_capacity(MAX_PARTICIPANTS as usize);
-        candidates.extend(order.clone().filter(|&k| looks_free(k)));
-        candidates.extend(order.filter(|&k| !looks_free(k)));
+        });
+        candidates.extend(rest);
         for k in candidates {
             if !q.map.lock_participant(k) {
                 continue; // alive elsewhere, or being registered by someone else

@@ -231,8 +231,8 @@ def test_a_taken_name_still_fails_with_exists(qname: NameFactory) -> None:
     with pytest.raises(fastqueue.QueueExistsError):
         Queue(name, element_size=16, capacity=2)
     assert path.read_bytes() == b"someone else's"
-    with Queue(qname(), element_size=16, capacity=2, mode=0o640) as q:
-        assert (SHM / q.name).stat().st_mode & 0o777 == 0o640
+    with Queue(qname(), element_size=16, capacity=2, mode=0o660) as q:
+        assert (SHM / q.name).stat().st_mode & 0o777 == 0o660
 
 
 # ------------------------------------------------------------------------------ OOM guard
@@ -365,7 +365,7 @@ def test_creation_under_a_temporary_name_leaves_only_the_queue(qname: NameFactor
     code = (
         "import os, fastqueue\n"
         "TEMP = '.fq-tmp-%d-' % os.getpid()\n"
-        f"q = fastqueue.Queue({name!r}, element_size=64, capacity=4, mode=0o640)\n"
+        f"q = fastqueue.Queue({name!r}, element_size=64, capacity=4, mode=0o660)\n"
         "q.put(b'x'); print(oct(os.stat('/dev/shm/' + q.name).st_mode & 0o777))\n"
         "print([p for p in os.listdir('/dev/shm') if p.startswith(TEMP)])\n"
         f"try:\n    fastqueue.Queue({name!r}, element_size=64, capacity=4)\n"
@@ -377,7 +377,7 @@ def test_creation_under_a_temporary_name_leaves_only_the_queue(qname: NameFactor
         [sys.executable, "-c", code], env=NO_TMPFILE, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split("\n")[:4] == ["0o640", "[]", "exists", "[]"], done.stdout
+    assert done.stdout.split("\n")[:4] == ["0o660", "[]", "exists", "[]"], done.stdout
     assert not (SHM / name).exists()
 
 

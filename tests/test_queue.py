@@ -189,7 +189,7 @@ def test_longest_name_works() -> None:
     assert not exists(name)
 
 
-@pytest.mark.parametrize("mode", [0o600, 0o640, 0o666], ids=oct)
+@pytest.mark.parametrize("mode", [0o600, 0o660, 0o666, 0o620], ids=oct)
 def test_mode_sets_permission_bits_exactly(qname: NameFactory, mode: int) -> None:
     name = qname()
     old_umask = os.umask(0o022)  # the mode is applied as given, not masked by the umask

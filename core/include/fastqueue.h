@@ -23,8 +23,11 @@
  *    own deadline comes (it makes a last attempt then) or after 250 ms. A signal handler that
  *    runs while a call sleeps does not end the call; callers that must react to signals (Python
  *    does) pass bounded timeouts and loop.
- *  - Threads: a fq_queue handle may be used by any number of threads at once, except that
- *    fq_close() must not race with any other call on the same handle.
+ *  - Threads: a fq_queue handle may be used by any number of threads at once. fq_close() may
+ *    run while other threads are inside calls on the same handle (e.g. blocked in fq_get() to
+ *    shut a worker down): those calls return FQ_ERR_CLOSED, and fq_close() returns once they
+ *    have. A call that *starts* after fq_close() began, or a second fq_close() of the same
+ *    handle, uses freed memory: undefined behaviour, as with free().
  *  - Processes: handles are per process. After fork() the child should fq_clone() each inherited
  *    handle and fq_close() the inherited one (it may keep using inherited handles for put/get,
  *    but crash recovery cannot then tell the child from the parent).
@@ -97,6 +100,9 @@ extern "C" {
 #define FQ_ERR_OS (-13)
 /** A bug inside the library (a caught panic). Please report it. */
 #define FQ_ERR_INTERNAL (-14)
+/** Another thread closed the handle (fq_close) while this call was using it: the call stopped
+ *  (a blocked put/get/wait/join returns at once) and did nothing more. */
+#define FQ_ERR_CLOSED (-15)
 
 /** Opaque handle to an attached queue. */
 typedef struct fq_queue fq_queue;
@@ -129,8 +135,11 @@ int32_t fq_segment_size(uint64_t max_msg, uint64_t capacity, uint64_t *out);
  * fq_memory_room() reports (FQ_ERR_NO_SPACE, before anything is reserved), so creating a queue
  * cannot wake the OOM killer; a full /dev/shm also fails with FQ_ERR_NO_SPACE.
  * Does not block (beyond the time it takes to reserve the memory). The creator does not own the
- * name: fq_close() keeps it, fq_unlink() removes it. Returns FQ_OK, FQ_ERR_NULL, FQ_ERR_INVALID,
- * FQ_ERR_EXISTS, FQ_ERR_PERMISSION, FQ_ERR_NO_SPACE or FQ_ERR_OS.
+ * name: fq_close() keeps it, fq_unlink() removes it. A `mode` that lets the group or others
+ * read the segment without writing it (e.g. 0640, 0644) is refused with FQ_ERR_INVALID: read
+ * access would let them take locks that keep others from attaching; use 0600, 0660 or 0666.
+ * Returns FQ_OK, FQ_ERR_NULL, FQ_ERR_INVALID, FQ_ERR_EXISTS, FQ_ERR_PERMISSION, FQ_ERR_NO_SPACE
+ * or FQ_ERR_OS.
  */
 int32_t fq_create(const char *name, uint64_t max_msg, uint64_t capacity, uint32_t mode,
                   fq_queue **out);
@@ -153,10 +162,12 @@ int32_t fq_open(const char *name, fq_queue **out);
  */
 int32_t fq_clone(const fq_queue *q, fq_queue **out);
 
-/** Detaches and frees the handle. NULL is ignored. Does not remove the name. Never blocks. No
- *  other call may use `q` concurrently or afterwards (it is dangling). Zero-copy claims still
- *  open on the handle are given up: an unfinished write is skipped by consumers, a message still
- *  being read is lost (and counted in FQ_STAT_LOST). */
+/** Detaches and frees the handle. NULL is ignored. Does not remove the name. Calls other
+ *  threads are making on `q` when fq_close() begins return FQ_ERR_CLOSED (blocked ones are woken
+ *  at once); fq_close() waits for them to return, and blocks for nothing else. No call may start
+ *  on `q` after fq_close() began, and closing it twice is undefined behaviour: it is dangling.
+ *  Zero-copy claims still open on the handle are given up: an unfinished write is skipped by
+ *  consumers, a message still being read is lost (and counted in FQ_STAT_LOST). */
 void fq_close(fq_queue *q);
 
 /** Removes the name if it holds a fastqueue segment (of any layout version: the first 8 bytes
@@ -299,8 +310,9 @@ int32_t fq_read_end(fq_queue *q, uint64_t token);
  * Puts `count` messages laid out back to back in `data`, the i-th `lens[i]` bytes long, one
  * after another (messages of other producers may land between them: a batch is not atomic),
  * blocking as `timeout_ns` allows for the whole batch. *done is the number put, also on failure
- * (FQ_FULL, FQ_SHUTDOWN). Every length is checked first: FQ_ERR_TOO_BIG puts nothing. One call
- * per batch: the cheap way to move many small messages.
+ * (FQ_FULL, FQ_SHUTDOWN, FQ_ERR_TOO_BIG, ...: on every return but a NULL `done`). Every length
+ * is checked first: FQ_ERR_TOO_BIG puts nothing (*done is 0). One call per batch: the cheap
+ * way to move many small messages.
  */
 int32_t fq_put_many(fq_queue *q, const void *data, const uint64_t *lens, uint64_t count,
                     int64_t timeout_ns, uint64_t *done);
@@ -371,8 +383,13 @@ int32_t fq_task_done(fq_queue *q, uint64_t n);
 int32_t fq_join(fq_queue *q, int64_t timeout_ns);
 
 /**
- * Attaches to `name` as an observer: sizes, fq_stats() and fq_live_participants() work, puts and
- * gets return FQ_ERR_INVALID. Observing does not count as using the queue (for tools).
+ * Attaches to `name` as an observer: sizes, fq_stats() and fq_live_participants() work; puts,
+ * gets, waits, zero-copy, fq_clone, fq_shutdown, fq_task_done and fq_join return FQ_ERR_INVALID.
+ * Observing does not count as using the queue (for tools). The segment is never mapped: its
+ * header and participant table are read with pread() and validated, so no segment, whatever a
+ * writer does to it (even shrinking the file), can crash an observer. Sizes and counters are
+ * those of the moment of fq_observe() (observe again for fresh ones); fq_live_participants()
+ * probes the locks anew each time. Needs only read permission.
  */
 int32_t fq_observe(const char *name, fq_queue **out);
 

@@ -3,7 +3,7 @@
 //! No atomics and no shared-memory access happen here.
 #![allow(non_camel_case_types)]
 
-use crate::queue::Queue;
+use crate::queue::{Entered, Queue};
 use crate::Status;
 use std::ffi::{c_char, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -40,13 +40,14 @@ fn timeout(ns: i64) -> Option<Duration> {
     (ns >= 0).then(|| Duration::from_nanos(ns as u64))
 }
 
-/// Borrows the queue behind a handle pointer.
+/// Borrows the queue behind a handle pointer for one call, counted as in flight so that a
+/// concurrent `fq_close` waits for it (`Closed` if the handle is closing).
 ///
 /// # Safety
 /// `q` is NULL or a live handle from `fq_create`/`fq_open`.
-unsafe fn queue<'a>(q: *const fq_queue) -> Result<&'a Queue, Status> {
+unsafe fn queue<'a>(q: *const fq_queue) -> Result<Entered<'a>, Status> {
     // SAFETY: per the contract, a non-NULL q points to a live fq_queue.
-    unsafe { q.as_ref() }.map(|h| &h.0).ok_or(Status::Null)
+    unsafe { q.as_ref() }.ok_or(Status::Null)?.0.enter()
 }
 
 /// Stores `v` through `out`, or fails with `Null`.
@@ -149,15 +150,22 @@ pub unsafe extern "C" fn fq_clone(q: *const fq_queue, out: *mut *mut fq_queue) -
     })
 }
 
-/// Detaches and frees a handle.
+/// Detaches and frees a handle, after the calls other threads are making on it returned
+/// (blocked ones with `FQ_ERR_CLOSED`).
 ///
 /// # Safety
-/// `q` is NULL or a live handle that no other thread is using; it is dangling afterwards.
+/// `q` is NULL or a live handle, closed once, used by no call that starts after this one; it is
+/// dangling afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn fq_close(q: *mut fq_queue) {
     if !q.is_null() {
-        // SAFETY: q came from Box::into_raw in fq_create/fq_open/fq_clone and is closed once.
-        let _ = catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(q) })));
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: q is a live handle (contract); calls in flight only borrow it.
+            unsafe { &(*q).0 }.close_shared();
+            // SAFETY: q came from Box::into_raw in fq_create/fq_open/fq_clone, is closed once,
+            // and no call is inside it any more.
+            drop(unsafe { Box::from_raw(q) })
+        }));
     }
 }
 
@@ -231,7 +239,7 @@ pub unsafe extern "C" fn fq_memory_room(out: *mut u64) -> i32 {
 #[no_mangle]
 pub unsafe extern "C" fn fq_capacity(q: *const fq_queue) -> u64 {
     // SAFETY: forwarded contract.
-    unsafe { queue(q) }.map_or(0, Queue::capacity)
+    unsafe { queue(q) }.map_or(0, |q| q.capacity())
 }
 
 /// Largest message in bytes (0 for NULL).
@@ -241,7 +249,7 @@ pub unsafe extern "C" fn fq_capacity(q: *const fq_queue) -> u64 {
 #[no_mangle]
 pub unsafe extern "C" fn fq_max_msg(q: *const fq_queue) -> u64 {
     // SAFETY: forwarded contract.
-    unsafe { queue(q) }.map_or(0, Queue::max_msg)
+    unsafe { queue(q) }.map_or(0, |q| q.max_msg())
 }
 
 /// Messages queued (0 for NULL).
@@ -251,7 +259,7 @@ pub unsafe extern "C" fn fq_max_msg(q: *const fq_queue) -> u64 {
 #[no_mangle]
 pub unsafe extern "C" fn fq_size(q: *const fq_queue) -> u64 {
     // SAFETY: forwarded contract.
-    unsafe { queue(q) }.map_or(0, Queue::len)
+    unsafe { queue(q) }.map_or(0, |q| q.len())
 }
 
 /// Counters kept in the segment.
@@ -492,7 +500,7 @@ pub unsafe extern "C" fn fq_observe(name: *const c_char, out: *mut *mut fq_queue
 #[no_mangle]
 pub unsafe extern "C" fn fq_live_participants(q: *const fq_queue) -> u64 {
     // SAFETY: forwarded contract.
-    unsafe { queue(q) }.map_or(0, Queue::live_participants)
+    unsafe { queue(q) }.map_or(0, |q| q.live_participants())
 }
 
 /// Shuts the queue down for every process.
@@ -540,9 +548,16 @@ pub unsafe extern "C" fn fq_put_many(
     done: *mut u64,
 ) -> i32 {
     guard(|| {
+        if done.is_null() {
+            return Err(Status::Null);
+        }
+        // `*done` is written on every return but a NULL `done` (the header promises the count
+        // also on failure): 0 until the checks below pass and something is put.
+        // SAFETY: done is non-NULL and valid per the contract.
+        unsafe { done.write(0) };
         // SAFETY: forwarded contract.
         let q = unsafe { queue(q) }?;
-        if done.is_null() || (lens.is_null() && count > 0) {
+        if lens.is_null() && count > 0 {
             return Err(Status::Null);
         }
         let count = usize::try_from(count).map_err(|_| Status::Invalid)?;

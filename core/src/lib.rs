@@ -9,6 +9,7 @@
 //! * [`shm`] — creating, opening, mapping and unlinking segments; per-process liveness locks.
 //! * `memlimit` — how much memory a new segment may take without waking the OOM killer.
 //! * [`queue`] — the safe Rust API that ties a mapping, the ring and the waits together.
+//! * [`gate`] — the calls in flight on a handle, so that closing waits for them.
 //! * [`ffi`] — the flat C ABI (`fq_*`), documented in `include/fastqueue.h`.
 #![warn(missing_docs, unsafe_op_in_unsafe_fn)]
 
@@ -19,6 +20,8 @@ pub mod ring;
 
 #[cfg(not(loom))]
 pub mod ffi;
+#[cfg(not(loom))]
+pub mod gate;
 #[cfg(not(loom))]
 pub(crate) mod memlimit;
 #[cfg(not(loom))]

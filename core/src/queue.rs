@@ -16,6 +16,7 @@
 //!
 //! Timeouts are `Option<Duration>`: `None` waits forever, `Some(Duration::ZERO)` tries once.
 
+use crate::gate::Gate;
 use crate::layout::{
     Description, Geometry, Header, Participant, SlotBuffer, WaitWord, HEADER_SIZE, LAYOUT_VERSION,
     MAGIC, MAX_PARTICIPANTS, PARTICIPANT_FREE, PARTICIPANT_USED, SHUTDOWN_GRACEFUL,
@@ -43,10 +44,37 @@ pub struct Queue {
     geo: Geometry,
     me: u32,
     pid: u32,
+    /// Calls in flight through the C ABI, and whether the handle is closing (see `gate`).
+    gate: Gate,
 }
 
 fn cname(name: &str) -> Result<CString, Status> {
     CString::new(name).map_err(|_| Status::Invalid)
+}
+
+/// Whether permission bits `mode` let the group or others read a segment they cannot write.
+/// Such modes are refused: anyone who can read the file can take read locks on any of its
+/// bytes, which would keep participants from taking their (write) liveness locks — read access
+/// would grant the power to deny attaching. Whoever can write can do worse anyway (see README).
+pub fn grants_read_without_write(mode: u32) -> bool {
+    mode & 0o060 == 0o040 || mode & 0o006 == 0o004
+}
+
+/// Where an attacher starts looking in the participant table: differs between processes and
+/// between calls (pid, a per-process counter and the clock, mixed).
+fn attach_hint() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering as O};
+    static CALLS: AtomicU32 = AtomicU32::new(0);
+    // ORDERING: Relaxed: only needs to differ from call to call.
+    let n = CALLS.fetch_add(1, O::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mut x = u64::from(std::process::id()) << 32 ^ u64::from(n) << 16 ^ u64::from(nanos);
+    // splitmix64's finaliser: spreads every input bit over the result.
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (x ^ (x >> 31)) as u32
 }
 
 fn deadline(timeout: Option<Duration>) -> Option<Instant> {
@@ -74,6 +102,9 @@ impl Queue {
 
     /// [`Queue::create`] with a C string.
     pub fn create_c(name: &CStr, max_msg: u64, capacity: u64, mode: u32) -> Result<Queue, Status> {
+        if grants_read_without_write(mode) {
+            return Err(Status::Invalid);
+        }
         let mut buf = [0u8; 256];
         shm::normalize(name, &mut buf)?;
         let name = CStr::from_bytes_until_nul(&buf).map_err(|_| Status::Invalid)?;
@@ -124,15 +155,41 @@ impl Queue {
         Self::attach(map, geo)
     }
 
-    /// Maps and validates the queue `name` without registering as a participant: the handle can
-    /// read sizes, counters and liveness (for tools such as `fastqueue ls`), never put or get.
+    /// Reads and validates the queue `name` without registering as a participant: the handle
+    /// can read sizes, counters and liveness (for tools such as `fastqueue ls`), never put or
+    /// get. The segment is never mapped: its header and participant table are copied with
+    /// `pread` (a snapshot: sizes and counters are those of this moment, the liveness probes
+    /// are live), so a segment shrunk by a writer cannot crash the observer with SIGBUS.
     pub fn observe_c(name: &CStr) -> Result<Queue, Status> {
-        let (map, geo) = Self::map_validated(name)?;
+        let mut buf = [0u8; 256];
+        shm::normalize(name, &mut buf)?;
+        let name = CStr::from_bytes_until_nul(&buf).map_err(|_| Status::Invalid)?;
+        let until = Instant::now() + OPEN_READY_TIMEOUT;
+        let want = HEADER_SIZE + MAX_PARTICIPANTS as usize * core::mem::size_of::<Participant>();
+        let (map, size) = loop {
+            let (map, size) = Mapping::snapshot(name, want, HEADER_SIZE as u64, until)?;
+            // SAFETY: the copy holds at least HEADER_SIZE bytes, 4096-aligned, and is ours alone.
+            let d = unsafe { &(*(map.ptr() as *const Header)).desc.0 };
+            // ORDERING: Relaxed: a private copy nobody else writes.
+            match d.magic.load(Ordering::Relaxed) {
+                MAGIC => break (map, size),
+                0 if Instant::now() < until => std::thread::sleep(Duration::from_millis(1)),
+                0 => return Err(Status::NotReady),
+                _ => return Err(Status::BadSegment),
+            }
+        };
+        // SAFETY: as above.
+        let d = unsafe { &(*(map.ptr() as *const Header)).desc.0 };
+        // The participant table lies right after the header in every valid geometry, so the
+        // copy holds it: `participant` reads it there.
+        let geo = Geometry::validate(d, size)?;
+        debug_assert_eq!(geo.participants_offset, HEADER_SIZE as u64);
         Ok(Queue {
             map,
             geo,
             me: OBSERVER,
             pid: std::process::id(),
+            gate: Gate::default(),
         })
     }
 
@@ -179,18 +236,36 @@ impl Queue {
     /// A new handle on the same segment with its own participant id and liveness lock, even if
     /// the name was unlinked. Call it in a child after `fork()` and close the inherited handle.
     pub fn try_clone(&self) -> Result<Queue, Status> {
+        self.participant_only()?;
         Self::attach(self.map.reopen()?, self.geo)
     }
 
     /// Registers this process in the participant table: the lock decides (see `shm`).
+    ///
+    /// O(1) lock probes on average: the first pass tries only entries whose word says free
+    /// (reading the table costs no system call; each lock probe is one, and the kernel walks
+    /// the file's list of locks in each), starting at a random entry so that concurrent
+    /// attachers do not all fight over the first free one. Only when no entry looks free does
+    /// the second pass probe the used ones, to take over an entry whose owner died.
     fn attach(map: Mapping, geo: Geometry) -> Result<Queue, Status> {
         let mut q = Queue {
             map,
             geo,
             me: u32::MAX,
             pid: std::process::id(),
+            gate: Gate::default(),
         };
-        for k in 0..MAX_PARTICIPANTS {
+        let start = attach_hint() % MAX_PARTICIPANTS;
+        let order = (0..MAX_PARTICIPANTS).map(|i| (start + i) % MAX_PARTICIPANTS);
+        // Every entry once: those that look free first, then the others (one reading of each
+        // word, so an entry that changes meanwhile is still probed once).
+        let (mut candidates, rest): (Vec<u32>, Vec<u32>) = order.partition(|&k| {
+            // ORDERING: Relaxed: a hint only; the lock decides, and the Acquire load below
+            // reads the entry once we hold it.
+            q.participant(k).state.load(Ordering::Relaxed) == PARTICIPANT_FREE
+        });
+        candidates.extend(rest);
+        for k in candidates {
             if !q.map.lock_participant(k) {
                 continue; // alive elsewhere, or being registered by someone else
             }
@@ -232,6 +307,8 @@ impl Queue {
     }
 
     fn ring(&self) -> Ring<'_> {
+        // An observer holds a copy of the header and participant table only (see observe_c).
+        debug_assert!(self.me != OBSERVER, "an observer has no slots");
         let h = self.header();
         // SAFETY: the validated geometry places `capacity` slots of `slot_stride` bytes at
         // `slots_offset` inside the mapping (total_size ≤ mapping length), each starting with a
@@ -271,6 +348,39 @@ impl Queue {
         field(&self.header().stats.0).fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Registers a call through the C ABI on this handle (see `gate`); `Err(Status::Closed)` if
+    /// another thread is closing it. The call counts as in flight until the guard drops.
+    #[inline]
+    pub fn enter(&self) -> Result<Entered<'_>, Status> {
+        if self.gate.enter() {
+            Ok(Entered(self))
+        } else {
+            Err(Status::Closed)
+        }
+    }
+
+    /// Starts closing this handle while other threads may be inside calls on it: those that
+    /// wait return `Err(Status::Closed)` (every waiter on the segment's wait words is woken to
+    /// re-check) and later calls fail the same way. Returns once no call is in flight; the
+    /// caller then drops the handle.
+    pub fn close_shared(&self) {
+        self.gate.close();
+        if self.gate.drained() {
+            // The usual close: no call inside, and none can enter now. Waking the segment's
+            // waiters would only disturb other handles' sleepers (a herd).
+            return;
+        }
+        // A call is inside and may sleep on any wait word: wake them all to re-check (other
+        // handles' waiters find nothing new and sleep again).
+        let h = self.header();
+        notify_all(&h.not_empty.0);
+        notify_all(&h.not_full.0);
+        notify_all(&h.control.0.join);
+        while !self.gate.drained() {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+
     /// Capacity in messages.
     pub fn capacity(&self) -> u64 {
         self.geo.capacity
@@ -283,7 +393,25 @@ impl Queue {
 
     /// Number of messages queued (exact when nothing runs concurrently).
     pub fn len(&self) -> u64 {
-        self.ring().len()
+        if self.me != OBSERVER {
+            return self.ring().len();
+        }
+        let h = self.header();
+        // ORDERING: Relaxed: a private copy (see observe_c); clamped as Ring::len does.
+        let (head, tail) = (
+            h.head.0.load(Ordering::Relaxed),
+            h.tail.0.load(Ordering::Relaxed),
+        );
+        tail.saturating_sub(head).min(self.geo.capacity)
+    }
+
+    /// `Err(Status::Invalid)` for an observer handle, which has no slots to work on.
+    fn participant_only(&self) -> Result<(), Status> {
+        if self.me == OBSERVER {
+            Err(Status::Invalid)
+        } else {
+            Ok(())
+        }
     }
 
     /// Whether no message is queued.
@@ -345,6 +473,9 @@ impl Queue {
         if self.me == OBSERVER {
             return Err(Status::Invalid);
         }
+        if self.gate.is_closing() {
+            return Err(Status::Closed);
+        }
         if self.shutdown_state() != SHUTDOWN_NONE {
             return Err(Status::ShutDown);
         }
@@ -367,6 +498,9 @@ impl Queue {
             &h.not_full.0,
             deadline(timeout),
             || {
+                if self.gate.is_closing() {
+                    return Attempt::Leave(Err(Status::Closed));
+                }
                 if self.shutdown_state() != SHUTDOWN_NONE {
                     return Attempt::Leave(Err(Status::ShutDown));
                 }
@@ -395,6 +529,7 @@ impl Queue {
 
     /// Publishes the slot claimed as `token` as a message of `len` bytes.
     pub fn commit_write(&self, token: u64, len: u64) -> Result<(), Status> {
+        self.participant_only()?;
         if len > self.geo.max_msg {
             return Err(Status::TooBig);
         }
@@ -407,6 +542,7 @@ impl Queue {
 
     /// Gives up the slot claimed as `token`; consumers skip it.
     pub fn abort_write(&self, token: u64) -> Result<(), Status> {
+        self.participant_only()?;
         if !self.ring().abandon(token, self.me) {
             return Err(Status::Invalid);
         }
@@ -416,6 +552,9 @@ impl Queue {
 
     /// Pointer to the payload of the slot of `token` (valid for `max_msg` bytes while claimed).
     pub fn payload(&self, token: u64) -> *mut u8 {
+        if self.me == OBSERVER {
+            return core::ptr::null_mut();
+        }
         self.ring().payload(token)
     }
 
@@ -445,6 +584,9 @@ impl Queue {
         let ring = self.ring();
         let mut skipped = 0;
         let mut attempt = || {
+            if self.gate.is_closing() {
+                return Attempt::Leave(Err(Status::Closed));
+            }
             let shut = self.shutdown_state();
             if shut == SHUTDOWN_IMMEDIATE {
                 return Attempt::Leave(Err(Status::ShutDown));
@@ -507,6 +649,7 @@ impl Queue {
 
     /// Returns the slot read as `token` to producers.
     pub fn release_read(&self, token: u64) -> Result<(), Status> {
+        self.participant_only()?;
         if !self.ring().release(token, self.me) {
             return Err(Status::Invalid);
         }
@@ -566,9 +709,13 @@ impl Queue {
     /// on timeout, `Err(Status::ShutDown)` once the queue is shut down (for readability: shut
     /// down and drained). Dead owners met on the way are recovered, as by a blocked get or put.
     pub fn wait_ready(&self, readable: bool, timeout: Option<Duration>) -> Result<(), Status> {
+        self.participant_only()?;
         let ring = self.ring();
         let mut skipped = 0;
         let attempt = || {
+            if self.gate.is_closing() {
+                return Attempt::Leave(Err(Status::Closed));
+            }
             let shut = self.shutdown_state();
             if shut == SHUTDOWN_IMMEDIATE || (shut != SHUTDOWN_NONE && !readable) {
                 return Attempt::Leave(Err(Status::ShutDown));
@@ -624,6 +771,7 @@ impl Queue {
     /// caller that will not take (`readable`) or put after all: wakes one other waiter of that
     /// side, if any sleeps.
     pub fn pass_on(&self, readable: bool) -> Result<(), Status> {
+        self.participant_only()?;
         notify(self.side(readable), 1);
         Ok(())
     }
@@ -672,6 +820,13 @@ impl Queue {
     /// Number of participants whose process is alive (holds its liveness lock), this handle
     /// included.
     pub fn live_participants(&self) -> u64 {
+        if self.me == OBSERVER {
+            // The copy of the table is as old as the handle: probe every entry's lock instead
+            // (the lock alone decides liveness; the entry word is a hint for participants).
+            return (0..MAX_PARTICIPANTS)
+                .filter(|&k| self.map.participant_alive(k))
+                .count() as u64;
+        }
         (0..MAX_PARTICIPANTS)
             .filter(|&k| {
                 // ORDERING: Relaxed: a snapshot for tools; the lock probe decides.
@@ -691,6 +846,7 @@ impl Queue {
     /// is left, then fail (with `immediate`, what is left is discarded at once and counted as
     /// done for `join`). Every blocked put, get and join in every process wakes.
     pub fn shutdown(&self, immediate: bool) -> Result<(), Status> {
+        self.participant_only()?;
         let h = self.header();
         let new = if immediate {
             SHUTDOWN_IMMEDIATE
@@ -732,6 +888,7 @@ impl Queue {
     /// Marks `n` fetched messages as processed (`JoinableQueue.task_done`). `Invalid` if that
     /// would mark more tasks done than were ever put.
     pub fn task_done(&self, n: u64) -> Result<(), Status> {
+        self.participant_only()?;
         let c = &self.header().control.0;
         // ORDERING: Acquire/AcqRel: the count only moves through this CAS loop.
         let mut done = c.tasks_done.load(Ordering::Acquire);
@@ -767,12 +924,15 @@ impl Queue {
     /// Blocks until every message put was marked done (`JoinableQueue.join`), as `timeout`
     /// allows; `Err(Status::Timeout)` otherwise.
     pub fn join(&self, timeout: Option<Duration>) -> Result<(), Status> {
+        self.participant_only()?;
         let c = &self.header().control.0;
-        let ready = || self.unfinished() == 0;
-        if wait_until(&c.join, deadline(timeout), ready, || self.recover_dead()) {
-            Ok(())
-        } else {
+        let ready = || self.gate.is_closing() || self.unfinished() == 0;
+        if !wait_until(&c.join, deadline(timeout), ready, || self.recover_dead()) {
             Err(Status::Timeout)
+        } else if self.gate.is_closing() {
+            Err(Status::Closed)
+        } else {
+            Ok(())
         }
     }
 
@@ -908,7 +1068,10 @@ impl Queue {
         let start = Instant::now();
         let until = deadline.map_or(start + SPIN_TIME, |d| d.min(start + SPIN_TIME));
         let mut spins = 0u32;
-        while !ring.room_for(want) && self.shutdown_state() == SHUTDOWN_NONE {
+        while !ring.room_for(want)
+            && self.shutdown_state() == SHUTDOWN_NONE
+            && !self.gate.is_closing()
+        {
             spins += 1;
             if spins % 8 == 0 && Instant::now() >= until {
                 return;
@@ -1043,6 +1206,22 @@ impl Queue {
         self.note_skipped(skipped);
         self.freed((*count).min(u64::from(u32::MAX)) as u32);
         Ok(())
+    }
+}
+
+/// A call in flight on a handle (from [`Queue::enter`]); ends the call when dropped.
+pub struct Entered<'a>(&'a Queue);
+
+impl core::ops::Deref for Entered<'_> {
+    type Target = Queue;
+    fn deref(&self) -> &Queue {
+        self.0
+    }
+}
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        self.0.gate.exit();
     }
 }
 

@@ -18,7 +18,10 @@
 //!   open-file-description lock (`F_OFD_SETLK`) on one byte per participant entry, far beyond
 //!   the data. The kernel drops the lock when the last descriptor of that description closes,
 //!   including when the process dies; `F_OFD_GETLK` from any other description then tells
-//!   "dead" from "alive" — immune to pid reuse and pid namespaces.
+//!   "dead" from "alive" — immune to pid reuse and pid namespaces. Only *write* locks count:
+//!   anyone who can read the file can take read locks, so a read lock proves nothing. A read
+//!   lock on a free or dead entry's byte keeps the write lock from being taken there, so an
+//!   attacher skips that entry (creation refuses modes that grant read without write).
 
 use crate::Status;
 use std::ffi::CStr;
@@ -31,11 +34,30 @@ const SHM_DIR: &[u8] = b"/dev/shm\0";
 /// File offset of participant 0's lock byte. Locks are advisory and need no data at that offset.
 const LOCK_BASE: i64 = 1 << 40;
 
-/// A mapped segment and the descriptor it came from. Unmapped and closed on drop.
+/// Alignment of a snapshot's private buffer: that of a mapping's start, which the `#[repr(C)]`
+/// views of the header and the participant table rely on.
+const SNAPSHOT_ALIGN: usize = 4096;
+
+/// Liveness-lock system calls made by this process (see [`lock_calls`]).
+static LOCK_CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many liveness-lock system calls (takes, probes, releases) this process has made: lets
+/// tests check that attaching costs O(1) of them, not O(participants).
+#[doc(hidden)]
+pub fn lock_calls() -> u64 {
+    // ORDERING: Relaxed: a statistic.
+    LOCK_CALLS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A mapped segment and the descriptor it came from — or, for observers, a private copy of the
+/// segment's first bytes read with `pread` (see [`Mapping::snapshot`]). Unmapped (or freed) and
+/// closed on drop.
 pub struct Mapping {
     ptr: NonNull<u8>,
     len: usize,
     fd: libc::c_int,
+    /// Whether `ptr` is a private heap copy (`snapshot`) rather than a mapping of the segment.
+    copy: bool,
 }
 
 // SAFETY: the mapping is plain shared memory; all concurrent access to it goes through atomics
@@ -308,8 +330,71 @@ impl Mapping {
         min_len: u64,
         deadline: std::time::Instant,
     ) -> Result<Mapping, Status> {
+        let (fd, len) = Self::open_sized(name, libc::O_RDWR, min_len, deadline)?;
+        Self::map(fd, len)
+    }
+
+    /// Opens the segment `name` read-only and copies its first `want` bytes (zeros past the end
+    /// of a shorter file) with `pread` into private memory; returns the copy and the file's size.
+    /// For observers (`fastqueue ls/stat/gc`, `fq_observe`): they never map a segment, so no
+    /// writer can crash them with SIGBUS by shrinking the file. `min_len` and `deadline` as in
+    /// [`Mapping::open`]. The copy holds the descriptor, for liveness probes.
+    pub fn snapshot(
+        name: &CStr,
+        want: usize,
+        min_len: u64,
+        deadline: std::time::Instant,
+    ) -> Result<(Mapping, u64), Status> {
+        let (fd, size) = Self::open_sized(name, libc::O_RDONLY, min_len, deadline)?;
+        let fail = |status: Status| {
+            // SAFETY: fd is ours.
+            unsafe { libc::close(fd) };
+            Err(status)
+        };
+        let Ok(layout) = std::alloc::Layout::from_size_align(want.max(1), SNAPSHOT_ALIGN) else {
+            return fail(Status::Invalid);
+        };
+        // SAFETY: the layout has a non-zero size.
+        let Some(ptr) = NonNull::new(unsafe { std::alloc::alloc_zeroed(layout) }) else {
+            return fail(Status::NoSpace);
+        };
+        let copy = Mapping {
+            ptr,
+            len: want,
+            fd,
+            copy: true,
+        };
+        let mut done = 0usize;
+        while done < want {
+            // SAFETY: fd is valid; the destination lies inside the `want`-byte buffer.
+            let n = unsafe {
+                libc::pread(
+                    fd,
+                    ptr.as_ptr().add(done).cast(),
+                    want - done,
+                    done as libc::off_t,
+                )
+            };
+            match n {
+                0 => break, // a shorter file: the rest stays zero, validation refuses it
+                n if n > 0 => done += n as usize,
+                _ if errno() == libc::EINTR => {}
+                _ => return Err(status_of(errno())), // drops `copy`: frees and closes
+            }
+        }
+        Ok((copy, size as u64))
+    }
+
+    /// Opens the segment `name` with `flags` and waits (until `deadline`) for its size to reach
+    /// `min_len`; returns the descriptor and the size.
+    fn open_sized(
+        name: &CStr,
+        flags: libc::c_int,
+        min_len: u64,
+        deadline: std::time::Instant,
+    ) -> Result<(libc::c_int, usize), Status> {
         // SAFETY: `name` is a valid NUL-terminated string.
-        let fd = unsafe { libc::shm_open(name.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC, 0) };
+        let fd = unsafe { libc::shm_open(name.as_ptr(), flags | libc::O_CLOEXEC, 0) };
         if fd < 0 {
             return Err(match errno() {
                 // shm_open never follows a symbolic link (ELOOP) and reports a directory as
@@ -341,7 +426,7 @@ impl Mapping {
                     unsafe { libc::close(fd) };
                     return Err(Status::BadSegment);
                 };
-                return Self::map(fd, len);
+                return Ok((fd, len));
             }
             // A creator sizes the file in one step, so a non-empty file shorter than a header is
             // not a queue being created: refuse it at once.
@@ -380,12 +465,16 @@ impl Mapping {
             ptr: NonNull::new(p.cast()).ok_or(Status::Os)?,
             len,
             fd,
+            copy: false,
         })
     }
 
     /// A second mapping of the same segment through a new open file description (so it can
     /// hold liveness locks of its own), via `/proc/self/fd`; works after the name was unlinked.
     pub fn reopen(&self) -> Result<Mapping, Status> {
+        if self.copy {
+            return Err(Status::Invalid);
+        }
         let mut path = *b"/proc/self/fd/\0\0\0\0\0\0\0\0\0\0\0\0";
         let digits = self.fd.to_string();
         path[14..14 + digits.len()].copy_from_slice(digits.as_bytes());
@@ -413,6 +502,8 @@ impl Mapping {
     }
 
     fn lock_op(&self, cmd: libc::c_int, ty: libc::c_int, index: u32) -> Result<libc::flock, i32> {
+        // ORDERING: Relaxed: a statistic for tests (see `lock_calls`).
+        LOCK_CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // SAFETY: a zeroed flock is a valid value; the fields that matter are set below.
         let mut fl: libc::flock = unsafe { core::mem::zeroed() };
         fl.l_type = ty as libc::c_short;
@@ -441,11 +532,14 @@ impl Mapping {
         let _ = self.lock_op(libc::F_OFD_SETLK, libc::F_UNLCK, index);
     }
 
-    /// Whether some other open file description holds participant `index`'s lock. Errors count
-    /// as alive: recovery must never take a slot from a process that may be running.
+    /// Whether some other open file description holds participant `index`'s lock. Only a write
+    /// lock counts: participants take write locks (which needs the segment open for writing),
+    /// while a read lock can be taken by anyone who can merely read the file, so it proves
+    /// nothing (the probe asks about a read lock, which only a write lock conflicts with). Errors
+    /// count as alive: recovery must never take a slot from a process that may be running.
     pub fn participant_alive(&self, index: u32) -> bool {
-        match self.lock_op(libc::F_OFD_GETLK, libc::F_WRLCK, index) {
-            Ok(fl) => fl.l_type != libc::F_UNLCK as libc::c_short,
+        match self.lock_op(libc::F_OFD_GETLK, libc::F_RDLCK, index) {
+            Ok(fl) => fl.l_type == libc::F_WRLCK as libc::c_short,
             Err(_) => true,
         }
     }
@@ -453,12 +547,20 @@ impl Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        // SAFETY: ptr/len describe a mapping we own; fd is ours. Closing the descriptor drops
-        // every OFD lock this handle holds.
-        unsafe {
-            libc::munmap(self.ptr.as_ptr().cast(), self.len);
-            libc::close(self.fd);
+        if self.copy {
+            // SAFETY: `snapshot` allocated ptr with exactly this layout (which it checked).
+            unsafe {
+                std::alloc::dealloc(
+                    self.ptr.as_ptr(),
+                    std::alloc::Layout::from_size_align_unchecked(self.len.max(1), SNAPSHOT_ALIGN),
+                )
+            };
+        } else {
+            // SAFETY: ptr/len describe a mapping we own.
+            unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
         }
+        // SAFETY: fd is ours. Closing the descriptor drops every OFD lock this handle holds.
+        unsafe { libc::close(self.fd) };
     }
 }
 

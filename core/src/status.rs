@@ -40,6 +40,8 @@ pub enum Status {
     Os = -13,
     /// A bug in the library (`FQ_ERR_INTERNAL`).
     Internal = -14,
+    /// Another thread closed the handle while this call was using it (`FQ_ERR_CLOSED`).
+    Closed = -15,
 }
 
 impl Status {
@@ -52,7 +54,7 @@ impl Status {
             3 => b"the queue was shut down\0",
             4 => b"not every task was done within the timeout\0",
             -1 => b"a required pointer argument was NULL\0",
-            -2 => b"an argument is out of range (sizes must be >= 1 and fit in memory; names are 1..250 bytes with no '/' after the first)\0",
+            -2 => b"an argument is out of range (sizes must be >= 1 and fit in memory; names are 1..250 bytes with no '/' after the first; a mode must not let anyone read the segment who cannot write it)\0",
             -3 => b"the message is longer than the queue's maximum message size\0",
             -4 => b"the buffer is smaller than the next message; the message stays queued\0",
             -5 => b"a shared-memory segment with this name already exists\0",
@@ -65,6 +67,7 @@ impl Status {
             -12 => b"too many processes have this queue open (participant table full)\0",
             -13 => b"the operating system reported an error (see errno)\0",
             -14 => b"internal error in fastqueue (a bug; please report it)\0",
+            -15 => b"the handle was closed by another thread while this call was using it\0",
             _ => b"unknown fastqueue status code\0",
         }
     }

@@ -70,9 +70,9 @@ fn create_open_unlink_rules() {
 fn mode_is_applied_exactly() {
     use std::os::unix::fs::PermissionsExt;
     let n = Name::new("mode");
-    let _q = Queue::create(&n.0, 8, 1, 0o640).unwrap();
+    let _q = Queue::create(&n.0, 8, 1, 0o660).unwrap();
     let meta = std::fs::metadata(format!("/dev/shm/{}", n.0)).unwrap();
-    assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
 }
 
 fn write_segment(name: &str, bytes: &[u8]) {

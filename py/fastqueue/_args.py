@@ -103,7 +103,8 @@ def check_timeout(timeout: float) -> float:
 
 
 def check_mode(mode: object) -> int:
-    """Validates the permission bits of a new segment: an int in 0..0o777."""
+    """Validates the permission bits of a new segment: an int in 0..0o777 that grants no one
+    read access without write access."""
     if isinstance(mode, bool) or not isinstance(mode, int):
         raise ArgumentTypeError(
             f"mode must be an int such as 0o600, not {type(mode).__name__} ({mode!r})"
@@ -113,6 +114,13 @@ def check_mode(mode: object) -> int:
         raise InvalidArgumentError(
             f"mode={shown} is not allowed: it must be permission bits in 0..0o777, such as "
             f"0o600 (owner only) or 0o660 (owner and group)"
+        )
+    if mode & 0o060 == 0o040 or mode & 0o006 == 0o004:
+        # Read access is enough to take locks on the segment's file, which could lock others out.
+        raise InvalidArgumentError(
+            f"mode={oct(mode)} is not allowed: it lets users read the queue who cannot write it, "
+            "and read access would let them lock others out; use mode=0o600 (owner only), 0o660 "
+            "(and the group) or 0o666 (everyone)"
         )
     return mode
 

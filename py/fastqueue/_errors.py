@@ -234,6 +234,14 @@ _TABLE: Final[dict[int, tuple[type[FastQueueError], int | None, str]]] = {
         None,
         "{op}: internal error in the fastqueue library ({detail}); please report it",
     ),
+    # Python closes a handle only once no thread is inside a call on it, so this never reaches
+    # Python's callers unless the binding has a bug.
+    _ffi.ERR_CLOSED: (
+        InternalError,
+        None,
+        "{op}: the handle was closed while this call was using it ({detail}); this is a bug in "
+        "fastqueue's Python binding, please report it",
+    ),
 }
 
 

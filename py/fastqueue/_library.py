@@ -40,6 +40,7 @@ __all__ = [
     "EMPTY",
     "ERR_BAD_SEGMENT",
     "ERR_BUFFER",
+    "ERR_CLOSED",
     "ERR_EXISTS",
     "ERR_INTERNAL",
     "ERR_INVALID",
@@ -123,6 +124,7 @@ ERR_NOT_READY: Final = -11
 ERR_TOO_MANY: Final = -12
 ERR_OS: Final = -13
 ERR_INTERNAL: Final = -14
+ERR_CLOSED: Final = -15
 
 #: fq_wait(): until a get could take a message / a put could claim a slot.
 WAIT_READABLE: Final = 1

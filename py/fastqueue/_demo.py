@@ -23,7 +23,7 @@ from typing import Protocol, TextIO
 
 import fastqueue
 
-__all__ = ["Result", "Workload", "main", "race"]
+__all__ = ["Result", "Workload", "build_parser", "main", "race"]
 
 #: How long either side waits for the other before the demo gives up (a crashed peer).
 PATIENCE_S = 60.0
@@ -183,10 +183,10 @@ def default_workloads(scale: float = 1.0) -> list[Workload]:
     ]
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
-    """Entry point of ``python -m fastqueue demo``; returns the exit status."""
+def build_parser(prog: str = "fastqueue demo") -> argparse.ArgumentParser:
+    """The demo's command-line parser (``prog``: the name it was run as)."""
     parser = argparse.ArgumentParser(
-        prog="python -m fastqueue demo",
+        prog=prog,
         description="Race fastqueue.Queue against multiprocessing.Queue across two processes.",
     )
     parser.add_argument(
@@ -195,6 +195,14 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
         default=1.0,
         help="multiply the message counts (default 1: 100,000 x 64 B and 2,000 x 1 MiB)",
     )
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None, out: TextIO = sys.stdout, prog: str = "fastqueue demo"
+) -> int:
+    """Entry point of ``fastqueue demo`` (and ``bench``); returns the exit status."""
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     if not args.scale > 0:
         parser.error("--scale must be positive")

@@ -109,8 +109,9 @@ sdist:
     {{python}} -m maturin sdist --out dist
 
 # auditwheel must call it manylinux_2_17 (or older); then a fresh virtualenv with no Rust on
-# PATH installs it, builds the C examples with `python -m fastqueue --cflags --libs` and
-# exchanges messages between C and Python (tests/smoke_installed.py).
+# PATH installs it, imports every module it holds, builds the C examples with
+# `python -m fastqueue --cflags --libs` and exchanges messages between C and Python
+# (tests/smoke_installed.py).
 # Check the wheel in dist/ as users get it: auditwheel, then a smoke test in a fresh venv.
 wheel-check:
     {{pip}} install -q "auditwheel>=6"

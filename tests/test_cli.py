@@ -219,7 +219,7 @@ def test_rm_of_a_corrupt_queue_says_how_to_force_it(qname: NameFactory) -> None:
     write_file(corrupt, _ffi.MAGIC + bytes(64))
     proc = cli("rm", corrupt)
     assert proc.returncode == 1 and exists(corrupt)
-    assert "corrupt or truncated" in proc.stderr
+    assert "truncated" in proc.stderr  # the diagnosis (its wording is the library's)
     assert f"rm --force {corrupt}` removes it anyway" in proc.stderr
     proc = cli("rm", "--force", corrupt)
     assert proc.returncode == 0, proc.stderr
@@ -244,7 +244,7 @@ def test_gc_removes_only_queues_no_live_process_uses(qname: NameFactory) -> None
         proc = cli("gc", "--prefix", prefix)
         assert proc.returncode == 0, proc.stderr
         assert f"removed {orphan}" in proc.stdout
-        assert f"kept {corrupt}: could not inspect it: corrupt or truncated" in proc.stdout
+        assert re.search(rf"^kept {corrupt}: could not inspect it: .*truncated", proc.stdout, re.M)
         assert not exists(orphan) and exists(used) and exists(corrupt)
 
         again = cli("gc", "--prefix", prefix)
@@ -298,7 +298,8 @@ def test_permission_errors_are_reported_not_raised(qname: NameFactory) -> None:
         proc = cli("gc", "--prefix", prefix_of(name), python=python, user=user)
         assert proc.returncode == 0, proc.stderr
         # It says what it could not inspect and why, not that every queue is in use.
-        assert f"kept {name}: could not inspect it: permission denied" in proc.stdout
+        kept = rf"^kept {name}: could not inspect it: .*permission denied"
+        assert re.search(kept, proc.stdout, re.M), proc.stdout
         assert "belongs to uid 0, mode 0600; run as its owner or as root" in proc.stdout
         assert "in use" not in proc.stdout
         assert "1 segment could not be inspected" in proc.stdout

@@ -90,6 +90,14 @@ fmt:
 header-check: build
     FASTQUEUE_LIBRARY="$PWD/target/release/libfastqueue.so" {{python}} -m pytest -q tests/test_header.py
 
+# The API reference from the docstrings (Sphinx autodoc over fastqueue.__all__) into
+# docs/_build/html; any warning, or a public name missing from it, fails the build.
+# Build the API reference into docs/_build/html (warnings are errors).
+docs: dev
+    rm -rf docs/_build
+    {{python}} -m sphinx -W --keep-going -q -b html docs docs/_build/html
+    @echo "API reference: docs/_build/html/index.html"
+
 # Race fastqueue against multiprocessing.Queue across processes and print a table.
 demo: _install
     {{python}} -m fastqueue demo
@@ -109,8 +117,9 @@ sdist:
     {{python}} -m maturin sdist --out dist
 
 # auditwheel must call it manylinux_2_17 (or older); then a fresh virtualenv with no Rust on
-# PATH installs it, builds the C examples with `python -m fastqueue --cflags --libs` and
-# exchanges messages between C and Python (tests/smoke_installed.py).
+# PATH installs it, imports every module it holds, builds the C examples with
+# `python -m fastqueue --cflags --libs` and exchanges messages between C and Python
+# (tests/smoke_installed.py).
 # Check the wheel in dist/ as users get it: auditwheel, then a smoke test in a fresh venv.
 wheel-check:
     {{pip}} install -q "auditwheel>=6"

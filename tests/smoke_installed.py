@@ -8,7 +8,8 @@ that installed the wheel (``just wheel-check`` and ``.ci/run`` do)::
 It needs only the package and a C compiler (``$CC``, default ``cc``), no pytest:
 
 1. imports fastqueue and reports which package, library and header it found (with
-   ``--installed``: fails if that package is this checkout's ``py/`` instead of an install);
+   ``--installed``: fails if that package is this checkout's ``py/`` instead of an install, and
+   imports every module the installed distribution holds, so none fails to import);
 2. compiles ``examples/c/producer.c`` and ``consumer.c`` as strict C99 with exactly the flags
    ``python -m fastqueue --cflags`` and ``--libs`` print, so against the installed header and the
    installed library, and checks that the programs load that very library;
@@ -155,6 +156,32 @@ def exchange(built: dict[str, Path]) -> None:
                 fastqueue.unlink(name)
 
 
+def import_every_module() -> list[str]:
+    """Imports every Python module the installed ``fastqueue`` distribution holds (its RECORD,
+    so what the wheel or the sdist's build put there, ``fastqueue._native`` included)."""
+    import importlib
+    import importlib.metadata
+
+    files = importlib.metadata.files("fastqueue") or []
+    modules = sorted(
+        ".".join(f.with_suffix("").parts).removesuffix(".__init__")
+        for f in files
+        if f.suffix == ".py" and f.parts[0] == "fastqueue"
+    )
+    if "fastqueue" not in modules:
+        raise SystemExit(f"smoke: the installed distribution lists no fastqueue package: {files}")
+    failed = []
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # every failure is reported, not only the first
+            failed.append(f"{name}: {type(exc).__name__}: {exc}")
+    if failed:
+        lines = "\n  ".join(failed)
+        raise SystemExit(f"smoke: modules of the installed package fail to import:\n  {lines}")
+    return modules
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--installed", action="store_true", help="fail on the checkout's package")
@@ -169,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"smoke: header {fastqueue.include_dir()}/fastqueue.h")
     if args.installed and package == HERE.parent / "py" / "fastqueue":
         raise SystemExit("smoke: --installed, but this is the checkout's package (py/fastqueue)")
+    if args.installed:
+        modules = import_every_module()
+        print(f"smoke: every module of the installed package imports: {', '.join(modules)}")
     if not Path(fastqueue.include_dir(), "fastqueue.h").is_file():
         raise SystemExit("smoke: the package has no include/fastqueue.h")
     with tempfile.TemporaryDirectory(prefix="fq-smoke-") as tmp:

@@ -97,7 +97,8 @@ def test_put_many_writes_done_on_too_big(qname: Callable[[], str]) -> None:
             assert done.value == 0
             # A NULL handle too: *done is written whatever the failure.
             done.value = 777
-            assert _library._fq_put_many(None, data, lens, 2, 0, ctypes.byref(done)) == _ffi.ERR_NULL
+            status = _library._fq_put_many(None, data, lens, 2, 0, ctypes.byref(done))
+            assert status == _ffi.ERR_NULL
             assert done.value == 0
         finally:
             _library._fq_close(ptr)

@@ -159,8 +159,11 @@ def test_stat_prints_header_fields_and_every_counter(qname: NameFactory) -> None
             assert re.search(rf"^path +/dev/shm/{re.escape(name)}$", proc.stdout, re.M)
         for field in ("capacity", "element_size", "segment_size", "creator_pid", "live_processes"):
             assert field in proc.stdout
-        for counter in _ffi.STAT_NAMES:
-            assert f"  {counter} " in proc.stdout
+        # Each figure once: the header fields, then the counters not already among them.
+        labels = [line.split()[0] for line in proc.stdout.splitlines() if line.strip()]
+        for figure in _ffi.STAT_NAMES:
+            assert labels.count(figure) == 1, (figure, proc.stdout)
+        assert len(labels) == len(set(labels)), proc.stdout
         data = json.loads(cli("stat", "--json", name).stdout)
         assert (data["capacity"], data["element_size"], data["depth"]) == (4, 64, 1)
         assert data["shutdown"] == "yes"
@@ -204,8 +207,23 @@ def test_rm_removes_queues_and_refuses_other_files(qname: NameFactory) -> None:
         "is not a fastqueue queue" in proc.stderr and f"no queue named '{missing}'" in proc.stderr
     )
     assert exists(foreign)
+    module = f"{Path(sys.executable).name} -m fastqueue"
+    assert f"refused (`{module} rm --force {foreign}` removes it anyway)" in proc.stderr
+    assert "--force" not in proc.stderr.split(missing)[-1]  # nothing to force for a missing name
     proc = cli("rm", "--force", foreign)
     assert proc.returncode == 0 and not exists(foreign)
+
+
+def test_rm_of_a_corrupt_queue_says_how_to_force_it(qname: NameFactory) -> None:
+    corrupt = qname()
+    write_file(corrupt, _ffi.MAGIC + bytes(64))
+    proc = cli("rm", corrupt)
+    assert proc.returncode == 1 and exists(corrupt)
+    assert "truncated" in proc.stderr  # the diagnosis (its wording is the library's)
+    assert f"rm --force {corrupt}` removes it anyway" in proc.stderr
+    proc = cli("rm", "--force", corrupt)
+    assert proc.returncode == 0, proc.stderr
+    assert not exists(corrupt)
 
 
 # ------------------------------------------------------------------------------ gc
@@ -226,11 +244,17 @@ def test_gc_removes_only_queues_no_live_process_uses(qname: NameFactory) -> None
         proc = cli("gc", "--prefix", prefix)
         assert proc.returncode == 0, proc.stderr
         assert f"removed {orphan}" in proc.stdout
-        assert f"kept {corrupt}: cannot be attached" in proc.stdout
+        assert re.search(rf"^kept {corrupt}: could not inspect it: .*truncated", proc.stdout, re.M)
         assert not exists(orphan) and exists(used) and exists(corrupt)
 
         again = cli("gc", "--prefix", prefix)
-        assert again.returncode == 0 and "nothing to remove" in again.stdout
+        assert again.returncode == 0
+        assert (
+            "nothing to remove: 1 queue is in use, 1 segment could not be inspected" in again.stdout
+        )
+    (SHM / corrupt).unlink()
+    nothing = cli("gc", "--prefix", prefix)
+    assert nothing.returncode == 0 and "nothing to remove: no fastqueue queues" in nothing.stdout
 
 
 # ------------------------------------------------------------------------------ permissions
@@ -272,7 +296,13 @@ def test_permission_errors_are_reported_not_raised(qname: NameFactory) -> None:
         proc = cli("rm", name, python=python, user=user)
         assert proc.returncode == 1 and "permission denied" in proc.stderr
         proc = cli("gc", "--prefix", prefix_of(name), python=python, user=user)
-        assert proc.returncode == 0 and f"kept {name}" in proc.stdout
+        assert proc.returncode == 0, proc.stderr
+        # It says what it could not inspect and why, not that every queue is in use.
+        kept = rf"^kept {name}: could not inspect it: .*permission denied"
+        assert re.search(kept, proc.stdout, re.M), proc.stdout
+        assert "belongs to uid 0, mode 0600; run as its owner or as root" in proc.stdout
+        assert "in use" not in proc.stdout
+        assert "1 segment could not be inspected" in proc.stdout
         assert exists(name)
 
 
@@ -285,10 +315,48 @@ def test_bench_runs_the_quick_race() -> None:
     assert "fastqueue.Queue" in proc.stdout and "multiprocessing.Queue" in proc.stdout
 
 
+def test_no_arguments_prints_the_help_and_exits_2() -> None:
+    proc = cli()
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("usage: ") and "commands:" in proc.stderr
+    assert proc.stdout == ""  # no demo ran
+
+
+def test_messages_name_the_program_as_it_was_run(tmp_path: Path, qname: NameFactory) -> None:
+    module = f"{Path(sys.executable).name} -m fastqueue"
+    proc = cli("frob")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"{module}: unknown command 'frob'"), proc.stderr
+    assert f"usage: {module} COMMAND" in proc.stderr
+    proc = cli("stat", qname())
+    assert proc.returncode == 1 and proc.stderr.startswith(f"{module} stat: no queue named")
+
+    # A console script as pip writes it (`fastqueue`), run from a copy so that it needs no install.
+    script = tmp_path / "fastqueue"
+    script.write_text("import sys\nfrom fastqueue.__main__ import main\nsys.exit(main())\n")
+    for args, status, start in [
+        (["frob"], 2, "fastqueue: unknown command 'frob'"),
+        (["stat", qname()], 1, "fastqueue stat: no queue named"),
+        (["stat"], 2, "usage: fastqueue stat"),
+        (["demo", "--scale", "0"], 2, "usage: fastqueue demo"),
+    ]:
+        proc = subprocess.run(
+            [sys.executable, str(script), *args],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+            env=_env(),
+            check=False,
+        )
+        assert proc.returncode == status, proc.stderr
+        assert proc.stderr.startswith(start), proc.stderr
+        assert "python" not in proc.stderr.splitlines()[0]
+
+
 def test_help_lists_the_commands_and_the_build_flags_still_work() -> None:
     proc = cli("--help")
     assert proc.returncode == 0
-    for command in ("ls", "stat", "rm", "gc", "bench", "--cflags"):
+    for command in ("demo", "ls", "stat", "rm", "gc", "bench", "--cflags", "--libs"):
         assert command in proc.stdout
     flags = cli("--cflags")
     assert flags.returncode == 0 and flags.stdout.startswith("-I")
@@ -342,3 +410,49 @@ def test_stats_names_all_eighteen_counters(qname: NameFactory) -> None:
     ]
     assert stats["puts"] == 2 and stats["depth"] == 2 and stats["full_hits"] >= 1
     assert stats["creator_pid"] == os.getpid() and stats["unfinished"] == 2
+
+
+# ------------------------------------------------------------------------------ the README
+
+
+def _parser_words() -> dict[str, list[str]]:
+    """Every command of the command line and the flags each takes, from the parsers themselves."""
+    import argparse
+
+    from fastqueue import __main__ as entry
+    from fastqueue import _cli, _demo
+
+    def flags(parser: argparse.ArgumentParser) -> list[str]:
+        return [
+            opt
+            for action in parser._actions
+            for opt in action.option_strings
+            if opt.startswith("--") and opt != "--help"
+        ]
+
+    (sub,) = [a for a in _cli._parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    words = {name: flags(p) for name, p in sub.choices.items()}
+    words["demo"] = words["bench"] = flags(_demo.build_parser())
+    words[""] = list(entry.FLAG_OPTIONS)
+    assert set(_cli.COMMANDS) == set(entry._CLI_COMMANDS) == set(sub.choices)
+    return words
+
+
+def test_usage_lists_every_command() -> None:
+    from fastqueue import __main__ as entry
+
+    for command in _parser_words():
+        assert f"  {command} " in entry.USAGE, command
+
+
+def test_readme_documents_every_command_and_flag() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    start = readme.index("## Operations")
+    section = readme[start : readme.index("\n## ", start + 1)]
+    for command, flags in _parser_words().items():
+        invocation = f"fastqueue {command}" if command else "fastqueue"
+        assert re.search(rf"^{invocation}\b", section, re.M), f"README: no `{invocation}`"
+        for flag in flags:
+            assert re.search(rf"^{invocation}\b.*{flag}\b", section, re.M), (
+                f"README: the command-line section does not document `{invocation} {flag}`"
+            )

@@ -13,9 +13,13 @@
  *    down); every negative value is an error. fq_status_str() turns any status into a static English sentence.
  *  - NULL: every pointer argument is checked; NULL where a pointer is required gives FQ_ERR_NULL.
  *    `data` may be NULL when `len` is 0.
- *  - Timeouts: `timeout_ns` < 0 waits forever, 0 never waits (try once), > 0 waits at most that
- *    many nanoseconds (CLOCK_MONOTONIC). A timed-out call returns FQ_EMPTY / FQ_FULL and changes
- *    nothing. Blocking never polls: the caller spins briefly (only while fewer than half the CPUs'
+ *  - Timeouts: `timeout_ns` < 0 waits forever, 0 never waits (try once), > 0 waits until the call
+ *    can do what it was asked or `timeout_ns` nanoseconds (CLOCK_MONOTONIC, from the call) have
+ *    passed. It never gives up before that deadline: a wake-up that finds nothing (another
+ *    process was faster) goes back to sleep; it may return a little after it (scheduling). Before
+ *    the deadline it ends only with success or another outcome: FQ_SHUTDOWN (the queue was shut
+ *    down) or an error. A timed-out call returns FQ_EMPTY / FQ_FULL (fq_wait, fq_join:
+ *    FQ_TIMEOUT) and changes nothing. Blocking never polls: the caller spins briefly (only while fewer than half the CPUs'
  *    worth of callers spin on that side), then sleeps in the kernel (futex) and is woken by the
  *    operation it waits for. A put wakes at most one sleeping get per message (a batch of n, at
  *    most n); a get wakes sleeping puts once a sixteenth of the ring (at most 64 slots) is free,
@@ -39,7 +43,8 @@
  *    segment) returns FQ_ERR_BAD_SEGMENT instead of guessing.
  *  - No function allocates on the put/get path, and no Rust panic ever crosses this boundary
  *    (an internal bug is reported as FQ_ERR_INTERNAL).
- *  - Names: "name" or "/name", 1..250 bytes, no other '/', no NUL. Both spellings are the same queue.
+ *  - Names: "name" or "/name": 1..250 bytes not counting the leading '/', no other '/', no NUL, not
+ *    "." or ".." (else FQ_ERR_INVALID). Both spellings are the same queue (/dev/shm/name).
  *
  * Versioning: FQ_ABI_VERSION changes whenever a signature, status value or rule here changes in an
  * incompatible way; fq_abi_version() returns the version the library was built with. The segment
@@ -211,7 +216,8 @@ uint64_t fq_capacity(const fq_queue *q);
 /** The largest message the queue takes, in bytes; 0 if q is NULL. */
 uint64_t fq_max_msg(const fq_queue *q);
 
-/** Approximate number of messages in the queue (exact when nothing runs concurrently). */
+/** Approximate number of messages in the queue, 0..fq_capacity(q) (exact when nothing runs
+ *  concurrently; a slot given up by fq_write_abort counts until a get skips it); 0 if q is NULL. */
 uint64_t fq_size(const fq_queue *q);
 
 /** Indices of the counters fq_stats() reports. */
@@ -290,7 +296,9 @@ int32_t fq_write_begin(fq_queue *q, void **data, uint64_t *token, int64_t timeou
  *  if len > max_msg (the claim stays open); FQ_ERR_INVALID for a token this handle does not hold. */
 int32_t fq_write_commit(fq_queue *q, uint64_t token, uint64_t len);
 
-/** Zero-copy write, alternative step 2: gives the claimed slot up; consumers skip it. */
+/** Zero-copy write, alternative step 2: gives the claimed slot up; consumers skip it. Returns
+ *  FQ_OK, FQ_ERR_NULL, or FQ_ERR_INVALID (changing nothing) for a token this handle does not
+ *  hold: one already committed or aborted (a token works once), or another handle's. */
 int32_t fq_write_abort(fq_queue *q, uint64_t token);
 
 /**
@@ -303,7 +311,9 @@ int32_t fq_write_abort(fq_queue *q, uint64_t token);
 int32_t fq_read_begin(fq_queue *q, const void **data, uint64_t *len, uint64_t *token,
                       int64_t timeout_ns);
 
-/** Zero-copy read, step 2: returns the slot to producers. The lent memory must not be used after. */
+/** Zero-copy read, step 2: returns the slot to producers. The lent memory must not be used after.
+ *  Returns FQ_OK, FQ_ERR_NULL, or FQ_ERR_INVALID (changing nothing) for a token this handle does
+ *  not hold: one already ended (a token works once), or another handle's. */
 int32_t fq_read_end(fq_queue *q, uint64_t token);
 
 /**
@@ -406,8 +416,10 @@ uint64_t fq_live_participants(const fq_queue *q);
  * put could claim a slot (FQ_WAIT_WRITABLE), WITHOUT taking or claiming anything — for callers
  * that must stay cancellable (an event loop's worker thread), which then try a non-blocking
  * fq_get/fq_put (and wait again if another process was faster). Sleeps in the kernel; recovers
- * slots of dead processes met on the way. Returns FQ_OK, FQ_TIMEOUT, FQ_SHUTDOWN (puts: shut
- * down; gets: shut down and drained), FQ_ERR_INVALID (bad `what`), FQ_ERR_NULL.
+ * slots of dead processes met on the way. One direction per call: `what` is exactly one of the
+ * two (FQ_WAIT_READABLE | FQ_WAIT_WRITABLE, or any other value, gives FQ_ERR_INVALID); to wait for
+ * both, wait in two threads. Returns FQ_OK, FQ_TIMEOUT, FQ_SHUTDOWN (puts: shut down; gets: shut
+ * down and drained), FQ_ERR_INVALID (bad `what`), FQ_ERR_NULL.
  * Observer handles (fq_observe) may wait too.
  */
 int32_t fq_wait(fq_queue *q, int32_t what, int64_t timeout_ns);

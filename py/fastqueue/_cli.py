@@ -1,18 +1,23 @@
-"""The operator's command line: ``fastqueue ls | stat | rm | gc | bench`` (also ``python -m
-fastqueue ...``; ``__main__`` dispatches here).
+"""The operator's command line: ``fastqueue ls | stat | rm | gc`` (also ``python -m
+fastqueue ...``; ``__main__`` dispatches here, and runs ``demo``/``bench`` itself).
 
 * ``ls`` lists every fastqueue segment in ``/dev/shm`` (recognised by its first 8 bytes,
   ``FASTQUE1``) with capacity, element size, depth, size on disk, creator pid and how many live
   processes use it. Segments that start like a queue but cannot be attached (corrupt, another
   layout version, unfinished, unreadable) are listed as such; other files are counted as ignored.
 * ``stat NAME`` prints one queue's header fields and counters (``--json`` for a machine).
-* ``rm NAME...`` removes queue names (processes attached keep working until they detach).
-* ``gc`` removes every queue no live process is attached to (``--dry-run`` only lists them).
-* ``bench`` is the quick race of the README (``python -m fastqueue demo``).
+* ``rm NAME...`` removes queue names (processes attached keep working until they detach);
+  ``--force`` also removes what is not a usable fastqueue queue.
+* ``gc`` removes every queue no live process is attached to (``--dry-run`` only lists them) and
+  says which segments it could not inspect, and why.
 
 Reading a queue never counts as using it: the tools attach as *observers* (``fq_observe``).
 Exit status: 0 success, 1 an error (unknown name, not a queue, permission denied...), 2 a usage
-error.
+error. Messages name the program as it was run (``prog``, from ``__main__.program_name``).
+
+Adding a command: its name in :data:`COMMANDS` (and in ``__main__._CLI_COMMANDS``), a parser in
+:func:`_parser` whose ``run`` default is a ``_cmd_<name>(args, out) -> int`` function (raise
+:class:`_Fail` for an error the user should read), a line in ``__main__.USAGE`` and in the README.
 """
 
 from __future__ import annotations
@@ -36,8 +41,9 @@ __all__ = ["COMMANDS", "Segment", "main", "probe", "scan"]
 #: Where POSIX shared-memory names live on Linux.
 SHM_DIR: Final = Path("/dev/shm")
 #: The subcommands (``__main__`` routes these here).
-COMMANDS: Final = ("ls", "stat", "rm", "gc", "bench")
+COMMANDS: Final = ("ls", "stat", "rm", "gc")
 
+#: The program name when none is given (``main(prog=...)`` gets the name it was run as).
 _PROG: Final = "fastqueue"
 
 
@@ -213,7 +219,12 @@ def _print_ls(segments: list[Segment], show_all: bool, out: TextIO) -> None:
             )
 
 
+#: The figures of ``stats()`` that ``stat`` shows among the header fields, not again as counters.
+_STAT_FIELDS: Final = frozenset({"depth", "creator_pid", "segment_size", "shutdown"})
+
+
 def _print_stat(seg: Segment, out: TextIO) -> None:
+    """One queue, each figure once: the header fields, then the other counters."""
     running = {True: "running", False: "gone", None: "unknown"}[seg.creator_running]
     rows = [
         ["name", seg.name],
@@ -227,8 +238,9 @@ def _print_stat(seg: Segment, out: TextIO) -> None:
         ["live_processes", f"{seg.live_processes} ({_state(seg)})"],
         ["shutdown", seg.shutdown],
     ]
-    rows += [[f"  {k}", str(v)] for k, v in seg.counters.items()]
-    rows.insert(len(rows) - len(seg.counters), ["counters", ""])
+    counters = [[f"  {k}", str(v)] for k, v in seg.counters.items() if k not in _STAT_FIELDS]
+    if counters:
+        rows += [["counters", ""], *counters]
     _table(rows, set(), out)
 
 
@@ -237,6 +249,11 @@ def _print_stat(seg: Segment, out: TextIO) -> None:
 
 class _Fail(Exception):
     """An error for the user: printed as ``fastqueue <command>: <message>``, exit status 1."""
+
+
+class _NotAQueue(_Fail):
+    """The name exists but is not a fastqueue queue that can be attached (``rm --force`` removes
+    it all the same)."""
 
 
 def _bare(name: str) -> str:
@@ -259,13 +276,16 @@ def _probe_queue(name: str) -> Segment:
     except PermissionError:
         raise _Fail(f"{bare!r}: permission denied") from None
     if seg.kind == "foreign":
-        raise _Fail(f"{bare!r} is not a fastqueue queue ({seg.reason})")
+        raise _NotAQueue(f"{bare!r} is not a fastqueue queue ({seg.reason})")
     if seg.kind == "unusable":
-        hint = ""
         if "permission" in seg.reason:
-            hint = f" (it belongs to uid {seg.owner_uid}, mode {seg.mode}; run as its owner)"
-        raise _Fail(f"{bare!r}: {seg.reason}{hint}")
+            raise _Fail(f"{bare!r}: {seg.reason} ({_owner_hint(seg)})")
+        raise _NotAQueue(f"{bare!r}: {seg.reason}")
     return seg
+
+
+def _owner_hint(seg: Segment) -> str:
+    return f"it belongs to uid {seg.owner_uid}, mode {seg.mode}; run as its owner or as root"
 
 
 def _cmd_ls(args: argparse.Namespace, out: TextIO) -> int:
@@ -306,10 +326,15 @@ def _cmd_rm(args: argparse.Namespace, out: TextIO) -> int:
     for name in args.names:
         try:
             bare = _bare(name)
-            seg = None if args.force else _probe_queue(bare)
+            try:
+                seg = None if args.force else _probe_queue(bare)
+            except _NotAQueue as exc:
+                raise _Fail(
+                    f"{exc}; refused (`{args.prog} rm --force {bare}` removes it anyway)"
+                ) from None
             _unlink(bare, force=args.force)
         except _Fail as exc:
-            print(f"{_PROG} rm: {exc}", file=sys.stderr)
+            print(f"{args.prog} rm: {exc}", file=sys.stderr)
             failed += 1
             continue
         still = ""
@@ -337,14 +362,24 @@ def _gc_leftover(name: str, dry_run: bool, out: TextIO) -> int:
 def _cmd_gc(args: argparse.Namespace, out: TextIO) -> int:
     failed = 0
     found = 0
+    in_use = 0
+    uninspected = 0
     for seg in scan(args.prefix):
         if seg.name.startswith(_ffi.TEMP_PREFIX):  # a queue being made where O_TMPFILE is missing
             found += _gc_leftover(seg.name, args.dry_run, out)
             continue
         if seg.kind == "unusable":
-            print(f"kept {seg.name}: cannot be attached: {seg.reason}", file=out)
+            # Not removed: gc cannot tell whether a live process uses it.
+            uninspected += 1
+            why = seg.reason
+            if "permission" in why:
+                why += f"; {_owner_hint(seg)}"
+            print(f"kept {seg.name}: could not inspect it: {why}", file=out)
             continue
-        if seg.kind != "queue" or seg.in_use:
+        if seg.kind != "queue":
+            continue
+        if seg.in_use:
+            in_use += 1
             continue
         found += 1
         lost = f", {seg.depth} messages in it" if seg.depth else ""
@@ -355,20 +390,30 @@ def _cmd_gc(args: argparse.Namespace, out: TextIO) -> int:
         try:
             _unlink(seg.name)
         except _Fail as exc:
-            print(f"{_PROG} gc: {exc}", file=sys.stderr)
+            print(f"{args.prog} gc: {exc}", file=sys.stderr)
             failed += 1
             continue
         print(f"removed {what}", file=out)
     if not found:
-        print("nothing to remove: every queue is in use", file=out)
+        reasons = []
+        if in_use:
+            reasons.append(f"{in_use} queue{'s are' if in_use > 1 else ' is'} in use")
+        if uninspected:
+            reasons.append(
+                f"{uninspected} segment{'s' if uninspected > 1 else ''} could not be inspected "
+                "(listed above)"
+            )
+        summary = ", ".join(reasons) or f"no fastqueue queues in {SHM_DIR}"
+        print(f"nothing to remove: {summary}", file=out)
     return 1 if failed else 0
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str = _PROG) -> argparse.ArgumentParser:
+    """The parser of the operator's commands (``ls``, ``stat``, ``rm``, ``gc``)."""
     parser = argparse.ArgumentParser(
-        prog=_PROG,
+        prog=prog,
         description="Inspect and clean up fastqueue queues in /dev/shm.",
-        epilog="Also: `fastqueue demo` (= bench) and `fastqueue --cflags --libs` (C build flags). "
+        epilog=f"Also: `{prog} demo` (= bench) and `{prog} --cflags --libs` (C build flags). "
         "Exit status: 0 success, 1 error, 2 usage error.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -384,36 +429,29 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rm", help="remove queue names (attached processes keep working)")
     p.add_argument("names", nargs="+", metavar="NAME")
     p.add_argument(
-        "--force", action="store_true", help="remove even what is not a fastqueue segment"
+        "--force",
+        action="store_true",
+        help="remove even what is not a fastqueue queue that can be attached (another kind of "
+        "file, a corrupt or unfinished segment, another layout version)",
     )
     p.set_defaults(run=_cmd_rm)
     p = sub.add_parser("gc", help="remove every queue that no live process uses")
     p.add_argument("--dry-run", action="store_true", help="only list what would be removed")
     p.add_argument("--prefix", default="", help="only names starting with PREFIX")
     p.set_defaults(run=_cmd_gc)
-    p = sub.add_parser(
-        "bench",
-        help="the quick race against multiprocessing.Queue (same as `demo`)",
-        add_help=False,
-    )
-    p.add_argument("rest", nargs=argparse.REMAINDER)
-    p.set_defaults(run=None)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Runs one command; returns the exit status."""
-    args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list[:1] == ["bench"]:
-        from ._demo import main as demo_main
-
-        return demo_main(args_list[1:])
-    args = _parser().parse_args(args_list)  # exits with 2 on a usage error
+def main(argv: Sequence[str] | None = None, prog: str = _PROG) -> int:
+    """Runs one command; returns the exit status. ``prog`` is the name messages give the program
+    (the name it was run as)."""
+    args = _parser(prog).parse_args(argv)  # exits with 2 on a usage error
+    args.prog = prog
     try:
         status: int = args.run(args, sys.stdout)
         sys.stdout.flush()
     except _Fail as exc:
-        print(f"{_PROG} {args.command}: {exc}", file=sys.stderr)
+        print(f"{prog} {args.command}: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # `fastqueue ls | head`: the reader left; say nothing more
         devnull = os.open(os.devnull, os.O_WRONLY)

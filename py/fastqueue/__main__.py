@@ -16,7 +16,7 @@ __all__ = ["main"]
 USAGE = """\
 usage: python -m fastqueue [demo] [--scale X]
        python -m fastqueue [--cflags] [--libs]
-       python -m fastqueue {ls,stat,rm,gc,bench} ...   (also as the `fastqueue` command)
+       python -m fastqueue {ls,stat,rm,gc,bench,bridge} ...   (also as the `fastqueue` command)
 
   demo    race fastqueue.Queue against multiprocessing.Queue across two processes and print
           a table (the default command; `python -m fastqueue demo --help` for its options)
@@ -25,6 +25,7 @@ usage: python -m fastqueue [demo] [--scale X]
   rm      remove queue names
   gc      remove the queues no live process uses (--dry-run)
   bench   the same race as demo
+  bridge  move messages between a local queue and a Redis stream (fastqueue bridge --help)
   --cflags  print the compiler flags for C/C++ code using fastqueue.h (-I<folder of the header>)
   --libs    print the linker flags for the library this Python loads (-L, -l:, -Wl,-rpath)
 """
@@ -32,7 +33,7 @@ usage: python -m fastqueue [demo] [--scale X]
 #: The build-flag options, handled before any command.
 FLAG_OPTIONS = ("--cflags", "--libs")
 #: The operator's commands (fastqueue._cli; kept in step with its COMMANDS).
-_CLI_COMMANDS = ("ls", "stat", "rm", "gc", "bench")
+_CLI_COMMANDS = ("ls", "stat", "rm", "gc", "bench", "bridge")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -35,7 +35,7 @@ __all__ = ["COMMANDS", "Segment", "main", "probe", "scan"]
 #: Where POSIX shared-memory names live on Linux.
 SHM_DIR: Final = Path("/dev/shm")
 #: The subcommands (``__main__`` routes these here).
-COMMANDS: Final = ("ls", "stat", "rm", "gc", "bench")
+COMMANDS: Final = ("ls", "stat", "rm", "gc", "bench", "bridge")
 
 _PROG: Final = "fastqueue"
 
@@ -403,6 +403,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(run=None)
+    from ._bridge import add_parser as add_bridge  # (the bridge's options live there)
+
+    add_bridge(sub)
     return parser
 
 

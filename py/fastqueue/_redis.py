@@ -1,0 +1,710 @@
+"""RedisQueue: the :class:`~fastqueue.Queue` API on a Redis stream, for queues that span hosts.
+
+One stream (its key is the URL's STREAM) with one consumer group, ``fastqueue``, holds the
+messages; each message is one stream entry with one field, ``d``. Every handle is a consumer of
+its own in that group (a handle unpickled in a child process, or inherited by a forked child, gets
+a fresh consumer name), so each message goes to exactly one consumer. How each operation maps onto
+Redis, in one round trip each:
+
+- **put** / **put_many**: one Lua script checks the bound and appends (``XLEN``, then ``XADD`` per
+  message), atomically; with ``maxsize > 0`` it appends only what fits and says how many it did.
+  The stream is never trimmed: a message leaves it only when a consumer has acknowledged it.
+- **get** / **get_many**: one Lua script takes up to n messages and acknowledges them for good
+  before anything is returned: first ``XAUTOCLAIM`` of messages that another consumer was handed
+  but left unacknowledged for ``claim_after`` seconds (it died), then ``XREADGROUP`` of new ones,
+  then ``XACK`` and ``XDEL`` of all of them. Redis runs a script atomically and persists its
+  effects together (AOF), so a message is either still in the stream or acknowledged and on its
+  way to exactly one caller. As with :class:`~fastqueue.Queue`, a consumer killed after that
+  script ran and before ``get`` returned (its reply in flight) loses those messages, and only
+  those.
+- **waiting**: a get that finds nothing waits with ``XREAD BLOCK`` from the group's
+  last-delivered id (it wakes when a new entry arrives and takes nothing), then tries again; the
+  wait is cut into slices of at most a second (and at most ``claim_after / 2``), so abandoned
+  messages are claimed, a closed handle noticed and Ctrl-C honoured. A put that finds the
+  stream full polls with backoff (1 ms doubling to 25 ms): Redis has no "wait for a delete".
+- **get_slot**: the at-least-once form. ``with q.get_slot() as msg:`` is handed the message
+  unacknowledged (``XREADGROUP``) and acknowledges it when the block ends normally; if the block
+  raises or the process dies, the message stays pending and is re-delivered to some consumer once
+  it has been idle ``claim_after`` seconds.
+- **qsize**: ``XLEN``: messages not yet acknowledged (waiting, or handed out by get_slot or a
+  bridge), the count ``maxsize`` bounds.
+
+``redis`` (redis-py) is imported when the first RedisQueue is made: ``import fastqueue`` never
+needs it, and ``pip install "fastqueue[redis]"`` brings it. Usage (needs a Redis server)::
+
+    q = fastqueue.RedisQueue("redis://localhost:6379/0/jobs", maxsize=10_000)
+    q.put(b"job 1")
+    q.get()                       # b'job 1', on any host
+    q.put_many([b"a", b"b"]); q.get_many(100)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import numbers
+import os
+import secrets
+import socket
+import threading
+import time
+import warnings
+import weakref
+from collections.abc import Iterable, Iterator
+from typing import Any, Final
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+from ._errors import Empty, FastQueueError, Full, MessageTooBigError, QueueOSError
+
+__all__ = ["GROUP", "QueueClosedError", "RedisQueue", "parse_url"]
+
+#: The consumer group every RedisQueue handle of a stream belongs to.
+GROUP: Final = b"fastqueue"
+#: The stream entry's one field, holding the message.
+FIELD: Final = b"d"
+#: Longest single wait (seconds) of a blocked get or put, so that claims, close and Ctrl-C are
+#: noticed.
+WAIT_SLICE_S: Final = 1.0
+#: Messages per Lua call in a script's loops over ids (Lua's unpack() has a stack limit).
+_CHUNK: Final = 1000
+
+INSTALL_HINT: Final = (
+    'fastqueue.RedisQueue needs the Redis client: pip install "fastqueue[redis]" '
+    "(or pip install redis)"
+)
+
+
+class QueueClosedError(FastQueueError, ValueError):
+    """An operation on a closed RedisQueue handle."""
+
+
+# KEYS[1] stream; ARGV[1] maxsize (0: unbounded); ARGV[2..] the messages. Returns how many of the
+# first messages were appended (all of them unless the bound stopped it).
+_PUT: Final = b"""
+local key = KEYS[1]
+local room = #ARGV - 1
+local maxsize = tonumber(ARGV[1])
+if maxsize > 0 then
+  local free = maxsize - redis.call('XLEN', key)
+  if free < room then room = free end
+end
+for i = 2, room + 1 do
+  redis.call('XADD', key, '*', 'd', ARGV[i])
+end
+if room < 0 then return 0 end
+return room
+"""
+
+# KEYS[1] stream; ARGV: group, consumer, n, min idle ms for claims, ack (1) or not (0). Returns
+# {"", m1, m2, ...} with ack, {"", id1, m1, id2, m2, ...} without; or, when there is nothing to
+# take, {cursor}: the group's last-delivered id, from which XREAD BLOCK waits for a new entry.
+_TAKE: Final = b"""
+local key, group, consumer = KEYS[1], ARGV[1], ARGV[2]
+local n = tonumber(ARGV[3])
+local ack = ARGV[5] == '1'
+local out = {''}
+local ids = {}
+local function collect(entries)
+  for _, e in ipairs(entries) do
+    ids[#ids + 1] = e[1]
+    if not ack then out[#out + 1] = e[1] end
+    local f = e[2]
+    local v = ''
+    for j = 1, #f, 2 do
+      if f[j] == 'd' then v = f[j + 1] end
+    end
+    out[#out + 1] = v
+  end
+end
+local claimed = redis.call('XAUTOCLAIM', key, group, consumer, ARGV[4], '0-0', 'COUNT', n)
+collect(claimed[2])
+if #ids < n then
+  local r = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', n - #ids,
+                       'STREAMS', key, '>')
+  if r then collect(r[1][2]) end
+end
+if #ids == 0 then
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', key)) do
+    local name, last = nil, nil
+    for j = 1, #g, 2 do
+      if g[j] == 'name' then name = g[j + 1] end
+      if g[j] == 'last-delivered-id' then last = g[j + 1] end
+    end
+    if name == group then return {last} end
+  end
+  return {'0-0'}
+end
+if ack then
+  for i = 1, #ids, 1000 do
+    local part = {unpack(ids, i, math.min(i + 999, #ids))}
+    redis.call('XACK', key, group, unpack(part))
+    redis.call('XDEL', key, unpack(part))
+  end
+end
+return out
+"""
+
+# KEYS[1] stream; ARGV: group, consumer, ids... Acknowledges (and deletes) each id that is still
+# pending to this consumer; returns how many. An id missing from the count was claimed by
+# another consumer meanwhile (this one held it longer than that consumer's claim_after).
+_ACK: Final = b"""
+local key, group, consumer = KEYS[1], ARGV[1], ARGV[2]
+local done = 0
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', key, group, ARGV[i], ARGV[i], 1, consumer)
+  if #p == 1 then
+    redis.call('XACK', key, group, ARGV[i])
+    redis.call('XDEL', key, ARGV[i])
+    done = done + 1
+  end
+end
+return done
+"""
+
+# KEYS[1] stream; ARGV: group, consumer. Forgets the consumer if nothing is pending to it.
+_FORGET: Final = b"""
+local ok, p = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
+if ok and #p == 0 then
+  redis.pcall('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+end
+return 0
+"""
+
+
+def _redis_module() -> Any:
+    try:
+        import redis
+    except ImportError as exc:
+        raise ImportError(INSTALL_HINT) from exc
+    return redis
+
+
+def parse_url(url: str) -> tuple[str, str]:
+    """Splits a RedisQueue URL into (the Redis connection URL, the stream name).
+
+    ``redis://[[user]:password@]HOST[:PORT]/DB/STREAM`` (also ``rediss://``, TLS) and
+    ``unix:///path/to/redis.sock?db=N&stream=STREAM``; the stream name may contain ``/``.
+
+    >>> parse_url("redis://localhost:6379/0/jobs")
+    ('redis://localhost:6379/0', 'jobs')
+    >>> parse_url("unix:///run/redis.sock?db=2&stream=a/b")
+    ('unix:///run/redis.sock?db=2', 'a/b')
+    """
+    if not isinstance(url, str):
+        raise TypeError(f"url must be a str such as 'redis://HOST:PORT/DB/STREAM', not {url!r}")
+    parts = urlsplit(url)
+    if parts.scheme in ("redis", "rediss"):
+        path = parts.path.lstrip("/")
+        db, sep, stream = path.partition("/")
+        if not sep or not db.isdigit() or not stream:
+            raise ValueError(
+                f"RedisQueue URL {url!r} must be {parts.scheme}://HOST:PORT/DB/STREAM "
+                "(DB a number, e.g. redis://localhost:6379/0/jobs)"
+            )
+        base = urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, ""))
+        return base, stream
+    if parts.scheme == "unix":
+        query = parse_qs(parts.query, keep_blank_values=True)
+        streams = query.pop("stream", [])
+        dbs = query.get("db", ["0"])
+        if len(streams) != 1 or not streams[0] or not parts.path or not dbs[0].isdigit():
+            raise ValueError(
+                f"RedisQueue URL {url!r} must be unix:///path/to/redis.sock?db=N&stream=NAME"
+            )
+        rest = urlencode(query, doseq=True)
+        base = f"unix://{parts.netloc}{parts.path}" + (f"?{rest}" if rest else "")
+        return base, streams[0]
+    raise ValueError(
+        f"RedisQueue URL {url!r} must start with redis://, rediss:// or unix:// "
+        "(e.g. redis://localhost:6379/0/jobs or unix:///run/redis.sock?db=0&stream=jobs)"
+    )
+
+
+def _check_timeout(timeout: object) -> float:
+    if isinstance(timeout, (str, bytes)) or not isinstance(timeout, numbers.Real):
+        raise TypeError(
+            f"timeout must be a number of seconds or None, not {type(timeout).__name__}"
+        )
+    t = float(timeout)
+    if not t >= 0.0:
+        raise ValueError(
+            f"timeout must be a non-negative number of seconds or None, got {timeout!r}"
+        )
+    return t
+
+
+def _as_bytes(item: object) -> bytes:
+    if type(item) is bytes:
+        return item
+    try:
+        view = memoryview(item)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(
+            f"a message must be bytes-like (bytes, bytearray, memoryview, numpy array), "
+            f"not {type(item).__name__}"
+        ) from None
+    return view.tobytes()
+
+
+def _new_consumer() -> bytes:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}".encode()
+
+
+_live: weakref.WeakSet[RedisQueue] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # A forked child shares its parent's handles: give each a consumer name of its own.
+    for q in list(_live):
+        q._consumer = _new_consumer()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class RedisQueue:
+    """The :class:`~fastqueue.Queue` API on the Redis stream named by ``url``
+    (``redis://HOST:PORT/DB/STREAM`` or ``unix:///path/to/redis.sock?db=N&stream=NAME``).
+
+    ``RedisQueue(url, *, maxsize=0, element_size=None, claim_after=30.0)``
+
+    The stream and its consumer group are made if missing; a stream that holds messages keeps
+    them. Each handle is a consumer of its own: each message goes to exactly one handle, in
+    order, and ``get`` returns it only once it is acknowledged for good (see the module's
+    documentation for how). ``maxsize > 0`` bounds the messages not yet acknowledged: ``put``
+    waits (or raises :class:`~fastqueue.Full`) while the stream holds that many; 0 means
+    unbounded (the bound is this handle's: give every producer the same). ``element_size``,
+    when given, is the largest message this handle puts (longer ones raise
+    :class:`~fastqueue.MessageTooBigError`). ``claim_after`` (seconds, also an attribute) is how
+    long a message handed to a consumer may stay unacknowledged before this handle's gets take
+    it over (that consumer is presumed dead).
+
+    A handle pickles as its URL and settings: the copy (in a spawned or forked child) is a new
+    consumer. Unreachable servers raise :class:`~fastqueue.QueueOSError`; a closed handle raises
+    :class:`QueueClosedError` (a ``ValueError``).
+    """
+
+    _closed: bool = True
+    _url: str = "?"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        maxsize: int = 0,
+        element_size: int | None = None,
+        claim_after: float = 30.0,
+    ) -> None:
+        base, stream = parse_url(url)
+        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 0:
+            raise ValueError(f"maxsize must be an int >= 0 (0: unbounded), got {maxsize!r}")
+        if element_size is not None and (
+            isinstance(element_size, bool) or not isinstance(element_size, int) or element_size < 1
+        ):
+            raise ValueError(f"element_size must be an int >= 1 or None, got {element_size!r}")
+        self.claim_after = _check_claim(claim_after)
+        redis_mod = _redis_module()
+        self._url = url
+        self._base = base
+        self._stream = stream
+        self._key = stream.encode()
+        self._maxsize = maxsize
+        self._element_size = element_size
+        self._consumer = _new_consumer()
+        # redis-py's own annotations leave execute_command untyped: the client is Any here.
+        self._r: Any = redis_mod.Redis.from_url(base)
+        self._errors: tuple[type[BaseException], ...] = (
+            redis_mod.exceptions.ConnectionError,
+            redis_mod.exceptions.TimeoutError,
+        )
+        self._response_error: type[Exception] = redis_mod.exceptions.ResponseError
+        self._noscript: type[Exception] = redis_mod.exceptions.NoScriptError
+        self._shas: dict[bytes, bytes] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+        self._ensure_group()
+        _live.add(self)
+
+    # ------------------------------------------------------------------------------ plumbing
+
+    @property
+    def url(self) -> str:
+        """The URL this handle was made with."""
+        return self._url
+
+    @property
+    def name(self) -> str:
+        """The stream's key."""
+        return self._stream
+
+    @property
+    def maxsize(self) -> int:
+        """The bound on unacknowledged messages (0: unbounded)."""
+        return self._maxsize
+
+    @property
+    def element_size(self) -> int | None:
+        """The largest message this handle puts, or None (no limit)."""
+        return self._element_size
+
+    @property
+    def consumer(self) -> str:
+        """This handle's consumer name in the stream's group."""
+        return self._consumer.decode()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closed
+
+    def _closed_error(self) -> QueueClosedError:
+        return QueueClosedError(f"operation on a closed queue: {self!r} is closed")
+
+    def _check_open(self) -> Any:
+        if self._closed:
+            raise self._closed_error()
+        return self._r
+
+    def _os_error(self, exc: BaseException, op: str) -> QueueOSError:
+        err = QueueOSError(
+            f"RedisQueue({self._url!r}).{op}: cannot reach the Redis server ({exc}); check that "
+            "redis-server is running there and the URL is right"
+        )
+        err.status = 0
+        return err
+
+    def _call(self, op: str, *args: Any) -> Any:
+        """One command; connection failures become QueueOSError, a missing group is made."""
+        r = self._check_open()
+        try:
+            try:
+                return r.execute_command(*args)
+            except self._response_error as exc:
+                if not str(exc).startswith("NOGROUP"):
+                    raise
+                self._ensure_group()
+                return r.execute_command(*args)
+        except self._errors as exc:
+            if self._closed:
+                raise self._closed_error() from exc
+            raise self._os_error(exc, op) from exc
+
+    def _script(self, op: str, script: bytes, *args: Any) -> Any:
+        """EVALSHA of one of the scripts above with the stream as its key (loaded on first use
+        and again after a server restart emptied the script cache)."""
+        sha = self._shas.get(script)
+        if sha is None:
+            sha = self._shas[script] = self._call(op, "SCRIPT", "LOAD", script)
+        try:
+            return self._call(op, "EVALSHA", sha, 1, self._key, *args)
+        except self._noscript:
+            self._shas[script] = self._call(op, "SCRIPT", "LOAD", script)
+            return self._call(op, "EVALSHA", self._shas[script], 1, self._key, *args)
+
+    def _ensure_group(self) -> None:
+        try:
+            self._r.execute_command("XGROUP", "CREATE", self._key, GROUP, "0", "MKSTREAM")
+        except self._response_error as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        except self._errors as exc:
+            raise self._os_error(exc, "connect") from exc
+
+    # ------------------------------------------------------------------------------ put
+
+    def _check_item(self, item: object) -> bytes:
+        data = _as_bytes(item)
+        if self._element_size is not None and len(data) > self._element_size:
+            raise MessageTooBigError(
+                f"message of {len(data)} bytes is longer than RedisQueue({self._url!r})'s "
+                f"element_size of {self._element_size} bytes"
+            )
+        return data
+
+    def put(self, item: object, block: bool = True, timeout: float | None = None) -> None:
+        """Appends ``item`` (bytes-like) to the stream. With ``maxsize > 0`` and the stream
+        full, waits (forever if ``timeout`` is None, else at most ``timeout`` seconds, then
+        raises :class:`~fastqueue.Full`); with ``block=False`` raises ``Full`` at once."""
+        self._put_batch([self._check_item(item)], block, timeout)
+
+    def put_nowait(self, item: object) -> None:
+        """``put(item, block=False)``."""
+        self._put_batch([self._check_item(item)], False, None)
+
+    def put_many(
+        self,
+        items: Iterable[object] | object,
+        block: bool = True,
+        timeout: float | None = None,
+        *,
+        itemsize: int | None = None,
+    ) -> None:
+        """Appends every item, in order, in one round trip (one script) per attempt. Every
+        item is checked first (a bad one rejects the batch). With ``maxsize > 0`` as much as
+        fits goes in at once and the rest waits as :meth:`put` does; if the time runs out,
+        :class:`~fastqueue.Full` is raised with the number of items put (the first ones) in
+        its ``done`` attribute. ``itemsize=k``: ``items`` is one bytes-like object of records
+        of k bytes back to back, as for :meth:`Queue.put_many <fastqueue.Queue.put_many>`."""
+        if itemsize is not None:
+            if isinstance(itemsize, bool) or not isinstance(itemsize, int) or itemsize < 1:
+                raise ValueError(f"itemsize must be an int >= 1, got {itemsize!r}")
+            whole = _as_bytes(items)
+            if len(whole) % itemsize:
+                raise ValueError(
+                    f"put_many(itemsize={itemsize}): {len(whole)} bytes is not a multiple of "
+                    "itemsize"
+                )
+            batch = [
+                self._check_item(whole[i : i + itemsize]) for i in range(0, len(whole), itemsize)
+            ]
+        else:
+            if isinstance(items, (bytes, bytearray, memoryview, str)):
+                raise TypeError(
+                    "put_many takes an iterable of messages (or one buffer with itemsize=), "
+                    f"not a single {type(items).__name__}"
+                )
+            batch = [self._check_item(i) for i in items]  # type: ignore[attr-defined]
+        if batch:
+            self._put_batch(batch, block, timeout)
+
+    def _put_batch(self, batch: list[bytes], block: bool, timeout: float | None) -> None:
+        deadline = None
+        if block and timeout is not None:
+            deadline = time.monotonic() + _check_timeout(timeout)
+        self._check_open()
+        done = 0
+        pause = 0.001
+        while True:
+            done += int(self._script("put", _PUT, self._maxsize, *batch[done:]))
+            if done == len(batch):
+                return
+            if not block or (deadline is not None and time.monotonic() >= deadline):
+                full = Full()
+                full.done = done  # type: ignore[attr-defined]
+                raise full
+            wait = pause if deadline is None else min(pause, max(0.0, deadline - time.monotonic()))
+            time.sleep(wait)
+            pause = min(pause * 2, 0.025)
+            self._check_open()
+
+    # ------------------------------------------------------------------------------ get
+
+    def _take(self, n: int, ack: bool = True) -> list[bytes]:
+        """One take script (see _TAKE): ``[b"", messages...]`` (with ``ack=False``, ids and
+        messages interleaved), or ``[cursor]`` when there is nothing to take."""
+        reply: list[bytes] = self._script(
+            "get", _TAKE, GROUP, self._consumer, n, int(self.claim_after * 1000), int(ack)
+        )
+        return reply
+
+    def _slice(self, deadline: float | None) -> float | None:
+        """Seconds of the next wait; None when the deadline has passed."""
+        longest = min(WAIT_SLICE_S, max(self.claim_after / 2, 0.01))
+        if deadline is None:
+            return longest
+        left = deadline - time.monotonic()
+        return None if left <= 0 else min(left, longest)
+
+    def _wait_readable(self, cursor: bytes, seconds: float) -> None:
+        """Waits (taking nothing) until an entry newer than ``cursor`` exists, or ``seconds``."""
+        ms = max(1, math.ceil(seconds * 1000))
+        self._call("get", "XREAD", "BLOCK", ms, "COUNT", 1, "STREAMS", self._key, cursor)
+
+    def _get_batch(self, n: int, block: bool, timeout: float | None, ack: bool) -> list[bytes]:
+        deadline = None
+        if block and timeout is not None:
+            deadline = time.monotonic() + _check_timeout(timeout)
+        while True:
+            reply = self._take(n, ack)
+            if len(reply) > 1:
+                del reply[0]
+                return reply
+            seconds = self._slice(deadline) if block else None
+            if seconds is None:
+                raise Empty
+            self._wait_readable(reply[0], seconds)
+
+    def get(self, block: bool = True, timeout: float | None = None) -> bytes:
+        """Removes and returns the oldest message (acknowledged for good), as bytes. Waits as
+        :meth:`Queue.get <fastqueue.Queue.get>` does and raises :class:`~fastqueue.Empty`
+        when nothing came in time."""
+        return self._get_batch(1, block, timeout, True)[0]
+
+    def get_nowait(self) -> bytes:
+        """``get(block=False)``."""
+        return self._get_batch(1, False, None, True)[0]
+
+    def get_many(
+        self, max_items: int, block: bool = True, timeout: float | None = None
+    ) -> list[bytes]:
+        """Removes and returns up to ``max_items`` (>= 1) of the oldest messages, in order, in
+        one round trip: waits as :meth:`get` does for the first, then takes what is there."""
+        if isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1:
+            raise ValueError(f"max_items must be an int >= 1, got {max_items!r}")
+        return self._get_batch(max_items, block, timeout, True)
+
+    @contextlib.contextmanager
+    def get_slot(self, block: bool = True, timeout: float | None = None) -> Iterator[bytes]:
+        """At-least-once processing: ``with q.get_slot() as msg:`` hands over the oldest message
+        unacknowledged and acknowledges it when the block ends normally. If the block raises, or
+        the process dies inside it, the message stays pending and is re-delivered to a consumer
+        (any handle's get) once it has been idle ``claim_after`` seconds. A block that outlives
+        another consumer's ``claim_after`` may see its message delivered twice (a warning says
+        so). Unlike :meth:`Queue.get_slot <fastqueue.Queue.get_slot>` the message is a copy."""
+        ids, payloads = self._take_pending(1, block, timeout)
+        yield payloads[0]
+        if self._ack(ids) != 1:
+            warnings.warn(
+                f"RedisQueue({self._url!r}).get_slot: the message was claimed by another "
+                f"consumer while this block ran longer than claim_after={self.claim_after}s; it "
+                "may have been processed twice",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
+    def _take_pending(
+        self, n: int, block: bool, timeout: float | None
+    ) -> tuple[list[bytes], list[bytes]]:
+        """Up to n messages handed to this consumer, NOT acknowledged: (ids, payloads)."""
+        flat = self._get_batch(n, block, timeout, False)
+        return flat[0::2], flat[1::2]
+
+    def _ack(self, ids: list[bytes]) -> int:
+        """Acknowledges (and deletes) those of ``ids`` still pending to this consumer; returns
+        how many were."""
+        return int(self._script("ack", _ACK, GROUP, self._consumer, *ids)) if ids else 0
+
+    def _own_pending(self, n: int) -> tuple[list[bytes], list[bytes]]:
+        """Up to n messages already pending to this consumer (handed to an earlier handle of
+        the same consumer name that did not acknowledge them): (ids, payloads)."""
+        reply = self._call(
+            "get",
+            "XREADGROUP",
+            "GROUP",
+            GROUP,
+            self._consumer,
+            "COUNT",
+            n,
+            "STREAMS",
+            self._key,
+            "0",
+        )
+        ids: list[bytes] = []
+        payloads: list[bytes] = []
+        for entry_id, fields in reply[0][1] if reply else []:
+            if not fields:  # deleted meanwhile: nothing to deliver
+                continue
+            ids.append(entry_id)
+            payloads.append(dict(zip(fields[0::2], fields[1::2])).get(FIELD, b""))
+        return ids, payloads
+
+    # ------------------------------------------------------------------------------ asyncio
+
+    async def aget(self, timeout: float | None = None) -> bytes:
+        """``await q.aget()``: :meth:`get` without blocking the event loop. The take itself (one
+        round trip) runs on the loop's thread, so cancelling never loses a message; the waiting
+        (which takes nothing) runs in a worker thread, at most one slice at a time."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else time.monotonic() + _check_timeout(timeout)
+        while True:
+            reply = self._take(1)
+            if len(reply) > 1:
+                return reply[1]
+            seconds = self._slice(deadline)
+            if seconds is None:
+                raise Empty
+            await loop.run_in_executor(None, self._wait_readable, reply[0], seconds)
+
+    async def aput(self, item: object, timeout: float | None = None) -> None:
+        """``await q.aput(item)``: :meth:`put` without blocking the event loop (a full stream
+        is polled with backoff, by sleeping coroutines)."""
+        data = self._check_item(item)
+        deadline = None if timeout is None else time.monotonic() + _check_timeout(timeout)
+        pause = 0.001
+        while True:
+            try:
+                self._put_batch([data], False, None)
+                return
+            except Full:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.025)
+
+    # ------------------------------------------------------------------------------ size
+
+    def qsize(self) -> int:
+        """Messages in the stream not yet acknowledged (waiting, or handed out unacknowledged)."""
+        return int(self._call("qsize", "XLEN", self._key))
+
+    def empty(self) -> bool:
+        """True if the stream holds no unacknowledged message."""
+        return self.qsize() == 0
+
+    def full(self) -> bool:
+        """True if ``maxsize > 0`` and the stream holds ``maxsize`` unacknowledged messages."""
+        return self._maxsize > 0 and self.qsize() >= self._maxsize
+
+    def __len__(self) -> int:
+        return self.qsize()
+
+    def __bool__(self) -> bool:
+        return not self._closed and self.qsize() > 0
+
+    # ------------------------------------------------------------------------------ lifetime
+
+    def close(self) -> None:
+        """Leaves the group (when nothing is pending to this consumer) and drops the
+        connections; idempotent. The stream and its messages stay. Later calls raise
+        :class:`QueueClosedError`; a call blocked in another thread raises it within a slice."""
+        with self._lock:
+            if self._closed:
+                return
+            with contextlib.suppress(Exception):
+                self._script("close", _FORGET, GROUP, self._consumer)
+            self._closed = True
+        with contextlib.suppress(Exception):
+            self._r.close()
+        _live.discard(self)
+
+    def delete(self) -> None:
+        """Removes the stream, its messages and its group from Redis (for every handle)."""
+        self._call("delete", "DEL", self._key)
+
+    def __enter__(self) -> RedisQueue:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles as the URL and settings: the copy is a new consumer of the same stream."""
+        if self._closed:
+            raise self._closed_error()
+        return (
+            _rebuild,
+            (self._url, self._maxsize, self._element_size, self.claim_after),
+        )
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return (
+            f"<fastqueue.RedisQueue {self._url!r} maxsize={getattr(self, '_maxsize', 0)} {state}>"
+        )
+
+
+def _check_claim(claim_after: object) -> float:
+    if isinstance(claim_after, (bool, str, bytes)) or not isinstance(claim_after, numbers.Real):
+        raise TypeError(f"claim_after must be a number of seconds, not {claim_after!r}")
+    value = float(claim_after)
+    if not value >= 0.0 or math.isinf(value):
+        raise ValueError(
+            f"claim_after must be a finite number of seconds >= 0, got {claim_after!r}"
+        )
+    return value
+
+
+def _rebuild(url: str, maxsize: int, element_size: int | None, claim_after: float) -> RedisQueue:
+    return RedisQueue(url, maxsize=maxsize, element_size=element_size, claim_after=claim_after)

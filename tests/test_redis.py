@@ -21,17 +21,13 @@ import pytest
 import _redis_children as kids
 import fastqueue
 from _procs import run_child
-from _redis_server import (  # noqa: F401  (fixtures)
-    RedisServer,
-    redis_server,
-    require_redis,
-    rq_url,
-    running_server,
-)
+from _redis_server import redis_server, require_redis, rq_url, running_server
 from fastqueue import RedisQueue
 from fastqueue._redis import QueueClosedError, parse_url
 
 pytestmark = pytest.mark.timeout(60)
+#: The fixtures this module uses from _redis_server.
+FIXTURES = (redis_server, rq_url)
 
 Url = Callable[..., str]
 

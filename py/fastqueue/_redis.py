@@ -597,7 +597,9 @@ class RedisQueue:
             if not fields:  # deleted meanwhile: nothing to deliver
                 continue
             ids.append(entry_id)
-            payloads.append(dict(zip(fields[0::2], fields[1::2])).get(FIELD, b""))
+            if not isinstance(fields, dict):  # redis-py gives a dict; a flat list otherwise
+                fields = dict(zip(fields[0::2], fields[1::2]))
+            payloads.append(fields.get(FIELD, b""))
         return ids, payloads
 
     # ------------------------------------------------------------------------------ asyncio

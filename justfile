@@ -163,6 +163,11 @@ bench-quick: _install _bench-deps
 bench-topology *args: _install _bench-deps
     {{python}} perf/bench_topology.py --quick {{args}}
 
+# RedisQueue vs bare redis-py (same commands) and the bridge's rate; starts its own redis-server
+# (--url to use a running one; --help lists the options).
+bench-redis *args: (_install ".[redis]")
+    {{python}} perf/bench_redis.py {{args}}
+
 # pyperf and the peers measured against (perf/requirements.txt).
 _bench-deps:
     {{pip}} install -q -r perf/requirements.txt || \

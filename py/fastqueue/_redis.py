@@ -97,24 +97,24 @@ return room
 """
 
 # KEYS[1] stream; ARGV: group, consumer, n, min idle ms for claims, ack (1) or not (0). Returns
-# {"", m1, m2, ...} with ack, {"", id1, m1, id2, m2, ...} without; or, when there is nothing to
-# take, {cursor}: the group's last-delivered id, from which XREAD BLOCK waits for a new entry.
+# {cursor}, the group's last-delivered id from which XREAD BLOCK waits for a new entry, when there
+# is nothing to take; else {"", ids, lengths, data}: the ids and the messages' lengths as
+# comma-separated decimals and the messages back to back. (Three strings instead of a reply
+# element per message: redis-py's parser costs microseconds per element.)
 _TAKE: Final = b"""
 local key, group, consumer = KEYS[1], ARGV[1], ARGV[2]
 local n = tonumber(ARGV[3])
-local ack = ARGV[5] == '1'
-local out = {''}
-local ids = {}
+local ids, lens, data = {}, {}, {}
 local function collect(entries)
   for _, e in ipairs(entries) do
-    ids[#ids + 1] = e[1]
-    if not ack then out[#out + 1] = e[1] end
     local f = e[2]
     local v = ''
     for j = 1, #f, 2 do
       if f[j] == 'd' then v = f[j + 1] end
     end
-    out[#out + 1] = v
+    ids[#ids + 1] = e[1]
+    lens[#lens + 1] = #v
+    data[#data + 1] = v
   end
 end
 local claimed = redis.call('XAUTOCLAIM', key, group, consumer, ARGV[4], '0-0', 'COUNT', n)
@@ -135,31 +135,38 @@ if #ids == 0 then
   end
   return {'0-0'}
 end
-if ack then
+if ARGV[5] == '1' then
   for i = 1, #ids, 1000 do
     local part = {unpack(ids, i, math.min(i + 999, #ids))}
     redis.call('XACK', key, group, unpack(part))
     redis.call('XDEL', key, unpack(part))
   end
 end
-return out
+return {'', table.concat(ids, ','), table.concat(lens, ','), table.concat(data)}
 """
 
-# KEYS[1] stream; ARGV: group, consumer, ids... Acknowledges (and deletes) each id that is still
-# pending to this consumer; returns how many. An id missing from the count was claimed by
-# another consumer meanwhile (this one held it longer than that consumer's claim_after).
+# KEYS[1] stream; ARGV: group, consumer, ids (ascending, comma-separated). Acknowledges (and
+# deletes) each id that is still pending to this consumer; returns how many. An id missing from
+# the count was claimed by another consumer meanwhile (this one held it longer than that one's
+# claim_after).
 _ACK: Final = b"""
 local key, group, consumer = KEYS[1], ARGV[1], ARGV[2]
-local done = 0
-for i = 3, #ARGV do
-  local p = redis.call('XPENDING', key, group, ARGV[i], ARGV[i], 1, consumer)
-  if #p == 1 then
-    redis.call('XACK', key, group, ARGV[i])
-    redis.call('XDEL', key, ARGV[i])
-    done = done + 1
-  end
+local want = {}
+for id in string.gmatch(ARGV[3], '[^,]+') do want[#want + 1] = id end
+if #want == 0 then return 0 end
+local mine = {}
+local pending = redis.call('XPENDING', key, group, want[1], want[#want], #want + 1000, consumer)
+for _, p in ipairs(pending) do mine[p[1]] = true end
+local ids = {}
+for _, id in ipairs(want) do
+  if mine[id] then ids[#ids + 1] = id end
 end
-return done
+for i = 1, #ids, 1000 do
+  local part = {unpack(ids, i, math.min(i + 999, #ids))}
+  redis.call('XACK', key, group, unpack(part))
+  redis.call('XDEL', key, unpack(part))
+end
+return #ids
 """
 
 # KEYS[1] stream; ARGV: group, consumer. Forgets the consumer if nothing is pending to it.
@@ -465,7 +472,11 @@ class RedisQueue:
                     "put_many takes an iterable of messages (or one buffer with itemsize=), "
                     f"not a single {type(items).__name__}"
                 )
-            batch = [self._check_item(i) for i in items]  # type: ignore[attr-defined]
+            seq: list[Any] = items if type(items) is list else list(items)  # type: ignore[call-overload]
+            if self._element_size is None and all(type(i) is bytes for i in seq):
+                batch = seq  # nothing to convert or check (the bridge's case)
+            else:
+                batch = [self._check_item(i) for i in seq]
         if batch:
             self._put_batch(batch, block, timeout)
 
@@ -491,13 +502,22 @@ class RedisQueue:
 
     # ------------------------------------------------------------------------------ get
 
-    def _take(self, n: int, ack: bool = True) -> list[bytes]:
-        """One take script (see _TAKE): ``[b"", messages...]`` (with ``ack=False``, ids and
-        messages interleaved), or ``[cursor]`` when there is nothing to take."""
-        reply: list[bytes] = self._script(
+    def _take(self, n: int, ack: bool = True) -> tuple[bytes, list[bytes], list[bytes]]:
+        """One take script (see _TAKE): (wait cursor, ids, messages); the cursor is b"" when
+        something was taken, the lists are empty when not."""
+        reply = self._script(
             "get", _TAKE, GROUP, self._consumer, n, int(self.claim_after * 1000), int(ack)
         )
-        return reply
+        if len(reply) == 1:
+            return reply[0], [], []
+        _, ids, lens, data = reply
+        msgs = []
+        pos = 0
+        for size in map(int, lens.split(b",")):
+            end = pos + size
+            msgs.append(data[pos:end])
+            pos = end
+        return b"", ids.split(b","), msgs
 
     def _slice(self, deadline: float | None) -> float | None:
         """Seconds of the next wait; None when the deadline has passed."""
@@ -512,29 +532,31 @@ class RedisQueue:
         ms = max(1, math.ceil(seconds * 1000))
         self._call("get", "XREAD", "BLOCK", ms, "COUNT", 1, "STREAMS", self._key, cursor)
 
-    def _get_batch(self, n: int, block: bool, timeout: float | None, ack: bool) -> list[bytes]:
+    def _get_batch(
+        self, n: int, block: bool, timeout: float | None, ack: bool
+    ) -> tuple[list[bytes], list[bytes]]:
+        """Up to n messages, waiting as get does: (ids, messages)."""
         deadline = None
         if block and timeout is not None:
             deadline = time.monotonic() + _check_timeout(timeout)
         while True:
-            reply = self._take(n, ack)
-            if len(reply) > 1:
-                del reply[0]
-                return reply
+            cursor, ids, msgs = self._take(n, ack)
+            if msgs:
+                return ids, msgs
             seconds = self._slice(deadline) if block else None
             if seconds is None:
                 raise Empty
-            self._wait_readable(reply[0], seconds)
+            self._wait_readable(cursor, seconds)
 
     def get(self, block: bool = True, timeout: float | None = None) -> bytes:
         """Removes and returns the oldest message (acknowledged for good), as bytes. Waits as
         :meth:`Queue.get <fastqueue.Queue.get>` does and raises :class:`~fastqueue.Empty`
         when nothing came in time."""
-        return self._get_batch(1, block, timeout, True)[0]
+        return self._get_batch(1, block, timeout, True)[1][0]
 
     def get_nowait(self) -> bytes:
         """``get(block=False)``."""
-        return self._get_batch(1, False, None, True)[0]
+        return self._get_batch(1, False, None, True)[1][0]
 
     def get_many(
         self, max_items: int, block: bool = True, timeout: float | None = None
@@ -543,7 +565,7 @@ class RedisQueue:
         one round trip: waits as :meth:`get` does for the first, then takes what is there."""
         if isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1:
             raise ValueError(f"max_items must be an int >= 1, got {max_items!r}")
-        return self._get_batch(max_items, block, timeout, True)
+        return self._get_batch(max_items, block, timeout, True)[1]
 
     @contextlib.contextmanager
     def get_slot(self, block: bool = True, timeout: float | None = None) -> Iterator[bytes]:
@@ -568,13 +590,14 @@ class RedisQueue:
         self, n: int, block: bool, timeout: float | None
     ) -> tuple[list[bytes], list[bytes]]:
         """Up to n messages handed to this consumer, NOT acknowledged: (ids, payloads)."""
-        flat = self._get_batch(n, block, timeout, False)
-        return flat[0::2], flat[1::2]
+        return self._get_batch(n, block, timeout, False)
 
     def _ack(self, ids: list[bytes]) -> int:
         """Acknowledges (and deletes) those of ``ids`` still pending to this consumer; returns
         how many were."""
-        return int(self._script("ack", _ACK, GROUP, self._consumer, *ids)) if ids else 0
+        if not ids:
+            return 0
+        return int(self._script("ack", _ACK, GROUP, self._consumer, b",".join(ids)))
 
     def _own_pending(self, n: int) -> tuple[list[bytes], list[bytes]]:
         """Up to n messages already pending to this consumer (handed to an earlier handle of
@@ -611,13 +634,13 @@ class RedisQueue:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else time.monotonic() + _check_timeout(timeout)
         while True:
-            reply = self._take(1)
-            if len(reply) > 1:
-                return reply[1]
+            cursor, _, msgs = self._take(1)
+            if msgs:
+                return msgs[0]
             seconds = self._slice(deadline)
             if seconds is None:
                 raise Empty
-            await loop.run_in_executor(None, self._wait_readable, reply[0], seconds)
+            await loop.run_in_executor(None, self._wait_readable, cursor, seconds)
 
     async def aput(self, item: object, timeout: float | None = None) -> None:
         """``await q.aput(item)``: :meth:`put` without blocking the event loop (a full stream

@@ -163,8 +163,8 @@ bench-quick: _install _bench-deps
 bench-topology *args: _install _bench-deps
     {{python}} perf/bench_topology.py --quick {{args}}
 
-# RedisQueue vs bare redis-py (same commands) and the bridge's rate; starts its own redis-server
-# (--url to use a running one; --help lists the options).
+# Starts its own redis-server (--url to use a running one; --help lists the options).
+# RedisQueue vs bare redis-py doing the same commands, and the bridge's rate.
 bench-redis *args: (_install ".[redis]")
     {{python}} perf/bench_redis.py {{args}}
 

@@ -206,42 +206,67 @@ def _from_redis(
     shown: _Progress,
 ) -> None:
     resuming = True  # first, what an earlier bridge of this consumer name held
-    while not stop.is_set() and (max_messages is None or report.moved < max_messages):
-        n = batch if max_messages is None else min(batch, max_messages - report.moved)
-        if resuming:
-            got = _retrying(stop, rq._own_pending, n)
-            if got is None:
+    unacked: list[bytes] = []  # put locally; acknowledged by the next take, in its round trip
+    try:
+        while not stop.is_set() and (max_messages is None or report.moved < max_messages):
+            n = batch if max_messages is None else min(batch, max_messages - report.moved)
+            if resuming:
+                got = _retrying(stop, rq._own_pending, n)
+                if got is None:
+                    break
+                ids, msgs = got
+                if not ids:
+                    resuming = False
+                    continue
+                report.duplicates += len(ids)  # may have been put before the predecessor died
+            else:
+                took = _retrying(stop, rq._take_pending, n, _SLICE, unacked)
+                if took is None:
+                    break
+                acked, ids, msgs = took
+                report.duplicates += len(unacked) - acked  # claimed by another meanwhile
+                unacked = []
+                if not msgs:
+                    shown.tick(time.monotonic())
+                    continue
+            put = 0
+            while put < len(msgs):
+                try:
+                    local.put_many(msgs[put:] if put else msgs, timeout=_SLICE)
+                    put = len(msgs)
+                except Full as full:
+                    put += getattr(full, "done", 0)
+                    if stop.is_set():
+                        break  # the rest stays pending to this consumer, for the next run
+            if resuming:  # acknowledged now: the next _own_pending must not see them again
+                _ack_last(rq, ids[:put], report)
+            else:
+                unacked = ids[:put]
+            report.moved += put
+            report.batches += 1
+            shown.tick(time.monotonic())
+            if put < len(msgs):
                 break
-            ids, msgs = got
-            if not ids:
-                resuming = False
-                continue
-            report.duplicates += len(ids)  # may have been put before the predecessor died
-        else:
-            try:
-                got = _retrying(stop, rq._take_pending, n, True, _SLICE)
-            except Empty:
-                shown.tick(time.monotonic())
-                continue
-            if got is None:
-                break
-            ids, msgs = got
-        put = 0
-        while put < len(msgs):
-            try:
-                local.put_many(msgs[put:], timeout=_SLICE)
-                put = len(msgs)
-            except Full as full:
-                put += getattr(full, "done", 0)
-                if stop.is_set():
-                    break  # the rest stays pending to this consumer, for the next run
-        acked = _retrying(threading.Event(), rq._ack, ids[:put])
-        report.duplicates += put - int(acked)  # claimed by another consumer meanwhile
-        report.moved += put
-        report.batches += 1
-        shown.tick(time.monotonic())
-        if put < len(msgs):
-            break
+    finally:
+        if unacked:
+            _ack_last(rq, unacked, report)
+
+
+def _ack_last(rq: RedisQueue, ids: list[bytes], report: BridgeReport) -> None:
+    """Acknowledges the last batch put locally, trying for a few seconds; if the server stays
+    away, the batch stays pending and the next run re-delivers it (counted as duplicates)."""
+    pause = 0.05
+    deadline = time.monotonic() + 5.0
+    while True:
+        try:
+            report.duplicates += len(ids) - rq._ack(ids)
+            return
+        except QueueOSError:
+            if time.monotonic() > deadline:
+                report.duplicates += len(ids)
+                return
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
 
 
 def _to_redis(

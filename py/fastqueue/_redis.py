@@ -96,14 +96,43 @@ if room < 0 then return 0 end
 return room
 """
 
-# KEYS[1] stream; ARGV: group, consumer, n, min idle ms for claims, ack (1) or not (0). Returns
-# {cursor}, the group's last-delivered id from which XREAD BLOCK waits for a new entry, when there
-# is nothing to take; else {"", ids, lengths, data}: the ids and the messages' lengths as
-# comma-separated decimals and the messages back to back. (Three strings instead of a reply
-# element per message: redis-py's parser costs microseconds per element.)
-_TAKE: Final = b"""
+# Lua: acknowledges (and deletes) each of the ids in `csv` (ascending, comma-separated) that is
+# still pending to `consumer`; returns how many. An id missing from the count was claimed by
+# another consumer meanwhile (this one held it longer than that one's claim_after).
+_ACK_FN: Final = b"""
+local function ack_mine(key, group, consumer, csv)
+  local want = {}
+  for id in string.gmatch(csv, '[^,]+') do want[#want + 1] = id end
+  if #want == 0 then return 0 end
+  local mine = {}
+  local pending = redis.call('XPENDING', key, group, want[1], want[#want], #want + 1000,
+                             consumer)
+  for _, p in ipairs(pending) do mine[p[1]] = true end
+  local ids = {}
+  for _, id in ipairs(want) do
+    if mine[id] then ids[#ids + 1] = id end
+  end
+  for i = 1, #ids, 1000 do
+    local part = {unpack(ids, i, math.min(i + 999, #ids))}
+    redis.call('XACK', key, group, unpack(part))
+    redis.call('XDEL', key, unpack(part))
+  end
+  return #ids
+end
+"""
+
+# KEYS[1] stream; ARGV: group, consumer, n, min idle ms for claims, ack (1) or not (0), and ids
+# taken unacknowledged earlier to acknowledge first (see _ACK_FN; "" for none). Returns
+# {cursor, acked} when there is nothing to take (cursor: the group's last-delivered id, from
+# which XREAD BLOCK waits for a new entry); else {"", acked, ids, lengths, data}: the ids and the
+# messages' lengths as comma-separated decimals and the messages back to back. (Three strings
+# instead of a reply element per message: redis-py's parser costs microseconds per element.)
+_TAKE: Final = (
+    _ACK_FN
+    + b"""
 local key, group, consumer = KEYS[1], ARGV[1], ARGV[2]
 local n = tonumber(ARGV[3])
+local acked = ack_mine(key, group, consumer, ARGV[6])
 local ids, lens, data = {}, {}, {}
 local function collect(entries)
   for _, e in ipairs(entries) do
@@ -131,9 +160,9 @@ if #ids == 0 then
       if g[j] == 'name' then name = g[j + 1] end
       if g[j] == 'last-delivered-id' then last = g[j + 1] end
     end
-    if name == group then return {last} end
+    if name == group then return {last, acked} end
   end
-  return {'0-0'}
+  return {'0-0', acked}
 end
 if ARGV[5] == '1' then
   for i = 1, #ids, 1000 do
@@ -142,32 +171,17 @@ if ARGV[5] == '1' then
     redis.call('XDEL', key, unpack(part))
   end
 end
-return {'', table.concat(ids, ','), table.concat(lens, ','), table.concat(data)}
+return {'', acked, table.concat(ids, ','), table.concat(lens, ','), table.concat(data)}
 """
+)
 
-# KEYS[1] stream; ARGV: group, consumer, ids (ascending, comma-separated). Acknowledges (and
-# deletes) each id that is still pending to this consumer; returns how many. An id missing from
-# the count was claimed by another consumer meanwhile (this one held it longer than that one's
-# claim_after).
-_ACK: Final = b"""
-local key, group, consumer = KEYS[1], ARGV[1], ARGV[2]
-local want = {}
-for id in string.gmatch(ARGV[3], '[^,]+') do want[#want + 1] = id end
-if #want == 0 then return 0 end
-local mine = {}
-local pending = redis.call('XPENDING', key, group, want[1], want[#want], #want + 1000, consumer)
-for _, p in ipairs(pending) do mine[p[1]] = true end
-local ids = {}
-for _, id in ipairs(want) do
-  if mine[id] then ids[#ids + 1] = id end
-end
-for i = 1, #ids, 1000 do
-  local part = {unpack(ids, i, math.min(i + 999, #ids))}
-  redis.call('XACK', key, group, unpack(part))
-  redis.call('XDEL', key, unpack(part))
-end
-return #ids
+# KEYS[1] stream; ARGV: group, consumer, ids (see _ACK_FN). Returns how many were acknowledged.
+_ACK: Final = (
+    _ACK_FN
+    + b"""
+return ack_mine(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
 """
+)
 
 # KEYS[1] stream; ARGV: group, consumer. Forgets the consumer if nothing is pending to it.
 _FORGET: Final = b"""
@@ -502,22 +516,32 @@ class RedisQueue:
 
     # ------------------------------------------------------------------------------ get
 
-    def _take(self, n: int, ack: bool = True) -> tuple[bytes, list[bytes], list[bytes]]:
-        """One take script (see _TAKE): (wait cursor, ids, messages); the cursor is b"" when
-        something was taken, the lists are empty when not."""
+    def _take(
+        self, n: int, ack: bool = True, ack_first: list[bytes] | None = None
+    ) -> tuple[bytes, int, list[bytes], list[bytes]]:
+        """One take script (see _TAKE): (wait cursor, acked, ids, messages); the cursor is b""
+        when something was taken, the lists are empty when not. ``ack_first``: ids taken
+        earlier without acknowledgement, acknowledged first (``acked`` of them were)."""
         reply = self._script(
-            "get", _TAKE, GROUP, self._consumer, n, int(self.claim_after * 1000), int(ack)
+            "get",
+            _TAKE,
+            GROUP,
+            self._consumer,
+            n,
+            int(self.claim_after * 1000),
+            int(ack),
+            b",".join(ack_first) if ack_first else b"",
         )
-        if len(reply) == 1:
-            return reply[0], [], []
-        _, ids, lens, data = reply
+        if len(reply) == 2:
+            return reply[0], int(reply[1]), [], []
+        _, _, ids, lens, data = reply
         msgs = []
         pos = 0
         for size in map(int, lens.split(b",")):
             end = pos + size
             msgs.append(data[pos:end])
             pos = end
-        return b"", ids.split(b","), msgs
+        return b"", int(reply[1]), ids.split(b","), msgs
 
     def _slice(self, deadline: float | None) -> float | None:
         """Seconds of the next wait; None when the deadline has passed."""
@@ -540,7 +564,7 @@ class RedisQueue:
         if block and timeout is not None:
             deadline = time.monotonic() + _check_timeout(timeout)
         while True:
-            cursor, ids, msgs = self._take(n, ack)
+            cursor, _, ids, msgs = self._take(n, ack)
             if msgs:
                 return ids, msgs
             seconds = self._slice(deadline) if block else None
@@ -575,7 +599,7 @@ class RedisQueue:
         (any handle's get) once it has been idle ``claim_after`` seconds. A block that outlives
         another consumer's ``claim_after`` may see its message delivered twice (a warning says
         so). Unlike :meth:`Queue.get_slot <fastqueue.Queue.get_slot>` the message is a copy."""
-        ids, payloads = self._take_pending(1, block, timeout)
+        ids, payloads = self._get_batch(1, block, timeout, False)
         yield payloads[0]
         if self._ack(ids) != 1:
             warnings.warn(
@@ -587,10 +611,22 @@ class RedisQueue:
             )
 
     def _take_pending(
-        self, n: int, block: bool, timeout: float | None
-    ) -> tuple[list[bytes], list[bytes]]:
-        """Up to n messages handed to this consumer, NOT acknowledged: (ids, payloads)."""
-        return self._get_batch(n, block, timeout, False)
+        self, n: int, timeout: float, ack_first: list[bytes] | None = None
+    ) -> tuple[int, list[bytes], list[bytes]]:
+        """Up to n messages handed to this consumer, NOT acknowledged, waiting at most
+        ``timeout`` seconds for the first: (acked, ids, messages), the lists empty if none came.
+        ``ack_first``: ids taken so earlier, acknowledged first in the same round trip
+        (``acked`` of them were still this consumer's)."""
+        deadline = time.monotonic() + timeout
+        acked = 0
+        while True:
+            cursor, done, ids, msgs = self._take(n, False, ack_first)
+            acked += done
+            ack_first = None
+            seconds = self._slice(deadline)
+            if msgs or seconds is None:
+                return acked, ids, msgs
+            self._wait_readable(cursor, seconds)
 
     def _ack(self, ids: list[bytes]) -> int:
         """Acknowledges (and deletes) those of ``ids`` still pending to this consumer; returns
@@ -634,7 +670,7 @@ class RedisQueue:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else time.monotonic() + _check_timeout(timeout)
         while True:
-            cursor, _, msgs = self._take(1)
+            cursor, _, _, msgs = self._take(1)
             if msgs:
                 return msgs[0]
             seconds = self._slice(deadline)

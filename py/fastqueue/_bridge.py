@@ -288,6 +288,7 @@ def _to_redis(
             continue
         rest = msgs
         given_up_at: float | None = None
+        uncertain = False
         pause = 0.05
         while rest:
             try:
@@ -296,7 +297,9 @@ def _to_redis(
             except Full as full:
                 rest = rest[getattr(full, "done", 0) :]
             except QueueOSError:
-                report.duplicates += len(rest)  # the script may have run: a re-send may repeat
+                if not uncertain:  # the script may have run: re-sending may repeat the batch
+                    report.duplicates += len(rest)
+                    uncertain = True
                 time.sleep(pause)
                 pause = min(pause * 2, 1.0)
             if rest and stop.is_set():

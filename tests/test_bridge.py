@@ -232,3 +232,32 @@ def test_server_killed_and_restarted_under_running_bridges(qname: Callable[[], s
         )
         assert dups <= reported
         assert "lost 0" in up_out and "lost 0" in down_out
+
+
+def test_progress_line_on_a_terminal(qname: Callable[[], str], rq_url: Url) -> None:
+    import pty
+
+    url = rq_url()
+    with Queue(qname(), element_size=16, capacity=100) as a:
+        a.put_many(_msgs(0, 10))
+        leader, follower = pty.openpty()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fastqueue", "bridge", a.name, url, "--count", "10"],
+            env=_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            text=True,
+        )
+        os.close(follower)
+        try:
+            out, _ = proc.communicate(timeout=60)
+            seen = b""
+            with contextlib.suppress(OSError):  # EIO once the child's side is closed
+                while chunk := os.read(leader, 4096):
+                    seen += chunk
+        finally:
+            os.close(leader)
+        assert proc.returncode == 0
+        assert "moved 10 messages" in out
+        assert b"10 messages" in seen and b"msg/s" in seen  # the progress line, on the terminal

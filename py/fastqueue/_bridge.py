@@ -110,8 +110,8 @@ class _Progress:
         self.start = start
         self.next = start + 0.5
 
-    def tick(self, now: float) -> None:
-        if self.out is None or now < self.next:
+    def tick(self, now: float, last: bool = False) -> None:
+        if self.out is None or (now < self.next and not last):
             return
         self.next = now + 0.5
         rate = self.report.moved / max(now - self.start, 1e-9)
@@ -120,6 +120,7 @@ class _Progress:
 
     def done(self) -> None:
         if self.out is not None:
+            self.tick(time.monotonic(), last=True)
             self.out.write("\n")
             self.out.flush()
 

@@ -386,3 +386,21 @@ def test_server_killed_and_restarted_loses_nothing() -> None:
             assert q.empty()
         finally:
             q.close()
+
+
+def test_server_refusals_are_fastqueue_errors(rq_url: Url, redis_server: Any) -> None:
+    url = rq_url()
+    client = redis_server.client()
+    client.set(parse_url(url)[1], b"not a stream")
+    client.close()
+    with pytest.raises(fastqueue.FastQueueError, match="is the key"):
+        RedisQueue(url)
+
+
+def test_password_never_shown(rq_url: Url) -> None:
+    # (redis-py ignores a password that a server without one refuses)
+    with RedisQueue(rq_url(tcp=True).replace("redis://", "redis://:secret@")) as q:
+        assert "secret" not in repr(q) and ":***@" in repr(q)
+        with pytest.raises(fastqueue.MessageTooBigError) as info:
+            RedisQueue(q.url, element_size=1).put(b"12")
+        assert "secret" not in str(info.value)

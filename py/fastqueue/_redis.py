@@ -309,6 +309,7 @@ class RedisQueue:
 
     _closed: bool = True
     _url: str = "?"
+    _shown: str = "?"
 
     def __init__(
         self,
@@ -328,6 +329,7 @@ class RedisQueue:
         self.claim_after = _check_claim(claim_after)
         redis_mod = _redis_module()
         self._url = url
+        self._shown = _masked(url)
         self._base = base
         self._stream = stream
         self._key = stream.encode()
@@ -390,14 +392,15 @@ class RedisQueue:
 
     def _os_error(self, exc: BaseException, op: str) -> QueueOSError:
         err = QueueOSError(
-            f"RedisQueue({self._url!r}).{op}: cannot reach the Redis server ({exc}); check that "
+            f"RedisQueue({self._shown!r}).{op}: cannot reach the Redis server ({exc}); check that "
             "redis-server is running there and the URL is right"
         )
         err.status = 0
         return err
 
     def _call(self, op: str, *args: Any) -> Any:
-        """One command; connection failures become QueueOSError, a missing group is made."""
+        """One command; connection failures become QueueOSError, other refusals a
+        FastQueueError; a missing group is made."""
         r = self._check_open()
         try:
             try:
@@ -411,6 +414,16 @@ class RedisQueue:
             if self._closed:
                 raise self._closed_error() from exc
             raise self._os_error(exc, op) from exc
+        except self._noscript:
+            raise  # _script loads the script again
+        except self._response_error as exc:
+            raise self._refused(exc, op) from exc
+
+    def _refused(self, exc: BaseException, op: str) -> FastQueueError:
+        return FastQueueError(
+            f"RedisQueue({self._shown!r}).{op}: the Redis server refused: {exc} (is the key "
+            f"{self._stream!r} a stream? RedisQueue needs Redis >= 7.0)"
+        )
 
     def _script(self, op: str, script: bytes, *args: Any) -> Any:
         """EVALSHA of one of the scripts above with the stream as its key (loaded on first use
@@ -429,7 +442,7 @@ class RedisQueue:
             self._r.execute_command("XGROUP", "CREATE", self._key, GROUP, "0", "MKSTREAM")
         except self._response_error as exc:
             if "BUSYGROUP" not in str(exc):
-                raise
+                raise self._refused(exc, "connect") from exc
         except self._errors as exc:
             raise self._os_error(exc, "connect") from exc
 
@@ -439,7 +452,7 @@ class RedisQueue:
         data = _as_bytes(item)
         if self._element_size is not None and len(data) > self._element_size:
             raise MessageTooBigError(
-                f"message of {len(data)} bytes is longer than RedisQueue({self._url!r})'s "
+                f"message of {len(data)} bytes is longer than RedisQueue({self._shown!r})'s "
                 f"element_size of {self._element_size} bytes"
             )
         return data
@@ -603,7 +616,7 @@ class RedisQueue:
         yield payloads[0]
         if self._ack(ids) != 1:
             warnings.warn(
-                f"RedisQueue({self._url!r}).get_slot: the message was claimed by another "
+                f"RedisQueue({self._shown!r}).get_slot: the message was claimed by another "
                 f"consumer while this block ran longer than claim_after={self.claim_after}s; it "
                 "may have been processed twice",
                 RuntimeWarning,
@@ -752,8 +765,17 @@ class RedisQueue:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return (
-            f"<fastqueue.RedisQueue {self._url!r} maxsize={getattr(self, '_maxsize', 0)} {state}>"
+            f"<fastqueue.RedisQueue {self._shown!r} maxsize={getattr(self, '_maxsize', 0)} {state}>"
         )
+
+
+def _masked(url: str) -> str:
+    """The URL with its password, if any, replaced by ***, for messages and reprs."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _check_claim(claim_after: object) -> float:

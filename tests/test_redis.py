@@ -404,3 +404,25 @@ def test_password_never_shown(rq_url: Url) -> None:
         with pytest.raises(fastqueue.MessageTooBigError) as info:
             RedisQueue(q.url, element_size=1).put(b"12")
         assert "secret" not in str(info.value)
+
+
+def test_close_forgets_idle_consumers_with_nothing_pending(rq_url: Url, redis_server: Any) -> None:
+    url = rq_url()
+    stream = parse_url(url)[1]
+    client = redis_server.client()
+    try:
+        dead, holder = RedisQueue(url), RedisQueue(url, claim_after=60)
+        dead.put_many([b"1", b"2"])
+        assert dead.get() == b"1"  # dead becomes a consumer (and is never closed)
+        slot = holder.get_slot()
+        assert slot.__enter__() == b"2"  # holder has one message pending
+        time.sleep(1.1)
+        RedisQueue(url).close()  # a handle that never read (no consumer of its own) closes
+        names = {c["name"] for c in client.xinfo_consumers(stream, "fastqueue")}
+        assert names == {holder.consumer.encode()}  # dead is forgotten, holder kept
+        slot.__exit__(None, None, None)
+        holder.close()
+        assert client.xinfo_consumers(stream, "fastqueue") == []
+        dead._r.close()
+    finally:
+        client.close()

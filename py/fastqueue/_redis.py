@@ -183,13 +183,24 @@ return ack_mine(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
 """
 )
 
-# KEYS[1] stream; ARGV: group, consumer. Forgets the consumer if nothing is pending to it.
+# KEYS[1] stream; ARGV: group, consumer, idle ms. Forgets the consumer if nothing is pending to
+# it, and so every other consumer with nothing pending that has been idle that long (handles of
+# dead processes). Forgetting a consumer with nothing pending loses nothing: Redis makes it again
+# when its handle next reads.
 _FORGET: Final = b"""
-local ok, p = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
-if ok and #p == 0 then
-  redis.pcall('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+local ok, consumers = pcall(redis.call, 'XINFO', 'CONSUMERS', KEYS[1], ARGV[1])
+if not ok then return 0 end
+local idle_ms = tonumber(ARGV[3])
+local gone = 0
+for _, c in ipairs(consumers) do
+  local info = {}
+  for j = 1, #c, 2 do info[c[j]] = c[j + 1] end
+  if info['pending'] == 0 and (info['name'] == ARGV[2] or info['idle'] > idle_ms) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info['name'])
+    gone = gone + 1
+  end
 end
-return 0
+return gone
 """
 
 
@@ -737,7 +748,9 @@ class RedisQueue:
             if self._closed:
                 return
             with contextlib.suppress(Exception):
-                self._script("close", _FORGET, GROUP, self._consumer)
+                self._script(
+                    "close", _FORGET, GROUP, self._consumer, int(max(self.claim_after, 1.0) * 1000)
+                )
             self._closed = True
         with contextlib.suppress(Exception):
             self._r.close()

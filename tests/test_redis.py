@@ -417,7 +417,7 @@ def test_close_forgets_idle_consumers_with_nothing_pending(rq_url: Url, redis_se
         slot = holder.get_slot()
         assert slot.__enter__() == b"2"  # holder has one message pending
         time.sleep(1.1)
-        RedisQueue(url).close()  # a handle that never read (no consumer of its own) closes
+        RedisQueue(url, claim_after=0.5).close()  # never read: no consumer of its own
         names = {c["name"] for c in client.xinfo_consumers(stream, "fastqueue")}
         assert names == {holder.consumer.encode()}  # dead is forgotten, holder kept
         slot.__exit__(None, None, None)

@@ -743,8 +743,9 @@ class RedisQueue:
     def close(self) -> None:
         """Leaves the group (when nothing is pending to this consumer; so do other consumers
         with nothing pending, idle longer than ``max(claim_after, 1)`` seconds: handles of
-        dead processes) and drops the connections; idempotent. The stream and its messages stay. Later calls raise
-        :class:`QueueClosedError`; a call blocked in another thread raises it within a slice."""
+        dead processes) and drops the connections; idempotent. The stream and its messages
+        stay. Later calls raise :class:`QueueClosedError`; a call blocked in another thread
+        raises it within a slice."""
         with self._lock:
             if self._closed:
                 return

@@ -426,3 +426,24 @@ def test_close_forgets_idle_consumers_with_nothing_pending(rq_url: Url, redis_se
         dead._r.close()
     finally:
         client.close()
+
+
+def test_batches_make_one_round_trip_whatever_their_size(rq_url: Url) -> None:
+    with RedisQueue(rq_url()) as q:
+        q.put(b"warm")  # loads the scripts
+        assert q.get() == b"warm"
+        sent: list[object] = []
+        real = q._r.execute_command
+
+        def counting(*args: object, **kwargs: object) -> object:
+            sent.append(args[0])
+            return real(*args, **kwargs)
+
+        q._r.execute_command = counting
+        for n in (1, 256, 3000):
+            sent.clear()
+            q.put_many([b"x"] * n)
+            assert sent == ["EVALSHA"]
+            sent.clear()
+            assert len(q.get_many(n)) == n
+            assert sent == ["EVALSHA"]

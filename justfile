@@ -177,6 +177,11 @@ bench-topology *args: _install _bench-deps
 bench-create *args: _install
     {{python}} perf/bench_create.py {{args}}
 
+# Starts its own redis-server (--url to use a running one; --help lists the options).
+# RedisQueue vs bare redis-py doing the same commands, and the bridge's rate.
+bench-redis *args: (_install ".[redis]")
+    {{python}} perf/bench_redis.py {{args}}
+
 # pyperf and the peers measured against (perf/requirements.txt).
 _bench-deps:
     {{pip}} install -q -r perf/requirements.txt || \

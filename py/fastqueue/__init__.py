@@ -14,6 +14,8 @@ asyncio, ``python -m fastqueue --help`` for the command line (``ls``, ``stat``, 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._errors import (
     ArgumentTypeError,
     Empty,
@@ -37,6 +39,31 @@ from ._errors import (
 from ._paths import include_dir, library_path
 from .objects import JoinableObjectQueue, JoinableQueue, ObjectQueue
 from .queue import Queue, WriteSlot, unlink
+
+if TYPE_CHECKING:
+    from ._bridge import bridge
+    from ._redis import RedisQueue
+
+#: Names made on first use (fastqueue._redis, ._bridge), so that importing fastqueue never needs
+#: the Redis client; RedisQueue itself says what to install when it is missing.
+_LAZY = {"RedisQueue": "._redis", "bridge": "._bridge"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fastqueue' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The module's names, the ones made on first use included (so that tools listing the
+    package's members, such as Sphinx autodoc, see them)."""
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def _version() -> str:
@@ -70,6 +97,7 @@ __all__ = [
     "QueueNotFoundError",
     "QueueOSError",
     "QueuePermissionError",
+    "RedisQueue",
     "SegmentError",
     "ShutDown",
     "SlotError",
@@ -77,6 +105,7 @@ __all__ = [
     "TooManyAttachedError",
     "WriteSlot",
     "__version__",
+    "bridge",
     "include_dir",
     "library_path",
     "unlink",

@@ -35,6 +35,7 @@ commands:
   stat    header fields and counters of one queue
   rm      remove queue names (--force: also what is not a usable fastqueue queue)
   gc      remove the queues no live process uses (--dry-run only lists them)
+  bridge  move messages between a local queue and a Redis stream (`{prog} bridge --help`)
 
 options:
   -h, --help  print this help
@@ -51,7 +52,7 @@ FLAG_OPTIONS = ("--cflags", "--libs")
 _DEMO_COMMANDS = ("demo", "bench")
 #: The operator's commands (fastqueue._cli; the same names as its COMMANDS, checked by a test).
 #: Kept here so that `--help` and `--cflags` work without loading the native library.
-_CLI_COMMANDS = ("ls", "stat", "rm", "gc")
+_CLI_COMMANDS = ("ls", "stat", "rm", "gc", "bridge")
 
 
 def program_name() -> str:

@@ -41,7 +41,7 @@ __all__ = ["COMMANDS", "Segment", "main", "probe", "scan"]
 #: Where POSIX shared-memory names live on Linux.
 SHM_DIR: Final = Path("/dev/shm")
 #: The subcommands (``__main__`` routes these here).
-COMMANDS: Final = ("ls", "stat", "rm", "gc")
+COMMANDS: Final = ("ls", "stat", "rm", "gc", "bridge")
 
 #: The program name when none is given (``main(prog=...)`` gets the name it was run as).
 _PROG: Final = "fastqueue"
@@ -439,6 +439,9 @@ def _parser(prog: str = _PROG) -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="only list what would be removed")
     p.add_argument("--prefix", default="", help="only names starting with PREFIX")
     p.set_defaults(run=_cmd_gc)
+    from ._bridge import add_parser as add_bridge  # (the bridge's options live there)
+
+    add_bridge(sub)
     return parser
 
 

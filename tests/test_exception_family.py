@@ -159,6 +159,12 @@ CASES: list[tuple[str, Case, tuple[type[BaseException], ...], tuple[str, ...]]] 
         ("mode=-1 is not allowed", "0..0o777"),
     ),
     (
+        "mode=0o644",  # read without write: a reader could lock others out (tests/test_trust.py)
+        lambda q, n: Queue(n, element_size=8, capacity=2, mode=0o644),
+        (fastqueue.InvalidArgumentError, ValueError),
+        ("mode=0o644 is not allowed", "0o660"),
+    ),
+    (
         "mode='rw'",
         lambda q, n: Queue(n, element_size=8, capacity=2, mode="rw"),  # type: ignore[arg-type]
         (fastqueue.ArgumentTypeError, TypeError),

@@ -28,10 +28,13 @@
  *    runs while a call sleeps does not end the call; callers that must react to signals (Python
  *    does) pass bounded timeouts and loop.
  *  - Threads: a fq_queue handle may be used by any number of threads at once. fq_close() may
- *    run while other threads are inside calls on the same handle (e.g. blocked in fq_get() to
- *    shut a worker down): those calls return FQ_ERR_CLOSED, and fq_close() returns once they
- *    have. A call that *starts* after fq_close() began, or a second fq_close() of the same
- *    handle, uses freed memory: undefined behaviour, as with free().
+ *    run while other threads are waiting in calls on the same handle (blocked in fq_get(),
+ *    fq_put(), a batch, a zero-copy begin, fq_wait() or fq_join(), e.g. to shut a worker down):
+ *    those calls return FQ_ERR_CLOSED, and fq_close() returns once they have. A call that is
+ *    not waiting when fq_close() begins (one that finds what it needs at once, or never waits),
+ *    a call that starts after fq_close() began, and a second fq_close() of the same handle use
+ *    freed memory: undefined behaviour, as with free(). Stop such threads first (after
+ *    fq_shutdown(), puts return FQ_SHUTDOWN, and gets do once the queue is drained).
  *  - Processes: handles are per process. After fork() the child should fq_clone() each inherited
  *    handle and fq_close() the inherited one (it may keep using inherited handles for put/get,
  *    but crash recovery cannot then tell the child from the parent).
@@ -105,8 +108,8 @@ extern "C" {
 #define FQ_ERR_OS (-13)
 /** A bug inside the library (a caught panic). Please report it. */
 #define FQ_ERR_INTERNAL (-14)
-/** Another thread closed the handle (fq_close) while this call was using it: the call stopped
- *  (a blocked put/get/wait/join returns at once) and did nothing more. */
+/** Another thread closed the handle (fq_close) while this call was waiting on it: the call
+ *  stopped (a blocked put/get/wait/join returns at once) and did nothing more. */
 #define FQ_ERR_CLOSED (-15)
 
 /** Opaque handle to an attached queue. */
@@ -168,9 +171,10 @@ int32_t fq_open(const char *name, fq_queue **out);
 int32_t fq_clone(const fq_queue *q, fq_queue **out);
 
 /** Detaches and frees the handle. NULL is ignored. Does not remove the name. Calls other
- *  threads are making on `q` when fq_close() begins return FQ_ERR_CLOSED (blocked ones are woken
- *  at once); fq_close() waits for them to return, and blocks for nothing else. No call may start
- *  on `q` after fq_close() began, and closing it twice is undefined behaviour: it is dangling.
+ *  threads are waiting in on `q` when fq_close() begins are woken at once and return
+ *  FQ_ERR_CLOSED; fq_close() waits for them to return, and blocks for nothing else. No call may
+ *  be running on `q` without waiting, or start, once fq_close() began, and closing it twice is
+ *  undefined behaviour: it is dangling (see "Threads" above).
  *  Zero-copy claims still open on the handle are given up: an unfinished write is skipped by
  *  consumers, a message still being read is lost (and counted in FQ_STAT_LOST). */
 void fq_close(fq_queue *q);

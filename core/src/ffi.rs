@@ -3,7 +3,7 @@
 //! No atomics and no shared-memory access happen here.
 #![allow(non_camel_case_types)]
 
-use crate::queue::{Entered, Queue};
+use crate::queue::Queue;
 use crate::Status;
 use std::ffi::{c_char, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -40,14 +40,15 @@ fn timeout(ns: i64) -> Option<Duration> {
     (ns >= 0).then(|| Duration::from_nanos(ns as u64))
 }
 
-/// Borrows the queue behind a handle pointer for one call, counted as in flight so that a
-/// concurrent `fq_close` waits for it (`Closed` if the handle is closing).
+/// Borrows the queue behind a handle pointer for one call (`Closed` if another thread is
+/// closing the handle). A call that waits also counts itself in flight while it does (see
+/// `gate`), so that a concurrent `fq_close` wakes it and waits for it.
 ///
 /// # Safety
 /// `q` is NULL or a live handle from `fq_create`/`fq_open`.
-unsafe fn queue<'a>(q: *const fq_queue) -> Result<Entered<'a>, Status> {
+unsafe fn queue<'a>(q: *const fq_queue) -> Result<&'a Queue, Status> {
     // SAFETY: per the contract, a non-NULL q points to a live fq_queue.
-    unsafe { q.as_ref() }.ok_or(Status::Null)?.0.enter()
+    unsafe { q.as_ref() }.ok_or(Status::Null)?.0.check_open()
 }
 
 /// Stores `v` through `out`, or fails with `Null`.

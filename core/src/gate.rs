@@ -1,14 +1,19 @@
-//! The calls in flight on one handle, so that `fq_close` may run while other threads are inside
-//! calls on the same handle (the ordinary way a C program shuts a worker down).
+//! The calls waiting on one handle, so that `fq_close` may run while other threads are blocked
+//! in calls on the same handle (the ordinary way a C program shuts a worker down).
 //!
-//! One word per handle: bit 63 says the handle is closing, the low bits count the calls inside
-//! the handle. A call enters (count + 1) and, if the handle is closing, leaves at once with
-//! `Closed`; a blocked call re-checks [`Gate::is_closing`] whenever it looks at the ring again,
-//! so the closer's wake-up sends it home. The closer sets the bit, wakes the waiters, and frees
-//! the handle only once the count is back to zero: no call is ever inside an unmapped segment.
+//! One word per handle: bit 63 says the handle is closing, the low bits count the calls that
+//! wait on the handle. Every call first checks the bit ([`Gate::is_closing`], a plain load); a
+//! call that has to wait (sleep on a wait word, or spin for room) enters (count + 1) and, if the
+//! handle is closing, leaves at once with `Closed`; while it waits it re-checks
+//! [`Gate::is_closing`] whenever it looks at the ring again, so the closer's wake-up sends it
+//! home. The closer sets the bit, wakes the waiters if any call is counted, and frees the handle
+//! only once the count is back to zero: no waiting call is ever inside an unmapped segment.
 //!
-//! A call that *starts* after `fq_close` returned uses freed memory (as with `free`), and so does
-//! a second `fq_close`: both stay undefined behaviour, as the header says.
+//! Calls that do not wait are not counted: they pay no atomic read-modify-write on every call
+//! (a C put+get pair measured 62 ns uncounted against 85 ns counted). Such a call overlapping
+//! `fq_close`, like any call that *starts* after `fq_close` began and a second `fq_close`, uses
+//! freed memory: undefined behaviour, as the header says. (It cannot be made safe by counting
+//! it: the same thread's next call would start after the close anyway.)
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

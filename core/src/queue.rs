@@ -348,21 +348,34 @@ impl Queue {
         field(&self.header().stats.0).fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Registers a call through the C ABI on this handle (see `gate`); `Err(Status::Closed)` if
-    /// another thread is closing it. The call counts as in flight until the guard drops.
+    /// This handle, unless another thread is closing it (`Err(Status::Closed)`): the check every
+    /// call through the C ABI makes first. It registers nothing: a call is counted as in flight
+    /// (see `gate`) only while it waits ([`Queue::waiting`]), so the calls that do not wait pay
+    /// no atomic read-modify-write for `fq_close`'s sake.
     #[inline]
-    pub fn enter(&self) -> Result<Entered<'_>, Status> {
+    pub fn check_open(&self) -> Result<&Queue, Status> {
+        if self.gate.is_closing() {
+            Err(Status::Closed)
+        } else {
+            Ok(self)
+        }
+    }
+
+    /// Counts the calling thread as waiting on this handle until the guard drops, so that a
+    /// concurrent `fq_close` wakes it and waits for it to leave (`Err(Status::Closed)` if the
+    /// handle is closing already). Every path that sleeps or spins on the segment takes it first.
+    fn waiting(&self) -> Result<Waiting<'_>, Status> {
         if self.gate.enter() {
-            Ok(Entered(self))
+            Ok(Waiting(&self.gate))
         } else {
             Err(Status::Closed)
         }
     }
 
-    /// Starts closing this handle while other threads may be inside calls on it: those that
-    /// wait return `Err(Status::Closed)` (every waiter on the segment's wait words is woken to
-    /// re-check) and later calls fail the same way. Returns once no call is in flight; the
-    /// caller then drops the handle.
+    /// Starts closing this handle while other threads may be waiting in calls on it: those
+    /// return `Err(Status::Closed)` (every waiter on the segment's wait words is woken to
+    /// re-check), and calls that check afterwards fail the same way. Returns once no call
+    /// waits; the caller then drops the handle.
     pub fn close_shared(&self) {
         self.gate.close();
         if self.gate.drained() {
@@ -493,6 +506,7 @@ impl Queue {
             self.recover(first);
             return Err(Status::Full);
         }
+        let _waiting = self.waiting()?;
         let h = self.header();
         let r = block_on(
             &h.not_full.0,
@@ -618,17 +632,20 @@ impl Queue {
                         Err(Status::Empty)
                     }
                 } else {
-                    block_on(
-                        &self.header().not_empty.0,
-                        deadline(timeout),
-                        attempt,
-                        || ring.ready_now(),
-                        // Consumers are not tracked: in a pool, a consumer that sleeps while
-                        // others take every message is idle, not starving (nothing waits).
-                        || None,
-                        |b| self.recover(b),
-                    )
-                    .unwrap_or(Err(Status::Empty))
+                    match self.waiting() {
+                        Err(closed) => Err(closed),
+                        Ok(_waiting) => block_on(
+                            &self.header().not_empty.0,
+                            deadline(timeout),
+                            attempt,
+                            || ring.ready_now(),
+                            // Consumers are not tracked: in a pool, a consumer that sleeps while
+                            // others take every message is idle, not starving (nothing waits).
+                            || None,
+                            |b| self.recover(b),
+                        )
+                        .unwrap_or(Err(Status::Empty)),
+                    }
                 }
             }
         };
@@ -747,6 +764,7 @@ impl Queue {
                 ring.free_now()
             }
         };
+        let _waiting = self.waiting()?;
         let r = block_on(
             word,
             deadline(timeout),
@@ -926,6 +944,7 @@ impl Queue {
     pub fn join(&self, timeout: Option<Duration>) -> Result<(), Status> {
         self.participant_only()?;
         let c = &self.header().control.0;
+        let _waiting = self.waiting()?;
         let ready = || self.gate.is_closing() || self.unfinished() == 0;
         if !wait_until(&c.join, deadline(timeout), ready, || self.recover_dead()) {
             Err(Status::Timeout)
@@ -1065,6 +1084,9 @@ impl Queue {
         if want <= 1 {
             return;
         }
+        let Ok(_waiting) = self.waiting() else {
+            return; // closing: the claim that follows says so
+        };
         let start = Instant::now();
         let until = deadline.map_or(start + SPIN_TIME, |d| d.min(start + SPIN_TIME));
         let mut spins = 0u32;
@@ -1209,19 +1231,12 @@ impl Queue {
     }
 }
 
-/// A call in flight on a handle (from [`Queue::enter`]); ends the call when dropped.
-pub struct Entered<'a>(&'a Queue);
+/// A call waiting on a handle (from [`Queue::waiting`]); leaves the gate when dropped.
+struct Waiting<'a>(&'a Gate);
 
-impl core::ops::Deref for Entered<'_> {
-    type Target = Queue;
-    fn deref(&self) -> &Queue {
-        self.0
-    }
-}
-
-impl Drop for Entered<'_> {
+impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.0.gate.exit();
+        self.0.exit();
     }
 }
 

@@ -40,7 +40,7 @@ pub enum Status {
     Os = -13,
     /// A bug in the library (`FQ_ERR_INTERNAL`).
     Internal = -14,
-    /// Another thread closed the handle while this call was using it (`FQ_ERR_CLOSED`).
+    /// Another thread closed the handle while this call was waiting on it (`FQ_ERR_CLOSED`).
     Closed = -15,
 }
 
@@ -67,7 +67,7 @@ impl Status {
             -12 => b"too many processes have this queue open (participant table full)\0",
             -13 => b"the operating system reported an error (see errno)\0",
             -14 => b"internal error in fastqueue (a bug; please report it)\0",
-            -15 => b"the handle was closed by another thread while this call was using it\0",
+            -15 => b"the handle was closed by another thread while this call was waiting on it\0",
             _ => b"unknown fastqueue status code\0",
         }
     }

@@ -239,8 +239,8 @@ _TABLE: Final[dict[int, tuple[type[FastQueueError], int | None, str]]] = {
     _ffi.ERR_CLOSED: (
         InternalError,
         None,
-        "{op}: the handle was closed while this call was using it ({detail}); this is a bug in "
-        "fastqueue's Python binding, please report it",
+        "{op}: the handle was closed while this call was waiting on it ({detail}); this is a bug "
+        "in fastqueue's Python binding, please report it",
     ),
 }
 

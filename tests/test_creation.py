@@ -119,6 +119,27 @@ def test_queue_unlink_leaves_a_foreign_file_that_took_the_name(qname: NameFactor
         q.close()
 
 
+def test_the_creators_close_leaves_a_later_queue_that_took_the_name(qname: NameFactory) -> None:
+    # The creator's close removes the name only while it names its own segment: a queue made
+    # under the same name after the first was unlinked (by `fastqueue rm`, say) stays.
+    name = qname()
+    first = Queue(name, element_size=16, capacity=2)
+    later = None
+    try:
+        fastqueue.unlink(name)
+        later = Queue(name, element_size=8, capacity=4)
+        later.put(b"kept")
+        first.close()
+        assert (SHM / name).exists()
+        with Queue(name, create=False) as again:
+            assert again.get(timeout=5) == b"kept"
+    finally:
+        first.close()
+        if later is not None:
+            later.close()
+    assert not (SHM / name).exists()  # the later queue's own creator still removes it
+
+
 def test_cli_rm_force_still_removes_a_foreign_file(qname: NameFactory) -> None:
     from fastqueue import _cli
 

@@ -196,6 +196,13 @@ int32_t fq_unlink(const char *name);
  *  FQ_ERR_INVALID, FQ_ERR_NOT_FOUND, FQ_ERR_PERMISSION or FQ_ERR_OS. */
 int32_t fq_unlink_force(const char *name);
 
+/** Removes `name` only if it still names the segment `q` is attached to (the same file): what a
+ *  creator calls on close, so that it never removes a later queue that took the name after this
+ *  one was unlinked. FQ_ERR_NOT_FOUND if the name is gone or names another file, which stays.
+ *  Returns FQ_OK, FQ_ERR_NULL, FQ_ERR_INVALID (also for an observer handle), FQ_ERR_NOT_FOUND,
+ *  FQ_ERR_PERMISSION or FQ_ERR_OS. */
+int32_t fq_unlink_same(const fq_queue *q, const char *name);
+
 /** Removes `name` if it is a creation leftover whose creator is gone, and sets *removed to 1
  *  (0: its creator is still at work, nothing done). Where the kernel or file system has no
  *  O_TMPFILE, fq_create() builds a segment under a temporary name ".fq-tmp-<pid>-<n>" and holds

@@ -185,6 +185,24 @@ pub unsafe extern "C" fn fq_unlink(name: *const c_char) -> i32 {
     })
 }
 
+/// Removes a queue's name only if it still names the segment of `q` (not a later queue that
+/// took the name).
+///
+/// # Safety
+/// `q` is NULL or a live handle; `name` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn fq_unlink_same(q: *const fq_queue, name: *const c_char) -> i32 {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let q = unsafe { queue(q) }?;
+        if name.is_null() {
+            return Err(Status::Null);
+        }
+        // SAFETY: non-NULL and NUL-terminated per the contract.
+        q.unlink_same_c(unsafe { CStr::from_ptr(name) })
+    })
+}
+
 /// Removes a name in the shared-memory directory whatever it holds (`fq_unlink` removes only
 /// fastqueue segments).
 ///

@@ -233,6 +233,17 @@ impl Queue {
         )
     }
 
+    /// Removes the name `name` only if it still names this handle's segment; `NotFound` if the
+    /// name is gone or now names another file (a later queue of that name), which stays.
+    pub fn unlink_same_c(&self, name: &CStr) -> Result<(), Status> {
+        let mut buf = [0u8; 256];
+        shm::normalize(name, &mut buf)?;
+        shm::unlink_same(
+            CStr::from_bytes_until_nul(&buf).map_err(|_| Status::Invalid)?,
+            &self.map,
+        )
+    }
+
     /// A new handle on the same segment with its own participant id and liveness lock, even if
     /// the name was unlinked. Call it in a child after `fork()` and close the inherited handle.
     pub fn try_clone(&self) -> Result<Queue, Status> {

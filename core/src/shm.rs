@@ -633,6 +633,37 @@ fn identify(path: &CStr) -> Result<(u64, u64), Status> {
     }
 }
 
+/// Removes the name `name` only if it still names the segment this mapping maps (same device
+/// and inode): a creator's close must not remove a later queue that took its name after it was
+/// unlinked. `NotFound` if the name is gone or names another file (which stays).
+pub fn unlink_same(name: &CStr, map: &Mapping) -> Result<(), Status> {
+    if map.copy {
+        return Err(Status::Invalid); // an observer's copy names no segment
+    }
+    let mut buf = [0u8; 8 + 256];
+    let path = shm_path(name, &mut buf)?;
+    // SAFETY: zeroed stats are valid out-parameters.
+    let (mut ours, mut there): (libc::stat, libc::stat) =
+        unsafe { (core::mem::zeroed(), core::mem::zeroed()) };
+    // SAFETY: map.fd is the mapping's open descriptor; `ours` is a valid out-pointer.
+    if unsafe { libc::fstat(map.fd, &mut ours) } != 0 {
+        return Err(status_of(errno()));
+    }
+    // SAFETY: path is NUL-terminated; `there` is a valid out-pointer.
+    if unsafe { libc::lstat(path.as_ptr(), &mut there) } != 0 {
+        return Err(status_of(errno()));
+    }
+    if (there.st_dev, there.st_ino) != (ours.st_dev, ours.st_ino) {
+        return Err(Status::NotFound);
+    }
+    // SAFETY: `name` is a valid NUL-terminated string.
+    if unsafe { libc::shm_unlink(name.as_ptr()) } == 0 {
+        Ok(())
+    } else {
+        Err(status_of(errno()))
+    }
+}
+
 /// Removes the name `name` (already normalised) if it names a fastqueue segment (of any layout
 /// version); anything else fails ([`Status::BadSegment`], or [`Status::NotReady`] for an empty
 /// or zeroed file) and stays. `force` removes whatever the name holds.

@@ -71,6 +71,7 @@ from ._library import (
     _fq_size,
     _fq_stats,
     _fq_task_done,
+    _fq_unlink_same,
     _fq_wait,
     _fq_wake,
     _get_now,
@@ -361,6 +362,11 @@ class Handle(BatchOps):
         buf = ctypes.create_string_buffer(min(self.max_msg, GET_COPY_LIMIT))
         length, address, token = c_uint64(0), c_void_p(), c_uint64(0)
         return buf, length, address, token, byref(buf), byref(length), byref(address), byref(token)
+
+    def unlink_same(self, name: bytes) -> int:
+        """fq_unlink_same: removes ``name`` only if it still names this handle's segment (not a
+        later queue that took the name); returns the status (ERR_NOT_FOUND if it does not)."""
+        return int(_fq_unlink_same(self._ptr, name))
 
     def size(self) -> int:
         """Approximate number of queued messages."""

@@ -377,7 +377,7 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, _aio.AsyncMixin):
         thread is making on this handle raises ``ValueError`` within one wait slice (100 ms); the
         library handle itself is freed once no call is using it.
         """
-        self._close(os.getpid, _ffi.unlink)
+        self._close(os.getpid, _ffi.Handle.unlink_same)
         if _ffi.PYPY:  # no reference counting there: collect now, so that the handle detaches now
             gc.collect()
 
@@ -393,7 +393,9 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, _aio.AsyncMixin):
         self.__dict__.pop("_exact", None)
         if self._owner_pid == getpid() and not self._unlinked:
             self._unlinked = True
-            unlink_name(self._raw)  # a name someone else already removed is fine
+            # Only if the name still names this queue: a name someone else already removed
+            # is fine, and a later queue (or anything else) that took it stays.
+            unlink_name(h, self._raw)
         # Dropping the last reference to h calls fq_close (a call in flight keeps h alive).
         del h
 
@@ -403,7 +405,7 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, _aio.AsyncMixin):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def __del__(self, _getpid: Any = os.getpid, _unlink: Any = _ffi.unlink) -> None:
+    def __del__(self, _getpid: Any = os.getpid, _unlink: Any = _ffi.Handle.unlink_same) -> None:
         # Default arguments stay bound at interpreter shutdown, when module globals may be gone.
         with contextlib.suppress(Exception):  # nothing sensible to do in a finalizer
             self._close(_getpid, _unlink)

@@ -52,6 +52,7 @@ import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
+from ._args import check_timeout as _check_timeout
 from ._errors import (
     ArgumentTypeError,
     Empty,
@@ -68,7 +69,6 @@ from ._redis_scripts import PUT as _PUT
 from ._redis_scripts import TAKE as _TAKE  # the scripts, one per operation
 from ._redis_url import as_bytes as _as_bytes
 from ._redis_url import check_claim as _check_claim
-from ._redis_url import check_timeout as _check_timeout
 from ._redis_url import masked as _masked
 from ._redis_url import parse_url
 from ._redis_url import redis_module as _redis_module

@@ -1,6 +1,6 @@
 """RedisQueue's connection URLs and argument checks (split from :mod:`fastqueue._redis`, which
 holds the class): parsing ``redis://`` and ``unix://`` URLs into a connection and a stream name,
-masking passwords, and checking timeouts, items and ``claim_after`` with errors of the fastqueue
+masking passwords, and checking items and ``claim_after`` with errors of the fastqueue
 family. The Redis client itself is imported only when a RedisQueue is made."""
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ import numbers
 from typing import Any, Final
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
+from ._args import not_bytes_like
 from ._errors import ArgumentTypeError, InvalidArgumentError
 
 __all__ = [
     "INSTALL_HINT",
     "as_bytes",
     "check_claim",
-    "check_timeout",
     "masked",
     "parse_url",
     "redis_module",
@@ -79,29 +79,15 @@ def parse_url(url: str) -> tuple[str, str]:
     )
 
 
-def check_timeout(timeout: object) -> float:
-    if isinstance(timeout, (str, bytes)) or not isinstance(timeout, numbers.Real):
-        raise ArgumentTypeError(
-            f"timeout must be a number of seconds or None, not {type(timeout).__name__}"
-        )
-    t = float(timeout)
-    if not t >= 0.0:
-        raise InvalidArgumentError(
-            f"timeout must be a non-negative number of seconds or None, got {timeout!r}"
-        )
-    return t
-
-
 def as_bytes(item: object) -> bytes:
+    """``item`` as bytes (a copy unless it is bytes already); a clear error, the one Queue gives,
+    for what has no buffer (a str: encode it)."""
     if type(item) is bytes:
         return item
     try:
         view = memoryview(item)  # type: ignore[arg-type]
     except TypeError:
-        raise ArgumentTypeError(
-            f"a message must be bytes-like (bytes, bytearray, memoryview, numpy array), "
-            f"not {type(item).__name__}"
-        ) from None
+        raise not_bytes_like("RedisQueue: a message", item) from None
     return view.tobytes()
 
 

@@ -12,12 +12,12 @@ import sys
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
 import fastqueue
+from _procs import checkout_env
 from _redis_server import redis_server, rq_url, running_server
 from fastqueue import Queue, RedisQueue
 
@@ -26,18 +26,12 @@ pytestmark = pytest.mark.timeout(90)
 FIXTURES = (redis_server, rq_url)
 
 Url = Callable[..., str]
-PY_DIR = str(Path(__file__).resolve().parent.parent / "py")
-
-
-def _env() -> dict[str, str]:
-    path = os.environ.get("PYTHONPATH")
-    return {**os.environ, "PYTHONPATH": PY_DIR if not path else PY_DIR + os.pathsep + path}
 
 
 def _start(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "fastqueue", "bridge", *args],
-        env=_env(),
+        env=checkout_env(),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -243,7 +237,7 @@ def test_progress_line_on_a_terminal(qname: Callable[[], str], rq_url: Url) -> N
         leader, follower = pty.openpty()
         proc = subprocess.Popen(
             [sys.executable, "-m", "fastqueue", "bridge", a.name, url, "--count", "10"],
-            env=_env(),
+            env=checkout_env(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=follower,

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import fastqueue
+from _procs import checkout_env, run_fastqueue
 from fastqueue import _ffi
 from fastqueue.__main__ import main
 
@@ -30,22 +31,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def child_env() -> dict[str, str]:
-    """The environment of a child Python that must use this checkout's package (as pytest does)."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "py"), *filter(None, [env.get("PYTHONPATH")])])
-    return env
-
-
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fastqueue", *args],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-        env=child_env(),
-        check=False,
-    )
+    return run_fastqueue(*args, timeout=TIMEOUT_S)
 
 
 def test_include_dir_holds_the_header_of_this_checkout() -> None:
@@ -86,7 +73,7 @@ def test_flags_follow_the_library_override(tmp_path: Path) -> None:
     """With $FASTQUEUE_LIBRARY the flags name that library, so C and Python use the same one."""
     lib = tmp_path / "copy of libfastqueue.so"
     shutil.copyfile(fastqueue.library_path(), lib)
-    env = child_env() | {"FASTQUEUE_LIBRARY": str(lib)}
+    env = checkout_env() | {"FASTQUEUE_LIBRARY": str(lib)}
     proc = subprocess.run(
         [sys.executable, "-m", "fastqueue", "--libs"],
         capture_output=True,
@@ -159,7 +146,7 @@ def test_c_built_with_the_printed_flags_talks_to_python(tmp_path: Path) -> None:
         text=True,
         timeout=TIMEOUT_S,
         cwd=tmp_path,
-        env=child_env(),
+        env=checkout_env(),
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -17,31 +17,18 @@ from typing import Callable
 import pytest
 
 import fastqueue
+from _procs import checkout_env, run_fastqueue
 from fastqueue import Queue, _ffi
 
 NameFactory = Callable[[], str]
 SHM = Path("/dev/shm")
-PY_DIR = str(Path(__file__).resolve().parent.parent / "py")
 TIMEOUT_S = 120
-
-
-def _env() -> dict[str, str]:
-    path = os.environ.get("PYTHONPATH")
-    return {**os.environ, "PYTHONPATH": PY_DIR if not path else PY_DIR + os.pathsep + path}
 
 
 def cli(
     *args: str, python: str = sys.executable, user: list[str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*(user or []), python, "-m", "fastqueue", *args],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-        stdin=subprocess.DEVNULL,
-        env=_env(),
-        check=False,
-    )
+    return run_fastqueue(*args, timeout=TIMEOUT_S, python=python, prefix=user or ())
 
 
 def prefix_of(name: str) -> str:
@@ -61,7 +48,9 @@ def make_orphan(name: str) -> None:
         "q.put(b'left')\n"
         "os._exit(0)\n"
     )
-    subprocess.run([sys.executable, "-c", code, name], env=_env(), timeout=TIMEOUT_S, check=True)
+    subprocess.run(
+        [sys.executable, "-c", code, name], env=checkout_env(), timeout=TIMEOUT_S, check=True
+    )
     assert exists(name)
 
 
@@ -270,7 +259,7 @@ def _unprivileged_runner() -> tuple[list[str], str] | None:
     for python in (sys.executable, "/usr/bin/python3"):
         probe = subprocess.run(
             [*user, python, "-c", "import fastqueue"],
-            env=_env(),
+            env=checkout_env(),
             capture_output=True,
             timeout=TIMEOUT_S,
             check=False,
@@ -345,7 +334,7 @@ def test_messages_name_the_program_as_it_was_run(tmp_path: Path, qname: NameFact
             capture_output=True,
             text=True,
             timeout=TIMEOUT_S,
-            env=_env(),
+            env=checkout_env(),
             check=False,
         )
         assert proc.returncode == status, proc.stderr
@@ -375,7 +364,7 @@ def test_console_script(qname: NameFactory) -> None:
             capture_output=True,
             text=True,
             timeout=TIMEOUT_S,
-            env=_env(),
+            env=checkout_env(),
             check=False,
         )
     assert proc.returncode == 0, proc.stderr

@@ -2,36 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import threading
-from pathlib import Path
 
 import pytest
 
+from _procs import run_fastqueue
 from fastqueue import _demo
 
 TIMEOUT_S = 120
 
 
-def _env_with_checkout() -> dict[str, str]:
-    """The environment for a child Python that imports this checkout's package (py/)."""
-    py_dir = str(Path(__file__).resolve().parent.parent / "py")
-    path = os.environ.get("PYTHONPATH")
-    return {**os.environ, "PYTHONPATH": py_dir if not path else py_dir + os.pathsep + path}
-
-
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fastqueue", *args],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-        stdin=subprocess.DEVNULL,
-        env=_env_with_checkout(),
-        check=False,
-    )
+    return run_fastqueue(*args, timeout=TIMEOUT_S)
 
 
 def test_demo_prints_a_table() -> None:

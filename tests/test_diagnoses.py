@@ -15,7 +15,6 @@ import os
 import random
 import struct
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Callable
@@ -23,6 +22,7 @@ from typing import Callable
 import pytest
 
 import fastqueue
+from _procs import run_fastqueue
 from fastqueue import Queue, _ffi
 from fastqueue._diagnose import diagnose
 
@@ -32,14 +32,7 @@ TIMEOUT_S = 60
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fastqueue", *args],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    return run_fastqueue(*args, timeout=TIMEOUT_S)
 
 
 def queue_image() -> bytes:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -10,15 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from _procs import checkout_env
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 BLOCKS = re.findall(r"^```python\n(.*?)^```$", README.read_text(encoding="utf-8"), re.M | re.S)
-
-
-def _env_with_checkout() -> dict[str, str]:
-    """The environment for a child Python that imports this checkout's package (py/)."""
-    py_dir = str(Path(__file__).resolve().parent.parent / "py")
-    path = os.environ.get("PYTHONPATH")
-    return {**os.environ, "PYTHONPATH": py_dir if not path else py_dir + os.pathsep + path}
 
 
 def test_readme_has_python_examples() -> None:
@@ -36,7 +30,7 @@ def test_readme_example_runs(index: int, tmp_path: Path) -> None:
         text=True,
         timeout=60,
         stdin=subprocess.DEVNULL,
-        env=_env_with_checkout(),
+        env=checkout_env(),
         check=False,
     )
     assert proc.returncode == 0, f"README example {index} failed:\n{proc.stdout}{proc.stderr}"

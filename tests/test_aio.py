@@ -217,8 +217,11 @@ def test_waiters_on_one_queue_share_one_wait(
 
         async def main() -> list[bytes]:
             tasks = [asyncio.ensure_future(q.aget(timeout=60)) for _ in range(n)]
-            await asyncio.sleep(0.3)
-            assert active >= 1  # they are waiting, in a worker thread
+            # They are waiting, in a worker thread (which a loaded machine may start late).
+            deadline = time.monotonic() + 30
+            while active < 1 and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            assert active >= 1
             q.put_many([seq(i) for i in range(n)])
             return list(await asyncio.gather(*tasks))
 

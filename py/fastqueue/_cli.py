@@ -17,7 +17,8 @@ error. Messages name the program as it was run (``prog``, from ``__main__.progra
 
 Adding a command: its name in :data:`COMMANDS` (and in ``__main__._CLI_COMMANDS``), a parser in
 :func:`_parser` whose ``run`` default is a ``_cmd_<name>(args, out) -> int`` function (raise
-:class:`_Fail` for an error the user should read), a line in ``__main__.USAGE`` and in the README.
+:class:`_Fail` for an error the user should read), a line in ``__main__.USAGE`` and in
+docs/guide/operations.rst.
 """
 
 from __future__ import annotations

@@ -61,7 +61,7 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, _aio.AsyncMixin):
     ``Queue(name=None, element_size=None, capacity=None, create=True, *, mode=0o600)``
 
     With ``create=True`` (the default) a new queue is made that holds up to ``capacity`` messages
-    of 0..``element_size`` bytes each (both are ints >= 1; capacity need not be a power of two).
+    of 0 to ``element_size`` bytes each (both are ints >= 1; capacity need not be a power of two).
     ``name=None`` picks a unique name (see :attr:`name`). The segment gets permission bits
     ``mode``. This handle *owns* the name: closing or collecting it removes the name (processes
     still attached keep working). Raises ``FileExistsError`` if the name is taken.

@@ -6,11 +6,16 @@ whose links all lead somewhere."""
 from __future__ import annotations
 
 import html as htmllib
+import importlib
+import inspect
+import pkgutil
 import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -124,6 +129,88 @@ def test_no_page_shows_raw_markup(site: Path) -> None:
         for m in re.finditer(r".{0,40}(``|\*\*\w|`_\b|`__\b).{0,40}", _text(page.read_text())):
             bad.append(f"{page.relative_to(site)}: {m.group(0)!r}")
     assert not bad, "\n".join(bad)
+
+
+def _entry(html: str, ident: str) -> str:
+    """The rendered text of the reference's entry ``ident`` (up to the next entry)."""
+    start = html.index(f'id="{ident}"')
+    end = html.find('<dt class="sig', start + 1)
+    return _text(html[start : end if end > 0 else len(html)])
+
+
+def test_signatures_show_modes_in_octal(site: Path) -> None:
+    html = (site / "api.html").read_text()
+    for cls in ("Queue", "ObjectQueue", "JoinableQueue", "JoinableObjectQueue"):
+        assert "mode: int = 0o600" in _entry(html, f"fastqueue.{cls}"), cls
+    assert "= 384" not in _text(html)
+
+
+def test_each_exception_states_the_status_a_caught_one_has(site: Path) -> None:
+    """Not an inherited ``status: int = 0``: a caught QueueExistsError has -5."""
+    html = (site / "api.html").read_text()
+    assert "status: int" not in _text(html)
+    q = fastqueue.Queue(element_size=8, capacity=1)
+    with q, pytest.raises(fastqueue.QueueExistsError) as caught:
+        fastqueue.Queue(q.name, element_size=8, capacity=1)
+    assert caught.value.status == -5
+    assert "status is -5 (FQ_ERR_EXISTS)" in _entry(html, "fastqueue.QueueExistsError")
+    assert "-9 (FQ_ERR_BAD_SEGMENT), -10 (FQ_ERR_VERSION) or -11 (FQ_ERR_NOT_READY)" in _entry(
+        html, "fastqueue.SegmentError"
+    )
+    assert "status is 1 (FQ_EMPTY)" in _entry(html, "fastqueue.Empty")
+    assert "status is 0" in _entry(html, "fastqueue.QueueClosedError")
+    for name in fastqueue.__all__:
+        obj = getattr(fastqueue, name)
+        if (
+            isinstance(obj, type)
+            and issubclass(obj, fastqueue.FastQueueError)
+            and obj is not fastqueue.FastQueueError
+        ):
+            assert "status is " in _entry(html, f"fastqueue.{name}"), name
+
+
+def _signatures() -> Iterator[tuple[str, Any]]:
+    """(where, function) for every public function and every public method or property of a
+    public class of fastqueue."""
+    for name in fastqueue.__all__:
+        obj = getattr(fastqueue, name)
+        if inspect.isclass(obj):
+            for attr, member in inspect.getmembers(obj):
+                if attr.startswith("_") and attr not in ("__init__", "__enter__"):
+                    continue
+                function = member.fget if isinstance(member, property) else member
+                if callable(function) and hasattr(function, "__annotations__"):
+                    yield f"{name}.{attr}", function
+        elif callable(obj):
+            yield name, obj
+
+
+def test_every_public_name_a_signature_uses_is_exported() -> None:
+    """A class of fastqueue that a public function returns or takes (BridgeReport from bridge(),
+    WriteSlot from put_slot(), Serializer) is in ``fastqueue.__all__``, so the reference has
+    it (test_the_reference_documents_every_public_name) and users can name it."""
+    modules = [
+        importlib.import_module(f"fastqueue.{m.name}")
+        for m in pkgutil.iter_modules(fastqueue.__path__)
+        if m.name not in ("__main__",)
+    ]
+    seen, hidden = set(), set()
+    for where, function in _signatures():
+        home = sys.modules[function.__module__]
+        for annotation in function.__annotations__.values():
+            text = annotation if isinstance(annotation, str) else repr(annotation)
+            for ident in set(re.findall(r"\b[A-Z]\w*", text)):
+                for module in (home, *modules):
+                    found = getattr(module, ident, None)
+                    if inspect.isclass(found):
+                        break
+                if not inspect.isclass(found) or not found.__module__.startswith("fastqueue"):
+                    continue
+                seen.add(ident)
+                if ident not in fastqueue.__all__:
+                    hidden.add(f"{where} uses {ident} ({found.__module__})")
+    assert {"BridgeReport", "WriteSlot", "Serializer"} <= seen, seen
+    assert not hidden, sorted(hidden)
 
 
 # ------------------------------------------------------------------------------ the README

@@ -49,9 +49,12 @@ _SLICE = 0.2
 
 @dataclasses.dataclass
 class BridgeReport:
-    """What one run of the bridge did."""
+    """What one run of the bridge did: what :func:`fastqueue.bridge` returns, and what
+    ``fastqueue bridge`` prints (:meth:`line`) when it stops."""
 
+    #: The SOURCE the bridge took from (a local queue name or a Redis URL).
     source: str
+    #: The DEST the bridge delivered to.
     dest: str
     #: Messages delivered to DEST.
     moved: int = 0
@@ -64,6 +67,7 @@ class BridgeReport:
     lost: int = 0
     #: Messages put back into the local SOURCE queue because the stream refused them at stop.
     returned: int = 0
+    #: How long the bridge ran, in seconds.
     seconds: float = 0.0
 
     @property

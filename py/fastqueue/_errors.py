@@ -48,8 +48,10 @@ __all__ = [
 class FastQueueError(Exception):
     """Base class of every exception fastqueue raises on purpose.
 
-    ``status`` is the library's status code (an ``FQ_*`` value of fastqueue.h), 0 for errors
-    found by the Python package itself (a rejected argument, a closed handle).
+    ``status`` is the library's status code for the failure (an ``FQ_*`` value of fastqueue.h):
+    each class's own code, the same whether the library or the Python package found it, and 0
+    where the library has none (a wrong type, a closed handle, a zero-copy slot misused). Each
+    class below says which.
     """
 
     status: int = 0
@@ -75,22 +77,32 @@ class ShutDown(FastQueueError, _StdShutDown):  # type: ignore[misc,valid-type]
     """The queue was shut down (:meth:`Queue.shutdown`, by any process): puts fail at once, gets
     fail once the queue is drained. A subclass of ``queue.ShutDown`` on Python >= 3.13."""
 
+    status = _ffi.SHUTDOWN
+
 
 class QueueExistsError(FastQueueError, FileExistsError):
     """Creating a queue whose name is already taken."""
+
+    status = _ffi.ERR_EXISTS
 
 
 class QueueNotFoundError(FastQueueError, FileNotFoundError):
     """Attaching to, or unlinking, a queue name that does not exist."""
 
+    status = _ffi.ERR_NOT_FOUND
+
 
 class QueuePermissionError(FastQueueError, PermissionError):
     """The operating system refused access to the segment (its permission bits)."""
+
+    status = _ffi.ERR_PERMISSION
 
 
 class NoSpaceError(FastQueueError, OSError):
     """Not enough shared memory for the segment (``/dev/shm`` full, or a size limit); the
     message says how many bytes it needs."""
+
+    status = _ffi.ERR_NO_SPACE
 
 
 class SegmentError(FastQueueError):
@@ -102,15 +114,21 @@ class SegmentError(FastQueueError):
 class TooManyAttachedError(FastQueueError):
     """The queue's participant table is full: too many processes have it open."""
 
+    status = _ffi.ERR_TOO_MANY
+
 
 class MessageTooBigError(FastQueueError, ValueError):
     """A message longer than the queue's element_size."""
+
+    status = _ffi.ERR_TOO_BIG
 
 
 class InvalidArgumentError(FastQueueError, ValueError):
     """An argument with a value out of range (a size, a name, a timeout, a mode...), or a call
     the queue's state does not allow (``task_done()`` too often). The message names the
     argument, the value given and what is allowed."""
+
+    status = _ffi.ERR_INVALID
 
 
 class ArgumentTypeError(FastQueueError, TypeError):
@@ -132,7 +150,10 @@ class SlotInUseError(SlotError, BufferError):
 
 
 class QueueOSError(FastQueueError, OSError):
-    """Another operating-system error; ``errno`` is set."""
+    """Another operating-system error; ``errno`` is set. (RedisQueue's, a server it cannot
+    reach, have ``status`` 0: the library has no part in them.)"""
+
+    status = _ffi.ERR_OS
 
 
 class InternalError(FastQueueError):

@@ -226,7 +226,7 @@ def test_gc_removes_only_queues_no_live_process_uses(qname: NameFactory) -> None
     with Queue(used, element_size=8, capacity=2):
         dry = cli("gc", "--dry-run", "--prefix", prefix)
         assert dry.returncode == 0, dry.stderr
-        assert f"would remove {orphan} (no live process, 1 messages in it" in dry.stdout
+        assert f"would remove {orphan} (no live process, 1 message in it" in dry.stdout
         assert used not in dry.stdout
         assert exists(orphan)
 

@@ -39,6 +39,7 @@ from typing import Any, TextIO
 
 from ._errors import Empty, FastQueueError, Full, InvalidArgumentError, QueueOSError
 from ._redis import RedisQueue
+from ._words import count
 from .queue import Queue
 
 __all__ = ["BridgeReport", "add_parser", "bridge"]
@@ -79,8 +80,9 @@ class BridgeReport:
         """The one-line report the command prints."""
         back = f", {self.returned} put back into {self.source!r}" if self.returned else ""
         return (
-            f"bridge {self.source} -> {self.dest}: moved {self.moved} messages in {self.batches} "
-            f"batches in {self.seconds:.1f} s ({self.rate:,.0f} msg/s); duplicates "
+            f"bridge {self.source} -> {self.dest}: moved {count(self.moved, 'message')} in "
+            f"{count(self.batches, 'batch', 'batches')} in {self.seconds:.1f} s "
+            f"({self.rate:,.0f} msg/s); duplicates "
             f"{self.duplicates}, lost {self.lost}{back}"
         )
 
@@ -119,7 +121,8 @@ class _Progress:
             return
         self.next = now + 0.5
         rate = self.report.moved / max(now - self.start, 1e-9)
-        self.out.write(f"\r{self.report.moved:,} messages, {rate:,.0f} msg/s   ")
+        moved = self.report.moved
+        self.out.write(f"\r{moved:,} message{'' if moved == 1 else 's'}, {rate:,.0f} msg/s   ")
         self.out.flush()
 
     def done(self) -> None:

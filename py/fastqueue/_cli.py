@@ -36,6 +36,7 @@ from typing import Final, TextIO
 
 from . import _ffi
 from ._diagnose import diagnose
+from ._words import count
 
 __all__ = ["COMMANDS", "Segment", "main", "probe", "scan"]
 
@@ -230,9 +231,9 @@ def _print_stat(seg: Segment, out: TextIO) -> None:
     rows = [
         ["name", seg.name],
         ["path", str(SHM_DIR / seg.name)],
-        ["capacity", f"{seg.capacity} messages"],
-        ["element_size", f"{seg.element_size} bytes"],
-        ["depth", f"{seg.depth} messages"],
+        ["capacity", count(seg.capacity, "message")],
+        ["element_size", count(seg.element_size, "byte")],
+        ["depth", count(seg.depth, "message")],
         ["segment_size", f"{seg.file_size} bytes ({_human(seg.disk_size)} on disk)"],
         ["mode", f"{seg.mode} (owner uid {seg.owner_uid})"],
         ["creator_pid", f"{seg.creator_pid} ({running})"],
@@ -383,7 +384,7 @@ def _cmd_gc(args: argparse.Namespace, out: TextIO) -> int:
             in_use += 1
             continue
         found += 1
-        lost = f", {seg.depth} messages in it" if seg.depth else ""
+        lost = f", {count(seg.depth, 'message')} in it" if seg.depth else ""
         what = f"{seg.name} (no live process{lost}, {_human(seg.disk_size)})"
         if args.dry_run:
             print(f"would remove {what}", file=out)

@@ -20,6 +20,7 @@ from typing import Final
 
 from . import _ffi
 from ._diagnose import EMPTY_FILE, NEVER_FINISHED, OTHER_VERSION, SHM_DIR, Diagnosis, diagnose
+from ._words import nbytes, queue_called
 
 __all__ = [
     "ArgumentTypeError",
@@ -165,13 +166,14 @@ _UNLINK_HINT: Final = (
 )
 
 # The one table: status -> (exception class, errno for OSError subclasses or None, message).
-# Messages are str.format templates over: op (what was being done), name (queue name or "?"),
+# Messages are str.format templates over: op (what was being done), name (queue name), queue
+# ("queue 'jobs'", or "the queue" when the name is not known),
 # detail (the library's own sentence for the status), needed / free (NO_SPACE only).
 _TABLE: Final[dict[int, tuple[type[FastQueueError], int | None, str]]] = {
     _ffi.SHUTDOWN: (
         ShutDown,
         None,
-        "{op}: queue {name!r} was shut down",
+        "{op}: {queue} was shut down",
     ),
     _ffi.ERR_NULL: (
         InternalError,
@@ -210,16 +212,16 @@ _TABLE: Final[dict[int, tuple[type[FastQueueError], int | None, str]]] = {
     _ffi.ERR_PERMISSION: (
         QueuePermissionError,
         errno.EACCES,
-        "{op}: the operating system refused access to queue {name!r} ({detail}); run as the "
+        "{op}: the operating system refused access to {queue} ({detail}); run as the "
         "user that created it, or have it created with a wider mode= (e.g. mode=0o660)",
     ),
     _ffi.ERR_NO_SPACE: (
         NoSpaceError,
         errno.ENOSPC,
-        "{op}: not enough shared memory for queue {name!r}: it needs {needed} bytes, while "
-        "/dev/shm has {free} bytes free and memory can give {room} (what the machine and this "
-        "process's memory cgroup have available, less a safety margin, so that creating the "
-        "queue never wakes the OOM killer); use a smaller element_size or capacity, remove "
+        "{op}: not enough shared memory for {queue}: it needs {needed}, while "
+        "/dev/shm has {free} and memory can give {room}, that is what the machine and this "
+        "process's memory cgroup have available less a safety margin, so that creating the "
+        "queue never wakes the OOM killer; use a smaller element_size or capacity, remove "
         "unused queues (fastqueue.unlink), free memory, or enlarge /dev/shm",
     ),
     # The three segment statuses: what is wrong comes from the diagnosis of the file
@@ -242,13 +244,13 @@ _TABLE: Final[dict[int, tuple[type[FastQueueError], int | None, str]]] = {
     _ffi.ERR_TOO_MANY: (
         TooManyAttachedError,
         None,
-        "{op}: too many handles (in all processes) have queue {name!r} open (its participant "
+        "{op}: too many handles (in all processes) have {queue} open (its participant "
         "table is full); close unused handles and retry",
     ),
     _ffi.ERR_OS: (
         QueueOSError,
         None,  # errno comes from the failed system call
-        "{op}: the operating system failed on queue {name!r}: {detail}",
+        "{op}: the operating system failed on {queue}: {detail}",
     ),
     _ffi.ERR_INTERNAL: (
         InternalError,
@@ -305,15 +307,15 @@ def unlink_refused(status: int, op: str, name: str) -> SegmentError:
 
 def _memory_room() -> str:
     room = _ffi.memory_room()
-    return "any amount" if room >= 2**64 - 1 else f"{room} bytes"
+    return "any amount" if room >= 2**64 - 1 else nbytes(room)
 
 
 def _shm_free() -> str:
     try:
         st = os.statvfs("/dev/shm")
     except OSError:
-        return "an unknown number of"
-    return str(st.f_bavail * st.f_frsize)
+        return "an unknown number of bytes free"
+    return nbytes(st.f_bavail * st.f_frsize, " free")
 
 
 def error_from_status(
@@ -348,8 +350,9 @@ def error_from_status(
         diagnosis=diagnosis,
         advice=advice,
         name=name if name is not None else "?",
+        queue=queue_called(name),
         detail=detail,
-        needed=needed if needed is not None else "an unknown number of",
+        needed=nbytes(needed) if needed is not None else "an unknown number of bytes",
         free=_shm_free() if status == _ffi.ERR_NO_SPACE else "",
         room=_memory_room() if status == _ffi.ERR_NO_SPACE else "",
         status=status,

@@ -37,7 +37,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
-from ._errors import Empty, FastQueueError, Full, InvalidArgumentError, QueueOSError
+from ._errors import (
+    Empty,
+    FastQueueError,
+    Full,
+    InvalidArgumentError,
+    QueueNotFoundError,
+    QueueOSError,
+)
 from ._redis import RedisQueue
 from ._words import count
 from .queue import Queue
@@ -344,15 +351,32 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("source", help="local queue name or Redis URL")
     p.add_argument("dest", help="Redis URL or local queue name")
-    p.add_argument("--batch", type=int, default=256, help="most messages per batch (256)")
     p.add_argument(
-        "--maxsize", type=int, default=0, help="bound on the stream's unacknowledged messages"
+        "--batch", type=int, default=256, help="most messages per batch (default: %(default)s)"
     )
     p.add_argument(
-        "--claim-after", type=float, default=30.0, help="seconds before claiming stale messages"
+        "--maxsize",
+        type=int,
+        default=0,
+        help="bound on the stream's unacknowledged messages (default: %(default)s, no bound)",
     )
-    p.add_argument("--consumer", default=None, help="consumer name (default bridge-<queue>)")
-    p.add_argument("--count", type=int, default=None, help="stop after this many messages")
+    p.add_argument(
+        "--claim-after",
+        type=float,
+        default=30.0,
+        help="seconds before claiming stale messages (default: %(default)s)",
+    )
+    p.add_argument(
+        "--consumer",
+        default=None,
+        help="consumer name in the stream's group (default: bridge-<local queue name>)",
+    )
+    p.add_argument(
+        "--count",
+        type=int,
+        default=None,
+        help="stop after this many messages (default: run until SIGINT/SIGTERM)",
+    )
     p.set_defaults(run=_run)
 
 
@@ -368,8 +392,20 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
             max_messages=args.count,
             progress=sys.stderr,
         )
+    except QueueNotFoundError:
+        local = args.dest if _is_url(args.source) else args.source
+        print(
+            f"{getattr(args, 'prog', 'fastqueue')} bridge: no local queue named {local!r} "
+            "exists; the bridge attaches to an existing queue, so create it first (e.g. "
+            f"fastqueue.Queue({local!r}, element_size=..., capacity=...) in the program that "
+            "uses it), or check the name",
+            file=sys.stderr,
+        )
+        return 1
     except (FastQueueError, ValueError, ImportError, OSError) as exc:
-        print(f"{getattr(args, 'prog', 'fastqueue')} bridge: {exc}", file=sys.stderr)
+        # An OSError's str() starts with "[Errno N]": the sentence alone reads better.
+        text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        print(f"{getattr(args, 'prog', 'fastqueue')} bridge: {text}", file=sys.stderr)
         return 1
     print(report.line(), file=out)
     return 0

@@ -184,7 +184,23 @@ def _state(seg: Segment) -> str:
     return state
 
 
-def _print_ls(segments: list[Segment], show_all: bool, out: TextIO) -> None:
+def _none_found(prefix: str) -> str:
+    """What ``ls`` / ``gc`` say when they find no queue: that none matches the prefix (if some
+    queue exists), or that there are none at all."""
+    if prefix and any(s.kind == "queue" for s in scan()):
+        return f"no fastqueue queue in {SHM_DIR} has a name starting with {prefix!r}"
+    return f"no fastqueue queues in {SHM_DIR}"
+
+
+def _as_json(seg: Segment) -> dict[str, object]:
+    """``seg`` for ``--json``, each figure once: the counters the header fields already give
+    (depth, creator_pid, shutdown, segment_size = file_size) are left out of ``counters``."""
+    data = asdict(seg)
+    data["counters"] = {k: v for k, v in seg.counters.items() if k not in _STAT_FIELDS}
+    return data
+
+
+def _print_ls(segments: list[Segment], show_all: bool, out: TextIO, prefix: str = "") -> None:
     queues = [s for s in segments if s.kind == "queue"]
     unusable = [s for s in segments if s.kind == "unusable"]
     foreign = [s for s in segments if s.kind == "foreign"]
@@ -206,7 +222,7 @@ def _print_ls(segments: list[Segment], show_all: bool, out: TextIO) -> None:
             )
         _table(rows, {1, 2, 3, 4, 6}, out)
     else:
-        print(f"no fastqueue queues in {SHM_DIR}", file=out)
+        print(_none_found(prefix), file=out)
     for s in unusable:
         print(f"{s.name}: cannot be attached: {s.reason}", file=out)
     if foreign:
@@ -294,17 +310,17 @@ def _cmd_ls(args: argparse.Namespace, out: TextIO) -> int:
     segments = scan(args.prefix)
     if args.json:
         shown = segments if args.all else [s for s in segments if s.kind != "foreign"]
-        json.dump([asdict(s) for s in shown], out, indent=2)
+        json.dump([_as_json(s) for s in shown], out, indent=2)
         print(file=out)
     else:
-        _print_ls(segments, args.all, out)
+        _print_ls(segments, args.all, out, args.prefix)
     return 0
 
 
 def _cmd_stat(args: argparse.Namespace, out: TextIO) -> int:
     seg = _probe_queue(args.name)
     if args.json:
-        json.dump(asdict(seg), out, indent=2)
+        json.dump(_as_json(seg), out, indent=2)
         print(file=out)
     else:
         _print_stat(seg, out)
@@ -405,7 +421,7 @@ def _cmd_gc(args: argparse.Namespace, out: TextIO) -> int:
                 f"{uninspected} segment{'s' if uninspected > 1 else ''} could not be inspected "
                 "(listed above)"
             )
-        summary = ", ".join(reasons) or f"no fastqueue queues in {SHM_DIR}"
+        summary = ", ".join(reasons) or _none_found(args.prefix)
         print(f"nothing to remove: {summary}", file=out)
     return 1 if failed else 0
 
@@ -447,10 +463,20 @@ def _parser(prog: str = _PROG) -> argparse.ArgumentParser:
     return parser
 
 
+def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    """The parser of ``command`` (``ls``, ``stat``...)."""
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    found: argparse.ArgumentParser = sub.choices[command]
+    return found
+
+
 def main(argv: Sequence[str] | None = None, prog: str = _PROG) -> int:
     """Runs one command; returns the exit status. ``prog`` is the name messages give the program
     (the name it was run as)."""
-    args = _parser(prog).parse_args(argv)  # exits with 2 on a usage error
+    parser = _parser(prog)
+    args, extra = parser.parse_known_args(argv)  # exits with 2 on a usage error
+    if extra:  # (argparse would blame the top level, and print its usage, not the command's)
+        _subparser(parser, args.command).error(f"unrecognized arguments: {' '.join(extra)}")
     args.prog = prog
     try:
         status: int = args.run(args, sys.stdout)

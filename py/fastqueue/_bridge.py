@@ -395,10 +395,10 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     except QueueNotFoundError:
         local = args.dest if _is_url(args.source) else args.source
         print(
-            f"{getattr(args, 'prog', 'fastqueue')} bridge: no local queue named {local!r} "
-            "exists; the bridge attaches to an existing queue, so create it first (e.g. "
-            f"fastqueue.Queue({local!r}, element_size=..., capacity=...) in the program that "
-            "uses it), or check the name",
+            f"{getattr(args, 'prog', 'fastqueue')} bridge: no queue named {local!r} exists on "
+            "this machine; the bridge attaches to an existing local queue, so create it first "
+            f"(e.g. fastqueue.Queue({local!r}, element_size=..., capacity=...) in the program "
+            "that uses it), or check the name",
             file=sys.stderr,
         )
         return 1

@@ -90,13 +90,14 @@ fmt:
 header-check: build
     FASTQUEUE_LIBRARY="$PWD/target/release/libfastqueue.so" {{python}} -m pytest -q tests/test_header.py
 
-# The API reference from the docstrings (Sphinx autodoc over fastqueue.__all__) into
-# docs/_build/html; any warning, or a public name missing from it, fails the build.
-# Build the API reference into docs/_build/html (warnings are errors).
+# The guide (docs/guide/*.rst, every page taken by glob) and the API reference from the docstrings
+# (Sphinx autodoc over fastqueue.__all__) into docs/_build/html; any warning, or a public name
+# missing from the reference, fails the build.
+# Build the guide and the API reference into docs/_build/html (warnings are errors).
 docs: dev
     rm -rf docs/_build
     {{python}} -m sphinx -W --keep-going -q -b html docs docs/_build/html
-    @echo "API reference: docs/_build/html/index.html"
+    @echo "Docs: docs/_build/html/index.html"
 
 # Race fastqueue against multiprocessing.Queue across processes and print a table.
 demo: _install

@@ -15,7 +15,7 @@ hit all of them alike; messages are 8 bytes. Rows:
 - bridge: a local Queue -> ``fastqueue bridge`` -> the stream -> ``fastqueue bridge`` -> a
   local Queue, the two bridges in processes of their own; from the first put to the last get.
 
-Prints a Markdown table (the README's "Beyond one host" shows one).
+Prints a Markdown table (docs/guide/redis.rst shows one).
 """
 
 from __future__ import annotations

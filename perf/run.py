@@ -7,9 +7,9 @@ Writes perf/results/latest.json (all figures, plus the raw pyperf suite in
 perf/results/same_process.pyperf.json), perf/results/latest.md (the tables),
 perf/results/chart.png (time per put+get vs payload size) and perf/results/topology.png
 (messages/s by producers -> consumers topology, perf/bench_topology.py). The md and png of a full
-run are committed (the README shows them); a --quick run writes latest-quick.* /
-chart-quick.png / topology-quick.png / same_process-quick.pyperf.json instead, which git
-ignores, so iterating never dirties them.
+run are committed (the README and docs/guide/performance.rst show them); a --quick run writes
+latest-quick.* / chart-quick.png / topology-quick.png / same_process-quick.pyperf.json instead,
+which git ignores, so iterating never dirties them.
 
 Each benchmark runs in its own subprocess, so a peer that fails to install, import or run is
 reported as "n/a" instead of ending the run. Queues are interleaved scenario by scenario (and the

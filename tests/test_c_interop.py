@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -21,6 +20,8 @@ from pathlib import Path
 import pytest
 
 import fastqueue
+from _doc_blocks import GUIDE
+from _doc_blocks import blocks as doc_blocks
 from fastqueue import _ffi
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -218,14 +219,14 @@ def test_header_is_self_contained_c99(tmp_path: Path) -> None:
     _compile(cc, ["-std=c99", *STRICT, f"-I{INCLUDE}", "-c", str(src), "-o", str(tmp_path / "o.o")])
 
 
-def test_readme_c_example(tmp_path: Path) -> None:
-    """The C program in README.md compiles with the README's flags, runs and cleans up."""
+def test_guide_c_example(tmp_path: Path) -> None:
+    """The C program of the C guide (docs/guide/c-and-rust.rst) compiles with the guide's flags,
+    runs and cleans up."""
     cc = _require(CC)
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    blocks = re.findall(r"^```c\n(.*?)^```$", readme, re.M | re.S)
-    assert blocks, "README.md has no ```c block"
+    c_blocks = [b for b in doc_blocks(GUIDE / "c-and-rust.rst") if b.lang == "c"]
+    assert c_blocks, "docs/guide/c-and-rust.rst has no C block"
     src = tmp_path / "hello.c"
-    src.write_text(blocks[0], encoding="utf-8")
+    src.write_text(c_blocks[0].code, encoding="utf-8")
     exe = tmp_path / "hello"
     _compile(cc, ["-std=c99", *STRICT, f"-I{INCLUDE}", str(src), "-o", str(exe), *_link_flags()])
     proc = subprocess.run(

@@ -13,6 +13,7 @@ import sys
 import sysconfig
 from pathlib import Path
 from typing import Callable
+from unittest.mock import ANY
 
 import pytest
 
@@ -130,8 +131,36 @@ def test_ls_reports_foreign_and_broken_files_without_failing(qname: NameFactory)
 
 
 def test_ls_with_nothing_to_show(qname: NameFactory) -> None:
-    proc = cli("ls", "--prefix", qname())
-    assert proc.returncode == 0 and "no fastqueue queues" in proc.stdout
+    """A prefix that matches no queue says so (while queues exist), not "no fastqueue queues"."""
+    with Queue(qname(), element_size=8, capacity=1):
+        missing = qname()
+        proc = cli("ls", "--prefix", missing)
+        assert proc.returncode == 0
+        assert f"no fastqueue queue in /dev/shm has a name starting with {missing!r}" in proc.stdout
+        gc = cli("gc", "--dry-run", "--prefix", missing)
+        assert f"has a name starting with {missing!r}" in gc.stdout, gc.stdout
+
+
+def test_ls_and_gc_with_no_queue_at_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fastqueue import _cli
+
+    monkeypatch.setattr(_cli, "SHM_DIR", tmp_path)  # an empty /dev/shm
+    for argv in (["ls"], ["ls", "--prefix", "zzz-"], ["gc", "--dry-run", "--prefix", "zzz-"]):
+        assert _cli.main(argv) == 0
+        out = capsys.readouterr().out
+        assert f"no fastqueue queues in {tmp_path}" in out and "starting with" not in out, argv
+
+
+def test_a_usage_error_of_a_command_prints_that_commands_usage() -> None:
+    proc = cli("ls", "--bogus")
+    assert proc.returncode == 2
+    assert re.search(r"^usage: \S.* ls \[-h\] \[--all\]", proc.stderr, re.M), proc.stderr
+    assert "ls: error: unrecognized arguments: --bogus" in proc.stderr
+    assert "COMMAND" not in proc.stderr  # not the top level's usage
+    proc = cli("stat", "--bogus", "x")
+    assert proc.returncode == 2 and "stat: error: unrecognized arguments: --bogus" in proc.stderr
 
 
 # ------------------------------------------------------------------------------ stat
@@ -156,8 +185,32 @@ def test_stat_prints_header_fields_and_every_counter(qname: NameFactory) -> None
         data = json.loads(cli("stat", "--json", name).stdout)
         assert (data["capacity"], data["element_size"], data["depth"]) == (4, 64, 1)
         assert data["shutdown"] == "yes"
-        assert list(data["counters"]) == list(_ffi.STAT_NAMES)
-        assert data["counters"] == q.stats() | {"empty_hits": data["counters"]["empty_hits"]}
+        # Each figure once in JSON too: counters holds those the fields above do not give.
+        given = {"depth", "creator_pid", "shutdown", "segment_size"}
+        assert list(data["counters"]) == [n for n in _ffi.STAT_NAMES if n not in given]
+        stats = q.stats()
+        assert data["counters"] == {k: v for k, v in stats.items() if k not in given} | {
+            "empty_hits": data["counters"]["empty_hits"]
+        }
+        assert (data["creator_pid"], data["file_size"]) == (
+            stats["creator_pid"],
+            stats["segment_size"],
+        )
+        (listed,) = json.loads(cli("ls", "--json", "--prefix", name).stdout)
+        assert listed["counters"] == data["counters"] | {"empty_hits": ANY}
+
+
+def test_stat_counts_in_the_right_number(qname: NameFactory) -> None:
+    name = qname()
+    with Queue(name, element_size=1, capacity=1) as q:
+        q.put(b"a")
+        out = cli("stat", name).stdout
+    for label, value in (
+        ("capacity", "1 message"),
+        ("element_size", "1 byte"),
+        ("depth", "1 message"),
+    ):
+        assert re.search(rf"^{label} +{value}$", out, re.M), out
 
 
 def test_stat_errors_and_exit_codes(qname: NameFactory) -> None:
@@ -226,7 +279,7 @@ def test_gc_removes_only_queues_no_live_process_uses(qname: NameFactory) -> None
     with Queue(used, element_size=8, capacity=2):
         dry = cli("gc", "--dry-run", "--prefix", prefix)
         assert dry.returncode == 0, dry.stderr
-        assert f"would remove {orphan} (no live process, 1 messages in it" in dry.stdout
+        assert f"would remove {orphan} (no live process, 1 message in it" in dry.stdout
         assert used not in dry.stdout
         assert exists(orphan)
 
@@ -243,7 +296,35 @@ def test_gc_removes_only_queues_no_live_process_uses(qname: NameFactory) -> None
         )
     (SHM / corrupt).unlink()
     nothing = cli("gc", "--prefix", prefix)
-    assert nothing.returncode == 0 and "nothing to remove: no fastqueue queues" in nothing.stdout
+    assert nothing.returncode == 0 and "nothing to remove: no fastqueue queue" in nothing.stdout
+
+
+# ------------------------------------------------------------------------------ bridge
+
+
+def test_a_bridge_without_its_local_queue_says_so(qname: NameFactory) -> None:
+    missing = qname()
+    for args in ((missing, "redis://127.0.0.1:1/0/s"), ("redis://127.0.0.1:1/0/s", missing)):
+        proc = cli("bridge", *args)
+        assert proc.returncode == 1
+        assert "[Errno" not in proc.stderr and "Queue(" not in proc.stderr.split(":")[0]
+        assert f"bridge: no queue named {missing!r} exists on this machine" in proc.stderr
+        assert "create it first" in proc.stderr
+
+
+def test_bridge_help_shows_the_defaults() -> None:
+    from fastqueue import _cli
+
+    proc = cli("bridge", "--help")
+    assert proc.returncode == 0
+    text = " ".join(proc.stdout.split())
+    bridge = _cli._subparser(_cli._parser(), "bridge")
+    options = [a for a in bridge._actions if a.option_strings and a.dest != "help"]
+    assert len(options) >= 5
+    for action in options:
+        assert action.help and "default" in action.help, action.option_strings
+        if action.default is not None:
+            assert f"(default: {action.default}" in text, (action.option_strings, text)
 
 
 # ------------------------------------------------------------------------------ permissions
@@ -401,7 +482,7 @@ def test_stats_names_all_eighteen_counters(qname: NameFactory) -> None:
     assert stats["creator_pid"] == os.getpid() and stats["unfinished"] == 2
 
 
-# ------------------------------------------------------------------------------ the README
+# ------------------------------------------------------------------------------ the guide
 
 
 def _parser_words() -> dict[str, list[str]]:
@@ -434,14 +515,16 @@ def test_usage_lists_every_command() -> None:
         assert f"  {command} " in entry.USAGE, command
 
 
-def test_readme_documents_every_command_and_flag() -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    start = readme.index("## Operations")
-    section = readme[start : readme.index("\n## ", start + 1)]
+def test_the_guide_documents_every_command_and_flag() -> None:
+    """docs/guide/operations.rst has a line per command, and every flag on one of its lines."""
+    from _doc_blocks import GUIDE, blocks
+
+    page = GUIDE / "operations.rst"
+    text = "".join(b.code for b in blocks(page) if b.lang == "sh")
     for command, flags in _parser_words().items():
         invocation = f"fastqueue {command}" if command else "fastqueue"
-        assert re.search(rf"^{invocation}\b", section, re.M), f"README: no `{invocation}`"
+        assert re.search(rf"^{invocation}\b", text, re.M), f"{page.name}: no `{invocation}`"
         for flag in flags:
-            assert re.search(rf"^{invocation}\b.*{flag}\b", section, re.M), (
-                f"README: the command-line section does not document `{invocation} {flag}`"
+            assert re.search(rf"^{invocation}\b.*{flag}\b", text, re.M), (
+                f"{page.name}: the command-line section does not document `{invocation} {flag}`"
             )

@@ -1,9 +1,9 @@
-"""The compatibility promises of README.md ("Compatibility"), each checked where it is kept.
+"""The compatibility promises of docs/guide/compatibility.rst, each checked where it is kept.
 
 * The Python loader refuses a library of another C ABI version (a fake one built here).
 * A C program built against fastqueue.h gets FQ_ERR_VERSION, and a clear description, for a
   segment of another layout version (Python's side of that: tests/test_segments.py).
-* The versions the README states are the ones the header and the library report.
+* The versions the guide states are the ones the header and the library report.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Callable
 import pytest
 
 import fastqueue
+from _doc_blocks import GUIDE
 from fastqueue import _ffi
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,12 +107,11 @@ def test_c_program_gets_err_version_for_another_layout(tmp_path: Path, qname: Na
     assert (SHM / bad).exists(), "refusing a segment must not remove it"
 
 
-def test_readme_states_the_versions_in_force() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("## Compatibility") :]
-    abi = re.search(r"`fq_abi_version\(\)` \(in the library\)\*\*,\s+now (\d+)", section)
-    layout = re.search(r"`fq_layout_version\(\)`\*\*, now (\d+)", section)
-    assert abi and layout, "README's Compatibility section no longer states the versions"
+def test_the_guide_states_the_versions_in_force() -> None:
+    section = (GUIDE / "compatibility.rst").read_text(encoding="utf-8")
+    abi = re.search(r"``fq_abi_version\(\)`` \(in the library\),\s+now (\d+)", section)
+    layout = re.search(r"``fq_layout_version\(\)``, now (\d+)", section)
+    assert abi and layout, "docs/guide/compatibility.rst no longer states the versions"
     assert int(abi.group(1)) == _ffi.abi_version() == _ffi.ABI_VERSION
     assert int(layout.group(1)) == _ffi.layout_version()
     define = re.search(r"#define FQ_ABI_VERSION (\d+)u?", HEADER.read_text())

@@ -55,7 +55,7 @@ fn cname(name: &str) -> Result<CString, Status> {
 /// Whether permission bits `mode` let the group or others read a segment they cannot write.
 /// Such modes are refused: anyone who can read the file can take read locks on any of its
 /// bytes, which would keep participants from taking their (write) liveness locks — read access
-/// would grant the power to deny attaching. Whoever can write can do worse anyway (see README).
+/// would grant the power to deny attaching. Whoever can write can do worse anyway (see docs/guide/security.rst).
 pub fn grants_read_without_write(mode: u32) -> bool {
     mode & 0o060 == 0o040 || mode & 0o006 == 0o004
 }

@@ -37,16 +37,16 @@ from ._errors import (
     TooManyAttachedError,
 )
 from ._paths import include_dir, library_path
-from .objects import JoinableObjectQueue, JoinableQueue, ObjectQueue
+from .objects import JoinableObjectQueue, JoinableQueue, ObjectQueue, Serializer
 from .queue import Queue, WriteSlot, unlink
 
 if TYPE_CHECKING:
-    from ._bridge import bridge
+    from ._bridge import BridgeReport, bridge
     from ._redis import RedisQueue
 
 #: Names made on first use (fastqueue._redis, ._bridge), so that importing fastqueue never needs
 #: the Redis client; RedisQueue itself says what to install when it is missing.
-_LAZY = {"RedisQueue": "._redis", "bridge": "._bridge"}
+_LAZY = {"RedisQueue": "._redis", "bridge": "._bridge", "BridgeReport": "._bridge"}
 
 
 def __getattr__(name: str) -> Any:
@@ -81,6 +81,7 @@ __version__: str = _version()
 
 __all__ = [
     "ArgumentTypeError",
+    "BridgeReport",
     "Empty",
     "FastQueueError",
     "Full",
@@ -99,6 +100,7 @@ __all__ = [
     "QueuePermissionError",
     "RedisQueue",
     "SegmentError",
+    "Serializer",
     "ShutDown",
     "SlotError",
     "SlotInUseError",

@@ -11,8 +11,8 @@ it was run: ``fastqueue`` (the console script) or ``python -m fastqueue``.
 
 To add a subcommand: add its name to :data:`fastqueue._cli.COMMANDS` (and to ``_CLI_COMMANDS``
 below, which must list the same names), its parser and ``_cmd_<name>`` function in ``_cli._parser``,
-a line to ``USAGE`` below, and a line to the README's command table (tests/test_cli.py checks that
-every command and flag of the parser appears in the README).
+a line to ``USAGE`` below, and a line to the command list of docs/guide/operations.rst
+(tests/test_cli.py checks that every command and flag of the parser appears there).
 """
 
 from __future__ import annotations

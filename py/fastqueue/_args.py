@@ -31,6 +31,7 @@ __all__ = [
     "check_timeout",
     "limits_error",
     "not_bytes_like",
+    "one_message_given",
     "slice_ns",
 ]
 
@@ -110,19 +111,38 @@ def check_mode(mode: object) -> int:
             f"mode must be an int such as 0o600, not {type(mode).__name__} ({mode!r})"
         )
     if not 0 <= mode <= 0o777:
-        shown = oct(mode) if mode >= 0 else str(mode)
+        digits = str(mode)
+        if mode > 0o777 and set(digits) <= set("01234567") and int(digits, 8) <= 0o777:
+            # mode=644: the permission bits written without 0o, i.e. as a decimal number.
+            meant = int(digits, 8)
+            refusal = _mode_refusal(meant)
+            also = "" if refusal is None else f" That one is refused too: {refusal}"
+            raise InvalidArgumentError(
+                f"mode={digits} is not allowed: permission bits are octal, and {digits} without "
+                f"the 0o prefix is the decimal number {digits} (= {oct(mode)}, beyond 0o777); "
+                f"did you mean mode=0o{digits}?{also}"
+            )
+        shown = digits if mode < 0 else oct(mode)
         raise InvalidArgumentError(
             f"mode={shown} is not allowed: it must be permission bits in 0..0o777, such as "
             f"0o600 (owner only) or 0o660 (owner and group)"
         )
-    if mode & 0o060 == 0o040 or mode & 0o006 == 0o004:
-        # Read access is enough to take locks on the segment's file, which could lock others out.
-        raise InvalidArgumentError(
-            f"mode={oct(mode)} is not allowed: it lets users read the queue who cannot write it, "
-            "and read access would let them lock others out; use mode=0o600 (owner only), 0o660 "
-            "(and the group) or 0o666 (everyone)"
-        )
+    refusal = _mode_refusal(mode)
+    if refusal is not None:
+        raise InvalidArgumentError(f"mode={oct(mode)} is not allowed: {refusal}")
     return mode
+
+
+def _mode_refusal(mode: int) -> str | None:
+    """Why ``mode`` (in 0..0o777) is refused, or None. Read access is enough to take locks on
+    the segment's file, which could lock others out, so none may read who cannot write."""
+    if mode & 0o060 == 0o040 or mode & 0o006 == 0o004:
+        return (
+            f"{oct(mode)} lets users read the queue who cannot write it, and read access would "
+            "let them lock others out; use mode=0o600 (owner only), 0o660 (and the group) or "
+            "0o666 (everyone)"
+        )
+    return None
 
 
 def slice_ns(remaining: float) -> int:
@@ -147,7 +167,7 @@ def _bytes_needed(size: int, cap: int) -> int:
     return slots_offset + cap * _round_up(16 + size, 64)
 
 
-def limits_error(op: str, name: str, size: int, cap: int) -> Exception | None:
+def limits_error(op: str, name: str | None, size: int, cap: int) -> Exception | None:
     """None if a queue of these sizes is within the library's limits; else the error to raise:
     :class:`~fastqueue.NoSpaceError` with the bytes it would need if they exceed the free shared
     memory (as for any queue too big for it), else InvalidArgumentError naming the limit."""
@@ -170,6 +190,26 @@ def limits_error(op: str, name: str, size: int, cap: int) -> Exception | None:
         )
     return InvalidArgumentError(
         f"{op}: capacity={cap} is not allowed: it must be at most {MAX_CAPACITY} (2**32) messages"
+    )
+
+
+def one_message_given(op: str, items: bytes | bytearray | memoryview | str) -> ArgumentTypeError:
+    """The error for ``put_many(b"...")``: one message (or a str) where a list of messages is
+    expected. Iterating it would give one int (or character) per byte."""
+    kind = type(items).__name__
+    shown = repr(items) if isinstance(items, (bytes, str)) and len(items) <= 16 else "items"
+    if isinstance(items, str):
+        parts = "single characters"
+        fix = f"pass [{shown}.encode()] for one message (or use fastqueue.ObjectQueue)"
+    else:
+        parts = "single bytes, as ints"
+        fix = (
+            f"pass [{shown}] for one message, or put_many({shown}, itemsize=k) for messages of "
+            "k bytes each, back to back"
+        )
+    return ArgumentTypeError(
+        f"{op}: a {kind} object was passed where a list of messages is expected (its items "
+        f"would be {parts}); {fix}"
     )
 
 

@@ -11,12 +11,15 @@ from . import _ffi
 from ._args import check_size as _check_size
 from ._args import check_timeout as _check_timeout
 from ._args import not_bytes_like as _not_bytes_like
+from ._args import one_message_given as _one_message_given
 from ._core import _EMPTY, _FULL, _OK, _TRY_BIAS, QueueCore
 from ._errors import (
     ArgumentTypeError,
     Full,
     InvalidArgumentError,
 )
+from ._words import count as _count
+from ._words import nbytes as _nbytes
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -88,6 +91,8 @@ class BatchMixin(QueueCore):
                 packed[(itemsize, len(data))] = (h.bind_put_packed(lens), len(lens), lens)
         else:
             if type(items) is not list:
+                if isinstance(items, (bytes, bytearray, memoryview, str)):
+                    raise _one_message_given(f"Queue({self._name!r}).put_many", items)
                 try:
                     items = list(items)  # type: ignore[arg-type]
                 except TypeError:
@@ -168,8 +173,8 @@ class BatchMixin(QueueCore):
         n, extra = divmod(len(data), itemsize)
         if extra:
             raise InvalidArgumentError(
-                f"put_many(itemsize={itemsize}): {len(data)} bytes are not a whole number of "
-                f"{itemsize}-byte messages ({extra} left over); nothing was put"
+                f"put_many(itemsize={itemsize}): {_nbytes(len(data))} are not a whole number of "
+                f"{itemsize}-byte messages ({_count(extra, 'byte')} left over); nothing was put"
             )
         cut = _packed_cuts.get((itemsize, len(data)))
         if cut is None:
@@ -234,7 +239,7 @@ class BatchMixin(QueueCore):
         if status == _OK:
             return
         if status == _FULL:
-            full = Full(f"put {put} of {total} items; then the queue stayed full")
+            full = Full(f"put {put} of {_count(total, 'item')}; then the queue stayed full")
             full.done = put  # type: ignore[attr-defined]
             raise full
         if status == _ffi.ERR_TOO_BIG:
@@ -339,7 +344,7 @@ class BatchMixin(QueueCore):
                 return result
         if type(result) is tuple:
             raise InvalidArgumentError(
-                f"Queue({self._name!r}).get_many: the next message is {result[1]} bytes long, "
+                f"Queue({self._name!r}).get_many: the next message is {_nbytes(result[1])} long, "
                 f"not itemsize={k}; it was left in the queue (take it with get())"
             )
         raise self._get_error(result)  # type: ignore[arg-type]  # an int

@@ -37,8 +37,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
-from ._errors import Empty, FastQueueError, Full, InvalidArgumentError, QueueOSError
+from ._errors import (
+    Empty,
+    FastQueueError,
+    Full,
+    InvalidArgumentError,
+    QueueNotFoundError,
+    QueueOSError,
+)
 from ._redis import RedisQueue
+from ._words import count
 from .queue import Queue
 
 __all__ = ["BridgeReport", "add_parser", "bridge"]
@@ -49,9 +57,12 @@ _SLICE = 0.2
 
 @dataclasses.dataclass
 class BridgeReport:
-    """What one run of the bridge did."""
+    """What one run of the bridge did: what :func:`fastqueue.bridge` returns, and what
+    ``fastqueue bridge`` prints (:meth:`line`) when it stops."""
 
+    #: The SOURCE the bridge took from (a local queue name or a Redis URL).
     source: str
+    #: The DEST the bridge delivered to.
     dest: str
     #: Messages delivered to DEST.
     moved: int = 0
@@ -64,6 +75,7 @@ class BridgeReport:
     lost: int = 0
     #: Messages put back into the local SOURCE queue because the stream refused them at stop.
     returned: int = 0
+    #: How long the bridge ran, in seconds.
     seconds: float = 0.0
 
     @property
@@ -75,8 +87,9 @@ class BridgeReport:
         """The one-line report the command prints."""
         back = f", {self.returned} put back into {self.source!r}" if self.returned else ""
         return (
-            f"bridge {self.source} -> {self.dest}: moved {self.moved} messages in {self.batches} "
-            f"batches in {self.seconds:.1f} s ({self.rate:,.0f} msg/s); duplicates "
+            f"bridge {self.source} -> {self.dest}: moved {count(self.moved, 'message')} in "
+            f"{count(self.batches, 'batch', 'batches')} in {self.seconds:.1f} s "
+            f"({self.rate:,.0f} msg/s); duplicates "
             f"{self.duplicates}, lost {self.lost}{back}"
         )
 
@@ -115,7 +128,8 @@ class _Progress:
             return
         self.next = now + 0.5
         rate = self.report.moved / max(now - self.start, 1e-9)
-        self.out.write(f"\r{self.report.moved:,} messages, {rate:,.0f} msg/s   ")
+        moved = self.report.moved
+        self.out.write(f"\r{moved:,} message{'' if moved == 1 else 's'}, {rate:,.0f} msg/s   ")
         self.out.flush()
 
     def done(self) -> None:
@@ -337,15 +351,32 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("source", help="local queue name or Redis URL")
     p.add_argument("dest", help="Redis URL or local queue name")
-    p.add_argument("--batch", type=int, default=256, help="most messages per batch (256)")
     p.add_argument(
-        "--maxsize", type=int, default=0, help="bound on the stream's unacknowledged messages"
+        "--batch", type=int, default=256, help="most messages per batch (default: %(default)s)"
     )
     p.add_argument(
-        "--claim-after", type=float, default=30.0, help="seconds before claiming stale messages"
+        "--maxsize",
+        type=int,
+        default=0,
+        help="bound on the stream's unacknowledged messages (default: %(default)s, no bound)",
     )
-    p.add_argument("--consumer", default=None, help="consumer name (default bridge-<queue>)")
-    p.add_argument("--count", type=int, default=None, help="stop after this many messages")
+    p.add_argument(
+        "--claim-after",
+        type=float,
+        default=30.0,
+        help="seconds before claiming stale messages (default: %(default)s)",
+    )
+    p.add_argument(
+        "--consumer",
+        default=None,
+        help="consumer name in the stream's group (default: bridge-<local queue name>)",
+    )
+    p.add_argument(
+        "--count",
+        type=int,
+        default=None,
+        help="stop after this many messages (default: run until SIGINT/SIGTERM)",
+    )
     p.set_defaults(run=_run)
 
 
@@ -361,8 +392,20 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
             max_messages=args.count,
             progress=sys.stderr,
         )
+    except QueueNotFoundError:
+        local = args.dest if _is_url(args.source) else args.source
+        print(
+            f"{getattr(args, 'prog', 'fastqueue')} bridge: no queue named {local!r} exists on "
+            "this machine; the bridge attaches to an existing local queue, so create it first "
+            f"(e.g. fastqueue.Queue({local!r}, element_size=..., capacity=...) in the program "
+            "that uses it), or check the name",
+            file=sys.stderr,
+        )
+        return 1
     except (FastQueueError, ValueError, ImportError, OSError) as exc:
-        print(f"{getattr(args, 'prog', 'fastqueue')} bridge: {exc}", file=sys.stderr)
+        # An OSError's str() starts with "[Errno N]": the sentence alone reads better.
+        text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        print(f"{getattr(args, 'prog', 'fastqueue')} bridge: {text}", file=sys.stderr)
         return 1
     print(report.line(), file=out)
     return 0

@@ -17,7 +17,8 @@ error. Messages name the program as it was run (``prog``, from ``__main__.progra
 
 Adding a command: its name in :data:`COMMANDS` (and in ``__main__._CLI_COMMANDS``), a parser in
 :func:`_parser` whose ``run`` default is a ``_cmd_<name>(args, out) -> int`` function (raise
-:class:`_Fail` for an error the user should read), a line in ``__main__.USAGE`` and in the README.
+:class:`_Fail` for an error the user should read), a line in ``__main__.USAGE`` and in
+docs/guide/operations.rst.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from typing import Final, TextIO
 
 from . import _ffi
 from ._diagnose import diagnose
+from ._words import count
 
 __all__ = ["COMMANDS", "Segment", "main", "probe", "scan"]
 
@@ -182,7 +184,23 @@ def _state(seg: Segment) -> str:
     return state
 
 
-def _print_ls(segments: list[Segment], show_all: bool, out: TextIO) -> None:
+def _none_found(prefix: str) -> str:
+    """What ``ls`` / ``gc`` say when they find no queue: that none matches the prefix (if some
+    queue exists), or that there are none at all."""
+    if prefix and any(s.kind == "queue" for s in scan()):
+        return f"no fastqueue queue in {SHM_DIR} has a name starting with {prefix!r}"
+    return f"no fastqueue queues in {SHM_DIR}"
+
+
+def _as_json(seg: Segment) -> dict[str, object]:
+    """``seg`` for ``--json``, each figure once: the counters the header fields already give
+    (depth, creator_pid, shutdown, segment_size = file_size) are left out of ``counters``."""
+    data = asdict(seg)
+    data["counters"] = {k: v for k, v in seg.counters.items() if k not in _STAT_FIELDS}
+    return data
+
+
+def _print_ls(segments: list[Segment], show_all: bool, out: TextIO, prefix: str = "") -> None:
     queues = [s for s in segments if s.kind == "queue"]
     unusable = [s for s in segments if s.kind == "unusable"]
     foreign = [s for s in segments if s.kind == "foreign"]
@@ -204,7 +222,7 @@ def _print_ls(segments: list[Segment], show_all: bool, out: TextIO) -> None:
             )
         _table(rows, {1, 2, 3, 4, 6}, out)
     else:
-        print(f"no fastqueue queues in {SHM_DIR}", file=out)
+        print(_none_found(prefix), file=out)
     for s in unusable:
         print(f"{s.name}: cannot be attached: {s.reason}", file=out)
     if foreign:
@@ -229,9 +247,9 @@ def _print_stat(seg: Segment, out: TextIO) -> None:
     rows = [
         ["name", seg.name],
         ["path", str(SHM_DIR / seg.name)],
-        ["capacity", f"{seg.capacity} messages"],
-        ["element_size", f"{seg.element_size} bytes"],
-        ["depth", f"{seg.depth} messages"],
+        ["capacity", count(seg.capacity, "message")],
+        ["element_size", count(seg.element_size, "byte")],
+        ["depth", count(seg.depth, "message")],
         ["segment_size", f"{seg.file_size} bytes ({_human(seg.disk_size)} on disk)"],
         ["mode", f"{seg.mode} (owner uid {seg.owner_uid})"],
         ["creator_pid", f"{seg.creator_pid} ({running})"],
@@ -292,17 +310,17 @@ def _cmd_ls(args: argparse.Namespace, out: TextIO) -> int:
     segments = scan(args.prefix)
     if args.json:
         shown = segments if args.all else [s for s in segments if s.kind != "foreign"]
-        json.dump([asdict(s) for s in shown], out, indent=2)
+        json.dump([_as_json(s) for s in shown], out, indent=2)
         print(file=out)
     else:
-        _print_ls(segments, args.all, out)
+        _print_ls(segments, args.all, out, args.prefix)
     return 0
 
 
 def _cmd_stat(args: argparse.Namespace, out: TextIO) -> int:
     seg = _probe_queue(args.name)
     if args.json:
-        json.dump(asdict(seg), out, indent=2)
+        json.dump(_as_json(seg), out, indent=2)
         print(file=out)
     else:
         _print_stat(seg, out)
@@ -382,7 +400,7 @@ def _cmd_gc(args: argparse.Namespace, out: TextIO) -> int:
             in_use += 1
             continue
         found += 1
-        lost = f", {seg.depth} messages in it" if seg.depth else ""
+        lost = f", {count(seg.depth, 'message')} in it" if seg.depth else ""
         what = f"{seg.name} (no live process{lost}, {_human(seg.disk_size)})"
         if args.dry_run:
             print(f"would remove {what}", file=out)
@@ -403,7 +421,7 @@ def _cmd_gc(args: argparse.Namespace, out: TextIO) -> int:
                 f"{uninspected} segment{'s' if uninspected > 1 else ''} could not be inspected "
                 "(listed above)"
             )
-        summary = ", ".join(reasons) or f"no fastqueue queues in {SHM_DIR}"
+        summary = ", ".join(reasons) or _none_found(args.prefix)
         print(f"nothing to remove: {summary}", file=out)
     return 1 if failed else 0
 
@@ -445,10 +463,20 @@ def _parser(prog: str = _PROG) -> argparse.ArgumentParser:
     return parser
 
 
+def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    """The parser of ``command`` (``ls``, ``stat``...)."""
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    found: argparse.ArgumentParser = sub.choices[command]
+    return found
+
+
 def main(argv: Sequence[str] | None = None, prog: str = _PROG) -> int:
     """Runs one command; returns the exit status. ``prog`` is the name messages give the program
     (the name it was run as)."""
-    args = _parser(prog).parse_args(argv)  # exits with 2 on a usage error
+    parser = _parser(prog)
+    args, extra = parser.parse_known_args(argv)  # exits with 2 on a usage error
+    if extra:  # (argparse would blame the top level, and print its usage, not the command's)
+        _subparser(parser, args.command).error(f"unrecognized arguments: {' '.join(extra)}")
     args.prog = prog
     try:
         status: int = args.run(args, sys.stdout)

@@ -24,6 +24,7 @@ from ._errors import (
     QueueClosedError,
     error_from_status,
 )
+from ._words import nbytes
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -74,8 +75,9 @@ class QueueCore:
 
     def _too_big(self, n: int) -> MessageTooBigError:
         return MessageTooBigError(
-            f"message of {n} bytes is longer than queue {self._name!r}'s element_size of "
-            f"{self._element_size} bytes"
+            f"Queue({self._name!r}): a message of {nbytes(n)} is longer than the queue's "
+            f"element_size of {nbytes(self._element_size)}; split it into smaller messages, or "
+            f"use a queue created with element_size={n} or more"
         )
 
     def _put_error(self, status: int, n: int | None = None) -> Exception:

@@ -4,7 +4,7 @@ For each workload (many small messages, then a few large ones) and each queue, a
 process puts ``count`` messages of ``size`` bytes, one blocking ``put`` each, and this process
 gets them, one blocking ``get`` each. Both queues are bounded to the same capacity.
 
-What the clock measures is the transport, the way the README's benchmarks measure it
+What the clock measures is the transport, the way the guide's benchmarks measure it
 (perf/bench_cross.py, "throughput" and "frames"), so that its figures can be set beside them: it
 runs from the moment the producer is told to start until the last message has been received;
 starting the process and building the messages (before the start line) are not timed. Every byte
@@ -274,7 +274,7 @@ def _print_table(results: Sequence[Result], out: TextIO) -> None:
     print(
         "msgs/s, MB/s and time: moving the messages from one spawned producer process to this\n"
         "process, one blocking put and one blocking get each, both queues bounded to the same\n"
-        "capacity (how the README's cross-process benchmarks measure it; they use 8 B messages).\n"
+        "capacity (how the cross-process benchmarks of perf/ measure it; they use 8 B messages).\n"
         "ratio = multiprocessing.Queue's time / this queue's time (higher is faster).\n"
         "check: the time spent checking every byte of every message against what was sent, not\n"
         "counted in time (in Python, one by one, it would cost more than the queue itself).\n"

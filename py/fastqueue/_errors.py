@@ -20,6 +20,7 @@ from typing import Final
 
 from . import _ffi
 from ._diagnose import EMPTY_FILE, NEVER_FINISHED, OTHER_VERSION, SHM_DIR, Diagnosis, diagnose
+from ._words import nbytes, queue_called
 
 __all__ = [
     "ArgumentTypeError",
@@ -48,8 +49,10 @@ __all__ = [
 class FastQueueError(Exception):
     """Base class of every exception fastqueue raises on purpose.
 
-    ``status`` is the library's status code (an ``FQ_*`` value of fastqueue.h), 0 for errors
-    found by the Python package itself (a rejected argument, a closed handle).
+    ``status`` is the library's status code for the failure (an ``FQ_*`` value of fastqueue.h):
+    each class's own code, the same whether the library or the Python package found it, and 0
+    where the library has none (a wrong type, a closed handle, a zero-copy slot misused). Each
+    class below says which.
     """
 
     status: int = 0
@@ -75,22 +78,32 @@ class ShutDown(FastQueueError, _StdShutDown):  # type: ignore[misc,valid-type]
     """The queue was shut down (:meth:`Queue.shutdown`, by any process): puts fail at once, gets
     fail once the queue is drained. A subclass of ``queue.ShutDown`` on Python >= 3.13."""
 
+    status = _ffi.SHUTDOWN
+
 
 class QueueExistsError(FastQueueError, FileExistsError):
     """Creating a queue whose name is already taken."""
+
+    status = _ffi.ERR_EXISTS
 
 
 class QueueNotFoundError(FastQueueError, FileNotFoundError):
     """Attaching to, or unlinking, a queue name that does not exist."""
 
+    status = _ffi.ERR_NOT_FOUND
+
 
 class QueuePermissionError(FastQueueError, PermissionError):
     """The operating system refused access to the segment (its permission bits)."""
+
+    status = _ffi.ERR_PERMISSION
 
 
 class NoSpaceError(FastQueueError, OSError):
     """Not enough shared memory for the segment (``/dev/shm`` full, or a size limit); the
     message says how many bytes it needs."""
+
+    status = _ffi.ERR_NO_SPACE
 
 
 class SegmentError(FastQueueError):
@@ -102,15 +115,21 @@ class SegmentError(FastQueueError):
 class TooManyAttachedError(FastQueueError):
     """The queue's participant table is full: too many processes have it open."""
 
+    status = _ffi.ERR_TOO_MANY
+
 
 class MessageTooBigError(FastQueueError, ValueError):
     """A message longer than the queue's element_size."""
+
+    status = _ffi.ERR_TOO_BIG
 
 
 class InvalidArgumentError(FastQueueError, ValueError):
     """An argument with a value out of range (a size, a name, a timeout, a mode...), or a call
     the queue's state does not allow (``task_done()`` too often). The message names the
     argument, the value given and what is allowed."""
+
+    status = _ffi.ERR_INVALID
 
 
 class ArgumentTypeError(FastQueueError, TypeError):
@@ -132,7 +151,10 @@ class SlotInUseError(SlotError, BufferError):
 
 
 class QueueOSError(FastQueueError, OSError):
-    """Another operating-system error; ``errno`` is set."""
+    """Another operating-system error; ``errno`` is set. (RedisQueue's, a server it cannot
+    reach, have ``status`` 0: the library has no part in them.)"""
+
+    status = _ffi.ERR_OS
 
 
 class InternalError(FastQueueError):
@@ -144,13 +166,14 @@ _UNLINK_HINT: Final = (
 )
 
 # The one table: status -> (exception class, errno for OSError subclasses or None, message).
-# Messages are str.format templates over: op (what was being done), name (queue name or "?"),
+# Messages are str.format templates over: op (what was being done), name (queue name), queue
+# ("queue 'jobs'", or "the queue" when the name is not known),
 # detail (the library's own sentence for the status), needed / free (NO_SPACE only).
 _TABLE: Final[dict[int, tuple[type[FastQueueError], int | None, str]]] = {
     _ffi.SHUTDOWN: (
         ShutDown,
         None,
-        "{op}: queue {name!r} was shut down",
+        "{op}: {queue} was shut down",
     ),
     _ffi.ERR_NULL: (
         InternalError,
@@ -189,16 +212,16 @@ _TABLE: Final[dict[int, tuple[type[FastQueueError], int | None, str]]] = {
     _ffi.ERR_PERMISSION: (
         QueuePermissionError,
         errno.EACCES,
-        "{op}: the operating system refused access to queue {name!r} ({detail}); run as the "
+        "{op}: the operating system refused access to {queue} ({detail}); run as the "
         "user that created it, or have it created with a wider mode= (e.g. mode=0o660)",
     ),
     _ffi.ERR_NO_SPACE: (
         NoSpaceError,
         errno.ENOSPC,
-        "{op}: not enough shared memory for queue {name!r}: it needs {needed} bytes, while "
-        "/dev/shm has {free} bytes free and memory can give {room} (what the machine and this "
-        "process's memory cgroup have available, less a safety margin, so that creating the "
-        "queue never wakes the OOM killer); use a smaller element_size or capacity, remove "
+        "{op}: not enough shared memory for {queue}: it needs {needed}, while "
+        "/dev/shm has {free} and memory can give {room}, that is what the machine and this "
+        "process's memory cgroup have available less a safety margin, so that creating the "
+        "queue never wakes the OOM killer; use a smaller element_size or capacity, remove "
         "unused queues (fastqueue.unlink), free memory, or enlarge /dev/shm",
     ),
     # The three segment statuses: what is wrong comes from the diagnosis of the file
@@ -221,13 +244,13 @@ _TABLE: Final[dict[int, tuple[type[FastQueueError], int | None, str]]] = {
     _ffi.ERR_TOO_MANY: (
         TooManyAttachedError,
         None,
-        "{op}: too many handles (in all processes) have queue {name!r} open (its participant "
+        "{op}: too many handles (in all processes) have {queue} open (its participant "
         "table is full); close unused handles and retry",
     ),
     _ffi.ERR_OS: (
         QueueOSError,
         None,  # errno comes from the failed system call
-        "{op}: the operating system failed on queue {name!r}: {detail}",
+        "{op}: the operating system failed on {queue}: {detail}",
     ),
     _ffi.ERR_INTERNAL: (
         InternalError,
@@ -284,15 +307,15 @@ def unlink_refused(status: int, op: str, name: str) -> SegmentError:
 
 def _memory_room() -> str:
     room = _ffi.memory_room()
-    return "any amount" if room >= 2**64 - 1 else f"{room} bytes"
+    return "any amount" if room >= 2**64 - 1 else nbytes(room)
 
 
 def _shm_free() -> str:
     try:
         st = os.statvfs("/dev/shm")
     except OSError:
-        return "an unknown number of"
-    return str(st.f_bavail * st.f_frsize)
+        return "an unknown number of bytes free"
+    return nbytes(st.f_bavail * st.f_frsize, " free")
 
 
 def error_from_status(
@@ -327,8 +350,9 @@ def error_from_status(
         diagnosis=diagnosis,
         advice=advice,
         name=name if name is not None else "?",
+        queue=queue_called(name),
         detail=detail,
-        needed=needed if needed is not None else "an unknown number of",
+        needed=nbytes(needed) if needed is not None else "an unknown number of bytes",
         free=_shm_free() if status == _ffi.ERR_NO_SPACE else "",
         room=_memory_room() if status == _ffi.ERR_NO_SPACE else "",
         status=status,

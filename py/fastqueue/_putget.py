@@ -16,6 +16,7 @@ from ._errors import (
     InvalidArgumentError,
 )
 from ._ffi import u64_arg as _u64_arg
+from ._words import nbytes
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -228,8 +229,8 @@ class PutGetMixin(QueueCore):
             return length
         if status == _ffi.ERR_BUFFER:
             raise InvalidArgumentError(
-                f"Queue({self._name!r}).get_into: the next message is {length} bytes long, the "
-                f"buffer only {cap}; pass a buffer of at least {length} bytes (the message was "
-                f"left in the queue)"
+                f"Queue({self._name!r}).get_into: the next message is {nbytes(length)} long, the "
+                f"buffer only {nbytes(cap)}; pass a buffer of at least {nbytes(length)} (the "
+                f"message was left in the queue)"
             )
         raise self._get_error(status)

@@ -43,6 +43,7 @@ from . import _ffi
 from ._args import check_size as _check_size
 from ._args import check_timeout as _check_timeout
 from ._errors import ArgumentTypeError, Full, InvalidArgumentError, MessageTooBigError
+from ._words import count, nbytes
 from .queue import Queue
 
 if TYPE_CHECKING:
@@ -195,8 +196,9 @@ class ObjectQueue(Queue):
                 total += raw.nbytes
         if total > self._element_size:
             raise MessageTooBigError(
-                f"object encodes to {total} bytes, more than queue {self._name!r}'s "
-                f"element_size of {self._element_size} bytes"
+                f"ObjectQueue({self._name!r}).put: the object encodes to {nbytes(total)}, more "
+                f"than the queue's element_size of {nbytes(self._element_size)}; create the "
+                f"queue with element_size={total} or more, or put smaller objects"
             )
         return parts, total
 
@@ -350,7 +352,8 @@ class ObjectQueue(Queue):
 
             status = self._blocking(h, write, _FULL, block, left)
             if status == _FULL:
-                full = Full(f"put {done} of {len(encoded)} items; then the queue stayed full")
+                items = count(len(encoded), "item")
+                full = Full(f"put {done} of {items}; then the queue stayed full")
                 full.done = done  # type: ignore[attr-defined]
                 raise full
             if status != _OK:

@@ -61,7 +61,7 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, _aio.AsyncMixin):
     ``Queue(name=None, element_size=None, capacity=None, create=True, *, mode=0o600)``
 
     With ``create=True`` (the default) a new queue is made that holds up to ``capacity`` messages
-    of 0..``element_size`` bytes each (both are ints >= 1; capacity need not be a power of two).
+    of 0 to ``element_size`` bytes each (both are ints >= 1; capacity need not be a power of two).
     ``name=None`` picks a unique name (see :attr:`name`). The segment gets permission bits
     ``mode``. This handle *owns* the name: closing or collecting it removes the name (processes
     still attached keep working). Raises ``FileExistsError`` if the name is taken.
@@ -106,9 +106,10 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, _aio.AsyncMixin):
                     for arg, value in (("element_size", element_size), ("capacity", capacity))
                     if value is None
                 )
+                were = "were" if " and " in missing else "was"
                 raise InvalidArgumentError(
                     f"Queue(create=True) needs element_size= (largest message in bytes) and "
-                    f"capacity= (number of messages), and {missing} was not given; to attach "
+                    f"capacity= (number of messages), and {missing} {were} not given; to attach "
                     f"to an existing queue pass create=False"
                 )
             size = _check_size(element_size, "element_size")
@@ -117,9 +118,9 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, _aio.AsyncMixin):
             if name is not None:
                 bare, raw = _check_name(name)
             too_big = _limits_error(
-                f"Queue({'...' if name is None else bare!r}, element_size={size}, "
+                f"Queue({'' if name is None else f'{bare!r}, '}element_size={size}, "
                 f"capacity={cap}, create=True)",
-                "?" if name is None else bare,
+                None if name is None else bare,
                 size,
                 cap,
             )

@@ -945,8 +945,12 @@ impl Queue {
         let s = &h.stats.0;
         // ORDERING: Acquire, as in `unfinished`.
         let tail = h.tail.0.load(Ordering::Acquire);
+        // Saturating: the counters are in shared memory, so hostile values must not overflow.
         // ORDERING: as above.
-        let gone = s.skipped.load(Ordering::Acquire) + s.lost.load(Ordering::Acquire);
+        let gone = s
+            .skipped
+            .load(Ordering::Acquire)
+            .saturating_add(s.lost.load(Ordering::Acquire));
         tail.saturating_sub(gone).saturating_sub(done)
     }
 

@@ -200,7 +200,7 @@ def scan(prefix: str = "") -> list[Segment]:
             out.append(probe(name))
         except FileNotFoundError:  # removed meanwhile
             continue
-        except Exception as exc:  # noqa: BLE001 - one hostile file must not stop the listing
+        except Exception as exc:  # one hostile file must not stop the listing
             why = f"impossible to inspect ({type(exc).__name__}: {exc})"
             out.append(Segment(name=name, kind="unusable", reason=why))
     return out

@@ -21,6 +21,22 @@
 //! and 1/16 keeps a small container (a 512 MiB cgroup keeps 32 MiB) usable while a big machine
 //! keeps a fixed 256 MiB. The figures are read from the files on every creation (never cached),
 //! so that a test can stand a small `/proc/meminfo` in front of the real one.
+//!
+//! **Concurrent creators.** A check followed by a reservation is a race: two creators that check
+//! at the same instant both see the same room and together take twice what it allows (the OOM
+//! killer then kills a creator, or a bystander). So every fastqueue creator on the machine makes
+//! the check and the reservation one step, under the *guard lock* ([`GuardLock`]): an
+//! open-file-description write lock on [`GUARD_LOCK_PATH`], a file in `/dev/shm` (where every
+//! creator can write) that anyone may open for writing (mode 0666, set by whoever creates it).
+//! Under the lock a creator checks ([`check`]), reserves (`posix_fallocate`: the pages are then
+//! charged to its cgroup and counted out of `MemAvailable`), and checks again ([`still_fits`]):
+//! if the sources no longer keep their margin (something else allocated meanwhile), it undoes
+//! the reservation and fails with [`Status::NoSpace`]. The next creator's check sees the pages.
+//! The kernel drops the lock when its holder dies. Since anyone can take it, a hostile holder
+//! could stall creation: a creator waits at most [`GUARD_WAIT`] for it and then fails with
+//! [`Status::Os`] and `ETIMEDOUT`, naming nothing it could not know (it never reserves without
+//! the lock: the guarantee is never silently dropped). A lock file that cannot be used (a
+//! symbolic link, not a regular file, unwritable) fails creation the same way, with its errno.
 
 use crate::Status;
 use std::path::{Path, PathBuf};
@@ -176,6 +192,122 @@ pub fn check(size: u64) -> Result<(), Status> {
         Err(Status::NoSpace)
     } else {
         Ok(())
+    }
+}
+
+/// Whether every source still keeps its margin, checked once a reservation was made (its
+/// pages are then counted as used): `false` means the reservation must be undone.
+pub fn still_fits() -> bool {
+    [machine(), cgroup()]
+        .into_iter()
+        .flatten()
+        .all(|s| s.room >= s.margin())
+}
+
+/// The file whose lock serialises every creator's check and reservation, NUL-terminated.
+pub const GUARD_LOCK_PATH: &[u8] = b"/dev/shm/.fq-guard.lock\0";
+
+/// The longest a creator waits for the guard lock (a reservation takes milliseconds per
+/// hundred MiB; only a stuck or hostile holder keeps it longer).
+pub const GUARD_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The guard lock, held until dropped (closing the descriptor drops the lock).
+pub struct GuardLock {
+    fd: libc::c_int,
+}
+
+impl Drop for GuardLock {
+    fn drop(&mut self) {
+        // SAFETY: fd is ours; closing its only descriptor releases the OFD lock.
+        unsafe { libc::close(self.fd) };
+    }
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// Sets errno to `e` and returns the status creation fails with when the guard is unusable.
+fn guard_error(e: i32) -> Status {
+    // SAFETY: __errno_location returns this thread's errno.
+    unsafe { *libc::__errno_location() = e };
+    match e {
+        libc::EACCES | libc::EPERM => Status::Permission,
+        _ => Status::Os,
+    }
+}
+
+/// Opens the guard lock file, creating it (mode 0666) if missing. It is opened without
+/// `O_CREAT` first: in a sticky directory (`fs.protected_regular`) `O_CREAT` on another user's
+/// file is refused even when its mode allows writing.
+fn open_guard() -> Result<libc::c_int, Status> {
+    let path = GUARD_LOCK_PATH.as_ptr().cast();
+    let flags = libc::O_RDWR | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
+    for _ in 0..16 {
+        // SAFETY: the path is NUL-terminated.
+        let fd = unsafe { libc::open(path, flags) };
+        let fd = if fd >= 0 {
+            fd
+        } else if errno() == libc::ENOENT {
+            // SAFETY: as above; O_EXCL: exactly one creator makes it.
+            let fd = unsafe { libc::open(path, flags | libc::O_CREAT | libc::O_EXCL, 0o666) };
+            if fd < 0 && errno() == libc::EEXIST {
+                continue; // made meanwhile: open it as it is
+            }
+            if fd >= 0 {
+                // The umask narrowed the mode: every user's creators must be able to lock it.
+                // SAFETY: fd is ours.
+                unsafe { libc::fchmod(fd, 0o666) };
+            }
+            fd
+        } else {
+            -1
+        };
+        if fd < 0 {
+            return Err(guard_error(errno()));
+        }
+        // SAFETY: a zeroed stat is a valid out-parameter; fd is valid.
+        let mut st: libc::stat = unsafe { core::mem::zeroed() };
+        // SAFETY: as above.
+        if unsafe { libc::fstat(fd, &mut st) } != 0 || st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            // SAFETY: fd is ours.
+            unsafe { libc::close(fd) };
+            return Err(guard_error(libc::EINVAL));
+        }
+        return Ok(fd);
+    }
+    Err(guard_error(libc::EAGAIN))
+}
+
+/// Takes the guard lock (see the module's documentation), waiting up to [`GUARD_WAIT`]
+/// (`FASTQUEUE_TEST_HOOK_GUARD_WAIT_MS` shortens it, for tests).
+pub fn lock() -> Result<GuardLock, Status> {
+    let wait = std::env::var("FASTQUEUE_TEST_HOOK_GUARD_WAIT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(GUARD_WAIT, std::time::Duration::from_millis);
+    let guard = GuardLock { fd: open_guard()? };
+    let deadline = std::time::Instant::now() + wait;
+    let mut pause = std::time::Duration::from_micros(200);
+    loop {
+        // SAFETY: a zeroed flock is a valid value; the fields that matter are set below.
+        let mut fl: libc::flock = unsafe { core::mem::zeroed() };
+        fl.l_type = libc::F_WRLCK as libc::c_short;
+        fl.l_whence = libc::SEEK_SET as libc::c_short;
+        fl.l_len = 1;
+        // SAFETY: fd is valid; fl is a valid flock (l_pid 0, as OFD locks require).
+        if unsafe { libc::fcntl(guard.fd, libc::F_OFD_SETLK, &mut fl) } == 0 {
+            return Ok(guard);
+        }
+        let e = errno();
+        if e != libc::EAGAIN && e != libc::EACCES && e != libc::EINTR {
+            return Err(guard_error(e)); // (drops `guard`)
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(guard_error(libc::ETIMEDOUT));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_millis(10));
     }
 }
 

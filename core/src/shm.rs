@@ -239,6 +239,8 @@ impl Mapping {
     pub fn create(size: u64, mode: u32) -> Result<(Mapping, Unpublished), Status> {
         let len = usize::try_from(size).map_err(|_| Status::Invalid)?;
         let off = libc::off_t::try_from(size).map_err(|_| Status::Invalid)?;
+        // The check and the reservation are one step among all creators (see `memlimit`).
+        let guard = crate::memlimit::lock()?;
         crate::memlimit::check(size)?;
         let mode = mode & 0o777;
         let (fd, temp) = match open_tmpfile(mode) {
@@ -263,6 +265,11 @@ impl Mapping {
         if rc != 0 {
             return fail(status_of(rc));
         }
+        // Checked again now that the pages are counted: closing the file frees them.
+        if !crate::memlimit::still_fits() {
+            return fail(Status::NoSpace);
+        }
+        drop(guard); // the next creator's check sees these pages
         Ok((Self::map(fd, len)?, temp))
     }
 

@@ -81,7 +81,7 @@ def test_forked_child_without_an_entry_gets_an_error_and_cannot_jam_the_queue(
                     except fastqueue.TooManyAttachedError as exc:
                         os.write(w, b"E" + str(exc).encode()[:2000])
                         time.sleep(3600)
-                    except BaseException as exc:  # noqa: BLE001 - reported to the parent
+                    except BaseException as exc:  # reported to the parent
                         os.write(w, b"X" + repr(exc).encode()[:2000])
                 finally:
                     os._exit(3)

@@ -13,6 +13,7 @@ costs nothing per handle (it cost seconds with 1,024 handles when each was re-at
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -22,9 +23,10 @@ from typing import Callable
 
 import pytest
 
+import _stress_workers as w
 import fastqueue
 from _procs import checkout_env
-from fastqueue import Queue
+from fastqueue import Queue, _ffi
 
 NameFactory = Callable[[], str]
 
@@ -148,3 +150,38 @@ def test_the_child_attaches_once_an_entry_is_free_again(qname: NameFactory) -> N
             _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
         assert q.get(timeout=10) == b"from the child"
+
+
+@pytest.mark.timeout(60)
+def test_an_inherited_c_handle_refuses_to_act_in_the_child(qname: NameFactory) -> None:
+    """Through the C ABI: a handle inherited through fork is the parent's participant, so in
+    the child every call on it but fq_clone and fq_close fails with FQ_ERR_TOO_MANY (it used to
+    put and get under the parent's identity); its clone works."""
+    name = qname()
+    lib = w.raw()
+    with Queue(name, element_size=64, capacity=4) as q:
+        inherited = q._h._ptr  # type: ignore[union-attr]
+        r, wfd = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(r)
+                got = [lib.fq_put(inherited, b"parent's identity", 17, 0)]
+                clone = ctypes.c_void_p()
+                got.append(lib.fq_clone(inherited, ctypes.byref(clone)))
+                got.append(lib.fq_put(clone, b"own identity", 12, 0))
+                lib.fq_close(clone)
+                os.write(wfd, " ".join(map(str, got)).encode())
+            finally:
+                os._exit(0)
+        os.close(wfd)
+        try:
+            report = os.read(r, 100).decode()
+        finally:
+            os.close(r)
+            os.waitpid(pid, 0)
+        assert report == f"{_ffi.ERR_TOO_MANY} {_ffi.OK} {_ffi.OK}", report
+        assert q.get(timeout=10) == b"own identity"
+        assert q.qsize() == 0
+        q.put(b"parent still works")
+        assert q.get_nowait() == b"parent still works"

@@ -367,6 +367,35 @@ mod tests {
     }
 
     #[test]
+    fn cgroup_v1_files_are_read_and_unlimited_is_no_limit() {
+        let base = std::env::temp_dir().join(format!("fq-memlimit-v1-{}", std::process::id()));
+        let leaf = base.join("leaf");
+        std::fs::create_dir_all(&leaf).unwrap();
+        let write = |dir: &Path, limit: u64, usage: u64| {
+            std::fs::write(dir.join("memory.limit_in_bytes"), format!("{limit}\n")).unwrap();
+            std::fs::write(dir.join("memory.usage_in_bytes"), format!("{usage}\n")).unwrap();
+        };
+        let v1 = |l: &str| l.parse::<u64>().map_or(true, |v| v >= 1 << 62);
+        write(&base, 9_223_372_036_854_771_712, 1 << 30); // v1's "unlimited"
+        write(&leaf, 512 << 20, 120 << 20);
+        let (limit, usage) = ("memory.limit_in_bytes", "memory.usage_in_bytes");
+        let s = cgroup_levels(&base, &leaf, limit, usage, v1).unwrap();
+        assert_eq!((s.room, s.total), (392 << 20, 512 << 20));
+        assert_eq!(s.allows(), 360 << 20); // a 512 MiB cgroup keeps 32 MiB
+        write(&leaf, 9_223_372_036_854_771_712, 0);
+        assert!(cgroup_levels(&base, &leaf, limit, usage, v1).is_none());
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn the_guard_lock_is_taken_and_released() {
+        let first = lock().unwrap();
+        drop(first); // closing the descriptor releases it
+        let again = lock().unwrap();
+        drop(again);
+    }
+
+    #[test]
     fn this_machine_has_some_room() {
         assert!(room() > 0);
     }

@@ -26,17 +26,16 @@
 //! at the same instant both see the same room and together take twice what it allows (the OOM
 //! killer then kills a creator, or a bystander). So every fastqueue creator on the machine makes
 //! the check and the reservation one step, under the *guard lock* ([`GuardLock`]): an
-//! open-file-description write lock on [`GUARD_LOCK_PATH`], a file in `/dev/shm` (where every
-//! creator can write) that anyone may open for writing (mode 0666, set by whoever creates it).
-//! Under the lock a creator checks ([`check`]), reserves (`posix_fallocate`: the pages are then
+//! exclusive `flock` on the `/dev/shm` directory itself, which every creator can open
+//! (read-only is enough), no user can remove or replace, and which leaves no file behind. Under
+//! the lock a creator checks ([`check`]), reserves (`posix_fallocate`: the pages are then
 //! charged to its cgroup and counted out of `MemAvailable`), and checks again ([`still_fits`]):
 //! if the sources no longer keep their margin (something else allocated meanwhile), it undoes
 //! the reservation and fails with [`Status::NoSpace`]. The next creator's check sees the pages.
 //! The kernel drops the lock when its holder dies. Since anyone can take it, a hostile holder
 //! could stall creation: a creator waits at most [`GUARD_WAIT`] for it and then fails with
-//! [`Status::Os`] and `ETIMEDOUT`, naming nothing it could not know (it never reserves without
-//! the lock: the guarantee is never silently dropped). A lock file that cannot be used (a
-//! symbolic link, not a regular file, unwritable) fails creation the same way, with its errno.
+//! [`Status::Os`] and `ETIMEDOUT` (it never reserves without the lock: the guarantee is never
+//! silently dropped).
 
 use crate::Status;
 use std::path::{Path, PathBuf};
@@ -204,8 +203,8 @@ pub fn still_fits() -> bool {
         .all(|s| s.room >= s.margin())
 }
 
-/// The file whose lock serialises every creator's check and reservation, NUL-terminated.
-pub const GUARD_LOCK_PATH: &[u8] = b"/dev/shm/.fq-guard.lock\0";
+/// The directory whose lock serialises every creator's check and reservation, NUL-terminated.
+pub const GUARD_LOCK_PATH: &[u8] = b"/dev/shm\0";
 
 /// The longest a creator waits for the guard lock (a reservation takes milliseconds per
 /// hundred MiB; only a stuck or hostile holder keeps it longer).
@@ -218,7 +217,7 @@ pub struct GuardLock {
 
 impl Drop for GuardLock {
     fn drop(&mut self) {
-        // SAFETY: fd is ours; closing its only descriptor releases the OFD lock.
+        // SAFETY: fd is ours; closing its only descriptor releases the flock.
         unsafe { libc::close(self.fd) };
     }
 }
@@ -237,48 +236,6 @@ fn guard_error(e: i32) -> Status {
     }
 }
 
-/// Opens the guard lock file, creating it (mode 0666) if missing. It is opened without
-/// `O_CREAT` first: in a sticky directory (`fs.protected_regular`) `O_CREAT` on another user's
-/// file is refused even when its mode allows writing.
-fn open_guard() -> Result<libc::c_int, Status> {
-    let path = GUARD_LOCK_PATH.as_ptr().cast();
-    let flags = libc::O_RDWR | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
-    for _ in 0..16 {
-        // SAFETY: the path is NUL-terminated.
-        let fd = unsafe { libc::open(path, flags) };
-        let fd = if fd >= 0 {
-            fd
-        } else if errno() == libc::ENOENT {
-            // SAFETY: as above; O_EXCL: exactly one creator makes it.
-            let fd = unsafe { libc::open(path, flags | libc::O_CREAT | libc::O_EXCL, 0o666) };
-            if fd < 0 && errno() == libc::EEXIST {
-                continue; // made meanwhile: open it as it is
-            }
-            if fd >= 0 {
-                // The umask narrowed the mode: every user's creators must be able to lock it.
-                // SAFETY: fd is ours.
-                unsafe { libc::fchmod(fd, 0o666) };
-            }
-            fd
-        } else {
-            -1
-        };
-        if fd < 0 {
-            return Err(guard_error(errno()));
-        }
-        // SAFETY: a zeroed stat is a valid out-parameter; fd is valid.
-        let mut st: libc::stat = unsafe { core::mem::zeroed() };
-        // SAFETY: as above.
-        if unsafe { libc::fstat(fd, &mut st) } != 0 || st.st_mode & libc::S_IFMT != libc::S_IFREG {
-            // SAFETY: fd is ours.
-            unsafe { libc::close(fd) };
-            return Err(guard_error(libc::EINVAL));
-        }
-        return Ok(fd);
-    }
-    Err(guard_error(libc::EAGAIN))
-}
-
 /// Takes the guard lock (see the module's documentation), waiting up to [`GUARD_WAIT`]
 /// (`FASTQUEUE_TEST_HOOK_GUARD_WAIT_MS` shortens it, for tests).
 pub fn lock() -> Result<GuardLock, Status> {
@@ -286,21 +243,26 @@ pub fn lock() -> Result<GuardLock, Status> {
         .ok()
         .and_then(|v| v.parse().ok())
         .map_or(GUARD_WAIT, std::time::Duration::from_millis);
-    let guard = GuardLock { fd: open_guard()? };
+    // SAFETY: the path is NUL-terminated.
+    let fd = unsafe {
+        libc::open(
+            GUARD_LOCK_PATH.as_ptr().cast(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(guard_error(errno()));
+    }
+    let guard = GuardLock { fd };
     let deadline = std::time::Instant::now() + wait;
     let mut pause = std::time::Duration::from_micros(200);
     loop {
-        // SAFETY: a zeroed flock is a valid value; the fields that matter are set below.
-        let mut fl: libc::flock = unsafe { core::mem::zeroed() };
-        fl.l_type = libc::F_WRLCK as libc::c_short;
-        fl.l_whence = libc::SEEK_SET as libc::c_short;
-        fl.l_len = 1;
-        // SAFETY: fd is valid; fl is a valid flock (l_pid 0, as OFD locks require).
-        if unsafe { libc::fcntl(guard.fd, libc::F_OFD_SETLK, &mut fl) } == 0 {
+        // SAFETY: fd is a valid descriptor.
+        if unsafe { libc::flock(guard.fd, libc::LOCK_EX | libc::LOCK_NB) } == 0 {
             return Ok(guard);
         }
         let e = errno();
-        if e != libc::EAGAIN && e != libc::EACCES && e != libc::EINTR {
+        if e != libc::EWOULDBLOCK && e != libc::EINTR {
             return Err(guard_error(e)); // (drops `guard`)
         }
         if std::time::Instant::now() >= deadline {

@@ -43,9 +43,6 @@ SHM_DIR: Final = Path("/dev/shm")
 #: The subcommands (``__main__`` routes these here).
 COMMANDS: Final = ("ls", "stat", "rm", "gc", "bridge")
 
-#: The lock file every creator takes (core/src/memlimit.rs): fastqueue's own, not a segment.
-_GUARD_LOCK: Final = ".fq-guard.lock"
-
 #: The program name when none is given (``main(prog=...)`` gets the name it was run as).
 _PROG: Final = "fastqueue"
 
@@ -197,7 +194,7 @@ def scan(prefix: str = "") -> list[Segment]:
         return []
     out = []
     for name in names:
-        if not name.startswith(prefix) or name == _GUARD_LOCK:
+        if not name.startswith(prefix):
             continue
         try:
             out.append(probe(name))

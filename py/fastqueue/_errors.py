@@ -285,9 +285,9 @@ def unlink_refused(status: int, op: str, name: str) -> SegmentError:
 #: Why creation timed out: the lock that makes every creator's memory check and reservation one
 #: step (core/src/memlimit.rs) stayed held.
 _GUARD_TIMEOUT: Final = (
-    " (another process held fastqueue's creation lock /dev/shm/.fq-guard.lock for 10 seconds, so "
-    "the room for the queue could not be checked and reserved safely; retry, and if it keeps "
-    "happening find the process that holds it, e.g. with `fuser /dev/shm/.fq-guard.lock`)"
+    " (another process held fastqueue's creation lock, an exclusive flock on /dev/shm, for 10 "
+    "seconds, so the room for the queue could not be checked and reserved safely; retry, and if "
+    "it keeps happening find the process that holds it: the FLOCK lines of /proc/locks name it)"
 )
 
 

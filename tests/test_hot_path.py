@@ -261,13 +261,16 @@ def test_batches_in_a_forked_child_use_the_childs_handle(qname: NameFactory) -> 
 def test_hot_path_after_close_and_after_fork(qname: NameFactory) -> None:
     """The hot path's bound library calls follow the handle: closed, put and get raise
     ValueError (never touch a freed handle); in a forked child they use the child's own handle
-    (so that recovery can tell the child from the parent)."""
+    (so that recovery can tell the child from the parent), attached at the child's first use."""
     q = Queue(qname(), element_size=8, capacity=4)
     q.put(b"one")
+    parent_ptr = q._h._ptr  # type: ignore[union-attr]
     pid = os.fork()
     if pid == 0:  # the child: exit code 0 if its hot path is bound to its own handle
-        ok = q._try_put.handle is q._h and all(take.handle is q._h for _, take in q._rx)
-        q.put(b"child")
+        q.put(b"child")  # the first use attaches the child's own handle
+        h = q._h
+        ok = h is not None and h._ptr != parent_ptr
+        ok = ok and q._try_put.handle is h and all(take.handle is h for _, take in q._rx)
         os._exit(0 if ok and q.get() == b"one" else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0

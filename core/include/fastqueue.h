@@ -35,9 +35,11 @@
  *    a call that starts after fq_close() began, and a second fq_close() of the same handle use
  *    freed memory: undefined behaviour, as with free(). Stop such threads first (after
  *    fq_shutdown(), puts return FQ_SHUTDOWN, and gets do once the queue is drained).
- *  - Processes: handles are per process. After fork() the child should fq_clone() each inherited
- *    handle and fq_close() the inherited one (it may keep using inherited handles for put/get,
- *    but crash recovery cannot then tell the child from the parent).
+ *  - Processes: handles are per process. After fork() the child must fq_clone() each inherited
+ *    handle it wants to use and fq_close() the inherited one: an inherited handle is the
+ *    parent's participant (if the child died mid-claim through it, crash recovery could not tell
+ *    the child from the parent and the slot would stay claimed while the parent lives), so in
+ *    the child it refuses every call but fq_clone() and fq_close() with FQ_ERR_TOO_MANY.
  *  - Ownership: a handle from fq_create(), fq_open(), fq_clone() or fq_observe() is owned by the
  *    caller and freed by fq_close(); those functions write *out only on success. Buffers passed
  *    in stay the caller's: the library copies what it needs before returning and keeps no
@@ -165,8 +167,9 @@ int32_t fq_open(const char *name, fq_queue **out);
  * A new handle on the same segment as `q`, with its own identity for crash recovery, even if the
  * name was unlinked. In a child after fork(): clone each inherited handle, then fq_close() the
  * inherited one (closing an inherited handle in the child never disturbs the parent). `q` stays
- * valid and the caller's. Returns FQ_OK, FQ_ERR_NULL, FQ_ERR_TOO_MANY, or an error of fq_open()
- * reopening the segment (e.g. FQ_ERR_OS).
+ * valid and the caller's. Returns FQ_OK, FQ_ERR_NULL, FQ_ERR_TOO_MANY (the participant table has
+ * no entry for a new handle: the child then has no handle it may use; retry later), or an error
+ * of fq_open() reopening the segment (e.g. FQ_ERR_OS).
  */
 int32_t fq_clone(const fq_queue *q, fq_queue **out);
 

@@ -144,8 +144,13 @@ pub unsafe extern "C" fn fq_open(name: *const c_char, out: *mut *mut fq_queue) -
 #[no_mangle]
 pub unsafe extern "C" fn fq_clone(q: *const fq_queue, out: *mut *mut fq_queue) -> i32 {
     guard(|| {
-        // SAFETY: forwarded contract.
-        let q = unsafe { queue(q) }?.try_clone()?;
+        // SAFETY: per the contract, a non-NULL q points to a live fq_queue. (Not `queue(q)`: a
+        // forked child clones the handles it inherited, which refuse every other call.)
+        let q = unsafe { q.as_ref() }
+            .ok_or(Status::Null)?
+            .0
+            .check_open_for_clone()?
+            .try_clone()?;
         // SAFETY: forwarded contract.
         unsafe { store(out, Box::into_raw(Box::new(fq_queue(q)))) }
     })

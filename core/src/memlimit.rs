@@ -21,6 +21,21 @@
 //! and 1/16 keeps a small container (a 512 MiB cgroup keeps 32 MiB) usable while a big machine
 //! keeps a fixed 256 MiB. The figures are read from the files on every creation (never cached),
 //! so that a test can stand a small `/proc/meminfo` in front of the real one.
+//!
+//! **Concurrent creators.** A check followed by a reservation is a race: two creators that check
+//! at the same instant both see the same room and together take twice what it allows (the OOM
+//! killer then kills a creator, or a bystander). So every fastqueue creator on the machine makes
+//! the check and the reservation one step, under the *guard lock* ([`GuardLock`]): an
+//! exclusive `flock` on the `/dev/shm` directory itself, which every creator can open
+//! (read-only is enough), no user can remove or replace, and which leaves no file behind. Under
+//! the lock a creator checks ([`check`]), reserves (`posix_fallocate`: the pages are then
+//! charged to its cgroup and counted out of `MemAvailable`), and checks again ([`still_fits`]):
+//! if the sources no longer keep their margin (something else allocated meanwhile), it undoes
+//! the reservation and fails with [`Status::NoSpace`]. The next creator's check sees the pages.
+//! The kernel drops the lock when its holder dies. Since anyone can take it, a hostile holder
+//! could stall creation: a creator waits at most [`GUARD_WAIT`] for it and then fails with
+//! [`Status::Os`] and `ETIMEDOUT` (it never reserves without the lock: the guarantee is never
+//! silently dropped).
 
 use crate::Status;
 use std::path::{Path, PathBuf};
@@ -179,6 +194,85 @@ pub fn check(size: u64) -> Result<(), Status> {
     }
 }
 
+/// Whether every source still keeps its margin, checked once a reservation was made (its
+/// pages are then counted as used): `false` means the reservation must be undone.
+pub fn still_fits() -> bool {
+    [machine(), cgroup()]
+        .into_iter()
+        .flatten()
+        .all(|s| s.room >= s.margin())
+}
+
+/// The directory whose lock serialises every creator's check and reservation, NUL-terminated.
+pub const GUARD_LOCK_PATH: &[u8] = b"/dev/shm\0";
+
+/// The longest a creator waits for the guard lock (a reservation takes milliseconds per
+/// hundred MiB; only a stuck or hostile holder keeps it longer).
+pub const GUARD_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The guard lock, held until dropped (closing the descriptor drops the lock).
+pub struct GuardLock {
+    fd: libc::c_int,
+}
+
+impl Drop for GuardLock {
+    fn drop(&mut self) {
+        // SAFETY: fd is ours; closing its only descriptor releases the flock.
+        unsafe { libc::close(self.fd) };
+    }
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// Sets errno to `e` and returns the status creation fails with when the guard is unusable.
+fn guard_error(e: i32) -> Status {
+    // SAFETY: __errno_location returns this thread's errno.
+    unsafe { *libc::__errno_location() = e };
+    match e {
+        libc::EACCES | libc::EPERM => Status::Permission,
+        _ => Status::Os,
+    }
+}
+
+/// Takes the guard lock (see the module's documentation), waiting up to [`GUARD_WAIT`]
+/// (`FASTQUEUE_TEST_HOOK_GUARD_WAIT_MS` shortens it, for tests).
+pub fn lock() -> Result<GuardLock, Status> {
+    let wait = std::env::var("FASTQUEUE_TEST_HOOK_GUARD_WAIT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(GUARD_WAIT, std::time::Duration::from_millis);
+    // SAFETY: the path is NUL-terminated.
+    let fd = unsafe {
+        libc::open(
+            GUARD_LOCK_PATH.as_ptr().cast(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(guard_error(errno()));
+    }
+    let guard = GuardLock { fd };
+    let deadline = std::time::Instant::now() + wait;
+    let mut pause = std::time::Duration::from_micros(200);
+    loop {
+        // SAFETY: fd is a valid descriptor.
+        if unsafe { libc::flock(guard.fd, libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(guard);
+        }
+        let e = errno();
+        if e != libc::EWOULDBLOCK && e != libc::EINTR {
+            return Err(guard_error(e)); // (drops `guard`)
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(guard_error(libc::ETIMEDOUT));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_millis(10));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,6 +326,35 @@ mod tests {
         write(&leaf, "max", 0);
         assert!(cgroup_levels(&base, &leaf, "memory.max", "memory.current", v2).is_none());
         std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn cgroup_v1_files_are_read_and_unlimited_is_no_limit() {
+        let base = std::env::temp_dir().join(format!("fq-memlimit-v1-{}", std::process::id()));
+        let leaf = base.join("leaf");
+        std::fs::create_dir_all(&leaf).unwrap();
+        let write = |dir: &Path, limit: u64, usage: u64| {
+            std::fs::write(dir.join("memory.limit_in_bytes"), format!("{limit}\n")).unwrap();
+            std::fs::write(dir.join("memory.usage_in_bytes"), format!("{usage}\n")).unwrap();
+        };
+        let v1 = |l: &str| l.parse::<u64>().map_or(true, |v| v >= 1 << 62);
+        write(&base, 9_223_372_036_854_771_712, 1 << 30); // v1's "unlimited"
+        write(&leaf, 512 << 20, 120 << 20);
+        let (limit, usage) = ("memory.limit_in_bytes", "memory.usage_in_bytes");
+        let s = cgroup_levels(&base, &leaf, limit, usage, v1).unwrap();
+        assert_eq!((s.room, s.total), (392 << 20, 512 << 20));
+        assert_eq!(s.allows(), 360 << 20); // a 512 MiB cgroup keeps 32 MiB
+        write(&leaf, 9_223_372_036_854_771_712, 0);
+        assert!(cgroup_levels(&base, &leaf, limit, usage, v1).is_none());
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn the_guard_lock_is_taken_and_released() {
+        let first = lock().unwrap();
+        drop(first); // closing the descriptor releases it
+        let again = lock().unwrap();
+        drop(again);
     }
 
     #[test]

@@ -44,8 +44,33 @@ pub struct Queue {
     geo: Geometry,
     me: u32,
     pid: u32,
+    /// [`fork_generation`] when this handle attached: a different value now means the process
+    /// is a child forked since, and the handle its parent's participant (see `check_open`).
+    forks: u32,
     /// Calls in flight through the C ABI, and whether the handle is closing (see `gate`).
     gate: Gate,
+}
+
+/// How many times this process or its ancestors forked since the library was first used here
+/// (see [`fork_generation`]).
+static FORKS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+extern "C" fn count_fork_in_child() {
+    // ORDERING: Relaxed: the child has one thread at this point; later loads are in it.
+    FORKS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The fork generation of this process: a `pthread_atfork` child handler (registered once,
+/// at the first attach) counts the forks, so that a handle inherited through `fork` can tell
+/// it is in a child (one load, no system call on the hot path).
+fn fork_generation() -> u32 {
+    static REGISTER: std::sync::Once = std::sync::Once::new();
+    REGISTER.call_once(|| {
+        // SAFETY: registers a handler that only increments an atomic (async-signal-safe).
+        unsafe { libc::pthread_atfork(None, None, Some(count_fork_in_child)) };
+    });
+    // ORDERING: Relaxed: see count_fork_in_child.
+    FORKS.load(Ordering::Relaxed)
 }
 
 fn cname(name: &str) -> Result<CString, Status> {
@@ -189,6 +214,7 @@ impl Queue {
             geo,
             me: OBSERVER,
             pid: std::process::id(),
+            forks: 0, // (not checked: an observer acts as nobody)
             gate: Gate::default(),
         })
     }
@@ -264,6 +290,7 @@ impl Queue {
             geo,
             me: u32::MAX,
             pid: std::process::id(),
+            forks: fork_generation(),
             gate: Gate::default(),
         };
         let start = attach_hint() % MAX_PARTICIPANTS;
@@ -363,8 +390,25 @@ impl Queue {
     /// call through the C ABI makes first. It registers nothing: a call is counted as in flight
     /// (see `gate`) only while it waits ([`Queue::waiting`]), so the calls that do not wait pay
     /// no atomic read-modify-write for `fq_close`'s sake.
+    ///
+    /// In a child forked since this handle attached, the handle is its parent's participant:
+    /// acting through it, the child would share the parent's identity (a claim it dies in could
+    /// not be recovered while the parent lives), so every call but [`Queue::try_clone`] and
+    /// closing fails with [`Status::TooMany`] there (the child needs an entry of its own).
     #[inline]
     pub fn check_open(&self) -> Result<&Queue, Status> {
+        let q = self.check_open_for_clone()?;
+        // ORDERING: Relaxed: see count_fork_in_child.
+        if self.me != OBSERVER && self.forks != FORKS.load(Ordering::Relaxed) {
+            return Err(Status::TooMany);
+        }
+        Ok(q)
+    }
+
+    /// [`Queue::check_open`] without the fork check: for `fq_clone`, which a forked child calls
+    /// on the handles it inherited.
+    #[inline]
+    pub fn check_open_for_clone(&self) -> Result<&Queue, Status> {
         if self.gate.is_closing() {
             Err(Status::Closed)
         } else {
@@ -945,8 +989,12 @@ impl Queue {
         let s = &h.stats.0;
         // ORDERING: Acquire, as in `unfinished`.
         let tail = h.tail.0.load(Ordering::Acquire);
+        // Saturating: the counters are in shared memory, so hostile values must not overflow.
         // ORDERING: as above.
-        let gone = s.skipped.load(Ordering::Acquire) + s.lost.load(Ordering::Acquire);
+        let gone = s
+            .skipped
+            .load(Ordering::Acquire)
+            .saturating_add(s.lost.load(Ordering::Acquire));
         tail.saturating_sub(gone).saturating_sub(done)
     }
 

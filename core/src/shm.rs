@@ -239,6 +239,8 @@ impl Mapping {
     pub fn create(size: u64, mode: u32) -> Result<(Mapping, Unpublished), Status> {
         let len = usize::try_from(size).map_err(|_| Status::Invalid)?;
         let off = libc::off_t::try_from(size).map_err(|_| Status::Invalid)?;
+        // The check and the reservation are one step among all creators (see `memlimit`).
+        let guard = crate::memlimit::lock()?;
         crate::memlimit::check(size)?;
         let mode = mode & 0o777;
         let (fd, temp) = match open_tmpfile(mode) {
@@ -263,6 +265,11 @@ impl Mapping {
         if rc != 0 {
             return fail(status_of(rc));
         }
+        // Checked again now that the pages are counted: closing the file frees them.
+        if !crate::memlimit::still_fits() {
+            return fail(Status::NoSpace);
+        }
+        drop(guard); // the next creator's check sees these pages
         Ok((Self::map(fd, len)?, temp))
     }
 
@@ -656,43 +663,119 @@ pub fn unlink_same(name: &CStr, map: &Mapping) -> Result<(), Status> {
     if (there.st_dev, there.st_ino) != (ours.st_dev, ours.st_ino) {
         return Err(Status::NotFound);
     }
-    // SAFETY: `name` is a valid NUL-terminated string.
-    if unsafe { libc::shm_unlink(name.as_ptr()) } == 0 {
-        Ok(())
-    } else {
-        Err(status_of(errno()))
+    // The same check again on the file that was moved out of the name (see `remove_if`).
+    remove_if(path, |moved| {
+        // SAFETY: a zeroed stat is a valid out-parameter.
+        let mut st: libc::stat = unsafe { core::mem::zeroed() };
+        // SAFETY: `moved` is NUL-terminated; st is a valid out-pointer.
+        if unsafe { libc::lstat(moved.as_ptr(), &mut st) } != 0 {
+            return Err(status_of(errno()));
+        }
+        if (st.st_dev, st.st_ino) == (ours.st_dev, ours.st_ino) {
+            Ok(())
+        } else {
+            Err(Status::NotFound)
+        }
+    })
+}
+
+/// Prefix of the private directories [`remove_if`] makes in `/dev/shm` for an instant.
+pub const UNLINK_DIR_PREFIX: &str = ".fq-unlink-";
+
+/// Removes the file at `path` (in [`SHM_DIR`]) only if `accept` approves it, with no window
+/// between the check and the removal: Linux removes by name, and a name can be swapped (by the
+/// file's owner, even in the sticky `/dev/shm`) between any check and the `unlink`. So the name
+/// is first *moved* (`rename`, atomic) into a directory this process has just made (mode 0700,
+/// so nobody else can reach what is inside), `accept` checks the file that was moved, there,
+/// and it is unlinked there, or put back under its name if refused (`link`, which never
+/// replaces a file; if the name was taken meanwhile, the file stays under `<name>.fq-kept-<n>`
+/// rather than being lost). Renaming needs what unlinking needs (in a sticky directory: owning
+/// the file, or root), so nothing is allowed that was refused before. While the file is moved
+/// the name does not exist: an attach at that instant finds no queue, as it would an instant
+/// later. A process killed in between leaves the directory behind (`.fq-unlink-*`). Where no
+/// directory can be made, it falls back to checking the name and then removing it.
+fn remove_if(path: &CStr, accept: impl FnOnce(&CStr) -> Result<(), Status>) -> Result<(), Status> {
+    let dir_len = SHM_DIR.len() - 1;
+    let mut dir = [0u8; 64];
+    let template = b"/.fq-unlink-XXXXXX\0";
+    dir[..dir_len].copy_from_slice(&SHM_DIR[..dir_len]);
+    dir[dir_len..dir_len + template.len()].copy_from_slice(template);
+    // SAFETY: `dir` is a NUL-terminated template ending in XXXXXX, which mkdtemp fills in.
+    if unsafe { libc::mkdtemp(dir.as_mut_ptr().cast()) }.is_null() {
+        // No directory can be made (no inode left in /dev/shm...): check the name, then remove
+        // it, in two steps, as before (only the file's owner or root can swap it in between).
+        accept(path)?;
+        // SAFETY: `path` is NUL-terminated.
+        return if unsafe { libc::unlink(path.as_ptr()) } == 0 {
+            Ok(())
+        } else {
+            Err(status_of(errno()))
+        };
     }
+    let dir_end = dir_len + template.len() - 1;
+    let mut moved = dir;
+    moved[dir_end..dir_end + 3].copy_from_slice(b"/s\0");
+    let (dir, moved) = (
+        CStr::from_bytes_until_nul(&dir).map_err(|_| Status::Internal)?,
+        CStr::from_bytes_until_nul(&moved).map_err(|_| Status::Internal)?,
+    );
+    // SAFETY: both paths are NUL-terminated; `moved` does not exist in the new directory.
+    let result = if unsafe { libc::rename(path.as_ptr(), moved.as_ptr()) } != 0 {
+        Err(status_of(errno()))
+    } else {
+        let verdict = accept(moved);
+        if verdict.is_err() && !put_back(moved, path) {
+            // Neither removed nor put back: leave it where it is (the directory stays).
+            return verdict;
+        }
+        // SAFETY: `moved` is NUL-terminated: removing the name in our own directory.
+        if verdict.is_ok() && unsafe { libc::unlink(moved.as_ptr()) } != 0 {
+            let e = errno();
+            let _ = put_back(moved, path);
+            Err(status_of(e))
+        } else {
+            verdict
+        }
+    };
+    // SAFETY: `dir` is NUL-terminated; it is empty by now (else rmdir fails and it stays).
+    unsafe { libc::rmdir(dir.as_ptr()) };
+    result
+}
+
+/// Puts the file at `moved` back under `path` without replacing anything there (`link` then
+/// `unlink`); if `path` was taken meanwhile, under `<path>.fq-kept-<n>`. `false` if it stays.
+fn put_back(moved: &CStr, path: &CStr) -> bool {
+    // SAFETY: both paths are NUL-terminated.
+    let mut linked = unsafe { libc::link(moved.as_ptr(), path.as_ptr()) } == 0;
+    let mut n = 0u32;
+    while !linked && errno() == libc::EEXIST && n < 100 {
+        let mut kept = path.to_bytes().to_vec();
+        kept.extend_from_slice(format!(".fq-kept-{n}").as_bytes());
+        let Ok(kept) = std::ffi::CString::new(kept) else {
+            return false;
+        };
+        // SAFETY: both paths are NUL-terminated.
+        linked = unsafe { libc::link(moved.as_ptr(), kept.as_ptr()) } == 0;
+        n += 1;
+    }
+    // SAFETY: `moved` is NUL-terminated; it has another name now.
+    linked && unsafe { libc::unlink(moved.as_ptr()) } == 0
 }
 
 /// Removes the name `name` (already normalised) if it names a fastqueue segment (of any layout
 /// version); anything else fails ([`Status::BadSegment`], or [`Status::NotReady`] for an empty
 /// or zeroed file) and stays. `force` removes whatever the name holds.
 ///
-/// The check and the removal are two steps: the file is identified through a descriptor, then
-/// the name is looked up again right before `shm_unlink` and must still lead to the same inode.
-/// What remains is the instant between that last look-up and the unlink; `/dev/shm` is sticky,
-/// so only the owner of the file there (or root) can swap it in that instant.
+/// The file is identified through a descriptor first (what is not a segment is refused without
+/// touching the name); then the name is moved into a private directory and the file that was
+/// moved is identified again there, and removed only if it is still a segment: no window between
+/// the check and the removal, even if the file's owner swaps names in a loop (see `remove_if`).
 pub fn unlink(name: &CStr, force: bool) -> Result<(), Status> {
     if !force {
         let mut buf = [0u8; 8 + 256];
         let path = shm_path(name, &mut buf)?;
-        let mut tries = 0;
-        loop {
-            let id = identify(path)?;
-            // SAFETY: a zeroed stat is a valid out-parameter.
-            let mut st: libc::stat = unsafe { core::mem::zeroed() };
-            // SAFETY: path is NUL-terminated; st is a valid out-pointer.
-            if unsafe { libc::lstat(path.as_ptr(), &mut st) } != 0 {
-                return Err(status_of(errno()));
-            }
-            if (st.st_dev as u64, st.st_ino as u64) == id {
-                break;
-            }
-            tries += 1;
-            if tries == 3 {
-                return Err(Status::BadSegment); // the name keeps changing under us
-            }
-        }
+        identify(path)?;
+        return remove_if(path, |moved| identify(moved).map(|_| ()));
     }
     // SAFETY: `name` is a valid NUL-terminated string.
     if unsafe { libc::shm_unlink(name.as_ptr()) } == 0 {

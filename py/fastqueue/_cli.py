@@ -77,8 +77,15 @@ class Segment:
         return self.live_processes > 0
 
 
+#: The largest process id Linux hands out (PID_MAX_LIMIT on 64-bit; /proc/sys/kernel/pid_max
+#: can only be lowered below it). A creator_pid outside 1..this is no pid: the segment is corrupt.
+_PID_MAX_LIMIT: Final = 1 << 22
+#: Entries of the participant table (core/src/layout.rs, MAX_PARTICIPANTS).
+_MAX_PARTICIPANTS: Final = 1024
+
+
 def _pid_running(pid: int) -> bool | None:
-    if pid <= 0:
+    if not 1 <= pid <= _PID_MAX_LIMIT:  # a hostile value: os.kill would raise OverflowError
         return None
     try:
         os.kill(pid, 0)
@@ -86,9 +93,40 @@ def _pid_running(pid: int) -> bool | None:
         return False
     except PermissionError:
         return True
-    except OSError:
+    except (OSError, OverflowError, ValueError):
         return None
     return True
+
+
+def _corruption(seg: Segment, counters: dict[str, int]) -> str:
+    """Why the figures an observer read from a segment cannot be a queue's, or "" if they can.
+    Every field is hostile input (anyone who can write the file wrote it); the library
+    validated the geometry, this checks what the command line uses besides."""
+    pid = counters.get("creator_pid", 0)
+    if not 1 <= pid <= _PID_MAX_LIMIT:
+        return f"its creator_pid field holds {pid}, which is no process id"
+    if seg.capacity < 1 or seg.element_size < 0:
+        return f"its capacity ({seg.capacity}) or element size ({seg.element_size}) is impossible"
+    if not 0 <= seg.depth <= seg.capacity:
+        return f"its depth ({seg.depth}) does not fit its capacity ({seg.capacity})"
+    if not 0 <= seg.live_processes <= _MAX_PARTICIPANTS:
+        return f"it counts {seg.live_processes} live processes"
+    size = counters.get("segment_size", 0)
+    if not 0 < size <= seg.file_size:
+        return f"its size field ({size} bytes) does not fit the file ({seg.file_size} bytes)"
+    if counters.get("shutdown", 0) not in _SHUTDOWN_STATES:
+        return f"its shutdown field holds {counters.get('shutdown')}, which no fastqueue writes"
+    return ""
+
+
+def _shown(name: str) -> str:
+    """``name`` as it can be printed safely: bytes that are not UTF-8 and characters that are
+    not printable (newlines, terminal escape sequences) escaped, so that a hostile name can
+    neither crash the output nor forge lines or drive the terminal."""
+    text = os.fsencode(name).decode("utf-8", "backslashreplace")
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 _SHUTDOWN_STATES: Final = {0: "no", 1: "yes", 2: "yes (immediate)"}
@@ -124,17 +162,29 @@ def probe(name: str) -> Segment:
         return seg
     try:
         counters = dict(zip(_ffi.STAT_NAMES, handle.stats()))
-        seg.kind = "queue"
-        seg.capacity = handle.capacity
-        seg.element_size = handle.max_msg
-        seg.depth = min(handle.size(), handle.capacity)
-        seg.live_processes = handle.live_participants()
-        seg.creator_pid = counters.get("creator_pid", 0)
-        seg.creator_running = _pid_running(seg.creator_pid)
-        seg.shutdown = _SHUTDOWN_STATES.get(counters.get("shutdown", 0), "?")
-        seg.counters = counters
+        found_seg = Segment(
+            name=name,
+            kind="queue",
+            file_size=seg.file_size,
+            disk_size=seg.disk_size,
+            mode=seg.mode,
+            owner_uid=seg.owner_uid,
+            capacity=handle.capacity,
+            element_size=handle.max_msg,
+            depth=min(handle.size(), handle.capacity),
+            live_processes=handle.live_participants(),
+        )
     finally:
         del handle  # fq_close
+    why = _corruption(found_seg, counters)
+    if why:  # listed as corrupt; the other segments are inspected as usual
+        seg.kind, seg.reason = "unusable", f"a corrupt fastqueue segment ({why})"
+        return seg
+    seg = found_seg
+    seg.creator_pid = counters["creator_pid"]
+    seg.creator_running = _pid_running(seg.creator_pid)
+    seg.shutdown = _SHUTDOWN_STATES[counters["shutdown"]]
+    seg.counters = counters
     return seg
 
 
@@ -152,6 +202,9 @@ def scan(prefix: str = "") -> list[Segment]:
             out.append(probe(name))
         except FileNotFoundError:  # removed meanwhile
             continue
+        except Exception as exc:  # one hostile file must not stop the listing
+            why = f"impossible to inspect ({type(exc).__name__}: {exc})"
+            out.append(Segment(name=name, kind="unusable", reason=why))
     return out
 
 
@@ -210,7 +263,7 @@ def _print_ls(segments: list[Segment], show_all: bool, out: TextIO, prefix: str 
             creator = str(s.creator_pid) + ("" if s.creator_running else " (gone)")
             rows.append(
                 [
-                    s.name,
+                    _shown(s.name),
                     str(s.capacity),
                     _human(s.element_size),
                     str(s.depth),
@@ -224,11 +277,11 @@ def _print_ls(segments: list[Segment], show_all: bool, out: TextIO, prefix: str 
     else:
         print(_none_found(prefix), file=out)
     for s in unusable:
-        print(f"{s.name}: cannot be attached: {s.reason}", file=out)
+        print(f"{_shown(s.name)}: cannot be attached: {s.reason}", file=out)
     if foreign:
         if show_all:
             for s in foreign:
-                print(f"{s.name}: ignored: {s.reason}", file=out)
+                print(f"{_shown(s.name)}: ignored: {s.reason}", file=out)
         else:
             print(
                 f"({len(foreign)} other entr{'y' if len(foreign) == 1 else 'ies'} in {SHM_DIR} "
@@ -245,8 +298,8 @@ def _print_stat(seg: Segment, out: TextIO) -> None:
     """One queue, each figure once: the header fields, then the other counters."""
     running = {True: "running", False: "gone", None: "unknown"}[seg.creator_running]
     rows = [
-        ["name", seg.name],
-        ["path", str(SHM_DIR / seg.name)],
+        ["name", _shown(seg.name)],
+        ["path", _shown(str(SHM_DIR / seg.name))],
         ["capacity", count(seg.capacity, "message")],
         ["element_size", count(seg.element_size, "byte")],
         ["depth", count(seg.depth, "message")],
@@ -366,14 +419,18 @@ def _cmd_rm(args: argparse.Namespace, out: TextIO) -> int:
 def _gc_leftover(name: str, dry_run: bool, out: TextIO) -> int:
     """Removes a creation leftover whose creator is gone (fq_remove_leftover); 1 if removed."""
     if dry_run:
-        print(f"would remove {name} if its creator is gone (an unfinished creation)", file=out)
+        print(
+            f"would remove {_shown(name)} if its creator is gone (an unfinished creation)", file=out
+        )
         return 1
     status, removed = _ffi.remove_leftover(os.fsencode(name))
     if status == _ffi.OK and removed:
-        print(f"removed {name} (left by a creator that died while creating a queue)", file=out)
+        print(
+            f"removed {_shown(name)} (left by a creator that died while creating a queue)", file=out
+        )
         return 1
     if status not in (_ffi.OK, _ffi.ERR_NOT_FOUND):
-        print(f"{_PROG} gc: {name}: {_ffi.status_str(status)}", file=sys.stderr)
+        print(f"{_PROG} gc: {_shown(name)}: {_ffi.status_str(status)}", file=sys.stderr)
     return 0
 
 
@@ -392,7 +449,7 @@ def _cmd_gc(args: argparse.Namespace, out: TextIO) -> int:
             why = seg.reason
             if "permission" in why:
                 why += f"; {_owner_hint(seg)}"
-            print(f"kept {seg.name}: could not inspect it: {why}", file=out)
+            print(f"kept {_shown(seg.name)}: could not inspect it: {why}", file=out)
             continue
         if seg.kind != "queue":
             continue
@@ -401,7 +458,7 @@ def _cmd_gc(args: argparse.Namespace, out: TextIO) -> int:
             continue
         found += 1
         lost = f", {count(seg.depth, 'message')} in it" if seg.depth else ""
-        what = f"{seg.name} (no live process{lost}, {_human(seg.disk_size)})"
+        what = f"{_shown(seg.name)} (no live process{lost}, {_human(seg.disk_size)})"
         if args.dry_run:
             print(f"would remove {what}", file=out)
             continue

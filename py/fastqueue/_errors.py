@@ -305,6 +305,15 @@ def unlink_refused(status: int, op: str, name: str) -> SegmentError:
     return exc
 
 
+#: Why creation timed out: the lock that makes every creator's memory check and reservation one
+#: step (core/src/memlimit.rs) stayed held.
+_GUARD_TIMEOUT: Final = (
+    " (another process held fastqueue's creation lock, an exclusive flock on /dev/shm, for 10 "
+    "seconds, so the room for the queue could not be checked and reserved safely; retry, and if "
+    "it keeps happening find the process that holds it: the FLOCK lines of /proc/locks name it)"
+)
+
+
 def _memory_room() -> str:
     room = _ffi.memory_room()
     return "any amount" if room >= 2**64 - 1 else nbytes(room)
@@ -336,6 +345,8 @@ def error_from_status(
     detail = _ffi.status_str(status)
     if status == _ffi.ERR_OS and err is not None:
         detail = f"{detail}: {os.strerror(err)}"
+        if err == errno.ETIMEDOUT:  # only creation's memory guard reports it (core/memlimit.rs)
+            detail += _GUARD_TIMEOUT
     diagnosis, advice = detail, _UNLINK_HINT.format(name=name)
     if status == _ffi.ERR_BAD_SEGMENT:  # (undiagnosed: it may be another program's file)
         advice = "it may be another program's file, so it was left alone: choose another name"

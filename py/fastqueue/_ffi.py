@@ -446,16 +446,18 @@ class Handle(BatchOps):
         """fq_read_end: returns the slot of a zero-copy read to producers."""
         return int(_read_end_now(self._arg, _arg_u64(token)))
 
-    def reattach_after_fork(self) -> None:
+    def reattach_after_fork(self) -> int:
         """In a child after fork(): switch to a handle of this process's own (fq_clone), so that
         crash recovery can tell the child from the parent, and close the inherited one (which
-        never disturbs the parent). If cloning fails, the inherited handle stays in use."""
+        never disturbs the parent). Returns the status: if cloning fails, nothing changed, and
+        the caller must not use the inherited handle (it is the parent's participant)."""
         old = self._ptr
         if old is None:
-            return
+            return ERR_CLOSED
         new = c_void_p()
-        if _fq_clone(old, new) != OK:
-            return
+        status = int(_fq_clone(old, new))
+        if status != OK:
+            return status
         self._ptr = new
         self._arg = _arg_ptr(new.value)
         # The batch buffers carry calls bound to the inherited handle, which is closed below:
@@ -463,6 +465,7 @@ class Handle(BatchOps):
         self._many = []
         self._exact = {}
         _fq_close(old)
+        return OK
 
     def __del__(self, _close: Any = _fq_close) -> None:
         # Default argument: still bound at interpreter shutdown, when module globals are None.

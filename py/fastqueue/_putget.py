@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from . import _ffi
 from ._args import check_timeout as _check_timeout
 from ._args import not_bytes_like as _not_bytes_like
-from ._core import _EMPTY, _FULL, _OK, _TRY_BIAS, QueueCore
+from ._core import _CLOSED, _EMPTY, _FULL, _OK, _TRY_BIAS, QueueCore
 from ._errors import (
     ArgumentTypeError,
     InvalidArgumentError,
@@ -71,6 +71,8 @@ class PutGetMixin(QueueCore):
         h = self._h
         if h is None:
             raise self._closed_error()
+        if status == _CLOSED:  # a forked child's first put: `self._h` just attached its handle
+            status = None
         if type(item) is bytes:
             data: object = item
             n = len(item)

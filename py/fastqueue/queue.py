@@ -27,6 +27,7 @@ import contextlib
 import gc
 import os
 import secrets
+import threading
 import weakref
 from array import array
 from typing import TYPE_CHECKING, Any, Final
@@ -230,7 +231,7 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, _aio.AsyncMixin):
     @property
     def closed(self) -> bool:
         """True once :meth:`close` has been called."""
-        return self._h is None
+        return self._inherited is None and self._h is None
 
     def task_done(self) -> None:
         """Marks one fetched message as processed, as :meth:`queue.Queue.task_done` does; the
@@ -383,6 +384,12 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, _aio.AsyncMixin):
             gc.collect()
 
     def _close(self, getpid: Any, unlink_name: Any) -> None:
+        inherited = self._inherited
+        if inherited is not None:  # a forked child that never used it: never attached here
+            self._inherited = None
+            self._h = None
+            del inherited  # fq_close of the inherited handle (the parent's stays as it is)
+            return
         h = self._h
         if h is None:
             return
@@ -413,12 +420,12 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, _aio.AsyncMixin):
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickles as the queue's name and sizes: the copy attaches (``create=False``)."""
-        if self._h is None:
+        if self.closed:
             raise self._closed_error()
         return (type(self), (self._name, self._element_size, self._maxsize, False))
 
     def __repr__(self) -> str:
-        if self._h is None:
+        if self.closed:
             state = "closed"
         elif self._owner_pid == os.getpid():
             state = "owner"  # this handle created the queue and removes its name on close
@@ -430,10 +437,51 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, _aio.AsyncMixin):
         )
 
     def _after_fork_in_child(self) -> None:
-        h = self._h
-        if h is not None:
-            h.reattach_after_fork()
-            self._bind(h)  # the bound calls name the inherited handle
+        """In a child after fork(): the inherited handle is the parent's participant, which the
+        child must never act as (if the child died mid-claim, nobody could tell and its slot
+        would stay claimed while the parent lives). It is put aside, and the child's first use
+        attaches a handle of its own (:meth:`_attach_in_child`): lazily, so that a fork with many
+        queues open costs nothing per queue."""
+        h = self.__dict__.pop("_h", None)
+        if h is None:
+            return
+        self._inherited = h
+        # The class's bound calls: the child's first call takes the slow path, which attaches.
+        self.__dict__.pop("_try_put", None)
+        self.__dict__.pop("_rx", None)
+        self.__dict__.pop("_packed", None)
+        self.__dict__.pop("_exact", None)
+
+    def _attach_in_child(self) -> _ffi.Handle | None:
+        """The handle of a queue inherited through fork, attached as this process's own at its
+        first use (fq_clone). Raises TooManyAttachedError if the participant table has no
+        entry for the child (each later use tries again); the parent's handle is never used."""
+        with _fork_lock[0]:
+            h: _ffi.Handle | None = self.__dict__.get("_h")
+            inherited = self._inherited
+            if h is not None or inherited is None:
+                return h
+            status = inherited.reattach_after_fork()
+            if status != _OK:
+                raise error_from_status(
+                    status,
+                    f"Queue({self._name!r}) used in a process forked while it was open (which "
+                    f"needs a participant entry of its own)",
+                    self._name,
+                )
+            self._inherited = None
+            self._bind(inherited)
+            self._h = inherited
+            return inherited
+
+    if not TYPE_CHECKING:  # (kept from mypy, which would then allow any attribute)
+
+        def __getattr__(self, name: str) -> Any:
+            """Only ``_h`` is ever missing: in a forked child, until its first use (see
+            :meth:`_after_fork_in_child`), or on a half-constructed object (None)."""
+            if name != "_h":
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            return self._attach_in_child()
 
 
 def unlink(name: str, *, force: bool = False) -> None:
@@ -466,7 +514,12 @@ def unlink(name: str, *, force: bool = False) -> None:
     raise error_from_status(status, op, bare)
 
 
+#: Serialises a forked child's first uses of a queue (a fresh lock in each child).
+_fork_lock = [threading.Lock()]
+
+
 def _after_fork_in_child() -> None:
+    _fork_lock[0] = threading.Lock()
     for q in list(_live):
         q._after_fork_in_child()
 

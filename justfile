@@ -53,12 +53,13 @@ test-pypy pypy="pypy3": build
     "$py" -m pip install -q --disable-pip-version-check pytest pytest-timeout hypothesis
     "$py" -m pip install -q --disable-pip-version-check --only-binary=:all: numpy || \
         echo "note: no numpy wheel for this PyPy; the numpy tests will be skipped" >&2
-    wheels=(dist/fastqueue-*.whl)
+    wheels=(dist/fastqueue-*-manylinux*_"$(uname -m)".whl)
     if [[ -f ${wheels[0]} ]]; then  # in a venv of its own, so the tests below use the checkout
         tmp="$(mktemp -d)"
         trap 'rm -rf "$tmp"' EXIT
         {{pypy}} -m venv "$tmp/venv"
-        "$tmp/venv/bin/python" -m pip install -q --disable-pip-version-check "${wheels[0]}"
+        # --no-index: the wheel alone, as on CPython (it declares no dependency on PyPy either).
+        "$tmp/venv/bin/python" -m pip install -q --disable-pip-version-check --no-index "${wheels[0]}"
         (cd "$tmp" && env -u PYTHONPATH -u FASTQUEUE_LIBRARY "$tmp/venv/bin/python" -c 'import fastqueue, sys; \
             assert "site-packages" in fastqueue.library_path(), fastqueue.library_path(); \
             q = fastqueue.Queue(element_size=256, capacity=2); q.put(b"pypy"); \
@@ -104,12 +105,34 @@ demo: _install
 
 # One wheel for every Python 3.9+ and PyPy on any Linux with glibc >= 2.17 (2014 on), whatever
 # glibc builds it: zig (the `ziglang` package from PyPI) links against glibc 2.17's symbols.
-# Build the wheel into dist/ (py3-none-manylinux_2_17, i.e. manylinux2014).
-wheel:
+# Built through the package's own build backend (build_backend/fastqueue_build.py: maturin, then
+# the trim that keeps maturin's cffi modules out), exactly as pip builds it from the sdist.
+# Build the host's wheel into dist/ (py3-none-manylinux_2_17, i.e. manylinux2014).
+wheel: (_wheel "")
+
+# Every wheel we ship: x86_64 and aarch64 manylinux2014 (cross-built by zig; the Rust target is
+# added with rustup when missing). `just test-aarch64` tests the aarch64 one under qemu.
+# Build every wheel we ship into dist/ (x86_64 and aarch64 manylinux2014).
+wheels: (_wheel "x86_64-unknown-linux-gnu") (_wheel "aarch64-unknown-linux-gnu")
+
+# One wheel for `target` (a Rust target triple; empty: the host's), replacing that platform's
+# previous wheel in dist/.
+_wheel target:
+    #!/usr/bin/env bash
+    set -euo pipefail
     {{pip}} install -q {{build_tools}} "ziglang>=0.10"
-    rm -f dist/fastqueue-*.whl
+    args="--zig --compatibility manylinux2014"
+    if [[ -n "{{target}}" ]]; then
+        rustup target list --installed | grep -qx "{{target}}" || rustup target add "{{target}}"
+        args="$args --target {{target}}"
+    fi
+    arch="{{ if target == "" { "$(uname -m)" } else { replace_regex(target, "-.*", "") } }}"
+    mkdir -p dist
+    rm -f dist/fastqueue-*-manylinux*_"$arch".whl
+    MATURIN_PEP517_ARGS="$args" \
     CARGO_ZIGBUILD_PYTHON_PATH="$({{python}} -c 'import sys; print(sys.executable)')" \
-        {{python}} -m maturin build --release --zig --compatibility manylinux2014 --out dist
+        {{python}} -c 'import sys; sys.path.insert(0, "build_backend"); import fastqueue_build as b; \
+        print("dist/" + b.build_wheel("dist"))'
 
 # Build the source distribution into dist/.
 sdist:
@@ -123,11 +146,11 @@ sdist:
 # Check the wheel in dist/ as users get it: auditwheel, then a smoke test in a fresh venv.
 wheel-check:
     {{pip}} install -q "auditwheel>=6"
-    {{python}} -m auditwheel show dist/fastqueue-*.whl | tee /dev/stderr | {{python}} -c \
+    {{python}} -m auditwheel show dist/fastqueue-*-manylinux*_$(uname -m).whl | tee /dev/stderr | {{python}} -c \
         'import re, sys; t = " ".join(sys.stdin.read().split()); \
         m = re.search(r"consistent with the following platform tag: \"manylinux_2_(\d+)_", t); \
         sys.exit(0 if m and int(m.group(1)) <= 17 else "auditwheel: not manylinux_2_17")'
-    @just _venv-smoke dist/fastqueue-*.whl
+    @just _venv-smoke "dist/fastqueue-*-manylinux*_$(uname -m).whl"
 
 # A fresh virtualenv builds it from source (cargo, via pip); the installed package must pass
 # the same C/Python smoke test as the wheel.
@@ -145,7 +168,11 @@ _venv-smoke dist:
     tmp="$(mktemp -d)"
     trap 'rm -rf "$tmp"' EXIT
     {{python}} -m venv "$tmp/venv"
-    "$tmp/venv/bin/python" -m pip install -q --disable-pip-version-check "$PWD/${dists[0]}"
+    # A wheel installs offline with nothing else (it has no run-time dependency); an sdist needs
+    # the index for its build requirements (maturin, cffi).
+    index=""
+    [[ ${dists[0]} == *.whl ]] && index="--no-index"
+    "$tmp/venv/bin/python" -m pip install -q --disable-pip-version-check $index "$PWD/${dists[0]}"
     path="$tmp/venv/bin:/usr/bin:/bin"
     [[ ${dists[0]} == *.tar.gz ]] && path="$path:$(dirname "$(command -v cargo)")"
     cd "$tmp" && env PATH="$path" python "{{justfile_directory()}}/tests/smoke_installed.py" \

@@ -50,7 +50,7 @@ HEADER = Path(__file__).resolve().parent.parent / "core" / "include" / "fastqueu
 def library_name() -> str:
     """``libfastqueue.so.<FQ_ABI_VERSION>``, the version read from the C header."""
     text = HEADER.read_text(encoding="utf-8")
-    m = re.search(r"^#define FQ_ABI_VERSION (\d+)u?\b", text, re.MULTILINE)
+    m = re.search(r"\bFQ_ABI_VERSION\s*=\s*(\d+)\b", text)
     if m is None:
         raise SystemExit(f"fastqueue_build: no FQ_ABI_VERSION in {HEADER}")
     return f"libfastqueue.so.{m.group(1)}"

@@ -666,7 +666,8 @@ pub fn unlink_same(name: &CStr, map: &Mapping) -> Result<(), Status> {
 
 /// Removes the name `name` (already normalised) if it names a fastqueue segment (of any layout
 /// version); anything else fails ([`Status::BadSegment`], or [`Status::NotReady`] for an empty
-/// or zeroed file) and stays. `force` removes whatever the name holds.
+/// or zeroed file) and stays. `force` removes whatever file the name holds, but a directory
+/// (which no fastqueue makes, and unlink cannot remove) is [`Status::BadSegment`].
 ///
 /// The check and the removal are two steps: the file is identified through a descriptor, then
 /// the name is looked up again right before `shm_unlink` and must still lead to the same inode.
@@ -698,6 +699,11 @@ pub fn unlink(name: &CStr, force: bool) -> Result<(), Status> {
     if unsafe { libc::shm_unlink(name.as_ptr()) } == 0 {
         Ok(())
     } else {
-        Err(status_of(errno()))
+        match errno() {
+            // A directory is never a segment, and unlink cannot remove one (even when forced):
+            // say what the name holds rather than "an OS error".
+            libc::EISDIR => Err(Status::BadSegment),
+            err => Err(status_of(err)),
+        }
     }
 }

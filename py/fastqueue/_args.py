@@ -103,8 +103,9 @@ def check_timeout(timeout: float) -> float:
 
 
 def check_mode(mode: object) -> int:
-    """Validates the permission bits of a new segment: an int in 0..0o777 that grants no one
-    read access without write access."""
+    """Validates the permission bits of a new segment: an int in 0..0o777 in which the owner can
+    read and write, and the group and others each can read and write or neither (execute bits
+    are ignored). The library (fq_create) applies the same rule."""
     if isinstance(mode, bool) or not isinstance(mode, int):
         raise ArgumentTypeError(
             f"mode must be an int such as 0o600, not {type(mode).__name__} ({mode!r})"
@@ -121,6 +122,13 @@ def check_mode(mode: object) -> int:
             f"mode={oct(mode)} is not allowed: it lets users read the queue who cannot write it, "
             "and read access would let them lock others out; use mode=0o600 (owner only), 0o660 "
             "(and the group) or 0o666 (everyone)"
+        )
+    if mode & 0o600 != 0o600 or mode & 0o060 == 0o020 or mode & 0o006 == 0o002:
+        # Write without read cannot attach (a mapping needs read), nor can an owner without both.
+        raise InvalidArgumentError(
+            f"mode={oct(mode)} is not allowed: the owner must be able to read and write the "
+            "queue, and whoever may write it must be able to read it too; use mode=0o600 (owner "
+            "only), 0o660 (and the group) or 0o666 (everyone)"
         )
     return mode
 

@@ -91,6 +91,14 @@ fmt:
 header-check: build
     FASTQUEUE_LIBRARY="$PWD/target/release/libfastqueue.so" {{python}} -m pytest -q tests/test_header.py
 
+# cffi (ABI mode, on `cc -E -P` of the header) and bindgen (with rustc) bind fastqueue.h as it
+# is, see every constant with its type, and exchange messages with a Python peer
+# (tests/test_ffi_tools.py; a missing tool skips, or fails when CI=true). bindgen:
+# `cargo install bindgen-cli` and libclang (Debian: libclang-dev).
+# Check that cffi and bindgen bind the C header unedited and talk to Python through it.
+ffi-tools: dev
+    {{python}} -m pytest -q tests/test_ffi_tools.py
+
 # The API reference from the docstrings (Sphinx autodoc over fastqueue.__all__) into
 # docs/_build/html; any warning, or a public name missing from it, fails the build.
 # Build the API reference into docs/_build/html (warnings are errors).
@@ -133,6 +141,44 @@ _wheel target:
     CARGO_ZIGBUILD_PYTHON_PATH="$({{python}} -c 'import sys; print(sys.executable)')" \
         {{python}} -c 'import sys; sys.path.insert(0, "build_backend"); import fastqueue_build as b; \
         print("dist/" + b.build_wheel("dist"))'
+
+# Debian's arm64 CPython and the few arm64 libraries it needs, unpacked by `just test-aarch64`.
+arm64_debs := "python3.11-minimal libpython3.11-minimal libpython3.11-stdlib libc6 libexpat1 zlib1g libffi8"
+
+# The aarch64 wheel (built if dist/ has none), unpacked and run by Debian's arm64 CPython 3.11
+# under qemu-user (`qemu-aarch64-static -L <arm64 root>`): tests/aarch64_subset.py, i.e.
+# exactly-once across forked producers and consumers with every length, SIGKILLed slot holders
+# recovered, timeouts, objects, shutdown/join. Without binfmt every child is forked (never
+# exec'd). qemu does not reproduce aarch64's weak memory model: `just loom` covers orderings.
+# Needs qemu-user-static and apt's arm64 architecture (`dpkg --add-architecture arm64 &&
+# apt-get update`, as root); the interpreter is fetched with `apt-get download` into target/.
+# Test the aarch64 wheel under qemu-user with Debian's arm64 CPython.
+test-aarch64:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    command -v qemu-aarch64-static >/dev/null || {
+        echo "qemu-aarch64-static not found (Debian: apt-get install qemu-user-static)" >&2; exit 1; }
+    wheels=(dist/fastqueue-*-manylinux*_aarch64.whl)
+    [[ -f ${wheels[0]} ]] || just _wheel aarch64-unknown-linux-gnu
+    wheels=(dist/fastqueue-*-manylinux*_aarch64.whl)
+    root="$PWD/target/arm64-python"
+    if [[ ! -x $root/usr/bin/python3.11 ]]; then
+        dpkg --print-foreign-architectures | grep -qx arm64 || {
+            echo "apt has no arm64 packages: dpkg --add-architecture arm64 && apt-get update" >&2
+            exit 1; }
+        rm -rf "$root" "$root.debs"
+        mkdir -p "$root" "$root.debs"
+        (cd "$root.debs" && apt-get download -q $(printf '%s:arm64 ' {{arm64_debs}}))
+        for deb in "$root.debs"/*.deb; do dpkg -x "$deb" "$root"; done
+    fi
+    site="$(mktemp -d)"
+    trap 'rm -rf "$site"' EXIT
+    {{python}} -m zipfile -e "${wheels[0]}" "$site"
+    echo "test-aarch64: ${wheels[0]} on $(qemu-aarch64-static --version | head -n1)"
+    # A clean environment: the arm64 interpreter must import the unpacked wheel and nothing else.
+    env -i PATH=/usr/bin:/bin PYTHONPATH="$site" PYTHONDONTWRITEBYTECODE=1 \
+        timeout 900 qemu-aarch64-static -L "$root" "$root/usr/bin/python3.11" \
+        "{{justfile_directory()}}/tests/aarch64_subset.py"
 
 # Build the source distribution into dist/.
 sdist:

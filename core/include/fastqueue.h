@@ -67,8 +67,10 @@ extern "C" {
  * FQ_TRY_BIAS, which does not fit in an int, a static const int64_t: never a macro, so that
  * they outlive the preprocessor for tools that read the header after `cc -E` (cffi's cdef) and
  * keep their types for binding generators (bindgen: the statuses are one enum with negative
- * members, so every status is an i32 like the functions' results). New statuses go at the end
- * of their enum; FQ_TRY_STATUS below stays a macro (a helper, not a constant).
+ * members, so every status is an i32 like the functions' results; enums of non-negative values,
+ * the FQ_WAIT_* flags and FQ_STAT_* indices, come out as u32 there: cast a flag to the int32_t
+ * `what`). New statuses go at the end of their enum; FQ_TRY_STATUS below stays a macro (a
+ * helper, not a constant).
  */
 
 /** Version of this C ABI. Compare with fq_abi_version() at run time. */

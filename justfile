@@ -123,24 +123,27 @@ wheel: (_wheel "")
 # Build every wheel we ship into dist/ (x86_64 and aarch64 manylinux2014).
 wheels: (_wheel "x86_64-unknown-linux-gnu") (_wheel "aarch64-unknown-linux-gnu")
 
-# One wheel for `target` (a Rust target triple; empty: the host's), replacing that platform's
-# previous wheel in dist/.
-_wheel target:
+# One wheel for `target` (a Rust target triple; empty: the host's) and `compat` (a platform tag
+# family zig can link for: manylinux2014, musllinux_1_2), replacing that platform's previous
+# wheel in `out`.
+_wheel target compat="manylinux2014" out="dist":
     #!/usr/bin/env bash
     set -euo pipefail
     {{pip}} install -q {{build_tools}} "ziglang>=0.10"
-    args="--zig --compatibility manylinux2014"
+    args="--zig --compatibility {{compat}}"
     if [[ -n "{{target}}" ]]; then
         rustup target list --installed | grep -qx "{{target}}" || rustup target add "{{target}}"
         args="$args --target {{target}}"
     fi
     arch="{{ if target == "" { "$(uname -m)" } else { replace_regex(target, "-.*", "") } }}"
-    mkdir -p dist
-    rm -f dist/fastqueue-*-manylinux*_"$arch".whl
+    family="{{compat}}"
+    family="${family%%[_0-9]*}"
+    mkdir -p "{{out}}"
+    rm -f "{{out}}"/fastqueue-*-"$family"*_"$arch".whl
     MATURIN_PEP517_ARGS="$args" \
     CARGO_ZIGBUILD_PYTHON_PATH="$({{python}} -c 'import sys; print(sys.executable)')" \
         {{python}} -c 'import sys; sys.path.insert(0, "build_backend"); import fastqueue_build as b; \
-        print("dist/" + b.build_wheel("dist"))'
+        print(sys.argv[1] + "/" + b.build_wheel(sys.argv[1]))' "{{out}}"
 
 # Debian's arm64 CPython and the few arm64 libraries it needs, unpacked by `just test-aarch64`.
 arm64_debs := "python3.11-minimal libpython3.11-minimal libpython3.11-stdlib libc6 libexpat1 zlib1g libffi8"
@@ -179,6 +182,51 @@ test-aarch64:
     env -i PATH=/usr/bin:/bin PYTHONPATH="$site" PYTHONDONTWRITEBYTECODE=1 \
         timeout 900 qemu-aarch64-static -L "$root" "$root/usr/bin/python3.11" \
         "{{justfile_directory()}}/tests/aarch64_subset.py"
+
+# musllinux_1_2 wheels for x86_64 and aarch64, built by zig into target/musl-wheels/ (NOT dist/:
+# they are not shipped, since no musl CPython runs them here; docs/guide/platforms.rst says
+# why), and their libraries tested from C alone (tests/c/two_process_check.c: create, put and
+# get across two processes, every length, SIGKILLed slot holders recovered): x86_64 built with
+# musl-gcc (Debian: musl-tools) and run natively, aarch64 built with zig cc and run under
+# qemu-aarch64-static with Debian's arm64 musl loader (apt-get download musl:arm64).
+# Build the musllinux wheels (unshipped) and test their libraries from C.
+test-musl:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    command -v musl-gcc >/dev/null || {
+        echo "musl-gcc not found (Debian: apt-get install musl-tools)" >&2; exit 1; }
+    out=target/musl-wheels
+    just _wheel x86_64-unknown-linux-musl musllinux_1_2 "$out"
+    just _wheel aarch64-unknown-linux-musl musllinux_1_2 "$out"
+    tmp="$(mktemp -d)"
+    trap 'rm -rf "$tmp"' EXIT
+    src="{{justfile_directory()}}/tests/c/two_process_check.c"
+    flags=(-std=c99 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -pedantic -O2)
+    for arch in x86_64 aarch64; do
+        wheel=("$out"/fastqueue-*-musllinux_1_2_"$arch".whl)
+        {{python}} -m zipfile -e "${wheel[0]}" "$tmp/$arch"
+        lib="$tmp/$arch/fastqueue/_native"
+        link=(-I "$tmp/$arch/fastqueue/include" -L "$lib" -l:libfastqueue.so.1 -Wl,-rpath,"$lib")
+        echo "test-musl: ${wheel[0]}"
+        if [[ $arch == x86_64 ]]; then
+            musl-gcc "${flags[@]}" "$src" -o "$tmp/check" "${link[@]}"
+            /lib/ld-musl-x86_64.so.1 --list "$tmp/check" | grep -q "$lib/libfastqueue.so.1"
+            "$tmp/check" "fq-musl-check-$$-$arch"
+        else
+            command -v qemu-aarch64-static >/dev/null || {
+                echo "qemu-aarch64-static not found (apt-get install qemu-user-static)" >&2; exit 1; }
+            root="$PWD/target/arm64-musl"
+            if [[ ! -e $root/lib/ld-musl-aarch64.so.1 ]]; then
+                rm -rf "$root" "$root.debs"
+                mkdir -p "$root" "$root.debs"
+                (cd "$root.debs" && apt-get download -q musl:arm64)
+                dpkg -x "$root.debs"/musl_*.deb "$root"
+            fi
+            {{python}} -m ziglang cc -target aarch64-linux-musl "${flags[@]}" "$src" \
+                -o "$tmp/check-arm" "${link[@]}"
+            qemu-aarch64-static -L "$root" "$tmp/check-arm" "fq-musl-check-$$-$arch"
+        fi
+    done
 
 # Build the source distribution into dist/.
 sdist:

@@ -169,9 +169,9 @@ int32_t fq_segment_size(uint64_t max_msg, uint64_t capacity, uint64_t *out);
  * name: fq_close() keeps it, fq_unlink() removes it. `mode` is permission bits (at most 0777:
  * setuid, setgid and sticky bits such as 04600 are refused, never dropped) in which the owner
  * can read and write, and the group and others each can read and write or neither: e.g. 0600,
- * 0660, 0666. Any other mode is refused with FQ_ERR_INVALID (0640, 0644: read access without
- * write would let them take locks that keep others from attaching; 0400, 0620: someone who
- * can write but not read, or the reverse, could never attach). Execute bits are ignored.
+ * 0660, 0666. Any other mode is refused with FQ_ERR_INVALID (0640, 0644, 0400: read access
+ * without write would let its holders take locks that keep others from attaching; 0620: write
+ * access without read could never attach; 04600: not permission bits). Execute bits are ignored.
  * Returns FQ_OK, FQ_ERR_NULL, FQ_ERR_INVALID, FQ_ERR_EXISTS, FQ_ERR_PERMISSION, FQ_ERR_NO_SPACE
  * or FQ_ERR_OS.
  */

@@ -8,8 +8,10 @@ that installed the wheel (``just wheel-check`` and ``.ci/run`` do)::
 It needs only the package and a C compiler (``$CC``, default ``cc``), no pytest:
 
 1. imports fastqueue and reports which package, library and header it found (with
-   ``--installed``: fails if that package is this checkout's ``py/`` instead of an install, and
-   imports every module the installed distribution holds, so none fails to import);
+   ``--installed``: fails if that package is this checkout's ``py/`` instead of an install,
+   imports every module the installed distribution holds and every module
+   ``pkgutil.walk_packages`` lists, so none fails to import, and checks that none imports cffi
+   and the distribution declares no run-time dependency);
 2. compiles ``examples/c/producer.c`` and ``consumer.c`` as strict C99 with exactly the flags
    ``python -m fastqueue --cflags`` and ``--libs`` print, so against the installed header and the
    installed library, and checks that the programs load that very library;
@@ -157,20 +159,43 @@ def exchange(built: dict[str, Path]) -> None:
 
 
 def import_every_module() -> list[str]:
-    """Imports every Python module the installed ``fastqueue`` distribution holds (its RECORD,
-    so what the wheel or the sdist's build put there, ``fastqueue._native`` included)."""
+    """Imports every module the installed ``fastqueue`` distribution holds, as a package walker
+    sees them, and checks that the package needs nothing outside the standard library.
+
+    - every file of its RECORD (what the wheel or the sdist's build put there) whose name a
+      walker takes for a module (``inspect.getmodulename``: ``.py``, or any extension-module
+      suffix such as ``.so``) inside the package imports: no file looks like a module and is not;
+    - ``pkgutil.walk_packages`` (pydoc, PyInstaller and Sphinx's apidoc walk the same way) meets
+      no error, and every module it lists imports;
+    - none of that imported cffi, and the distribution declares no dependency outside extras.
+    """
     import importlib
     import importlib.metadata
+    import inspect
+    import pkgutil
+
+    import fastqueue
 
     files = importlib.metadata.files("fastqueue") or []
-    modules = sorted(
-        ".".join(f.with_suffix("").parts).removesuffix(".__init__")
-        for f in files
-        if f.suffix == ".py" and f.parts[0] == "fastqueue"
-    )
-    if "fastqueue" not in modules:
+    from_record = set()
+    for f in files:
+        if f.parts[0] != "fastqueue" or "__pycache__" in f.parts:
+            continue
+        stem = inspect.getmodulename(f.name)
+        if stem is not None:
+            parts = [*f.parts[:-1], stem]
+            from_record.add(".".join(parts[:-1] if stem == "__init__" else parts))
+    if "fastqueue" not in from_record:
         raise SystemExit(f"smoke: the installed distribution lists no fastqueue package: {files}")
-    failed = []
+    walk_errors: list[str] = []
+    walked = {"fastqueue"} | {
+        info.name
+        for info in pkgutil.walk_packages(
+            fastqueue.__path__, "fastqueue.", onerror=walk_errors.append
+        )
+    }
+    failed = [f"pkgutil.walk_packages could not import {name}" for name in walk_errors]
+    modules = sorted(from_record | walked)
     for name in modules:
         try:
             importlib.import_module(name)
@@ -179,6 +204,14 @@ def import_every_module() -> list[str]:
     if failed:
         lines = "\n  ".join(failed)
         raise SystemExit(f"smoke: modules of the installed package fail to import:\n  {lines}")
+    if walked != from_record:
+        raise SystemExit(f"smoke: the walker and the RECORD disagree: {walked ^ from_record}")
+    cffi = sorted(m for m in sys.modules if m == "cffi" or m.startswith(("cffi.", "_cffi")))
+    if cffi:
+        raise SystemExit(f"smoke: importing the package imported {cffi}")
+    requires = [r for r in importlib.metadata.requires("fastqueue") or [] if "extra ==" not in r]
+    if requires:
+        raise SystemExit(f"smoke: the distribution has run-time dependencies: {requires}")
     return modules
 
 
@@ -199,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.installed:
         modules = import_every_module()
         print(f"smoke: every module of the installed package imports: {', '.join(modules)}")
+        print("smoke: none imported cffi; no Requires-Dist outside extras")
     if not Path(fastqueue.include_dir(), "fastqueue.h").is_file():
         raise SystemExit("smoke: the package has no include/fastqueue.h")
     with tempfile.TemporaryDirectory(prefix="fq-smoke-") as tmp:

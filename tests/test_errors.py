@@ -182,14 +182,16 @@ def test_missing_library_is_import_error_saying_how_to_fix(tmp_path: Path) -> No
 
 
 @pytest.mark.timeout(60)
-def test_bundled_library_is_found_in_native_folder(tmp_path: Path) -> None:
+# The wheel's name (build_backend/fastqueue_build.py) and an editable install's (maturin's).
+@pytest.mark.parametrize("filename", ["libfastqueue.so.1", "lib_native.so"])
+def test_bundled_library_is_found_in_native_folder(tmp_path: Path, filename: str) -> None:
     root = copy_package(tmp_path)
     native = root / "fastqueue" / "_native"
     native.mkdir()
-    shutil.copy(_ffi.library_path(), native / "lib_native.so")
+    shutil.copy(_ffi.library_path(), native / filename)
     out = run_python(IMPORT, env={"FASTQUEUE_LIBRARY": "", "PYTHONPATH": str(root)})
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == str(native / "lib_native.so")
+    assert out.stdout.strip() == str(native / filename)
 
 
 @pytest.mark.timeout(60)

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import pytest
 
+import _cheader
 from fastqueue import _ffi, _ffibatch, _library
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -216,18 +217,9 @@ def header_functions() -> dict[str, Signature]:
     return found
 
 
-@cache
 def header_defines() -> dict[str, int]:
-    """``#define FQ_X <integer>`` of fastqueue.h (``(-1)``, ``1u`` and friends included)."""
-    text = HEADER.read_text(encoding="utf-8")
-    defines = {}
-    for name, value in re.findall(
-        r"^\s*#\s*define\s+(FQ_\w+)\s+\(?\s*(-?\s*(?:0x[0-9a-fA-F]+|\d+))[uUlL]*\s*\)?",
-        text,
-        re.M,
-    ):
-        defines[name] = int(value.replace(" ", ""), 0)
-    return defines
+    """Every integer ``FQ_X`` constant of fastqueue.h (enumerators, static consts, defines)."""
+    return _cheader.constants()
 
 
 @cache

@@ -7,7 +7,6 @@ before its deadline."""
 from __future__ import annotations
 
 import ctypes
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import _cheader
 import fastqueue
 
 NameFactory = Callable[[], str]
@@ -22,16 +22,7 @@ HEADER = Path(__file__).resolve().parent.parent / "core" / "include" / "fastqueu
 c_u64p = ctypes.POINTER(ctypes.c_uint64)
 
 
-def _constants() -> dict[str, int]:
-    """Every integer ``#define FQ_...`` of the header."""
-    text = HEADER.read_text()
-    return {
-        name: int(value)
-        for name, value in re.findall(r"^#define (FQ_\w+) \(?(-?\d+)u?\)?", text, re.M)
-    }
-
-
-C = _constants()
+C = _cheader.constants()
 
 
 def _lib() -> ctypes.CDLL:

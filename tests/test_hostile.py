@@ -28,6 +28,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import _cheader
 import _stress_workers as w
 import fastqueue
 from conftest import remove_names, unique_prefix
@@ -354,10 +355,10 @@ def test_report_mutated_segments() -> None:
 
 
 def header_define(name: str) -> int:
-    """The value of ``#define <name> <int>`` in fastqueue.h (the ABI's reference)."""
-    found = re.search(rf"^#define {name} (\d+)", HEADER_FILE.read_text(), re.MULTILINE)
-    assert found, f"{name} is not defined in {HEADER_FILE}"
-    return int(found.group(1))
+    """The value of the integer constant ``name`` in fastqueue.h (the ABI's reference)."""
+    value = _cheader.constants().get(name)
+    assert value is not None, f"{name} is not defined in {HEADER_FILE}"
+    return value
 
 
 def abi_battery(name: str) -> dict[str, Any]:

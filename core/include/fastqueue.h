@@ -64,55 +64,78 @@
 extern "C" {
 #endif
 
+/*
+ * Constants. Each one is an enumerator of an unnamed enum (an int, in C89 as in C++) or, for
+ * FQ_TRY_BIAS, which does not fit in an int, a static const int64_t: never a macro, so that
+ * they outlive the preprocessor for tools that read the header after `cc -E` (cffi's cdef) and
+ * keep their types for binding generators (bindgen: the statuses are one enum with negative
+ * members, so every status is an i32 like the functions' results; enums of non-negative values,
+ * the FQ_WAIT_* flags and FQ_STAT_* indices, come out as u32 there: cast a flag to the int32_t
+ * `what`). New statuses go at the end of their enum; FQ_TRY_STATUS below stays a macro (a
+ * helper, not a constant).
+ */
+
 /** Version of this C ABI. Compare with fq_abi_version() at run time. */
-#define FQ_ABI_VERSION 1u
+enum { FQ_ABI_VERSION = 1 };
 
-/** Success. */
-#define FQ_OK 0
-/** A get found no message within its timeout (or at once, for timeout 0). Nothing changed. */
-#define FQ_EMPTY 1
-/** A put found no free slot within its timeout (or at once, for timeout 0). Nothing changed. */
-#define FQ_FULL 2
-/** The queue was shut down (fq_shutdown): puts fail at once; gets fail once it is drained (at
- *  once after an immediate shutdown). */
-#define FQ_SHUTDOWN 3
-/** fq_join: not every task was done within the timeout. */
-#define FQ_TIMEOUT 4
+/** Status codes: what every int32_t-returning function returns (see "Status" above). */
+enum {
+    /** Success. */
+    FQ_OK = 0,
+    /** A get found no message within its timeout (or at once, for timeout 0). Nothing changed. */
+    FQ_EMPTY = 1,
+    /** A put found no free slot within its timeout (or at once, for timeout 0). Nothing changed. */
+    FQ_FULL = 2,
+    /** The queue was shut down (fq_shutdown): puts fail at once; gets fail once it is drained (at
+     *  once after an immediate shutdown); fq_wait returns it the same way. */
+    FQ_SHUTDOWN = 3,
+    /** fq_wait, fq_join: the wait ran out before what it waited for. */
+    FQ_TIMEOUT = 4,
 
-/** A required pointer argument was NULL. */
-#define FQ_ERR_NULL (-1)
-/** An argument is out of range (capacity 0, max_msg 0, sizes too large, bad name, bad token). */
-#define FQ_ERR_INVALID (-2)
-/** The message is longer than the queue's max_msg. Nothing was written. */
-#define FQ_ERR_TOO_BIG (-3)
-/** The caller's buffer is smaller than the next message; *len holds the size needed. The message
- *  stays in the queue. */
-#define FQ_ERR_BUFFER (-4)
-/** fq_create: a segment with this name already exists. */
-#define FQ_ERR_EXISTS (-5)
-/** fq_open / fq_unlink: no segment with this name exists. */
-#define FQ_ERR_NOT_FOUND (-6)
-/** The operating system refused access (permissions of the segment). */
-#define FQ_ERR_PERMISSION (-7)
-/** Not enough shared memory (/dev/shm full or size limits); nothing was left behind. */
-#define FQ_ERR_NO_SPACE (-8)
-/** The segment is not a valid fastqueue queue: foreign, truncated or corrupted, or not a regular
- *  file at all (a directory, a FIFO, a symbolic link: never followed or waited on). */
-#define FQ_ERR_BAD_SEGMENT (-9)
-/** The segment is a fastqueue queue of another layout version (1..65535; a larger value after a
- *  valid magic is FQ_ERR_BAD_SEGMENT). */
-#define FQ_ERR_VERSION (-10)
-/** The segment was never finished by its creator (it died during creation, or is still at it). */
-#define FQ_ERR_NOT_READY (-11)
-/** The queue's participant table is full: too many processes have it open. */
-#define FQ_ERR_TOO_MANY (-12)
-/** Another operating-system error; errno is left as the system call set it. */
-#define FQ_ERR_OS (-13)
-/** A bug inside the library (a caught panic). Please report it. */
-#define FQ_ERR_INTERNAL (-14)
-/** Another thread closed the handle (fq_close) while this call was waiting on it: the call
- *  stopped (a blocked put/get/wait/join returns at once) and did nothing more. */
-#define FQ_ERR_CLOSED (-15)
+    /** A required pointer argument was NULL. */
+    FQ_ERR_NULL = -1,
+    /** An argument is out of range or does not apply: sizes 0 or too large (capacity, max_msg,
+     *  a batch or item size), a bad name, a refused `mode` (fq_create), a token this handle does
+     *  not hold, a `what` other than one FQ_WAIT_* flag, more tasks done than messages put,
+     *  not a ".fq-tmp-" name (fq_remove_leftover), or an observer handle (fq_observe) passed to
+     *  a call that changes the queue or waits on it. */
+    FQ_ERR_INVALID = -2,
+    /** The message is longer than the queue's max_msg. Nothing was written. */
+    FQ_ERR_TOO_BIG = -3,
+    /** The caller's buffer is smaller than the next message; the message stays in the queue. The
+     *  size needed is in *len (fq_get), lens[0] (fq_get_many, fq_try_get_many) or *count
+     *  (fq_get_many_exact: the first message's length, when it is not `itemsize`). fq_try_get
+     *  cannot return it: call fq_get(q, NULL, 0, &len, 0) to learn it (see fq_try_get). */
+    FQ_ERR_BUFFER = -4,
+    /** fq_create: a file with this name already exists (a queue or anything else). */
+    FQ_ERR_EXISTS = -5,
+    /** Nothing has this name: fq_open, fq_observe, fq_unlink, fq_unlink_force,
+     *  fq_remove_leftover; fq_unlink_same also when the name leads to another file. */
+    FQ_ERR_NOT_FOUND = -6,
+    /** The operating system refused access (permissions of the segment). */
+    FQ_ERR_PERMISSION = -7,
+    /** Not enough shared memory (/dev/shm full or size limits); nothing was left behind. */
+    FQ_ERR_NO_SPACE = -8,
+    /** The segment is not a valid fastqueue queue: foreign, truncated or corrupted, or not a
+     *  regular file at all (a directory, a FIFO, a symbolic link: never followed or waited on);
+     *  also any call that finds the ring's state impossible (see "Corruption" above). */
+    FQ_ERR_BAD_SEGMENT = -9,
+    /** The segment is a fastqueue queue of another layout version (1..65535; a larger value after
+     *  a valid magic is FQ_ERR_BAD_SEGMENT). */
+    FQ_ERR_VERSION = -10,
+    /** The segment was never finished by its creator (it died during creation, or is still at
+     *  it); fq_unlink: an empty or zeroed file (see there). */
+    FQ_ERR_NOT_READY = -11,
+    /** The queue's participant table is full: too many processes have it open. */
+    FQ_ERR_TOO_MANY = -12,
+    /** Another operating-system error; errno is left as the system call set it. */
+    FQ_ERR_OS = -13,
+    /** A bug inside the library (a caught panic). Please report it. */
+    FQ_ERR_INTERNAL = -14,
+    /** Another thread closed the handle (fq_close) while this call was waiting on it: the call
+     *  stopped (a blocked put/get/wait/join returns at once) and did nothing more. */
+    FQ_ERR_CLOSED = -15
+};
 
 /** Opaque handle to an attached queue. */
 typedef struct fq_queue fq_queue;
@@ -145,9 +168,12 @@ int32_t fq_segment_size(uint64_t max_msg, uint64_t capacity, uint64_t *out);
  * fq_memory_room() reports (FQ_ERR_NO_SPACE, before anything is reserved), so creating a queue
  * cannot wake the OOM killer; a full /dev/shm also fails with FQ_ERR_NO_SPACE.
  * Does not block (beyond the time it takes to reserve the memory). The creator does not own the
- * name: fq_close() keeps it, fq_unlink() removes it. A `mode` that lets the group or others
- * read the segment without writing it (e.g. 0640, 0644) is refused with FQ_ERR_INVALID: read
- * access would let them take locks that keep others from attaching; use 0600, 0660 or 0666.
+ * name: fq_close() keeps it, fq_unlink() removes it. `mode` is permission bits (at most 0777:
+ * setuid, setgid and sticky bits such as 04600 are refused, never dropped) in which the owner
+ * can read and write, and the group and others each can read and write or neither: e.g. 0600,
+ * 0660, 0666. Any other mode is refused with FQ_ERR_INVALID (0640, 0644, 0400: read access
+ * without write would let its holders take locks that keep others from attaching; 0620: write
+ * access without read could never attach; 04600: not permission bits). Execute bits are ignored.
  * Returns FQ_OK, FQ_ERR_NULL, FQ_ERR_INVALID, FQ_ERR_EXISTS, FQ_ERR_PERMISSION, FQ_ERR_NO_SPACE
  * or FQ_ERR_OS.
  */
@@ -194,9 +220,11 @@ void fq_close(fq_queue *q);
  *  FQ_ERR_PERMISSION, FQ_ERR_BAD_SEGMENT, FQ_ERR_NOT_READY or FQ_ERR_OS. */
 int32_t fq_unlink(const char *name);
 
-/** Removes the name whatever it holds, without looking at it (the command line's
- *  `rm --force`): for leftovers fq_unlink() refuses. Returns FQ_OK, FQ_ERR_NULL,
- *  FQ_ERR_INVALID, FQ_ERR_NOT_FOUND, FQ_ERR_PERMISSION or FQ_ERR_OS. */
+/** Removes the name whatever file it holds (a queue, a leftover, a foreign or empty file, a
+ *  symbolic link, a FIFO), without looking at it (the command line's `rm --force`): for
+ *  leftovers fq_unlink() refuses. A directory is not a file it can remove (no fastqueue makes
+ *  one): FQ_ERR_BAD_SEGMENT, and it stays. Returns FQ_OK, FQ_ERR_NULL, FQ_ERR_INVALID,
+ *  FQ_ERR_NOT_FOUND, FQ_ERR_PERMISSION, FQ_ERR_BAD_SEGMENT or FQ_ERR_OS. */
 int32_t fq_unlink_force(const char *name);
 
 /** Removes `name` only if it still names the segment `q` is attached to (the same file): what a
@@ -235,25 +263,27 @@ uint64_t fq_max_msg(const fq_queue *q);
 uint64_t fq_size(const fq_queue *q);
 
 /** Indices of the counters fq_stats() reports. */
-#define FQ_STAT_PUTS 0          /* messages ever claimed by puts (the enqueue counter) */
-#define FQ_STAT_GETS 1          /* messages ever claimed or skipped by gets (the dequeue counter) */
-#define FQ_STAT_FULL_HITS 2     /* puts that found the queue full (once per call) */
-#define FQ_STAT_EMPTY_HITS 3    /* gets that found the queue empty (once per call) */
-#define FQ_STAT_RECOVERIES 4    /* slots taken back from processes that died (or closed) mid-operation */
-#define FQ_STAT_RECLAIMED 5     /* participant entries of dead processes reused */
-#define FQ_STAT_DEPTH 6         /* messages queued now (approximate under concurrency) */
-#define FQ_STAT_SKIPPED 7       /* abandoned slots (aborted writes, dead writers) skipped by gets */
-#define FQ_STAT_LOST 8          /* messages that died with the consumer reading them */
-#define FQ_STAT_TASKS_DONE 9    /* fq_task_done() total */
-#define FQ_STAT_UNFINISHED 10   /* puts not yet marked done (nor skipped or lost) */
-#define FQ_STAT_CREATOR_PID 11  /* process id of the creator (informational) */
-#define FQ_STAT_SEGMENT_SIZE 12 /* size of the segment in bytes */
-#define FQ_STAT_SHUTDOWN 13     /* 0 open, 1 shut down, 2 shut down immediately */
-#define FQ_STAT_GETTERS_WOKEN 14 /* blocked gets woken by puts (one per message made available) */
-#define FQ_STAT_PUTTERS_WOKEN 15 /* blocked puts woken by gets (when room was made) */
-#define FQ_STAT_GETTER_SLEEPS 16 /* times a blocked get (or fq_wait) slept in the kernel */
-#define FQ_STAT_PUTTER_SLEEPS 17 /* times a blocked put (or fq_wait) slept in the kernel */
-#define FQ_STAT_COUNT 18
+enum {
+    FQ_STAT_PUTS = 0,           /* messages ever claimed by puts (the enqueue counter) */
+    FQ_STAT_GETS = 1,           /* messages ever claimed or skipped by gets (the dequeue counter) */
+    FQ_STAT_FULL_HITS = 2,      /* puts that found the queue full (once per call) */
+    FQ_STAT_EMPTY_HITS = 3,     /* gets that found the queue empty (once per call) */
+    FQ_STAT_RECOVERIES = 4,     /* slots taken back from processes that died (or closed) mid-operation */
+    FQ_STAT_RECLAIMED = 5,      /* participant entries of dead processes reused */
+    FQ_STAT_DEPTH = 6,          /* messages queued now (approximate under concurrency) */
+    FQ_STAT_SKIPPED = 7,        /* abandoned slots (aborted writes, dead writers) skipped by gets */
+    FQ_STAT_LOST = 8,           /* messages that died with the consumer reading them */
+    FQ_STAT_TASKS_DONE = 9,     /* fq_task_done() total */
+    FQ_STAT_UNFINISHED = 10,    /* puts not yet marked done (nor skipped or lost) */
+    FQ_STAT_CREATOR_PID = 11,   /* process id of the creator (informational) */
+    FQ_STAT_SEGMENT_SIZE = 12,  /* size of the segment in bytes */
+    FQ_STAT_SHUTDOWN = 13,      /* 0 open, 1 shut down, 2 shut down immediately */
+    FQ_STAT_GETTERS_WOKEN = 14, /* blocked gets woken by puts (one per message made available) */
+    FQ_STAT_PUTTERS_WOKEN = 15, /* blocked puts woken by gets (when room was made) */
+    FQ_STAT_GETTER_SLEEPS = 16, /* times a blocked get (or fq_wait) slept in the kernel */
+    FQ_STAT_PUTTER_SLEEPS = 17, /* times a blocked put (or fq_wait) slept in the kernel */
+    FQ_STAT_COUNT = 18
+};
 
 /**
  * Copies up to `n` counters (indices FQ_STAT_*) kept in the segment into out[0..n). Counters
@@ -284,8 +314,9 @@ int32_t fq_get(fq_queue *q, void *buf, uint64_t cap, uint64_t *len, int64_t time
  */
 int32_t fq_try_put(fq_queue *q, const void *data, uint64_t len);
 
-/** fq_try_get() returns a status `s` (never FQ_OK) as `s - FQ_TRY_BIAS`: always negative. */
-#define FQ_TRY_BIAS ((int64_t)1 << 32)
+/** fq_try_get() returns a status `s` (never FQ_OK) as `s - FQ_TRY_BIAS`: always negative.
+ *  2^32 (4294967296), a plain number so that FFI tools read it (see "Constants" above). */
+static const int64_t FQ_TRY_BIAS = 4294967296;
 /** The status behind a negative fq_try_get() result. */
 #define FQ_TRY_STATUS(r) ((int32_t)((r) + FQ_TRY_BIAS))
 
@@ -293,6 +324,10 @@ int32_t fq_try_put(fq_queue *q, const void *data, uint64_t len);
  * fq_get(q, buf, cap, &len, 0) returning the message's length (>= 0) instead of FQ_OK, and
  * `status - FQ_TRY_BIAS` otherwise (see FQ_TRY_STATUS: FQ_EMPTY, FQ_SHUTDOWN, FQ_ERR_BUFFER with
  * the message left queued, ...). Never waits. For bindings where every argument costs.
+ * FQ_ERR_BUFFER carries no size (there is no *len): fq_get(q, NULL, 0, &len, 0) tells it,
+ * returning FQ_ERR_BUFFER with len = the size the next message needs and leaving it queued (or
+ * FQ_OK if the next message is empty: it is taken, len 0; or FQ_EMPTY if another consumer took
+ * it meanwhile). Then call again with a buffer of at least len bytes.
  */
 int64_t fq_try_get(fq_queue *q, void *buf, uint64_t cap);
 
@@ -389,7 +424,13 @@ int64_t fq_try_get_many_exact(fq_queue *q, void *buf, uint64_t itemsize, uint64_
  * Shuts the queue down for every process attached to it (the state lives in the segment):
  * later puts return FQ_SHUTDOWN; gets return what is left, then FQ_SHUTDOWN. With `immediate`
  * non-zero, what is left is discarded now (and counted as done for fq_join) and gets return
- * FQ_SHUTDOWN at once. Every blocked put, get and join wakes. Cannot be undone.
+ * FQ_SHUTDOWN at once. Every blocked put and get (and fq_wait) wakes and returns FQ_SHUTDOWN,
+ * except gets that find messages left. Blocked joins are woken to look again, and return only
+ * once every task is done, as in Python 3.13's Queue.shutdown(): after an immediate shutdown
+ * that is at once unless messages taken before are still being processed (fq_task_done); after
+ * a non-immediate one, fq_join keeps waiting until the messages left are taken and marked done
+ * (or its timeout: FQ_TIMEOUT). Cannot be undone. Returns FQ_OK, FQ_ERR_NULL, or FQ_ERR_INVALID
+ * (an observer handle).
  */
 int32_t fq_shutdown(fq_queue *q, int32_t immediate);
 
@@ -401,8 +442,9 @@ int32_t fq_task_done(fq_queue *q, uint64_t n);
 
 /**
  * Waits until every message put was marked done with fq_task_done (messages skipped as
- * abandoned, or lost with a dead consumer, count as done). Sleeps in the kernel. FQ_OK or
- * FQ_TIMEOUT.
+ * abandoned, or lost with a dead consumer, count as done). Sleeps in the kernel. A shutdown
+ * does not end it by itself (see fq_shutdown). Returns FQ_OK, FQ_TIMEOUT, FQ_ERR_NULL or
+ * FQ_ERR_INVALID (an observer handle).
  */
 int32_t fq_join(fq_queue *q, int64_t timeout_ns);
 
@@ -420,10 +462,13 @@ int32_t fq_observe(const char *name, fq_queue **out);
 /** Number of processes attached to the queue whose liveness lock is held (0 for NULL). */
 uint64_t fq_live_participants(const fq_queue *q);
 
-/** fq_wait(): wait until a get could take a message. */
-#define FQ_WAIT_READABLE 1
-/** fq_wait(): wait until a put could claim a slot. */
-#define FQ_WAIT_WRITABLE 2
+/** What fq_wait() and fq_wake() wait for or pass on (`what`). */
+enum {
+    /** fq_wait(): wait until a get could take a message. */
+    FQ_WAIT_READABLE = 1,
+    /** fq_wait(): wait until a put could claim a slot. */
+    FQ_WAIT_WRITABLE = 2
+};
 
 /**
  * Waits (as `timeout_ns` allows) until a get could take a message (what = FQ_WAIT_READABLE) or a
@@ -433,8 +478,8 @@ uint64_t fq_live_participants(const fq_queue *q);
  * slots of dead processes met on the way. One direction per call: `what` is exactly one of the
  * two (FQ_WAIT_READABLE | FQ_WAIT_WRITABLE, or any other value, gives FQ_ERR_INVALID); to wait for
  * both, wait in two threads. Returns FQ_OK, FQ_TIMEOUT, FQ_SHUTDOWN (puts: shut down; gets: shut
- * down and drained), FQ_ERR_INVALID (bad `what`), FQ_ERR_NULL.
- * Observer handles (fq_observe) may wait too.
+ * down and drained), FQ_ERR_INVALID (bad `what`, or an observer handle: observers never wait,
+ * see fq_observe), FQ_ERR_NULL.
  */
 int32_t fq_wait(fq_queue *q, int32_t what, int64_t timeout_ns);
 

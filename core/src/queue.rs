@@ -77,12 +77,17 @@ fn cname(name: &str) -> Result<CString, Status> {
     CString::new(name).map_err(|_| Status::Invalid)
 }
 
-/// Whether permission bits `mode` let the group or others read a segment they cannot write.
-/// Such modes are refused: anyone who can read the file can take read locks on any of its
-/// bytes, which would keep participants from taking their (write) liveness locks — read access
-/// would grant the power to deny attaching. Whoever can write can do worse anyway (see docs/guide/security.rst).
-pub fn grants_read_without_write(mode: u32) -> bool {
-    mode & 0o060 == 0o040 || mode & 0o006 == 0o004
+/// Whether `mode` is one a segment may be created with: permission bits only (at most `0o777`;
+/// setuid, setgid and sticky bits are refused rather than dropped), the owner can read and write,
+/// and the group and others each can read and write or neither (execute bits are ignored).
+/// Read without write is refused because anyone who can read the file can take read locks on any
+/// of its bytes, which would keep participants from taking their (write) liveness locks — read
+/// access would grant the power to deny attaching (whoever can write can do worse anyway, see
+/// docs/guide/security.rst). Write without read is refused because it could never attach (a
+/// mapping needs read). fastqueue's Python `check_mode` applies the same rule.
+pub fn mode_allowed(mode: u32) -> bool {
+    let rw = |class: u32| (mode >> class) & 0o6;
+    mode <= 0o777 && rw(6) == 0o6 && [0o0, 0o6].contains(&rw(3)) && [0o0, 0o6].contains(&rw(0))
 }
 
 /// Where an attacher starts looking in the participant table: differs between processes and
@@ -127,7 +132,7 @@ impl Queue {
 
     /// [`Queue::create`] with a C string.
     pub fn create_c(name: &CStr, max_msg: u64, capacity: u64, mode: u32) -> Result<Queue, Status> {
-        if grants_read_without_write(mode) {
+        if !mode_allowed(mode) {
             return Err(Status::Invalid);
         }
         let mut buf = [0u8; 256];

@@ -764,7 +764,8 @@ fn put_back(moved: &CStr, path: &CStr) -> bool {
 
 /// Removes the name `name` (already normalised) if it names a fastqueue segment (of any layout
 /// version); anything else fails ([`Status::BadSegment`], or [`Status::NotReady`] for an empty
-/// or zeroed file) and stays. `force` removes whatever the name holds.
+/// or zeroed file) and stays. `force` removes whatever file the name holds, but a directory
+/// (which no fastqueue makes, and unlink cannot remove) is [`Status::BadSegment`].
 ///
 /// The file is identified through a descriptor first (what is not a segment is refused without
 /// touching the name); then the name is moved into a private directory and the file that was
@@ -781,6 +782,11 @@ pub fn unlink(name: &CStr, force: bool) -> Result<(), Status> {
     if unsafe { libc::shm_unlink(name.as_ptr()) } == 0 {
         Ok(())
     } else {
-        Err(status_of(errno()))
+        match errno() {
+            // A directory is never a segment, and unlink cannot remove one (even when forced):
+            // say what the name holds rather than "an OS error".
+            libc::EISDIR => Err(Status::BadSegment),
+            err => Err(status_of(err)),
+        }
     }
 }

@@ -104,8 +104,9 @@ def check_timeout(timeout: float) -> float:
 
 
 def check_mode(mode: object) -> int:
-    """Validates the permission bits of a new segment: an int in 0..0o777 that grants no one
-    read access without write access."""
+    """Validates the permission bits of a new segment: an int in 0..0o777 in which the owner can
+    read and write, and the group and others each can read and write or neither (execute bits
+    are ignored). The library (fq_create) applies the same rule."""
     if isinstance(mode, bool) or not isinstance(mode, int):
         raise ArgumentTypeError(
             f"mode must be an int such as 0o600, not {type(mode).__name__} ({mode!r})"
@@ -135,12 +136,20 @@ def check_mode(mode: object) -> int:
 
 def _mode_refusal(mode: int) -> str | None:
     """Why ``mode`` (in 0..0o777) is refused, or None. Read access is enough to take locks on
-    the segment's file, which could lock others out, so none may read who cannot write."""
+    the segment's file, which could lock others out, so none may read who cannot write; and
+    write without read could never attach (the library's ``mode_allowed`` is the same rule)."""
     if mode & 0o060 == 0o040 or mode & 0o006 == 0o004:
         return (
             f"{oct(mode)} lets users read the queue who cannot write it, and read access would "
             "let them lock others out; use mode=0o600 (owner only), 0o660 (and the group) or "
             "0o666 (everyone)"
+        )
+    if mode & 0o600 != 0o600 or mode & 0o060 == 0o020 or mode & 0o006 == 0o002:
+        # Write without read cannot attach (a mapping needs read), nor can an owner without both.
+        return (
+            f"{oct(mode)}: the owner must be able to read and write the queue, and whoever may "
+            "write it must be able to read it too; use mode=0o600 (owner only), 0o660 (and the "
+            "group) or 0o666 (everyone)"
         )
     return None
 

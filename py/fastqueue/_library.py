@@ -98,8 +98,9 @@ ABI_VERSION: Final = 1
 LIBRARY_ENV: Final = "FASTQUEUE_LIBRARY"
 #: Folder of the library bundled in the wheel.
 NATIVE_DIR: Final = Path(__file__).resolve().parent / "_native"
-#: Glob patterns, tried in order, for the bundled library inside NATIVE_DIR.
-NATIVE_PATTERNS: Final = ("lib*.so", "*.so", "lib*.dylib", "*.dylib", "*.dll", "*.pyd")
+#: Glob patterns, tried in order, for the bundled library in NATIVE_DIR: the wheel's
+#: libfastqueue.so.<ABI> (build_backend/fastqueue_build.py), then an editable install's.
+NATIVE_PATTERNS: Final = ("libfastqueue.so.*", "lib*.so", "*.so", "*.dylib", "*.dll", "*.pyd")
 
 # ---------------------------------------------------------------------------------------------
 # Status codes (fastqueue.h). Keep in sync with the header; _errors maps them to exceptions.

@@ -14,7 +14,7 @@ True
 True
 
 This module imports no ctypes of its own: :func:`library_path` asks :mod:`fastqueue._ffi` which file
-it loaded (``$FASTQUEUE_LIBRARY`` or the bundled ``_native/lib_native.so``), so the flags always
+it loaded (``$FASTQUEUE_LIBRARY`` or the bundled ``_native/libfastqueue.so.1``), so the flags always
 name the library Python itself uses.
 """
 
@@ -32,7 +32,7 @@ def include_dir() -> str:
 
 
 def library_path() -> str:
-    """The absolute path of the native library this package loaded (``lib_native.so`` in a
+    """The absolute path of the native library this package loaded (``libfastqueue.so.1`` in a
     wheel, or ``$FASTQUEUE_LIBRARY``). Link against it, or ``dlopen()`` it."""
     from . import _ffi  # loads the library, as importing fastqueue does anyway
 

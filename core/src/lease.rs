@@ -71,7 +71,7 @@
 //! takes an entry another participant filled (`RETURNED` → `HELD`, recovery's `HELD(k)` →
 //! `RETURNED`) is `Acquire` (AcqRel where it also hands over). The returned hint carries no data.
 
-use crate::ring::{pack, unpack, LAP_MASK};
+use crate::ring::{pack, unpack, GetError, Ring, LAP_MASK, READING};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
 /// An entry nobody holds.
@@ -424,6 +424,43 @@ impl<'a> Leases<'a> {
         returned
     }
 
+    /// After an immediate shutdown: every `RETURNED` entry is discarded, counted as
+    /// acknowledged (`RETURNED(g)` → `FREE(g + 1)`), so that `join` does not wait for messages
+    /// nobody can get any more. Returns how many.
+    pub fn discard_returned(&self) -> u64 {
+        let mut n = 0;
+        for i in 0..self.count {
+            let e = self.entry(i);
+            // ORDERING: Acquire, as in `take_returned`.
+            let s = e.state.load(Ordering::Acquire);
+            let (g, phase, _) = unpack(s);
+            // ORDERING: Release, as `ack`.
+            if phase == RETURNED
+                && e.state
+                    .compare_exchange(
+                        s,
+                        pack(g.wrapping_add(1), FREE, 0),
+                        Ordering::Release,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+            {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Whether a get could take a message now as far as the table goes: a `RETURNED` entry,
+    /// or a `FREE` one to lease a message of the ring into. For waiters that must not take.
+    pub fn ready(&self, ring_has_one: bool) -> bool {
+        (0..self.count).any(|i| {
+            // ORDERING: Relaxed: a hint; the get that follows decides.
+            let (_, phase, _) = unpack(self.entry(i).state.load(Ordering::Relaxed));
+            phase == RETURNED || (ring_has_one && phase == FREE)
+        })
+    }
+
     /// The owners of entries `FILLING` or `HELD` (with repetitions): whom a waiter checks for
     /// death.
     pub fn holders(&self) -> impl Iterator<Item = u32> + '_ {
@@ -432,6 +469,86 @@ impl<'a> Leases<'a> {
             let (_, phase, o) = unpack(self.entry(i).state.load(Ordering::Relaxed));
             matches!(phase, FILLING | HELD).then_some(o)
         })
+    }
+
+    /// Get, steps 3 and 4, into entry `i` that `me` reserved: claims the ring's oldest
+    /// message of `min..=cap` bytes, copies it into the entry, holds the entry, then releases
+    /// the slot. Returns its position and length. `step(n)` is called after step 3's claim
+    /// (n = 1), copy (2) and hold (3); it returns false to stop there, as a process killed at
+    /// that point would (for the kill tests and the loom model; the library passes a function
+    /// that returns true). `hold_first` is true in the library: the loom model's mutant sets it
+    /// false (the slot released before the lease holds the message) and loom finds the loss.
+    #[allow(clippy::too_many_arguments)]
+    pub fn take_from_ring(
+        &self,
+        ring: &Ring<'_>,
+        i: u32,
+        me: u32,
+        (min, cap): (u64, u64),
+        skipped: &mut u64,
+        mut step: impl FnMut(u32) -> bool,
+        hold_first: bool,
+    ) -> Result<Option<(u64, u64)>, GetError> {
+        let c = ring.try_claim_read_sized(me, min, cap, skipped)?;
+        if !step(1) {
+            return Ok(None);
+        }
+        // SAFETY: we hold the read claim (its len ≤ max_msg bytes are stable until release)
+        // and the FILLING entry i (max_msg bytes of payload, ours alone); disjoint regions.
+        unsafe { core::ptr::copy_nonoverlapping(ring.payload(c.pos), self.payload(i), c.len as usize) };
+        if !step(2) {
+            return Ok(None);
+        }
+        if hold_first {
+            let held = self.hold(i, me, c.pos, c.len);
+            debug_assert!(held, "an entry the caller reserved");
+            if !step(3) {
+                return Ok(None);
+            }
+            let released = ring.release(c.pos, me);
+            debug_assert!(released, "a claim this call made");
+        } else {
+            let released = ring.release(c.pos, me);
+            debug_assert!(released, "a claim this call made");
+            if !step(3) {
+                return Ok(None);
+            }
+            self.hold(i, me, c.pos, c.len);
+        }
+        Ok(Some((c.pos, c.len)))
+    }
+
+    /// Recovery step a for `owner` (dead; the caller acts as `owner`, holding its liveness
+    /// lock): every ring slot `READING(owner)` is released, after its message was moved into
+    /// one of `owner`'s `FILLING` entries unless a `HELD(owner)` entry already records its
+    /// position. `after_move` runs between the move and the release (a kill-test hook).
+    /// Returns the number of slots released.
+    pub fn recover_reads(&self, ring: &Ring<'_>, owner: u32, mut after_move: impl FnMut()) -> u64 {
+        let cap = ring.capacity();
+        let mut released = 0;
+        for b in ring.held_slots() {
+            let (lap, phase, o) = unpack(b.state);
+            if o != owner || phase != READING {
+                continue;
+            }
+            let index = b.pos; // held_slots reports slot indices
+            let pos = lap * cap + index;
+            if !self.holds_position(owner, lap, index, cap) {
+                let Some(i) = self.filling_of(owner) else {
+                    continue; // nowhere to move it: the ring's own recovery counts it lost
+                };
+                let len = ring.claimed_len(pos);
+                // SAFETY: acting as `owner`, we hold its read claim on the slot (`len` ≤
+                // max_msg stable bytes) and its FILLING entry i; disjoint regions.
+                unsafe { core::ptr::copy_nonoverlapping(ring.payload(pos), self.payload(i), len as usize) };
+                self.hold(i, owner, pos, len);
+                after_move();
+            }
+            if ring.release(pos, owner) {
+                released += 1;
+            }
+        }
+        released
     }
 
     /// Entries `HELD` or `RETURNED` now: messages taken and not yet acknowledged.

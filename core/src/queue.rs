@@ -485,52 +485,17 @@ impl Queue {
         let mut moved = 0;
         if let Some(leases) = self.leases() {
             // Step a (see `lease`): k's reads in progress.
-            let cap = self.geo.capacity;
-            let reading: Vec<_> = ring.held_slots().collect();
-            for b in reading {
-                let (lap, phase, owner) = crate::ring::unpack(b.state);
-                if owner != k || phase != crate::ring::READING {
-                    continue;
-                }
-                let pos = lap * cap + b.pos; // b.pos is the slot's index here
-                if !leases.holds_position(k, lap, b.pos, cap) {
-                    let Some(i) = leases.filling_of(k) else {
-                        continue; // no entry to finish it in: the ring recovers it (lost) below
-                    };
-                    let len = self.ring_len_of(b.pos);
-                    // SAFETY: acting as k, we hold k's read claim on the slot (its message of
-                    // `len` ≤ max_msg bytes is stable) and k's FILLING entry, whose payload
-                    // holds max_msg bytes; the two regions are disjoint.
-                    unsafe {
-                        core::ptr::copy_nonoverlapping(
-                            ring.payload(pos),
-                            leases.payload(i),
-                            len as usize,
-                        )
-                    };
-                    leases.hold(i, k, pos, len);
-                    hold_here("recover-held");
-                }
-                if ring.release(pos, k) {
-                    moved += 1;
-                }
-            }
+            moved += leases.recover_reads(&ring, k, || hold_here("recover-held"));
             // Steps b and c.
             moved += leases.give_back(k);
+            if self.shutdown_state() == SHUTDOWN_IMMEDIATE {
+                leases.discard_returned();
+            }
         } else if k < MAX_PARTICIPANTS {
             self.settle_ledger(k);
         }
         let (m, lost) = ring.recover_all(k);
         self.recovered(moved + m, lost);
-    }
-
-    /// The length stored in slot `index` (read under a read claim).
-    fn ring_len_of(&self, index: u64) -> u64 {
-        let at = self.geo.slots_offset + index * self.geo.slot_stride;
-        // SAFETY: index < capacity: the slot header lies inside the validated mapping.
-        let h = unsafe { &*(self.map.ptr().add(at as usize) as *const crate::layout::SlotHeader) };
-        // ORDERING: Relaxed: the read claim (acquired) orders it after the producer's store.
-        h.len.load(Ordering::Relaxed).min(self.geo.max_msg)
     }
 
     /// Queues without redeliver: counts the messages participant `k` (dead or closing) took
@@ -1019,28 +984,17 @@ impl Queue {
                     }
                 },
             };
-            // Step 3: the ring's oldest message.
-            match ring.try_claim_read_sized(me, min, cap, &mut skipped) {
-                Ok(c) => {
-                    // SAFETY: we hold the read claim (len ≤ max_msg bytes, stable) and the
-                    // FILLING entry i (max_msg bytes of payload); disjoint regions.
-                    unsafe {
-                        core::ptr::copy_nonoverlapping(
-                            ring.payload(c.pos),
-                            leases.payload(i),
-                            c.len as usize,
-                        )
-                    };
-                    hold_here("lease-filled");
-                    // Step 4: the lease holds it, then the slot goes back.
-                    let held = leases.hold(i, me, c.pos, c.len);
-                    debug_assert!(held, "an entry this call reserved");
-                    hold_here("lease-held");
-                    let released = ring.release(c.pos, me);
-                    debug_assert!(released, "a claim this call made");
+            // Steps 3 and 4: the ring's oldest message, into the entry.
+            let steps = |n: u32| {
+                hold_here(["", "lease-claimed", "lease-filled", "lease-held"][n.min(3) as usize]);
+                true
+            };
+            match leases.take_from_ring(&ring, i, me, (min, cap), &mut skipped, steps, true) {
+                Ok(Some((_, len))) => {
                     reserved.set(None);
-                    Attempt::Done(Ok((i, c.len)))
+                    Attempt::Done(Ok((i, len)))
                 }
+                Ok(None) => unreachable!("the library's steps never stop"),
                 Err(GetError::Buffer(n)) => {
                     *needed = n;
                     Attempt::Leave(Err(Status::Buffer))
@@ -1246,13 +1200,34 @@ impl Queue {
             // Readiness counts as done: the caller (asyncio) takes or puts next, and passes a
             // wake-up on itself if it gives up (fq_wake).
             if readable {
+                let leases = self.leases();
+                if leases.as_ref().is_some_and(|l| l.ready(false)) {
+                    return Attempt::Done(Ok(())); // a redelivery is waiting
+                }
                 match ring.peek_read(&mut skipped) {
-                    Ok(_) | Err(GetError::Buffer(_)) => Attempt::Done(Ok(())),
+                    Ok(_) | Err(GetError::Buffer(_))
+                        if leases.as_ref().map_or(true, |l| l.ready(true)) =>
+                    {
+                        Attempt::Done(Ok(()))
+                    }
+                    Ok(_) | Err(GetError::Buffer(_)) => {
+                        // Every lease is taken: wait for an acknowledgement (or a death).
+                        self.scan_dead(false);
+                        Attempt::Blocked(Blocked {
+                            pos: u64::MAX,
+                            state: 0,
+                        })
+                    }
                     Err(GetError::Corrupt) => Attempt::Leave(Err(Status::BadSegment)),
                     Err(GetError::Empty(_)) if shut != SHUTDOWN_NONE => {
                         Attempt::Leave(Err(Status::ShutDown))
                     }
-                    Err(GetError::Empty(b)) => Attempt::Blocked(b),
+                    Err(GetError::Empty(b)) => {
+                        if leases.is_some() {
+                            self.scan_dead(false);
+                        }
+                        Attempt::Blocked(b)
+                    }
                 }
             } else {
                 match ring.peek_write() {
@@ -1392,6 +1367,9 @@ impl Queue {
                 discarded += 1;
             }
             self.note_skipped(skipped);
+            if let Some(leases) = self.leases() {
+                leases.discard_returned();
+            }
             if discarded > 0 {
                 // ORDERING: Relaxed: task accounting is read through `unfinished` only.
                 h.control

@@ -18,7 +18,7 @@ from ctypes import (
     c_uint64,
     c_void_p,
 )
-from typing import Any, Callable
+from typing import Any, Callable, Final
 
 from ._ffibatch import BatchOps, _Batch, _Exact
 from ._library import (
@@ -62,6 +62,9 @@ from ._library import (
     _fq_clone,
     _fq_close,
     _fq_create,
+    _fq_create_ex,
+    _fq_flags,
+    _fq_lease_count,
     _fq_join,
     _fq_live_participants,
     _fq_max_msg,
@@ -143,6 +146,7 @@ __all__ = [
     "TRY_BIAS",
     "WAIT_READABLE",
     "WAIT_WRITABLE",
+    "REDELIVER",
     "Handle",
     "Lease",
     "abi_version",
@@ -230,7 +234,9 @@ class Handle(BatchOps):
         "_ptr",
         "_slot_type",
         "capacity",
+        "leases",
         "max_msg",
+        "redeliver",
     )
 
     def __init__(self, ptr: c_void_p) -> None:
@@ -240,6 +246,9 @@ class Handle(BatchOps):
         #: Capacity in messages and largest message in bytes, read once from the segment.
         self.capacity: int = int(_fq_capacity(ptr))
         self.max_msg: int = int(_fq_max_msg(ptr))
+        #: Acknowledged delivery (fq_flags & FQ_CREATE_REDELIVER) and its number of leases.
+        self.redeliver: bool = bool(int(_fq_flags(ptr)) & REDELIVER)
+        self.leases: int = int(_fq_lease_count(ptr))
         # Size of the receive buffers of get (a longer message is read in place).
         cap = min(self.max_msg, GET_COPY_LIMIT)
         self._cap_arg: Any = _arg_u64(cap)
@@ -476,6 +485,21 @@ def create(name: bytes, max_msg: int, capacity: int, mode: int) -> tuple[int, Ha
     """fq_create; returns (status, handle or None)."""
     ptr = c_void_p()
     status = int(_fq_create(name, max_msg, capacity, mode, ptr))
+    if status != OK:
+        return status, None
+    return OK, Handle(ptr)
+
+
+#: fq_create_ex's flag for acknowledged delivery (FQ_CREATE_REDELIVER).
+REDELIVER: Final = 1
+
+
+def create_ex(
+    name: bytes, max_msg: int, capacity: int, mode: int, flags: int, leases: int
+) -> tuple[int, Handle | None]:
+    """fq_create_ex; returns (status, handle or None)."""
+    ptr = c_void_p()
+    status = int(_fq_create_ex(name, max_msg, capacity, mode, flags, leases, ptr))
     if status != OK:
         return status, None
     return OK, Handle(ptr)

@@ -98,7 +98,7 @@ class ObjectQueue(Queue):
     returns an equal one (in whichever process gets it).
 
     ``ObjectQueue(name=None, element_size=None, capacity=None, create=True, *, mode=0o600,
-    serializer=None)``
+    serializer=None, redeliver=None, leases=None)``
 
     The constructor, blocking, timeouts, ``shutdown``, ``task_done`` / ``join``, ``stats``,
     ``close`` / ``unlink``, passing the queue to a child process, ``aget`` / ``aput`` all work
@@ -145,6 +145,8 @@ class ObjectQueue(Queue):
         *,
         mode: int = 0o600,
         serializer: Serializer | None = None,
+        redeliver: bool | None = None,
+        leases: int | None = None,
     ) -> None:
         if serializer is not None and not (
             callable(getattr(serializer, "dumps", None))
@@ -155,7 +157,9 @@ class ObjectQueue(Queue):
                 f"(e.g. the json module), not {type(serializer).__name__}"
             )
         self._serializer = serializer
-        super().__init__(name, element_size, capacity, create, mode=mode)
+        super().__init__(
+            name, element_size, capacity, create, mode=mode, redeliver=redeliver, leases=leases
+        )
 
     @property
     def serializer(self) -> Serializer | None:

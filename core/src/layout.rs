@@ -553,6 +553,9 @@ mod tests {
         assert_eq!(g.lease_stride, 192);
         assert_eq!(g.total_size, g.lease_offset + LINE as u64 + 3 * 192);
         assert_eq!(plain.lease_offset, 0);
-        assert_eq!(Geometry::with_leases(1, 1, MAX_LEASES + 1), Err(Status::Invalid));
+        assert_eq!(
+            Geometry::with_leases(1, 1, MAX_LEASES + 1),
+            Err(Status::Invalid)
+        );
     }
 }

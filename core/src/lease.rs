@@ -354,9 +354,10 @@ impl<'a> Leases<'a> {
                 .is_ok()
             {
                 // ORDERING: Relaxed: a hint and a statistic.
-                let _ = self.ctl.returned.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                    n.checked_sub(1)
-                });
+                let _ = self
+                    .ctl
+                    .returned
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
                 // ORDERING: Relaxed: a statistic.
                 self.ctl.redelivered.fetch_add(1, Ordering::Relaxed);
                 return Ok(i);
@@ -495,7 +496,9 @@ impl<'a> Leases<'a> {
         }
         // SAFETY: we hold the read claim (its len ≤ max_msg bytes are stable until release)
         // and the FILLING entry i (max_msg bytes of payload, ours alone); disjoint regions.
-        unsafe { core::ptr::copy_nonoverlapping(ring.payload(c.pos), self.payload(i), c.len as usize) };
+        unsafe {
+            core::ptr::copy_nonoverlapping(ring.payload(c.pos), self.payload(i), c.len as usize)
+        };
         if !step(2) {
             return Ok(None);
         }
@@ -540,7 +543,9 @@ impl<'a> Leases<'a> {
                 let len = ring.claimed_len(pos);
                 // SAFETY: acting as `owner`, we hold its read claim on the slot (`len` ≤
                 // max_msg stable bytes) and its FILLING entry i; disjoint regions.
-                unsafe { core::ptr::copy_nonoverlapping(ring.payload(pos), self.payload(i), len as usize) };
+                unsafe {
+                    core::ptr::copy_nonoverlapping(ring.payload(pos), self.payload(i), len as usize)
+                };
                 self.hold(i, owner, pos, len);
                 after_move();
             }

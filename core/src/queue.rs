@@ -102,7 +102,10 @@ fn hold_here(point: &str) {
     static HOLD: std::sync::OnceLock<Option<(String, String)>> = std::sync::OnceLock::new();
     let hold = HOLD.get_or_init(|| {
         let at = std::env::var("FASTQUEUE_TEST_HOLD").ok()?;
-        Some((at, std::env::var("FASTQUEUE_TEST_HOLD_FILE").unwrap_or_default()))
+        Some((
+            at,
+            std::env::var("FASTQUEUE_TEST_HOLD_FILE").unwrap_or_default(),
+        ))
     });
     if let Some((at, file)) = hold {
         if at == point {
@@ -139,7 +142,14 @@ impl Queue {
         mode: u32,
         leases: u64,
     ) -> Result<Queue, Status> {
-        Self::create_ex(&cname(name)?, max_msg, capacity, mode, FLAG_REDELIVER, leases)
+        Self::create_ex(
+            &cname(name)?,
+            max_msg,
+            capacity,
+            mode,
+            FLAG_REDELIVER,
+            leases,
+        )
     }
 
     fn bare(map: Mapping, geo: Geometry, me: u32) -> Queue {
@@ -1313,8 +1323,7 @@ impl Queue {
             ld(&h.not_full.0.woken),
             ld(&h.not_empty.0.sleeps),
             ld(&h.not_full.0.sleeps),
-            self.leases()
-                .map_or(0, |l| ld(&l.control().redelivered)),
+            self.leases().map_or(0, |l| ld(&l.control().redelivered)),
             self.leases().map_or(0, |l| l.outstanding()),
             ld(&h.control.0.abandoned),
         ]

@@ -70,7 +70,11 @@ fn a_closed_handles_leases_come_back_first_and_in_order() {
     assert_eq!(q.stats()[REDELIVERED], 1);
     assert_eq!(get(&q, NOW).unwrap(), b"c");
     q.task_done(2).unwrap();
-    assert_eq!(q.task_done(1), Err(Status::Invalid), "no lease left to acknowledge");
+    assert_eq!(
+        q.task_done(1),
+        Err(Status::Invalid),
+        "no lease left to acknowledge"
+    );
     assert_eq!(q.stats()[TASKS_DONE], 3);
     assert_eq!(q.stats()[UNFINISHED], 3);
     for m in [b"d", b"e", b"f"] {
@@ -171,7 +175,10 @@ fn a_dead_getter_mid_read_loses_nothing_and_join_waits_for_it() {
         let c = Queue::open(&nm).unwrap();
         c.claim_read(u64::MAX, NOW, &mut 0).unwrap();
     });
-    assert_eq!(q.join(Some(Duration::from_millis(300))), Err(Status::Timeout));
+    assert_eq!(
+        q.join(Some(Duration::from_millis(300))),
+        Err(Status::Timeout)
+    );
     assert_eq!(get(&q, SOON).unwrap(), b"m");
     q.task_done(1).unwrap();
     q.join(NOW).unwrap();

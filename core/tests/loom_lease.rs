@@ -47,10 +47,13 @@ impl Mem {
         for i in 0..capacity as usize {
             // SAFETY: slot i lies inside the allocation, 8-aligned.
             unsafe {
-                slots.add(i * stride).cast::<SlotHeader>().write(SlotHeader {
-                    state: AtomicU64::new(0),
-                    len: AtomicU64::new(0),
-                })
+                slots
+                    .add(i * stride)
+                    .cast::<SlotHeader>()
+                    .write(SlotHeader {
+                        state: AtomicU64::new(0),
+                        len: AtomicU64::new(0),
+                    })
             };
         }
         let lease_stride = (LEASE_HEADER_SIZE + MAX_MSG) as usize;
@@ -194,7 +197,11 @@ fn model(die_at: u32, hold_first: bool) {
             ack_all(&m, LIVE);
         }
         got.sort_unstable();
-        assert_eq!(got, vec![1, 2], "a message was lost or duplicated (die_at {die_at})");
+        assert_eq!(
+            got,
+            vec![1, 2],
+            "a message was lost or duplicated (die_at {die_at})"
+        );
         assert_eq!(m.leases().acks(), 2);
     });
 }
@@ -250,7 +257,11 @@ fn acknowledgements_race_returns_and_redeliveries() {
         assert_eq!(acker.join().unwrap(), 1);
         r.join().unwrap();
         got.extend(get(&m, LIVE, 5, true));
-        assert_eq!(got, vec![1], "only the dead getter's message comes back, once");
+        assert_eq!(
+            got,
+            vec![1],
+            "only the dead getter's message comes back, once"
+        );
         assert_eq!(ack_all(&m, LIVE), 1);
         assert_eq!(m.leases().acks(), 2);
     });

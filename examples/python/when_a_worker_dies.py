@@ -62,6 +62,7 @@ def main() -> int:
             victim = rng.choice(pool)
             if victim.is_alive():
                 os.kill(victim.pid, signal.SIGKILL)
+                victim.join()
                 killed += 1
         # ... and the supervisor replaces the dead.
         for i, p in enumerate(pool):
@@ -79,7 +80,7 @@ def main() -> int:
         done[n] = value
     for _ in pool:
         tasks.put(None)
-    tasks.join()
+    assert tasks.join(timeout=60), "a worker did not stop"
     for p in pool:
         p.join()
     stats = tasks.stats()

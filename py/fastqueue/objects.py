@@ -424,7 +424,10 @@ class JoinableQueue(Queue):
 
     Every fastqueue queue keeps this count, so :class:`~fastqueue.Queue` has ``task_done`` and
     ``join`` too; this class exists so that code written for ``multiprocessing.JoinableQueue``
-    reads the same. A message that a dead process took with it counts as done.
+    reads the same. A message that a process took and did not mark done counts as done once
+    that process dies or closes its handle, so :meth:`join` never hangs on a dead worker. With
+    ``redeliver=True`` such a message is delivered again instead, and :meth:`join` waits for its
+    acknowledgement (see :attr:`~fastqueue.Queue.redeliver`).
 
     >>> import threading
     >>> with JoinableQueue(element_size=16, capacity=8) as q:

@@ -338,9 +338,10 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, _aio.AsyncMixin):
 
     def join(self, timeout: float | None = None) -> bool:
         """Waits until every message ever put has been marked done with :meth:`task_done` (by
-        any process), as :meth:`queue.Queue.join` does; messages a dead process took with it
-        count as done. With a ``timeout`` (seconds) gives up after it and returns False;
-        returns True once everything is done. Ctrl-C interrupts the wait.
+        any process), as :meth:`queue.Queue.join` does; messages a dead (or closed) handle
+        took and did not mark done count as done, except on a :attr:`redeliver` queue, where
+        they are delivered again and waited for. With a ``timeout`` (seconds) gives up after
+        it and returns False; returns True once everything is done. Ctrl-C interrupts the wait.
         """
         h = self._h
         if h is None:
@@ -410,7 +411,10 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, _aio.AsyncMixin):
         ``putters_woken``: blocked gets / puts woken by the other side (a put wakes at most one
         sleeping get, so with many idle consumers this grows by about one per message, not by
         one per consumer); ``getter_sleeps`` / ``putter_sleeps``: times a blocked call slept in
-        the kernel.
+        the kernel; ``redelivered`` / ``leased`` (:attr:`redeliver` queues): messages delivered
+        again after their holder closed or died / messages leased or waiting to be delivered
+        again now; ``abandoned`` (other queues): messages that handles took and did not mark
+        done before they closed or died, counted as done.
 
         >>> with Queue(element_size=8, capacity=2) as q:
         ...     q.put(b"a"); q.put(b"b"); _ = q.get()

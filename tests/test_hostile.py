@@ -59,8 +59,8 @@ FIELDS: dict[str, tuple[int, str]] = {
 }
 #: Bytes an opener relies on: the description (every field but the creator's pid).
 MEANINGFUL_END = FIELDS["lease_stride"][0] + 8
-#: Layout 4: the participants' ledger (1024 lines of 64 bytes) follows the slots, 128-aligned.
-LEDGER_SIZE = 1024 * 64
+#: Layout 4: the participants' ledger (1024 entries of 32 bytes) follows the slots, 128-aligned.
+LEDGER_SIZE = 1024 * 32
 MUTATED = {"segments": 0, "attached": 0}
 
 

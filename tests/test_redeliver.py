@@ -221,6 +221,13 @@ def test_a_handle_closing_with_messages_not_done_counts_them_done(qname: NameFac
             assert other.get() == b"x"
         assert q.join(timeout=0)
         assert q.stats()["abandoned"] == 1
+        # Another process may still mark it done (a parent marking its children's work done):
+        # that takes it back from "abandoned", it is not "too many".
+        q.task_done()
+        s = q.stats()
+        assert (s["abandoned"], s["tasks_done"], s["unfinished"]) == (0, 1, 0)
+        with pytest.raises(ValueError, match="too many"):
+            q.task_done()
 
 
 def test_a_sigkilled_c_consumer_s_lease_is_delivered_again(

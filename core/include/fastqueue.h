@@ -431,6 +431,9 @@ int32_t fq_shutdown(fq_queue *q, int32_t immediate);
  * atomic step each, so a process killed at any instant either acknowledged a message or did not.
  * Without FQ_CREATE_REDELIVER, the messages a handle took and did not mark done count as done when it
  * closes or its process dies (FQ_STAT_ABANDONED), so fq_join never waits for a dead consumer.
+ * That accounting starts, for every process, at the first fq_task_done or fq_join (any timeout)
+ * on the queue: call fq_join(q, 0) once when attaching a joinable queue, so that a consumer that
+ * dies before its first fq_task_done is counted too.
  */
 int32_t fq_task_done(fq_queue *q, uint64_t n);
 

@@ -20,7 +20,7 @@
 //!                             (pooled layout: a 64-byte SlotHeader + SlotBuffer line per slot)
 //! pool_offset                 pooled layout only: capacity × buf_stride payload buffers,
 //!                             page-aligned, each max_msg rounded up to a page
-//! ledger_offset               MAX_PARTICIPANTS × Ledger (64 bytes each): messages each
+//! ledger_offset               MAX_PARTICIPANTS × Ledger (32 bytes each): messages each
 //!                             participant took and marked done (layout 4)
 //! lease_offset                redeliver queues only (layout 4): the lease table (see `lease`),
 //!                             a LeaseControl line and `leases` × lease_stride entries
@@ -144,8 +144,11 @@ pub struct Control {
     /// [`SHUTDOWN_NONE`], [`SHUTDOWN_GRACEFUL`] or [`SHUTDOWN_IMMEDIATE`]. Invariant: only ever
     /// increases.
     pub shutdown: AtomicU32,
-    /// Padding; zero.
-    pub _reserved: u32,
+    /// 1 once some handle used `task_done` or `join` (layout 4; 0 before): from then on gets
+    /// count what each participant takes in its [`Ledger`], so that a dead consumer's messages
+    /// can count as done. Queues nobody joins pay one load of this line (which gets read for
+    /// `shutdown` anyway) instead of a counter per get. Invariant: only goes 0 → 1.
+    pub tracking: AtomicU32,
     /// Number of `task_done` calls. Invariant: never above `tail - skipped - lost`, so the
     /// number of unfinished tasks, `tail - skipped - lost - tasks_done`, never underflows.
     pub tasks_done: AtomicU64,
@@ -233,9 +236,9 @@ pub const FLAG_REDELIVER: u32 = 1;
 /// Largest number of lease entries (a lease token keeps the entry index in 32 bits).
 pub const MAX_LEASES: u64 = 1 << 32;
 
-/// Bytes per participant in the ledger (a line of its own, so that consumers in different
-/// processes do not share the cache line they count on).
-pub const LEDGER_STRIDE: u64 = 64;
+/// Bytes per participant in the ledger: two participants share a 64-byte line (a segment keeps
+/// 32 KiB of ledger; participants take entries at random, so busy neighbours are rare).
+pub const LEDGER_STRIDE: u64 = 32;
 
 /// One participant's count of messages taken and marked done (queues without redeliver), so
 /// that the messages a dead participant took and never marked done count as done for `join`.

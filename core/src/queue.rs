@@ -48,8 +48,11 @@ pub struct Queue {
     /// Calls in flight through the C ABI, and whether the handle is closing (see `gate`).
     gate: Gate,
     /// Redeliver queues: this handle's lease entries, oldest first (`task_done` acknowledges
-    /// the front), and where `reserve` looks first.
-    held: std::sync::Mutex<(std::collections::VecDeque<u32>, u32)>,
+    /// the front).
+    held: std::sync::Mutex<std::collections::VecDeque<u32>>,
+    /// Where this handle's next `reserve` looks first: the entry it acknowledged last (free,
+    /// and warm in its caches).
+    hint: std::sync::atomic::AtomicU32,
     /// Serialises this handle's recoveries of dead participants: the liveness lock it takes for
     /// one belongs to the handle's open file description, which all its threads share.
     recovering: std::sync::Mutex<()>,
@@ -159,7 +162,8 @@ impl Queue {
             me,
             pid: std::process::id(),
             gate: Gate::default(),
-            held: std::sync::Mutex::new((std::collections::VecDeque::new(), 0)),
+            held: std::sync::Mutex::new(std::collections::VecDeque::new()),
+            hint: std::sync::atomic::AtomicU32::new(0),
             recovering: std::sync::Mutex::new(()),
             last_scan: std::sync::atomic::AtomicU64::new(0),
             born: Instant::now(),
@@ -946,7 +950,8 @@ impl Queue {
     ) -> Result<ReadClaim, Status> {
         let ring = self.ring();
         let me = self.me;
-        let hint = self.held.lock().map_or(0, |h| h.1);
+        // ORDERING: Relaxed: a hint local to this handle.
+        let hint = self.hint.load(std::sync::atomic::Ordering::Relaxed);
         let reserved = std::cell::Cell::new(None::<u32>);
         let waiting_lease = std::cell::Cell::new(false);
         let mut skipped = 0;
@@ -1066,7 +1071,7 @@ impl Queue {
         self.note_skipped(skipped);
         let (i, len) = r?;
         if let Ok(mut h) = self.held.lock() {
-            h.0.push_back(i);
+            h.push_back(i);
         }
         self.freed(1);
         Ok(ReadClaim {
@@ -1080,14 +1085,15 @@ impl Queue {
     /// count for `join` (see `lease`).
     fn ack(&self, leases: &Leases<'_>, n: u64) -> Result<(), Status> {
         let mut h = self.held.lock().map_err(|_| Status::Internal)?;
-        if (h.0.len() as u64) < n {
+        if (h.len() as u64) < n {
             return Err(Status::Invalid);
         }
         for _ in 0..n {
-            let Some(i) = h.0.pop_front() else { break };
+            let Some(i) = h.pop_front() else { break };
             let acked = leases.ack(i, self.me);
             debug_assert!(acked, "an entry this handle holds");
-            h.1 = i; // the next reserve looks here first: warm, and free
+            // ORDERING: Relaxed: a hint local to this handle.
+            self.hint.store(i, std::sync::atomic::Ordering::Relaxed);
         }
         drop(h);
         let c = &self.header().control.0;
@@ -1101,7 +1107,7 @@ impl Queue {
 
     /// Number of messages this handle holds leased (0 without redeliver).
     pub fn leased(&self) -> u64 {
-        self.held.lock().map_or(0, |h| h.0.len() as u64)
+        self.held.lock().map_or(0, |h| h.len() as u64)
     }
 
     fn note_skipped(&self, skipped: u64) {
@@ -1139,9 +1145,26 @@ impl Queue {
     /// Counts `n` messages this handle took in its ledger (queues without redeliver).
     #[inline]
     fn took(&self, n: u64) {
-        // ORDERING: Release pairs with the Acquire in `settle_ledger`. Only this participant's
-        // threads add here (uncontended, the line is the participant's own).
-        self.ledger(self.me).taken.fetch_add(n, Ordering::Release);
+        // ORDERING: Relaxed: a flag that only goes 0 -> 1 (see `track_tasks`).
+        if self.header().control.0.tracking.load(Ordering::Relaxed) != 0 {
+            // ORDERING: Release pairs with the Acquire in `settle_ledger`. Only this
+            // participant's threads add here (uncontended: the line is the participant's own).
+            self.ledger(self.me).taken.fetch_add(n, Ordering::Release);
+        }
+    }
+
+    /// Turns on the ledgers of the queue (for every process): from now on each participant
+    /// counts what it takes, so that what a dead or closed one took and did not mark done
+    /// counts as done (see `settle_ledger`). `task_done` and `join` call it; a joinable queue
+    /// class calls it when it attaches. Messages taken before are not counted.
+    pub fn track_tasks(&self) {
+        let c = &self.header().control.0;
+        // ORDERING: Relaxed: a flag; gets that miss it for a moment leave one message uncounted
+        // (see above).
+        if c.tracking.load(Ordering::Relaxed) == 0 {
+            // ORDERING: as above.
+            c.tracking.store(1, Ordering::Relaxed);
+        }
     }
 
     /// Wakes producers for `n` slots this handle freed: once a sixteenth of the ring (at most 64
@@ -1407,13 +1430,22 @@ impl Queue {
         if let Some(leases) = self.leases() {
             return self.ack(&leases, n);
         }
+        self.track_tasks();
         let c = &self.header().control.0;
         // ORDERING: Acquire/AcqRel: the count only moves through this CAS loop.
         let mut done = c.tasks_done.load(Ordering::Acquire);
+        let mut excess;
         loop {
-            if n > self.unfinished_given(done) {
+            // Messages counted as done when their taker closed or died (`settle_ledger`) may
+            // still be marked done by another process (a parent that marks its children's work
+            // done): that takes them back from `abandoned` rather than failing.
+            let unfinished = self.unfinished_given(done);
+            // ORDERING: Acquire, as in `unfinished_given`.
+            let abandoned = c.abandoned.load(Ordering::Acquire);
+            if n > unfinished.saturating_add(abandoned) {
                 return Err(Status::Invalid);
             }
+            excess = n.saturating_sub(unfinished);
             // ORDERING: AcqRel pairs with other task_done calls and with `unfinished`.
             match c.tasks_done.compare_exchange_weak(
                 done,
@@ -1424,6 +1456,15 @@ impl Queue {
                 Ok(_) => break,
                 Err(now) => done = now,
             }
+        }
+        if excess > 0 {
+            // ORDERING: AcqRel, as the increments in `settle_ledger`; saturating (a race with
+            // another such task_done leaves it at 0, never wrapped).
+            let _ = c
+                .abandoned
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |a| {
+                    Some(a.saturating_sub(excess))
+                });
         }
         // ORDERING: Release pairs with the Acquire in `settle_ledger`.
         self.ledger(self.me).done.fetch_add(n, Ordering::Release);
@@ -1451,6 +1492,7 @@ impl Queue {
     /// allows; `Err(Status::Timeout)` otherwise.
     pub fn join(&self, timeout: Option<Duration>) -> Result<(), Status> {
         self.participant_only()?;
+        self.track_tasks();
         let c = &self.header().control.0;
         let _waiting = self.waiting()?;
         let ready = || self.gate.is_closing() || self.unfinished() == 0;

@@ -189,6 +189,7 @@ fn without_redeliver_a_dead_getters_messages_count_as_done() {
     let n = name("plain");
     let q = Queue::create(&n.0, 16, 64, 0o600).unwrap();
     assert!(!q.redeliver());
+    q.track_tasks(); // as a joinable queue does when it attaches (or the first join/task_done)
     let msgs: Vec<u8> = (0..41).collect();
     for m in &msgs {
         q.put(&[*m], NOW).unwrap();

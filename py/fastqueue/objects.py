@@ -444,6 +444,14 @@ class JoinableQueue(Queue):
     True
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A join that does not wait turns on the queue's accounting of what each process takes
+        # (fq_join does it), so that a worker that dies before its first task_done is counted.
+        h = self._h
+        if h is not None:
+            h.join(0)
+
 
 class JoinableObjectQueue(ObjectQueue, JoinableQueue):
     """An :class:`ObjectQueue` used as :class:`multiprocessing.JoinableQueue` (see

@@ -274,3 +274,20 @@ int main(int argc, char **argv) {
         assert q.stats()["redelivered"] == 1
         q.task_done()
         assert q.join(timeout=5)
+
+
+def test_aget_leases_and_sees_redeliveries(qname: NameFactory) -> None:
+    import asyncio
+
+    async def main(q: Queue) -> list[bytes]:
+        q.put(b"one")
+        with Queue(q.name, create=False) as worker:
+            assert await worker.aget() == b"one"
+        # The ring is empty: only the returned lease can answer this aget.
+        got = [await asyncio.wait_for(q.aget(), 10)]
+        q.task_done()
+        return got
+
+    with Queue(qname(), element_size=8, capacity=2, redeliver=True) as q:
+        assert asyncio.run(main(q)) == [b"one"]
+        assert q.join(timeout=5)

@@ -58,14 +58,12 @@ from ._library import (
     _arg_i64,
     _arg_ptr,
     _arg_u64,
+    _declare,
     _fq_capacity,
     _fq_clone,
     _fq_close,
     _fq_create,
-    _fq_create_ex,
-    _fq_flags,
     _fq_join,
-    _fq_lease_count,
     _fq_live_participants,
     _fq_max_msg,
     _fq_observe,
@@ -87,6 +85,7 @@ from ._library import (
     _try_get_now,
     _try_put_now,
     _u64_args,
+    _voidpp,
     _write_abort_now,
     _write_begin_now,
     _write_begin_wait,
@@ -492,6 +491,15 @@ def create(name: bytes, max_msg: int, capacity: int, mode: int) -> tuple[int, Ha
 
 #: fq_create_ex's flag for acknowledged delivery (FQ_CREATE_REDELIVER).
 REDELIVER: Final = 1
+
+# Acknowledged delivery's functions of fastqueue.h, declared here (the raw layer) with
+# _library's _declare, beside the only code that calls them.
+_fq_create_ex = _declare(
+    "fq_create_ex", ctypes.c_int32, ctypes.c_char_p, ctypes.c_uint64, ctypes.c_uint64,
+    ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint64, _voidpp,
+)  # fmt: skip
+_fq_flags = _declare("fq_flags", ctypes.c_uint32, c_void_p)
+_fq_lease_count = _declare("fq_lease_count", ctypes.c_uint64, c_void_p)
 
 
 def create_ex(

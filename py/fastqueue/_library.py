@@ -237,11 +237,6 @@ _fq_layout_version = _declare("fq_layout_version", c_uint32)
 _fq_status_str = _declare("fq_status_str", c_char_p, c_int32)
 _fq_segment_size = _declare("fq_segment_size", c_int32, c_uint64, c_uint64, _u64p)
 _fq_create = _declare("fq_create", c_int32, c_char_p, c_uint64, c_uint64, c_uint32, _voidpp)
-_fq_create_ex = _declare(
-    "fq_create_ex", c_int32, c_char_p, c_uint64, c_uint64, c_uint32, c_uint32, c_uint64, _voidpp
-)
-_fq_flags = _declare("fq_flags", c_uint32, c_void_p)
-_fq_lease_count = _declare("fq_lease_count", c_uint64, c_void_p)
 _fq_open = _declare("fq_open", c_int32, c_char_p, _voidpp)
 _fq_clone = _declare("fq_clone", c_int32, c_void_p, _voidpp)
 _fq_close = _declare("fq_close", None, c_void_p)

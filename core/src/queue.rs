@@ -845,7 +845,7 @@ impl Queue {
         if self.me == OBSERVER {
             return core::ptr::null_mut();
         }
-        if token & LEASE_TOKEN != 0 {
+        if token & LEASE_TOKEN != 0 && self.geo.leases != 0 {
             if let Some(leases) = self.leases() {
                 return leases.payload((token & !LEASE_TOKEN).min(u64::from(u32::MAX)) as u32);
             }
@@ -876,8 +876,10 @@ impl Queue {
         if self.me == OBSERVER {
             return Err(Status::Invalid);
         }
-        if let Some(leases) = self.leases() {
-            return self.lease_read(leases, min, cap, timeout, needed);
+        if self.geo.leases != 0 {
+            if let Some(leases) = self.leases() {
+                return self.lease_read(leases, min, cap, timeout, needed);
+            }
         }
         let ring = self.ring();
         let mut skipped = 0;
@@ -940,6 +942,7 @@ impl Queue {
     /// [`Queue::claim_read_sized`] of a redeliver queue: leases the message to this handle
     /// (`lease` module docs, get steps 1-4). The token names the lease entry; the message stays
     /// there, readable through [`Queue::payload`], until [`Queue::task_done`].
+    #[inline(never)] // off the plain queues' get path, so that their code stays as it was
     fn lease_read(
         &self,
         leases: Leases<'_>,
@@ -1124,14 +1127,8 @@ impl Queue {
     /// Returns the slot read as `token` to producers.
     pub fn release_read(&self, token: u64) -> Result<(), Status> {
         self.participant_only()?;
-        if let Some(leases) = self.leases() {
-            // The message stays leased (in its entry) until task_done: nothing to give back.
-            let i = token & !LEASE_TOKEN;
-            let ok = token & LEASE_TOKEN != 0
-                && i < self.geo.leases
-                && leases.state(i as u32).1 == crate::lease::HELD
-                && leases.state(i as u32).2 == self.me;
-            return if ok { Ok(()) } else { Err(Status::Invalid) };
+        if self.geo.leases != 0 {
+            return self.release_lease(token);
         }
         // Counted while the claim is still held (see `settle_ledger`).
         self.took(1);
@@ -1140,6 +1137,22 @@ impl Queue {
         }
         self.freed(1);
         Ok(())
+    }
+
+    /// [`Queue::release_read`] of a lease token: the message stays leased (in its entry) until
+    /// `task_done`, so there is nothing to give back; checks that the token names a lease of
+    /// this handle.
+    #[inline(never)]
+    fn release_lease(&self, token: u64) -> Result<(), Status> {
+        if let Some(leases) = self.leases() {
+            let i = token & !LEASE_TOKEN;
+            let ok = token & LEASE_TOKEN != 0
+                && i < self.geo.leases
+                && leases.state(i as u32).1 == crate::lease::HELD
+                && leases.state(i as u32).2 == self.me;
+            return if ok { Ok(()) } else { Err(Status::Invalid) };
+        }
+        Err(Status::Invalid)
     }
 
     /// Counts `n` messages this handle took in its ledger (queues without redeliver).

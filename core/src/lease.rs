@@ -33,11 +33,12 @@
 //!                                            RETURNED(g) ──redeliver──► HELD(g, other)
 //! ```
 //!
-//! Every transition is one CAS on the state word (or, by its owner, a CAS it alone can win), so
-//! the owner is recorded in the claim itself, as for ring slots. The generation grows by one at
-//! each acknowledgement and at nothing else, so Σ generations is the number of acknowledged
-//! messages ever: an acknowledgement and its count for `join` are one and the same CAS (a
-//! process killed between an "ack" and a "count" cannot exist).
+//! Every transition is one CAS on the state word (or, by its living owner, one store after it
+//! checked that it still owns the entry: while `me` lives nobody else moves an entry out of
+//! `FILLING(me)` or `HELD(me)`), so the owner is recorded in the claim itself, as for ring slots.
+//! The generation grows by one at each acknowledgement and at nothing else, so Σ generations is
+//! the number of acknowledged messages ever: an acknowledgement and its count for `join` are one
+//! and the same write (a process killed between an "ack" and a "count" cannot exist).
 //!
 //! # Get, in four steps (`Queue::claim_read` of a redeliver queue)
 //!
@@ -209,8 +210,14 @@ impl<'a> Leases<'a> {
 
     /// Get, step 2: reserves a free entry for `me`, looking from `hint` on. None: all taken.
     pub fn reserve(&self, me: u32, hint: u32) -> Option<u32> {
+        let start = if hint < self.count { hint } else { 0 };
         for k in 0..self.count {
-            let i = (hint % self.count.max(1) + k) % self.count;
+            // start + k, wrapped without a division (this runs on every leased get).
+            let i = if start + k < self.count {
+                start + k
+            } else {
+                start + k - self.count
+            };
             let e = self.entry(i);
             // ORDERING: Relaxed: a look; the CAS decides.
             let s = e.state.load(Ordering::Relaxed);
@@ -260,18 +267,19 @@ impl<'a> Leases<'a> {
         if phase != FILLING || owner != me {
             return false;
         }
-        // ORDERING: Relaxed: published by the Release CAS below.
+        // ORDERING: Relaxed: published by the Release store below.
         e.pos.store(pos, Ordering::Relaxed);
         // ORDERING: as above.
         e.len.store(len, Ordering::Relaxed);
+        // A store, not a CAS: only the owner moves an entry out of FILLING(g, me) while it
+        // lives (recovery acts for it only once it is dead), as the ring's owners do.
         // ORDERING: Release pairs with the Acquire of whoever takes the entry later (recovery's
         // return, a redelivery): the payload, pos and len are written before.
-        e.state
-            .compare_exchange(s, pack(g, HELD, me), Ordering::Release, Ordering::Relaxed)
-            .is_ok()
+        e.state.store(pack(g, HELD, me), Ordering::Release);
+        true
     }
 
-    /// Acknowledges entry `i`, leased to `me`: `HELD(g, me)` → `FREE(g + 1)`. This one CAS is
+    /// Acknowledges entry `i`, leased to `me`: `HELD(g, me)` → `FREE(g + 1)`. This one store is
     /// also the acknowledgement's count (Σ generations, [`Leases::acks`]). False if `me` does
     /// not hold it.
     pub fn ack(&self, i: u32, me: u32) -> bool {
@@ -279,18 +287,15 @@ impl<'a> Leases<'a> {
         // ORDERING: Relaxed: only `me` moves an entry out of HELD(g, me) while alive.
         let s = e.state.load(Ordering::Relaxed);
         let (g, phase, owner) = unpack(s);
+        if phase != HELD || owner != me {
+            return false;
+        }
+        // A store, as in `hold`: while we live, only we move an entry out of HELD(g, me).
         // ORDERING: Release: our payload reads happen before the next owner's writes (its
         // Acquire in `reserve`), and `acks` readers (Acquire) see the count with it.
-        phase == HELD
-            && owner == me
-            && e.state
-                .compare_exchange(
-                    s,
-                    pack(g.wrapping_add(1), FREE, 0),
-                    Ordering::Release,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
+        e.state
+            .store(pack(g.wrapping_add(1), FREE, 0), Ordering::Release);
+        true
     }
 
     /// Messages acknowledged ever: Σ generations (each acknowledgement adds one to its entry's).

@@ -331,6 +331,8 @@ loom:
         cargo test --release --test loom
     LOOM_MAX_PREEMPTIONS=2 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
         cargo test --release --test loom_wait
+    LOOM_MAX_PREEMPTIONS=2 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
+        cargo test --release --test loom_lease
 
 # The same models one preemption deeper: tens of minutes.
 loom-deep:

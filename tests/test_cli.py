@@ -477,6 +477,9 @@ def test_stats_names_all_eighteen_counters(qname: NameFactory) -> None:
         "putters_woken",
         "getter_sleeps",
         "putter_sleeps",
+        "redelivered",
+        "leased",
+        "abandoned",
     ]
     assert stats["puts"] == 2 and stats["depth"] == 2 and stats["full_hits"] >= 1
     assert stats["creator_pid"] == os.getpid() and stats["unfinished"] == 2

@@ -53,9 +53,15 @@ FIELDS: dict[str, tuple[int, str]] = {
     "creator_pid": (68, "<I"),
     "pool_offset": (72, "<Q"),
     "buf_stride": (80, "<Q"),
+    "flags": (88, "<I"),
+    "leases": (96, "<Q"),
+    "lease_offset": (104, "<Q"),
+    "lease_stride": (112, "<Q"),
 }
 #: Bytes an opener relies on: the description (every field but the creator's pid).
-MEANINGFUL_END = FIELDS["buf_stride"][0] + 8
+MEANINGFUL_END = FIELDS["lease_stride"][0] + 8
+#: Layout 4: the participants' ledger (1024 entries of 32 bytes) follows the slots, 128-aligned.
+LEDGER_SIZE = 1024 * 32
 MUTATED = {"segments": 0, "attached": 0}
 
 
@@ -76,13 +82,16 @@ class Image:
         f = {k: struct.unpack_from(fmt, data, off)[0] for k, (off, fmt) in FIELDS.items()}
         constants = ("magic", "layout_version", "header_size", "participants_offset")
         constants += ("slots_offset", "max_participants", "pool_offset", "buf_stride")
+        constants += ("flags", "leases", "lease_offset", "lease_stride")
         if any(f[k] != self.fields[k] for k in constants):
             return False
         status, total = _ffi.segment_size(f["max_msg"], f["capacity"])
         return (
             status == _ffi.OK
             and total == f["total_size"] <= len(data)
-            and total == f["slots_offset"] + f["capacity"] * f["slot_stride"]
+            and f["slot_stride"] == -(-(16 + f["max_msg"]) // 64) * 64  # the inline layout's
+            and total
+            == -(-(f["slots_offset"] + f["capacity"] * f["slot_stride"]) // 128) * 128 + LEDGER_SIZE
         )
 
     def with_field(self, field: str, value: int) -> bytes:
@@ -299,7 +308,7 @@ def pooled_image() -> Iterator[Image]:
     f = img.fields
     assert (f["slot_stride"], f["buf_stride"]) == (64, POOLED_ELEMENT)
     assert f["pool_offset"] % 4096 == 0 and f["pool_offset"] >= f["slots_offset"] + 3 * 64
-    assert f["total_size"] == len(img.data) == f["pool_offset"] + 3 * f["buf_stride"]
+    assert f["total_size"] == len(img.data) == f["pool_offset"] + 3 * f["buf_stride"] + LEDGER_SIZE
     assert f["total_size"] == _ffi.segment_size(POOLED_ELEMENT, POOLED_CAPACITY)[1]
     yield img
 

@@ -180,6 +180,39 @@ int32_t fq_segment_size(uint64_t max_msg, uint64_t capacity, uint64_t *out);
 int32_t fq_create(const char *name, uint64_t max_msg, uint64_t capacity, uint32_t mode,
                   fq_queue **out);
 
+/** fq_create_ex() flags. */
+enum {
+    /** Acknowledged delivery (at-least-once). */
+    FQ_CREATE_REDELIVER = 1
+};
+
+/**
+ * fq_create() with creation `flags` (0 or FQ_CREATE_REDELIVER) and, for a redeliver queue, the number of
+ * `leases` (0: the capacity). With FQ_CREATE_REDELIVER every get (fq_get, fq_try_get, the batches, the
+ * zero-copy read) LEASES the message it returns to the calling handle until fq_task_done()
+ * acknowledges it (fq_task_done(q, n) acknowledges the handle's n oldest leases). A handle that
+ * is closed, or whose process dies (SIGKILL included), gives its unacknowledged messages back:
+ * the next gets of any handle take them again, before any new message, oldest first (they are
+ * counted in FQ_STAT_REDELIVERED), and a blocked get, fq_wait or fq_join notices a dead holder
+ * within about half a second. Delivery is at-least-once: a message whose consumer died after
+ * processing it and before acknowledging it is processed again. Leases do not take ring slots:
+ * producers keep the whole capacity. At most `leases` messages are leased at once; a get beyond
+ * that waits (as its timeout allows) for an acknowledgement. The lease table costs
+ * 128 + leases x round_up(32 + max_msg, 64) bytes of the segment (see fq_segment_size for the
+ * rest); a get copies the message into its lease (one more copy per get, also in the pooled
+ * layout). fq_read_end() of a lease keeps the lease (its data stays valid until fq_task_done).
+ * First deliveries keep the queue's FIFO order. fq_join() waits for every acknowledgement.
+ * FQ_ERR_INVALID for unknown flags or `leases` without FQ_CREATE_REDELIVER; otherwise as fq_create().
+ */
+int32_t fq_create_ex(const char *name, uint64_t max_msg, uint64_t capacity, uint32_t mode,
+                     uint32_t flags, uint64_t leases, fq_queue **out);
+
+/** The queue's creation flags, stored in the segment (FQ_CREATE_REDELIVER or 0); 0 if q is NULL. */
+uint32_t fq_flags(const fq_queue *q);
+
+/** Number of lease entries of a FQ_CREATE_REDELIVER queue; 0 for other queues or NULL. */
+uint64_t fq_lease_count(const fq_queue *q);
+
 /**
  * Attaches to the existing queue `name`. The segment is validated before use (size, magic,
  * layout version, every offset); a segment still being created is waited for up to 1 s.
@@ -282,7 +315,12 @@ enum {
     FQ_STAT_PUTTERS_WOKEN = 15, /* blocked puts woken by gets (when room was made) */
     FQ_STAT_GETTER_SLEEPS = 16, /* times a blocked get (or fq_wait) slept in the kernel */
     FQ_STAT_PUTTER_SLEEPS = 17, /* times a blocked put (or fq_wait) slept in the kernel */
-    FQ_STAT_COUNT = 18
+    FQ_STAT_REDELIVERED = 18,   /* FQ_CREATE_REDELIVER: messages delivered again after their holder
+                                   died or closed */
+    FQ_STAT_LEASED = 19,        /* FQ_CREATE_REDELIVER: messages leased or waiting for redelivery now */
+    FQ_STAT_ABANDONED = 20,     /* without FQ_CREATE_REDELIVER: messages that handles took and did not
+                                   mark done before they closed or died, counted as done */
+    FQ_STAT_COUNT = 21
 };
 
 /**
@@ -436,15 +474,23 @@ int32_t fq_shutdown(fq_queue *q, int32_t immediate);
 
 /**
  * Marks `n` fetched messages as processed (JoinableQueue.task_done). FQ_ERR_INVALID if that would
- * mark more tasks done than messages were ever put.
+ * mark more tasks done than messages were ever put. On a FQ_CREATE_REDELIVER queue it acknowledges this
+ * handle's `n` oldest leases (FQ_ERR_INVALID, acknowledging nothing, if it holds fewer): one
+ * atomic step each, so a process killed at any instant either acknowledged a message or did not.
+ * Without FQ_CREATE_REDELIVER, the messages a handle took and did not mark done count as done when it
+ * closes or its process dies (FQ_STAT_ABANDONED), so fq_join never waits for a dead consumer.
+ * That accounting starts, for every process, at the first fq_task_done or fq_join (any timeout)
+ * on the queue: call fq_join(q, 0) once when attaching a joinable queue, so that a consumer that
+ * dies before its first fq_task_done is counted too.
  */
 int32_t fq_task_done(fq_queue *q, uint64_t n);
 
 /**
  * Waits until every message put was marked done with fq_task_done (messages skipped as
- * abandoned, or lost with a dead consumer, count as done). Sleeps in the kernel. A shutdown
- * does not end it by itself (see fq_shutdown). Returns FQ_OK, FQ_TIMEOUT, FQ_ERR_NULL or
- * FQ_ERR_INVALID (an observer handle).
+ * abandoned, or lost with a dead consumer, count as done; on a FQ_CREATE_REDELIVER queue a dead
+ * consumer's leases come back and are waited for). Sleeps in the kernel. A shutdown does not
+ * end it by itself (see fq_shutdown). Returns FQ_OK, FQ_TIMEOUT, FQ_ERR_NULL or FQ_ERR_INVALID
+ * (an observer handle).
  */
 int32_t fq_join(fq_queue *q, int64_t timeout_ns);
 

@@ -119,6 +119,63 @@ pub unsafe extern "C" fn fq_create(
     })
 }
 
+/// `fq_create_ex` flag: acknowledged delivery (`FQ_CREATE_REDELIVER`).
+pub const FQ_CREATE_REDELIVER: u32 = 1;
+const _: () = assert!(FQ_CREATE_REDELIVER == crate::layout::FLAG_REDELIVER);
+
+/// Creates a queue with creation flags (`FQ_CREATE_REDELIVER`) and, for a redeliver queue, the number
+/// of lease entries (0: the capacity).
+///
+/// # Safety
+/// As `fq_create`.
+#[no_mangle]
+pub unsafe extern "C" fn fq_create_ex(
+    name: *const c_char,
+    max_msg: u64,
+    capacity: u64,
+    mode: u32,
+    flags: u32,
+    leases: u64,
+    out: *mut *mut fq_queue,
+) -> i32 {
+    guard(|| {
+        if name.is_null() || out.is_null() {
+            return Err(Status::Null);
+        }
+        // SAFETY: non-NULL and NUL-terminated per the contract.
+        let name = unsafe { CStr::from_ptr(name) };
+        let q = Queue::create_ex(name, max_msg, capacity, mode, flags, leases)?;
+        // SAFETY: forwarded contract.
+        unsafe { store(out, Box::into_raw(Box::new(fq_queue(q)))) }
+    })
+}
+
+/// The queue's creation flags (0 for NULL).
+///
+/// # Safety
+/// `q` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn fq_flags(q: *const fq_queue) -> u32 {
+    // SAFETY: forwarded contract.
+    unsafe { queue(q) }.map_or(0, |q| {
+        if q.redeliver() {
+            FQ_CREATE_REDELIVER
+        } else {
+            0
+        }
+    })
+}
+
+/// Number of lease entries of a redeliver queue (0 otherwise, or for NULL).
+///
+/// # Safety
+/// `q` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn fq_lease_count(q: *const fq_queue) -> u64 {
+    // SAFETY: forwarded contract.
+    unsafe { queue(q) }.map_or(0, |q| q.lease_count())
+}
+
 /// Attaches to a queue.
 ///
 /// # Safety

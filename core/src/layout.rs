@@ -20,6 +20,10 @@
 //!                             (pooled layout: a 64-byte SlotHeader + SlotBuffer line per slot)
 //! pool_offset                 pooled layout only: capacity × buf_stride payload buffers,
 //!                             page-aligned, each max_msg rounded up to a page
+//! ledger_offset               MAX_PARTICIPANTS × Ledger (32 bytes each): messages each
+//!                             participant took and marked done (layout 4)
+//! lease_offset                redeliver queues only (layout 4): the lease table (see `lease`),
+//!                             a LeaseControl line and `leases` × lease_stride entries
 //! total_size
 //! ```
 //!
@@ -46,7 +50,7 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"FASTQUE1");
 
 /// The version of this layout. Any change to the header, the slot layout or the meaning of a
 /// state word bumps it; a library refuses segments of any other version.
-pub const LAYOUT_VERSION: u32 = 3;
+pub const LAYOUT_VERSION: u32 = 4;
 
 /// The largest value of a description's `layout_version` read as a version of some fastqueue
 /// (`Version`); a larger one is a corrupt segment (`BadSegment`).
@@ -140,13 +144,19 @@ pub struct Control {
     /// [`SHUTDOWN_NONE`], [`SHUTDOWN_GRACEFUL`] or [`SHUTDOWN_IMMEDIATE`]. Invariant: only ever
     /// increases.
     pub shutdown: AtomicU32,
-    /// Padding; zero.
-    pub _reserved: u32,
+    /// 1 once some handle used `task_done` or `join` (layout 4; 0 before): from then on gets
+    /// count what each participant takes in its [`Ledger`], so that a dead consumer's messages
+    /// can count as done. Queues nobody joins pay one load of this line (which gets read for
+    /// `shutdown` anyway) instead of a counter per get. Invariant: only goes 0 → 1.
+    pub tracking: AtomicU32,
     /// Number of `task_done` calls. Invariant: never above `tail - skipped - lost`, so the
     /// number of unfinished tasks, `tail - skipped - lost - tasks_done`, never underflows.
     pub tasks_done: AtomicU64,
     /// `join()` callers sleep here until no task is unfinished.
     pub join: WaitWord,
+    /// Messages that dead participants took and never marked done, counted as done (layout 4;
+    /// see [`Ledger`]). Invariant: only grows, by the recovery of a dead participant's ledger.
+    pub abandoned: AtomicU64,
 }
 
 /// The queue is open.
@@ -207,6 +217,41 @@ pub struct Description {
     pub pool_offset: u64,
     /// Distance between pool buffers in bytes; 0 for the inline layout.
     pub buf_stride: u64,
+    /// Creation flags: [`FLAG_REDELIVER`] or 0 (layout 4).
+    pub flags: u32,
+    /// Padding; zero.
+    pub _reserved: u32,
+    /// Number of lease entries (redeliver queues; 0 otherwise).
+    pub leases: u64,
+    /// Offset of the lease table (its `LeaseControl` line); 0 without leases.
+    pub lease_offset: u64,
+    /// Distance between lease entries in bytes; 0 without leases.
+    pub lease_stride: u64,
+}
+
+/// Creation flag: acknowledged delivery (see `lease`): gets lease what they take until it is
+/// acknowledged, and a dead or closing holder's leases are delivered again.
+pub const FLAG_REDELIVER: u32 = 1;
+
+/// Largest number of lease entries (a lease token keeps the entry index in 32 bits).
+pub const MAX_LEASES: u64 = 1 << 32;
+
+/// Bytes per participant in the ledger: two participants share a 64-byte line (a segment keeps
+/// 32 KiB of ledger; participants take entries at random, so busy neighbours are rare).
+pub const LEDGER_STRIDE: u64 = 32;
+
+/// One participant's count of messages taken and marked done (queues without redeliver), so
+/// that the messages a dead participant took and never marked done count as done for `join`.
+#[repr(C)]
+pub struct Ledger {
+    /// Messages this participant took (counted while it held their read claim; see
+    /// `Queue::release_read`).
+    pub taken: AtomicU64,
+    /// `task_done` calls this participant made.
+    pub done: AtomicU64,
+    /// Of the messages it took, how many recovery counted as done after it died or closed
+    /// without marking them done. Invariant: only grows, through one CAS per settlement.
+    pub forgiven: AtomicU64,
 }
 
 /// One participant-table entry: a process attached to the queue. Its index is the owner id
@@ -264,6 +309,7 @@ const _: () = {
     assert!(core::mem::size_of::<Participant>() == 8);
     assert!(core::mem::size_of::<WaitWord>() == 32);
     assert!(core::mem::size_of::<Control>() <= LINE);
+    assert!(core::mem::size_of::<Ledger>() as u64 <= LEDGER_STRIDE);
     assert!(SLOT_ALIGN % 16 == 0 && SLOT_HEADER_SIZE % 16 == 0);
 };
 
@@ -284,6 +330,14 @@ pub struct Geometry {
     pub pool_offset: u64,
     /// Distance between pool buffers; 0 for the inline layout.
     pub buf_stride: u64,
+    /// Offset of the participants' ledger.
+    pub ledger_offset: u64,
+    /// Number of lease entries (0: no acknowledged delivery).
+    pub leases: u64,
+    /// Offset of the lease table; 0 without leases.
+    pub lease_offset: u64,
+    /// Distance between lease entries; 0 without leases.
+    pub lease_stride: u64,
     /// Size of the segment.
     pub total_size: u64,
 }
@@ -297,6 +351,15 @@ impl Geometry {
     /// Computes the geometry for a queue of `capacity` messages of up to `max_msg` bytes, with
     /// checked arithmetic. `Invalid` for zero or too-large sizes.
     pub fn new(max_msg: u64, capacity: u64) -> Result<Geometry, Status> {
+        Self::with_leases(max_msg, capacity, 0)
+    }
+
+    /// [`Geometry::new`] with a lease table of `leases` entries (0: none; at most
+    /// [`MAX_LEASES`]).
+    pub fn with_leases(max_msg: u64, capacity: u64, leases: u64) -> Result<Geometry, Status> {
+        if leases > MAX_LEASES {
+            return Err(Status::Invalid);
+        }
         if max_msg == 0 || capacity == 0 || max_msg > MAX_MSG || capacity > MAX_CAPACITY {
             return Err(Status::Invalid);
         }
@@ -334,6 +397,29 @@ impl Geometry {
         } else {
             (0, 0, slots_end)
         };
+        let ledger_offset = end
+            .checked_next_multiple_of(LINE as u64)
+            .ok_or(Status::Invalid)?;
+        let end = ledger_offset
+            .checked_add(u64::from(MAX_PARTICIPANTS) * LEDGER_STRIDE)
+            .ok_or(Status::Invalid)?;
+        let (lease_offset, lease_stride, end) = if leases == 0 {
+            (0, 0, end)
+        } else {
+            let stride = crate::lease::LEASE_HEADER_SIZE
+                .checked_add(max_msg)
+                .and_then(|n| n.checked_next_multiple_of(SLOT_ALIGN))
+                .ok_or(Status::Invalid)?;
+            let at = end
+                .checked_next_multiple_of(LINE as u64)
+                .ok_or(Status::Invalid)?;
+            let end = stride
+                .checked_mul(leases)
+                .and_then(|n| n.checked_add(at))
+                .and_then(|n| n.checked_add(LINE as u64))
+                .ok_or(Status::Invalid)?;
+            (at, stride, end)
+        };
         let total_size = Some(end)
             .filter(|&n| n <= isize::MAX as u64)
             .ok_or(Status::Invalid)?;
@@ -345,6 +431,10 @@ impl Geometry {
             slots_offset,
             pool_offset,
             buf_stride,
+            ledger_offset,
+            leases,
+            lease_offset,
+            lease_stride,
             total_size,
         })
     }
@@ -366,7 +456,13 @@ impl Geometry {
         if desc.header_size as usize != HEADER_SIZE || desc.max_participants != MAX_PARTICIPANTS {
             return Err(Status::BadSegment);
         }
-        let g = Geometry::new(desc.max_msg, desc.capacity).map_err(|_| Status::BadSegment)?;
+        if desc.flags & !FLAG_REDELIVER != 0
+            || (desc.flags & FLAG_REDELIVER != 0) != (desc.leases != 0)
+        {
+            return Err(Status::BadSegment);
+        }
+        let g = Geometry::with_leases(desc.max_msg, desc.capacity, desc.leases)
+            .map_err(|_| Status::BadSegment)?;
         let stored = (
             desc.slot_stride,
             desc.participants_offset,
@@ -374,6 +470,8 @@ impl Geometry {
             desc.pool_offset,
             desc.buf_stride,
             desc.total_size,
+            desc.lease_offset,
+            desc.lease_stride,
         );
         if stored
             != (
@@ -383,6 +481,8 @@ impl Geometry {
                 g.pool_offset,
                 g.buf_stride,
                 g.total_size,
+                g.lease_offset,
+                g.lease_stride,
             )
             || g.total_size > mapped_len
         {
@@ -417,7 +517,14 @@ mod tests {
             assert_eq!(g.slot_stride % SLOT_ALIGN, 0);
             assert!(g.slot_stride >= m + SLOT_HEADER_SIZE);
             assert_eq!(g.slots_offset % LINE as u64, 0);
-            assert_eq!(g.total_size, g.slots_offset + c * g.slot_stride);
+            assert_eq!(
+                g.ledger_offset,
+                (g.slots_offset + c * g.slot_stride).next_multiple_of(LINE as u64)
+            );
+            assert_eq!(
+                g.total_size,
+                g.ledger_offset + u64::from(MAX_PARTICIPANTS) * LEDGER_STRIDE
+            );
             assert_eq!((g.pool_offset, g.buf_stride), (0, 0));
         }
     }
@@ -429,7 +536,7 @@ mod tests {
         assert_eq!(g.buf_stride, POOL_MIN_MSG + POOL_ALIGN);
         assert_eq!(g.pool_offset % POOL_ALIGN, 0);
         assert!(g.pool_offset >= g.slots_offset + 8 * SLOT_ALIGN);
-        assert_eq!(g.total_size, g.pool_offset + 8 * g.buf_stride);
+        assert_eq!(g.ledger_offset, g.pool_offset + 8 * g.buf_stride);
         // Capacity 1 (no partner to swap with) and huge capacities stay inline.
         assert_eq!(Geometry::new(POOL_MIN_MSG, 1).unwrap().pool_offset, 0);
         assert_eq!(
@@ -439,5 +546,19 @@ mod tests {
             0
         );
         assert_eq!(Geometry::new(POOL_MIN_MSG - 1, 8).unwrap().pool_offset, 0);
+    }
+
+    #[test]
+    fn leases_follow_the_ledger() {
+        let g = Geometry::with_leases(100, 4, 3).unwrap();
+        let plain = Geometry::new(100, 4).unwrap();
+        assert_eq!(g.lease_offset, plain.total_size);
+        assert_eq!(g.lease_stride, 192);
+        assert_eq!(g.total_size, g.lease_offset + LINE as u64 + 3 * 192);
+        assert_eq!(plain.lease_offset, 0);
+        assert_eq!(
+            Geometry::with_leases(1, 1, MAX_LEASES + 1),
+            Err(Status::Invalid)
+        );
     }
 }

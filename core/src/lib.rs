@@ -5,6 +5,7 @@
 //!
 //! * [`layout`] — the `#[repr(C)]` segment header and slot layout, and validation of a mapping.
 //! * [`ring`] — the lock-free MPMC ring: every slot-state transition and every ordering choice.
+//! * [`lease`] — acknowledged delivery: the lease table of a redeliver queue and its protocol.
 //! * [`wait`] — sleeping and waking across processes (futex on Linux).
 //! * [`shm`] — creating, opening, mapping and unlinking segments; per-process liveness locks.
 //! * `memlimit` — how much memory a new segment may take without waking the OOM killer.
@@ -16,6 +17,7 @@
 pub mod sync;
 
 pub mod layout;
+pub mod lease;
 pub mod ring;
 
 #[cfg(not(loom))]

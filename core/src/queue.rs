@@ -18,10 +18,11 @@
 
 use crate::gate::Gate;
 use crate::layout::{
-    Description, Geometry, Header, Participant, SlotBuffer, WaitWord, HEADER_SIZE, LAYOUT_VERSION,
-    MAGIC, MAX_PARTICIPANTS, PARTICIPANT_FREE, PARTICIPANT_USED, SHUTDOWN_GRACEFUL,
-    SHUTDOWN_IMMEDIATE, SHUTDOWN_NONE, SLOT_HEADER_SIZE,
+    Description, Geometry, Header, Ledger, Participant, SlotBuffer, WaitWord, FLAG_REDELIVER,
+    HEADER_SIZE, LAYOUT_VERSION, LEDGER_STRIDE, MAGIC, MAX_PARTICIPANTS, PARTICIPANT_FREE,
+    PARTICIPANT_USED, SHUTDOWN_GRACEFUL, SHUTDOWN_IMMEDIATE, SHUTDOWN_NONE, SLOT_HEADER_SIZE,
 };
+use crate::lease::{LeaseControl, Leases, Redelivery};
 use crate::ring::{Blocked, GetError, PutError, ReadClaim, Ring};
 use crate::shm::{self, Mapping};
 use crate::sync::Ordering;
@@ -49,6 +50,18 @@ pub struct Queue {
     forks: u32,
     /// Calls in flight through the C ABI, and whether the handle is closing (see `gate`).
     gate: Gate,
+    /// Redeliver queues: this handle's lease entries, oldest first (`task_done` acknowledges
+    /// the front).
+    held: std::sync::Mutex<std::collections::VecDeque<u32>>,
+    /// Where this handle's next `reserve` looks first: the entry it acknowledged last (free,
+    /// and warm in its caches).
+    hint: std::sync::atomic::AtomicU32,
+    /// Serialises this handle's recoveries of dead participants: the liveness lock it takes for
+    /// one belongs to the handle's open file description, which all its threads share.
+    recovering: std::sync::Mutex<()>,
+    /// When this handle last looked for dead lease holders (ms since `born`).
+    last_scan: std::sync::atomic::AtomicU64,
+    born: Instant,
 }
 
 /// How many times this process or its ancestors forked since the library was first used here
@@ -72,6 +85,13 @@ fn fork_generation() -> u32 {
     // ORDERING: Relaxed: see count_fork_in_child.
     FORKS.load(Ordering::Relaxed)
 }
+
+/// A read token that names a lease entry (bit 63 set; the entry index below), not a ring
+/// position (ring positions stay far below 2⁶³).
+const LEASE_TOKEN: u64 = 1 << 63;
+
+/// How often a waiting get or `join` looks for lease holders (and ledger owners) that died.
+const DEAD_SCAN: Duration = Duration::from_millis(200);
 
 fn cname(name: &str) -> Result<CString, Status> {
     CString::new(name).map_err(|_| Status::Invalid)
@@ -107,6 +127,31 @@ fn attach_hint() -> u32 {
     (x ^ (x >> 31)) as u32
 }
 
+/// A test-only pause: when the environment variable `FASTQUEUE_TEST_HOLD` names `point`, the
+/// process creates the file named by `FASTQUEUE_TEST_HOLD_FILE` and sleeps for ever there, so
+/// that a kill test can SIGKILL it inside a window of the lease protocol. Read once per process;
+/// costs one load of a cached value on the paths that call it (redeliver queues only).
+fn hold_here(point: &str) {
+    static HOLD: std::sync::OnceLock<Option<(String, String)>> = std::sync::OnceLock::new();
+    let hold = HOLD.get_or_init(|| {
+        let at = std::env::var("FASTQUEUE_TEST_HOLD").ok()?;
+        Some((
+            at,
+            std::env::var("FASTQUEUE_TEST_HOLD_FILE").unwrap_or_default(),
+        ))
+    });
+    if let Some((at, file)) = hold {
+        if at == point {
+            if !file.is_empty() {
+                let _ = std::fs::write(file, point);
+            }
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
+    }
+}
+
 fn deadline(timeout: Option<Duration>) -> Option<Instant> {
     // A timeout too large to represent is the same as none.
     timeout.and_then(|t| Instant::now().checked_add(t))
@@ -117,6 +162,54 @@ impl Queue {
     /// `max_msg` bytes, with permission bits `mode`.
     pub fn create(name: &str, max_msg: u64, capacity: u64, mode: u32) -> Result<Queue, Status> {
         Self::create_c(&cname(name)?, max_msg, capacity, mode)
+    }
+
+    /// [`Queue::create`] with acknowledged delivery: every get leases what it takes to the
+    /// handle until [`Queue::task_done`], and a handle that closes or dies gives its leases
+    /// back to be delivered again (see `lease`). At most `leases` messages are leased at once
+    /// (0: the capacity); a get beyond that waits for an acknowledgement.
+    pub fn create_redeliver(
+        name: &str,
+        max_msg: u64,
+        capacity: u64,
+        mode: u32,
+        leases: u64,
+    ) -> Result<Queue, Status> {
+        Self::create_ex(
+            &cname(name)?,
+            max_msg,
+            capacity,
+            mode,
+            FLAG_REDELIVER,
+            leases,
+        )
+    }
+
+    fn bare(map: Mapping, geo: Geometry, me: u32) -> Queue {
+        Queue {
+            map,
+            geo,
+            me,
+            pid: std::process::id(),
+            // An observer acts as nobody, so its fork generation is never checked.
+            forks: if me == OBSERVER { 0 } else { fork_generation() },
+            gate: Gate::default(),
+            held: std::sync::Mutex::new(std::collections::VecDeque::new()),
+            hint: std::sync::atomic::AtomicU32::new(0),
+            recovering: std::sync::Mutex::new(()),
+            last_scan: std::sync::atomic::AtomicU64::new(0),
+            born: Instant::now(),
+        }
+    }
+
+    /// Whether the queue was created with acknowledged delivery.
+    pub fn redeliver(&self) -> bool {
+        self.geo.leases != 0
+    }
+
+    /// Number of lease entries (0 without acknowledged delivery).
+    pub fn lease_count(&self) -> u64 {
+        self.geo.leases
     }
 
     /// Attaches to the existing queue `name`.
@@ -132,13 +225,35 @@ impl Queue {
 
     /// [`Queue::create`] with a C string.
     pub fn create_c(name: &CStr, max_msg: u64, capacity: u64, mode: u32) -> Result<Queue, Status> {
-        if !mode_allowed(mode) {
+        Self::create_ex(name, max_msg, capacity, mode, 0, 0)
+    }
+
+    /// [`Queue::create_c`] with creation `flags` (`FLAG_REDELIVER`) and, for a redeliver
+    /// queue, the number of lease entries (0: the capacity). `Invalid` for unknown flags, or
+    /// `leases` without `FLAG_REDELIVER`.
+    pub fn create_ex(
+        name: &CStr,
+        max_msg: u64,
+        capacity: u64,
+        mode: u32,
+        flags: u32,
+        leases: u64,
+    ) -> Result<Queue, Status> {
+        if !mode_allowed(mode)
+            || flags & !FLAG_REDELIVER != 0
+            || (flags == 0 && leases != 0)
+        {
             return Err(Status::Invalid);
         }
+        let leases = if flags & FLAG_REDELIVER != 0 && leases == 0 {
+            capacity
+        } else {
+            leases
+        };
         let mut buf = [0u8; 256];
         shm::normalize(name, &mut buf)?;
         let name = CStr::from_bytes_until_nul(&buf).map_err(|_| Status::Invalid)?;
-        let geo = Geometry::new(max_msg, capacity)?;
+        let geo = Geometry::with_leases(max_msg, capacity, leases)?;
         let (map, unpublished) = Mapping::create(geo.total_size, mode)?;
         // SAFETY: the mapping is at least HEADER_SIZE bytes, page-aligned, zeroed, and nobody
         // else reads it before `magic` is published below.
@@ -156,6 +271,10 @@ impl Queue {
         d.total_size = geo.total_size;
         d.max_participants = MAX_PARTICIPANTS;
         d.creator_pid = std::process::id();
+        d.flags = flags;
+        d.leases = geo.leases;
+        d.lease_offset = geo.lease_offset;
+        d.lease_stride = geo.lease_stride;
         // Counters, wait words, participants and slot states start at zero, which the fresh
         // pages already hold (every slot state 0 is EMPTY of lap 0). Pooled: slot i starts with
         // buffer i.
@@ -214,14 +333,7 @@ impl Queue {
         // copy holds it: `participant` reads it there.
         let geo = Geometry::validate(d, size)?;
         debug_assert_eq!(geo.participants_offset, HEADER_SIZE as u64);
-        Ok(Queue {
-            map,
-            geo,
-            me: OBSERVER,
-            pid: std::process::id(),
-            forks: 0, // (not checked: an observer acts as nobody)
-            gate: Gate::default(),
-        })
+        Ok(Queue::bare(map, geo, OBSERVER))
     }
 
     fn map_validated(name: &CStr) -> Result<(Mapping, Geometry), Status> {
@@ -290,14 +402,7 @@ impl Queue {
     /// attachers do not all fight over the first free one. Only when no entry looks free does
     /// the second pass probe the used ones, to take over an entry whose owner died.
     fn attach(map: Mapping, geo: Geometry) -> Result<Queue, Status> {
-        let mut q = Queue {
-            map,
-            geo,
-            me: u32::MAX,
-            pid: std::process::id(),
-            forks: fork_generation(),
-            gate: Gate::default(),
-        };
+        let mut q = Queue::bare(map, geo, u32::MAX);
         let start = attach_hint() % MAX_PARTICIPANTS;
         let order = (0..MAX_PARTICIPANTS).map(|i| (start + i) % MAX_PARTICIPANTS);
         // Every entry once: those that look free first, then the others (one reading of each
@@ -317,8 +422,7 @@ impl Queue {
             let p = q.participant(k);
             // ORDERING: Acquire pairs with the Release stores of a previous owner.
             if p.state.load(Ordering::Acquire) != PARTICIPANT_FREE {
-                let (moved, lost) = q.ring().recover_all(k);
-                q.recovered(moved, lost);
+                q.recover_as(k);
                 q.stats_add(|s| &s.reclaimed_participants, 1);
             }
             // ORDERING: Relaxed: informational.
@@ -379,6 +483,153 @@ impl Queue {
                 self.map.ptr().add(self.geo.pool_offset as usize),
                 self.geo.buf_stride as usize,
             )
+        }
+    }
+
+    /// The lease table of a redeliver queue (None without one).
+    fn leases(&self) -> Option<Leases<'_>> {
+        if self.geo.leases == 0 || self.me == OBSERVER {
+            return None;
+        }
+        let at = self.geo.lease_offset as usize;
+        // SAFETY: the validated geometry places a 128-byte LeaseControl line at lease_offset
+        // (128-aligned) and `leases` entries of lease_stride bytes right after it, inside the
+        // mapping; each entry starts with a LeaseHeader (zeroed: FREE) followed by max_msg
+        // bytes; every process follows the lease protocol.
+        unsafe {
+            let base = self.map.ptr().add(at);
+            Some(Leases::new(
+                &*(base as *const LeaseControl),
+                base.add(crate::layout::LINE),
+                self.geo.lease_stride as usize,
+                self.geo.leases as u32,
+            ))
+        }
+    }
+
+    /// Participant `k`'s ledger.
+    fn ledger(&self, k: u32) -> &Ledger {
+        debug_assert!(k < MAX_PARTICIPANTS && self.me != OBSERVER);
+        // SAFETY: the validated geometry places MAX_PARTICIPANTS ledgers of LEDGER_STRIDE bytes
+        // at ledger_offset (128-aligned) inside the mapping.
+        unsafe {
+            &*(self
+                .map
+                .ptr()
+                .add((self.geo.ledger_offset + u64::from(k) * LEDGER_STRIDE) as usize)
+                as *const Ledger)
+        }
+    }
+
+    /// Recovers everything participant `k` holds, acting as `k`: the caller owns `k`'s identity
+    /// (holds its liveness lock, as an attacher reusing a dead entry, [`Queue::recover_dead_k`]
+    /// or a closing handle does), so nobody else recovers `k` meanwhile. Ring slots, then (on a
+    /// redeliver queue) leases, then (without) the ledger. Idempotent: a recoverer killed
+    /// half-way leaves states that the next one, acting as `k` again, finishes.
+    fn recover_as(&self, k: u32) {
+        let ring = self.ring();
+        let mut moved = 0;
+        if let Some(leases) = self.leases() {
+            // Step a (see `lease`): k's reads in progress.
+            moved += leases.recover_reads(&ring, k, || hold_here("recover-held"));
+            // Steps b and c.
+            moved += leases.give_back(k);
+            if self.shutdown_state() == SHUTDOWN_IMMEDIATE {
+                leases.discard_returned();
+            }
+        } else if k < MAX_PARTICIPANTS {
+            self.settle_ledger(k);
+        }
+        let (m, lost) = ring.recover_all(k);
+        self.recovered(moved + m, lost);
+    }
+
+    /// Queues without redeliver: counts the messages participant `k` (dead or closing) took
+    /// and never marked done as done, so that `join` does not wait for them. One CAS on k's
+    /// `forgiven` makes it idempotent; the segment-wide count follows it (a recoverer killed
+    /// between the two leaves that count short by what it settled).
+    fn settle_ledger(&self, k: u32) {
+        let l = self.ledger(k);
+        // ORDERING: Acquire: pairs with the Release increments of k's gets and task_dones.
+        let taken = l.taken.load(Ordering::Acquire);
+        // ORDERING: as above.
+        let done = l.done.load(Ordering::Acquire);
+        // ORDERING: Acquire/AcqRel: the forgiven count only moves through this CAS.
+        let forgiven = l.forgiven.load(Ordering::Acquire);
+        let need = taken.saturating_sub(done).saturating_sub(forgiven);
+        if need == 0 {
+            return;
+        }
+        if l.forgiven
+            .compare_exchange(
+                forgiven,
+                forgiven + need,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+        {
+            // ORDERING: Release pairs with the Acquire in `unfinished_given`.
+            self.header()
+                .control
+                .0
+                .abandoned
+                .fetch_add(need, Ordering::Release);
+            notify_all(&self.header().control.0.join);
+        }
+    }
+
+    /// Recovers participant `k` if it is dead: takes its liveness lock (so it is dead, and
+    /// nobody else recovers it meanwhile), recovers as `k`, and drops the lock.
+    fn recover_dead_k(&self, k: u32) {
+        if k == self.me || k >= MAX_PARTICIPANTS || !self.dead(k) {
+            return;
+        }
+        let Ok(_one) = self.recovering.lock() else {
+            return;
+        };
+        if !self.map.lock_participant(k) {
+            return; // alive after all, or being recovered or attached elsewhere
+        }
+        self.recover_as(k);
+        self.map.unlock_participant(k);
+    }
+
+    /// Looks (at most every [`DEAD_SCAN`], unless `force`) for dead holders of leases and,
+    /// without redeliver, dead participants that took messages they never marked done, and
+    /// recovers them.
+    fn scan_dead(&self, force: bool) {
+        if self.me == OBSERVER {
+            return;
+        }
+        let now = self.born.elapsed().as_millis() as u64;
+        // ORDERING: Relaxed: a rate limit local to this handle.
+        let last = self.last_scan.load(std::sync::atomic::Ordering::Relaxed);
+        if !force && now < last + DEAD_SCAN.as_millis() as u64 {
+            return;
+        }
+        // ORDERING: Relaxed: as above.
+        self.last_scan
+            .store(now, std::sync::atomic::Ordering::Relaxed);
+        let mut owners: Vec<u32> = match self.leases() {
+            Some(leases) => leases.holders().collect(),
+            None => (0..MAX_PARTICIPANTS)
+                .filter(|&k| {
+                    let l = self.ledger(k);
+                    // ORDERING: Relaxed: a hint; `settle_ledger` re-reads.
+                    let (t, d, f) = (
+                        l.taken.load(Ordering::Relaxed),
+                        l.done.load(Ordering::Relaxed),
+                        l.forgiven.load(Ordering::Relaxed),
+                    );
+                    t > d.saturating_add(f)
+                })
+                .collect(),
+        };
+        owners.sort_unstable();
+        owners.dedup();
+        for k in owners {
+            self.recover_dead_k(k);
         }
     }
 
@@ -505,6 +756,15 @@ impl Queue {
 
     /// Called by a waiter that has been blocked for a while by a slot another process holds.
     fn recover(&self, b: Blocked) -> bool {
+        if self.redeliver() && crate::ring::unpack(b.state).1 == crate::ring::READING {
+            // A dead getter's message goes into one of its leases, not into `lost`: recover
+            // the whole participant, as it (see `lease`).
+            let before = self.recoveries();
+            if let Some(k) = b.owner() {
+                self.recover_dead_k(k);
+            }
+            return self.recoveries() != before;
+        }
         let moved = self
             .ring()
             .recover(b.pos, b.state, self.me, |k| self.dead(k));
@@ -513,6 +773,11 @@ impl Queue {
             self.recovered(1, lost);
         }
         moved
+    }
+
+    fn recoveries(&self) -> u64 {
+        // ORDERING: Relaxed: a statistic, compared before and after our own recovery.
+        self.header().stats.0.recoveries.load(Ordering::Relaxed)
     }
 
     /// Accounts for `moved` recovered slots, `lost` of which held a message a dead reader took.
@@ -629,6 +894,11 @@ impl Queue {
         if self.me == OBSERVER {
             return core::ptr::null_mut();
         }
+        if token & LEASE_TOKEN != 0 && self.geo.leases != 0 {
+            if let Some(leases) = self.leases() {
+                return leases.payload((token & !LEASE_TOKEN).min(u64::from(u32::MAX)) as u32);
+            }
+        }
         self.ring().payload(token)
     }
 
@@ -654,6 +924,11 @@ impl Queue {
     ) -> Result<ReadClaim, Status> {
         if self.me == OBSERVER {
             return Err(Status::Invalid);
+        }
+        if self.geo.leases != 0 {
+            if let Some(leases) = self.leases() {
+                return self.lease_read(leases, min, cap, timeout, needed);
+            }
         }
         let ring = self.ring();
         let mut skipped = 0;
@@ -713,6 +988,180 @@ impl Queue {
         r
     }
 
+    /// [`Queue::claim_read_sized`] of a redeliver queue: leases the message to this handle
+    /// (`lease` module docs, get steps 1-4). The token names the lease entry; the message stays
+    /// there, readable through [`Queue::payload`], until [`Queue::task_done`].
+    #[inline(never)] // off the plain queues' get path, so that their code stays as it was
+    fn lease_read(
+        &self,
+        leases: Leases<'_>,
+        min: u64,
+        cap: u64,
+        timeout: Option<Duration>,
+        needed: &mut u64,
+    ) -> Result<ReadClaim, Status> {
+        let ring = self.ring();
+        let me = self.me;
+        // ORDERING: Relaxed: a hint local to this handle.
+        let hint = self.hint.load(std::sync::atomic::Ordering::Relaxed);
+        let reserved = std::cell::Cell::new(None::<u32>);
+        let waiting_lease = std::cell::Cell::new(false);
+        let mut skipped = 0;
+        let ctl = leases.control();
+        let mut attempt = || {
+            if self.gate.is_closing() {
+                return Attempt::Leave(Err(Status::Closed));
+            }
+            let shut = self.shutdown_state();
+            if shut == SHUTDOWN_IMMEDIATE {
+                return Attempt::Leave(Err(Status::ShutDown));
+            }
+            // Step 1: redelivered messages first.
+            // ORDERING: Relaxed: a hint (take_returned re-reads it with Acquire).
+            if ctl.returned.load(Ordering::Relaxed) != 0 {
+                match leases.take_returned(me, min, cap) {
+                    Ok(i) => return Attempt::Done(Ok((i, leases.len(i)))),
+                    Err(Redelivery::Size(n)) => {
+                        *needed = n;
+                        return Attempt::Leave(Err(Status::Buffer));
+                    }
+                    Err(Redelivery::None) => {}
+                }
+            }
+            // Step 2: an entry to move the message into.
+            let i = match reserved.get() {
+                Some(i) => i,
+                None => match leases.reserve(me, hint) {
+                    Some(i) => {
+                        reserved.set(Some(i));
+                        i
+                    }
+                    None => {
+                        if !waiting_lease.replace(true) {
+                            // ORDERING: Relaxed: acknowledgements read it to decide whether
+                            // to wake everyone; the wait word's fences order the rest.
+                            ctl.waiters.fetch_add(1, Ordering::Relaxed);
+                        }
+                        self.scan_dead(false);
+                        // No owner: the waiter sleeps until woken or IDLE_RECHECK.
+                        return Attempt::Blocked(Blocked {
+                            pos: u64::MAX,
+                            state: 0,
+                        });
+                    }
+                },
+            };
+            // Steps 3 and 4: the ring's oldest message, into the entry.
+            let steps = |n: u32| {
+                hold_here(["", "lease-claimed", "lease-filled", "lease-held"][n.min(3) as usize]);
+                true
+            };
+            match leases.take_from_ring(&ring, i, me, (min, cap), &mut skipped, steps, true) {
+                Ok(Some((_, len))) => {
+                    reserved.set(None);
+                    Attempt::Done(Ok((i, len)))
+                }
+                Ok(None) => unreachable!("the library's steps never stop"),
+                Err(GetError::Buffer(n)) => {
+                    *needed = n;
+                    Attempt::Leave(Err(Status::Buffer))
+                }
+                Err(GetError::Corrupt) => Attempt::Leave(Err(Status::BadSegment)),
+                Err(GetError::Empty(_)) if shut != SHUTDOWN_NONE => {
+                    Attempt::Leave(Err(Status::ShutDown))
+                }
+                Err(GetError::Empty(b)) => {
+                    // A blocked get also notices dead lease holders (their messages come back).
+                    self.scan_dead(false);
+                    Attempt::Blocked(b)
+                }
+            }
+        };
+        let r = match attempt() {
+            Attempt::Done(r) | Attempt::Leave(r) => r,
+            Attempt::Blocked(first) => {
+                self.stats_add(|s| &s.empty_hits, 1);
+                if timeout == Some(Duration::ZERO) {
+                    self.scan_dead(false);
+                    let again = if first.held() && self.recover(first) {
+                        true
+                    } else {
+                        // ORDERING: Relaxed: a hint.
+                        ctl.returned.load(Ordering::Relaxed) != 0
+                    };
+                    if again {
+                        match attempt() {
+                            Attempt::Done(r) | Attempt::Leave(r) => r,
+                            Attempt::Blocked(_) => Err(Status::Empty),
+                        }
+                    } else {
+                        Err(Status::Empty)
+                    }
+                } else {
+                    match self.waiting() {
+                        Err(closed) => Err(closed),
+                        Ok(_waiting) => block_on(
+                            &self.header().not_empty.0,
+                            deadline(timeout),
+                            attempt,
+                            || ring.ready_now(),
+                            || None,
+                            |b| b.pos != u64::MAX && self.recover(b),
+                        )
+                        .unwrap_or(Err(Status::Empty)),
+                    }
+                }
+            }
+        };
+        if waiting_lease.get() {
+            // ORDERING: Relaxed: as above.
+            ctl.waiters.fetch_sub(1, Ordering::Relaxed);
+        }
+        if let Some(i) = reserved.get() {
+            leases.unreserve(i, me);
+        }
+        self.note_skipped(skipped);
+        let (i, len) = r?;
+        if let Ok(mut h) = self.held.lock() {
+            h.push_back(i);
+        }
+        self.freed(1);
+        Ok(ReadClaim {
+            pos: LEASE_TOKEN | u64::from(i),
+            len,
+        })
+    }
+
+    /// Redeliver queues: acknowledges this handle's `n` oldest leases (`Invalid` if it holds
+    /// fewer: nothing is acknowledged then). Each acknowledgement is one CAS, which is also its
+    /// count for `join` (see `lease`).
+    fn ack(&self, leases: &Leases<'_>, n: u64) -> Result<(), Status> {
+        let mut h = self.held.lock().map_err(|_| Status::Internal)?;
+        if (h.len() as u64) < n {
+            return Err(Status::Invalid);
+        }
+        for _ in 0..n {
+            let Some(i) = h.pop_front() else { break };
+            let acked = leases.ack(i, self.me);
+            debug_assert!(acked, "an entry this handle holds");
+            // ORDERING: Relaxed: a hint local to this handle.
+            self.hint.store(i, std::sync::atomic::Ordering::Relaxed);
+        }
+        drop(h);
+        let c = &self.header().control.0;
+        notify_all(&c.join);
+        // ORDERING: Relaxed: see `lease_read`; a missed waiter rechecks within IDLE_RECHECK.
+        if leases.control().waiters.load(Ordering::Relaxed) != 0 {
+            notify_all(&self.header().not_empty.0);
+        }
+        Ok(())
+    }
+
+    /// Number of messages this handle holds leased (0 without redeliver).
+    pub fn leased(&self) -> u64 {
+        self.held.lock().map_or(0, |h| h.len() as u64)
+    }
+
     fn note_skipped(&self, skipped: u64) {
         if skipped > 0 {
             self.stats_add(|s| &s.skipped, skipped);
@@ -727,11 +1176,57 @@ impl Queue {
     /// Returns the slot read as `token` to producers.
     pub fn release_read(&self, token: u64) -> Result<(), Status> {
         self.participant_only()?;
+        if self.geo.leases != 0 {
+            return self.release_lease(token);
+        }
+        // Counted while the claim is still held (see `settle_ledger`).
+        self.took(1);
         if !self.ring().release(token, self.me) {
             return Err(Status::Invalid);
         }
         self.freed(1);
         Ok(())
+    }
+
+    /// [`Queue::release_read`] of a lease token: the message stays leased (in its entry) until
+    /// `task_done`, so there is nothing to give back; checks that the token names a lease of
+    /// this handle.
+    #[inline(never)]
+    fn release_lease(&self, token: u64) -> Result<(), Status> {
+        if let Some(leases) = self.leases() {
+            let i = token & !LEASE_TOKEN;
+            let ok = token & LEASE_TOKEN != 0
+                && i < self.geo.leases
+                && leases.state(i as u32).1 == crate::lease::HELD
+                && leases.state(i as u32).2 == self.me;
+            return if ok { Ok(()) } else { Err(Status::Invalid) };
+        }
+        Err(Status::Invalid)
+    }
+
+    /// Counts `n` messages this handle took in its ledger (queues without redeliver).
+    #[inline]
+    fn took(&self, n: u64) {
+        // ORDERING: Relaxed: a flag that only goes 0 -> 1 (see `track_tasks`).
+        if self.header().control.0.tracking.load(Ordering::Relaxed) != 0 {
+            // ORDERING: Release pairs with the Acquire in `settle_ledger`. Only this
+            // participant's threads add here (uncontended: the line is the participant's own).
+            self.ledger(self.me).taken.fetch_add(n, Ordering::Release);
+        }
+    }
+
+    /// Turns on the ledgers of the queue (for every process): from now on each participant
+    /// counts what it takes, so that what a dead or closed one took and did not mark done
+    /// counts as done (see `settle_ledger`). `task_done` and `join` call it; a joinable queue
+    /// class calls it when it attaches. Messages taken before are not counted.
+    pub fn track_tasks(&self) {
+        let c = &self.header().control.0;
+        // ORDERING: Relaxed: a flag; gets that miss it for a moment leave one message uncounted
+        // (see above).
+        if c.tracking.load(Ordering::Relaxed) == 0 {
+            // ORDERING: as above.
+            c.tracking.store(1, Ordering::Relaxed);
+        }
     }
 
     /// Wakes producers for `n` slots this handle freed: once a sixteenth of the ring (at most 64
@@ -800,13 +1295,34 @@ impl Queue {
             // Readiness counts as done: the caller (asyncio) takes or puts next, and passes a
             // wake-up on itself if it gives up (fq_wake).
             if readable {
+                let leases = self.leases();
+                if leases.as_ref().is_some_and(|l| l.ready(false)) {
+                    return Attempt::Done(Ok(())); // a redelivery is waiting
+                }
                 match ring.peek_read(&mut skipped) {
-                    Ok(_) | Err(GetError::Buffer(_)) => Attempt::Done(Ok(())),
+                    Ok(_) | Err(GetError::Buffer(_))
+                        if leases.as_ref().map_or(true, |l| l.ready(true)) =>
+                    {
+                        Attempt::Done(Ok(()))
+                    }
+                    Ok(_) | Err(GetError::Buffer(_)) => {
+                        // Every lease is taken: wait for an acknowledgement (or a death).
+                        self.scan_dead(false);
+                        Attempt::Blocked(Blocked {
+                            pos: u64::MAX,
+                            state: 0,
+                        })
+                    }
                     Err(GetError::Corrupt) => Attempt::Leave(Err(Status::BadSegment)),
                     Err(GetError::Empty(_)) if shut != SHUTDOWN_NONE => {
                         Attempt::Leave(Err(Status::ShutDown))
                     }
-                    Err(GetError::Empty(b)) => Attempt::Blocked(b),
+                    Err(GetError::Empty(b)) => {
+                        if leases.is_some() {
+                            self.scan_dead(false);
+                        }
+                        Attempt::Blocked(b)
+                    }
                 }
             } else {
                 match ring.peek_write() {
@@ -868,7 +1384,7 @@ impl Queue {
     /// full hits, empty hits, recoveries, reclaimed participants, depth, skipped, lost,
     /// tasks done, unfinished tasks, creator pid, segment size, shutdown state, getters woken,
     /// putters woken, getter sleeps, putter sleeps.
-    pub fn stats(&self) -> [u64; 18] {
+    pub fn stats(&self) -> [u64; 21] {
         let h = self.header();
         let s = &h.stats.0;
         // ORDERING: Relaxed: statistics only.
@@ -883,7 +1399,7 @@ impl Queue {
             self.len(),
             ld(&s.skipped),
             ld(&s.lost),
-            ld(&h.control.0.tasks_done),
+            ld(&h.control.0.tasks_done) + self.leases().map_or(0, |l| l.acks()),
             self.unfinished(),
             u64::from(h.desc.0.creator_pid),
             self.geo.total_size,
@@ -892,6 +1408,9 @@ impl Queue {
             ld(&h.not_full.0.woken),
             ld(&h.not_empty.0.sleeps),
             ld(&h.not_full.0.sleeps),
+            self.leases().map_or(0, |l| ld(&l.control().redelivered)),
+            self.leases().map_or(0, |l| l.outstanding()),
+            ld(&h.control.0.abandoned),
         ]
     }
 
@@ -942,6 +1461,9 @@ impl Queue {
                 discarded += 1;
             }
             self.note_skipped(skipped);
+            if let Some(leases) = self.leases() {
+                leases.discard_returned();
+            }
             if discarded > 0 {
                 // ORDERING: Relaxed: task accounting is read through `unfinished` only.
                 h.control
@@ -967,13 +1489,25 @@ impl Queue {
     /// would mark more tasks done than were ever put.
     pub fn task_done(&self, n: u64) -> Result<(), Status> {
         self.participant_only()?;
+        if let Some(leases) = self.leases() {
+            return self.ack(&leases, n);
+        }
+        self.track_tasks();
         let c = &self.header().control.0;
         // ORDERING: Acquire/AcqRel: the count only moves through this CAS loop.
         let mut done = c.tasks_done.load(Ordering::Acquire);
+        let mut excess;
         loop {
-            if n > self.unfinished_given(done) {
+            // Messages counted as done when their taker closed or died (`settle_ledger`) may
+            // still be marked done by another process (a parent that marks its children's work
+            // done): that takes them back from `abandoned` rather than failing.
+            let unfinished = self.unfinished_given(done);
+            // ORDERING: Acquire, as in `unfinished_given`.
+            let abandoned = c.abandoned.load(Ordering::Acquire);
+            if n > unfinished.saturating_add(abandoned) {
                 return Err(Status::Invalid);
             }
+            excess = n.saturating_sub(unfinished);
             // ORDERING: AcqRel pairs with other task_done calls and with `unfinished`.
             match c.tasks_done.compare_exchange_weak(
                 done,
@@ -985,6 +1519,17 @@ impl Queue {
                 Err(now) => done = now,
             }
         }
+        if excess > 0 {
+            // ORDERING: AcqRel, as the increments in `settle_ledger`; saturating (a race with
+            // another such task_done leaves it at 0, never wrapped).
+            let _ = c
+                .abandoned
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |a| {
+                    Some(a.saturating_sub(excess))
+                });
+        }
+        // ORDERING: Release pairs with the Acquire in `settle_ledger`.
+        self.ledger(self.me).done.fetch_add(n, Ordering::Release);
         notify_all(&c.join);
         Ok(())
     }
@@ -1000,17 +1545,28 @@ impl Queue {
             .skipped
             .load(Ordering::Acquire)
             .saturating_add(s.lost.load(Ordering::Acquire));
-        tail.saturating_sub(gone).saturating_sub(done)
+        // ORDERING: Acquire pairs with the Release in `settle_ledger`.
+        let abandoned = h.control.0.abandoned.load(Ordering::Acquire);
+        let acks = self.leases().map_or(0, |l| l.acks());
+        tail.saturating_sub(gone)
+            .saturating_sub(done)
+            .saturating_sub(abandoned)
+            .saturating_sub(acks)
     }
 
     /// Blocks until every message put was marked done (`JoinableQueue.join`), as `timeout`
     /// allows; `Err(Status::Timeout)` otherwise.
     pub fn join(&self, timeout: Option<Duration>) -> Result<(), Status> {
         self.participant_only()?;
+        self.track_tasks();
         let c = &self.header().control.0;
         let _waiting = self.waiting()?;
         let ready = || self.gate.is_closing() || self.unfinished() == 0;
-        if !wait_until(&c.join, deadline(timeout), ready, || self.recover_dead()) {
+        let idle = || {
+            self.recover_dead();
+            self.scan_dead(false);
+        };
+        if !wait_until(&c.join, deadline(timeout), ready, idle) {
             Err(Status::Timeout)
         } else if self.gate.is_closing() {
             Err(Status::Closed)
@@ -1243,6 +1799,37 @@ impl Queue {
         // (and exactly `exact`, if given).
         let min = exact.unwrap_or(0);
         let limit = |space: usize| exact.map_or(space as u64, |k| k.min(space as u64));
+        if self.redeliver() {
+            // One lease per message: waits (as `timeout` allows) for the first only.
+            let mut off = 0usize;
+            while (*count as usize) < max {
+                let t = if *count == 0 {
+                    timeout
+                } else {
+                    Some(Duration::ZERO)
+                };
+                let c = match self.claim_read_sized(min, limit(buf.len() - off), t, needed) {
+                    Ok(c) => c,
+                    Err(e) if *count == 0 => return Err(e),
+                    Err(_) => break,
+                };
+                // SAFETY: the lease entry holds c.len ≤ what is left of buf (checked by the
+                // claim) bytes, ours until task_done; disjoint from the caller's buffer.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(
+                        self.payload(c.pos),
+                        buf[off..].as_mut_ptr(),
+                        c.len as usize,
+                    )
+                };
+                if let Some(lens) = lens.as_deref_mut() {
+                    lens[*count as usize] = c.len;
+                }
+                off += c.len as usize;
+                *count += 1;
+            }
+            return Ok(());
+        }
         // The first message as a get takes it (waiting as `timeout` allows); the others as a
         // run of consecutive positions, claimed straight at their slots (Ring::claim_read_at),
         // moving `head` once per run and waking producers once (see put_many).
@@ -1262,6 +1849,7 @@ impl Queue {
                     len as usize,
                 )
             };
+            self.took(1);
             let released = ring.release(pos, me);
             debug_assert!(released, "a claim this call made and still holds");
             if let Some(lens) = lens.as_deref_mut() {
@@ -1311,9 +1899,10 @@ impl Drop for Queue {
             // the parent.
             return;
         }
-        // Claims this handle left open (zero-copy claims never finished) must not wedge others.
-        let (moved, lost) = self.ring().recover_all(self.me);
-        self.recovered(moved, lost);
+        // Claims this handle left open (zero-copy claims never finished) must not wedge others;
+        // its leases go back for redelivery (or, without redeliver, what it took and did not
+        // mark done counts as done).
+        self.recover_as(self.me);
         // ORDERING: Release: the entry is free only after our slot work above; the lock is
         // dropped afterwards (when the mapping closes its descriptor), so a new owner that takes
         // the lock finds the entry already free.

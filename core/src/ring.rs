@@ -756,6 +756,13 @@ impl<'a> Ring<'a> {
         ok
     }
 
+    /// The length stored in the slot of `pos`: for a caller holding (or acting for the owner
+    /// of) its read claim, which ordered this load after the producer's store.
+    pub fn claimed_len(&self, pos: u64) -> u64 {
+        // ORDERING: Relaxed: the read claim's Acquire (on FULL) orders it.
+        self.slot(pos).len.load(Ordering::Relaxed).min(self.max_msg)
+    }
+
     /// Get, step 3: returns the slot read at `pos` to producers. Returns false if `me` does not
     /// hold a read claim on `pos`.
     pub fn release(&self, pos: u64, me: u32) -> bool {

@@ -169,11 +169,14 @@ def _bytes_needed(size: int, cap: int) -> int:
     """The size of the segment of a queue of ``cap`` messages of ``size`` bytes, for sizes beyond
     the library's limits (which then cannot say it): core/src/layout.rs Geometry::new, in
     Python's unbounded ints."""
-    status, smallest = _ffi.segment_size(1, 1)  # the header and participants, and one slot
-    slots_offset = smallest - 64 if status == _ffi.OK else 0
+    ledger = 1024 * 32  # layout 4: the participants' ledger, after the ring, 128-aligned
+    status, smallest = _ffi.segment_size(1, 1)  # header, participants, one slot, the ledger
+    slots_offset = smallest - ledger - 128 if status == _ffi.OK else 0
     if size >= 64 * 1024 and 2 <= cap <= 1 << 16:  # the pooled layout
-        return _round_up(slots_offset + 64 * cap, 4096) + cap * _round_up(size, 4096)
-    return slots_offset + cap * _round_up(16 + size, 64)
+        end = _round_up(slots_offset + 64 * cap, 4096) + cap * _round_up(size, 4096)
+    else:
+        end = slots_offset + cap * _round_up(16 + size, 64)
+    return _round_up(end, 128) + ledger
 
 
 def limits_error(op: str, name: str | None, size: int, cap: int) -> Exception | None:

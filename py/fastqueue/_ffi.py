@@ -18,7 +18,7 @@ from ctypes import (
     c_uint64,
     c_void_p,
 )
-from typing import Any, Callable
+from typing import Any, Callable, Final
 
 from ._ffibatch import BatchOps, _Batch, _Exact
 from ._library import (
@@ -58,6 +58,7 @@ from ._library import (
     _arg_i64,
     _arg_ptr,
     _arg_u64,
+    _declare,
     _fq_capacity,
     _fq_clone,
     _fq_close,
@@ -84,6 +85,7 @@ from ._library import (
     _try_get_now,
     _try_put_now,
     _u64_args,
+    _voidpp,
     _write_abort_now,
     _write_begin_now,
     _write_begin_wait,
@@ -136,6 +138,7 @@ __all__ = [
     "NATIVE_PATTERNS",
     "OK",
     "PYPY",
+    "REDELIVER",
     "SHUTDOWN",
     "STAT_NAMES",
     "TEMP_PREFIX",
@@ -230,7 +233,9 @@ class Handle(BatchOps):
         "_ptr",
         "_slot_type",
         "capacity",
+        "leases",
         "max_msg",
+        "redeliver",
     )
 
     def __init__(self, ptr: c_void_p) -> None:
@@ -240,6 +245,9 @@ class Handle(BatchOps):
         #: Capacity in messages and largest message in bytes, read once from the segment.
         self.capacity: int = int(_fq_capacity(ptr))
         self.max_msg: int = int(_fq_max_msg(ptr))
+        #: Acknowledged delivery (fq_flags & FQ_CREATE_REDELIVER) and its number of leases.
+        self.redeliver: bool = bool(int(_fq_flags(ptr)) & REDELIVER)
+        self.leases: int = int(_fq_lease_count(ptr))
         # Size of the receive buffers of get (a longer message is read in place).
         cap = min(self.max_msg, GET_COPY_LIMIT)
         self._cap_arg: Any = _arg_u64(cap)
@@ -479,6 +487,30 @@ def create(name: bytes, max_msg: int, capacity: int, mode: int) -> tuple[int, Ha
     """fq_create; returns (status, handle or None)."""
     ptr = c_void_p()
     status = int(_fq_create(name, max_msg, capacity, mode, ptr))
+    if status != OK:
+        return status, None
+    return OK, Handle(ptr)
+
+
+#: fq_create_ex's flag for acknowledged delivery (FQ_CREATE_REDELIVER).
+REDELIVER: Final = 1
+
+# Acknowledged delivery's functions of fastqueue.h, declared here (the raw layer) with
+# _library's _declare, beside the only code that calls them.
+_fq_create_ex = _declare(
+    "fq_create_ex", ctypes.c_int32, ctypes.c_char_p, ctypes.c_uint64, ctypes.c_uint64,
+    ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint64, _voidpp,
+)  # fmt: skip
+_fq_flags = _declare("fq_flags", ctypes.c_uint32, c_void_p)
+_fq_lease_count = _declare("fq_lease_count", ctypes.c_uint64, c_void_p)
+
+
+def create_ex(
+    name: bytes, max_msg: int, capacity: int, mode: int, flags: int, leases: int
+) -> tuple[int, Handle | None]:
+    """fq_create_ex; returns (status, handle or None)."""
+    ptr = c_void_p()
+    status = int(_fq_create_ex(name, max_msg, capacity, mode, flags, leases, ptr))
     if status != OK:
         return status, None
     return OK, Handle(ptr)

@@ -154,6 +154,9 @@ STAT_NAMES: Final = (
     "putters_woken",
     "getter_sleeps",
     "putter_sleeps",
+    "redelivered",
+    "leased",
+    "abandoned",
 )
 
 

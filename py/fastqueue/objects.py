@@ -99,7 +99,7 @@ class ObjectQueue(Queue):
     returns an equal one (in whichever process gets it).
 
     ``ObjectQueue(name=None, element_size=None, capacity=None, create=True, *, mode=0o600,
-    serializer=None)``
+    serializer=None, redeliver=None, leases=None)``
 
     The constructor, blocking, timeouts, ``shutdown``, ``task_done`` / ``join``, ``stats``,
     ``close`` / ``unlink``, passing the queue to a child process, ``aget`` / ``aput`` all work
@@ -146,6 +146,8 @@ class ObjectQueue(Queue):
         *,
         mode: int = 0o600,
         serializer: Serializer | None = None,
+        redeliver: bool | None = None,
+        leases: int | None = None,
     ) -> None:
         if serializer is not None and not (
             callable(getattr(serializer, "dumps", None))
@@ -156,7 +158,9 @@ class ObjectQueue(Queue):
                 f"(e.g. the json module), not {type(serializer).__name__}"
             )
         self._serializer = serializer
-        super().__init__(name, element_size, capacity, create, mode=mode)
+        super().__init__(
+            name, element_size, capacity, create, mode=mode, redeliver=redeliver, leases=leases
+        )
 
     @property
     def serializer(self) -> Serializer | None:
@@ -423,7 +427,10 @@ class JoinableQueue(Queue):
 
     Every fastqueue queue keeps this count, so :class:`~fastqueue.Queue` has ``task_done`` and
     ``join`` too; this class exists so that code written for ``multiprocessing.JoinableQueue``
-    reads the same. A message that a dead process took with it counts as done.
+    reads the same. A message that a process took and did not mark done counts as done once
+    that process dies or closes its handle, so :meth:`join` never hangs on a dead worker. With
+    ``redeliver=True`` such a message is delivered again instead, and :meth:`join` waits for its
+    acknowledgement (see :attr:`~fastqueue.Queue.redeliver`).
 
     >>> import threading
     >>> with JoinableQueue(element_size=16, capacity=8) as q:
@@ -439,6 +446,14 @@ class JoinableQueue(Queue):
     ...     t.join()
     True
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A join that does not wait turns on the queue's accounting of what each process takes
+        # (fq_join does it), so that a worker that dies before its first task_done is counted.
+        h = self._h
+        if h is not None:
+            h.join(0)
 
 
 class JoinableObjectQueue(ObjectQueue, JoinableQueue):

@@ -39,7 +39,7 @@ from ._args import check_size as _check_size
 from ._args import check_timeout as _check_timeout
 from ._args import limits_error as _limits_error
 from ._batches import BatchMixin
-from ._errors import InvalidArgumentError, error_from_status, unlink_refused
+from ._errors import ArgumentTypeError, InvalidArgumentError, error_from_status, unlink_refused
 from ._putget import PutGetMixin
 from ._slots import SlotMixin, WriteSlot
 
@@ -59,7 +59,8 @@ _live: weakref.WeakSet[Queue] = weakref.WeakSet()
 class Queue(PutGetMixin, BatchMixin, SlotMixin, _aio.AsyncMixin):
     """A bounded MPMC queue of byte messages in the shared-memory segment ``/dev/shm/<name>``.
 
-    ``Queue(name=None, element_size=None, capacity=None, create=True, *, mode=0o600)``
+    ``Queue(name=None, element_size=None, capacity=None, create=True, *, mode=0o600,
+    redeliver=None, leases=None)``
 
     With ``create=True`` (the default) a new queue is made that holds up to ``capacity`` messages
     of 0 to ``element_size`` bytes each (both are ints >= 1; capacity need not be a power of two).
@@ -71,6 +72,14 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, _aio.AsyncMixin):
     segment; ``element_size`` / ``capacity``, if given, must match it (else ``ValueError``).
     Raises ``FileNotFoundError`` if there is no such queue and :class:`~fastqueue.SegmentError`
     if the segment is not a valid queue. Attached handles never remove the name.
+
+    ``redeliver=True`` (with ``create=True``) makes a queue with acknowledged delivery
+    (at-least-once, see :attr:`redeliver` and the guide page "When a worker dies"): every get
+    leases the message it returns to this handle until :meth:`task_done` acknowledges it, and the
+    messages of a handle that closes or whose process dies are delivered again. ``leases=``
+    bounds how many messages are leased at once (default: the capacity). The setting is stored in
+    the segment: with ``create=False``, leaving ``redeliver`` out adopts it, and asking for the
+    other setting raises ``ValueError``.
 
     Sizes must be ints: a bool, float or other non-integer raises ``TypeError``; a missing size
     (with ``create=True``) or one below 1 raises ``ValueError``, as does a ``mode`` outside
@@ -99,7 +108,20 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, _aio.AsyncMixin):
         create: bool = True,
         *,
         mode: int = 0o600,
+        redeliver: bool | None = None,
+        leases: int | None = None,
     ) -> None:
+        if redeliver is not None and not isinstance(redeliver, bool):
+            raise ArgumentTypeError(f"redeliver must be True or False, not {redeliver!r}")
+        if leases is not None:
+            _check_size(leases, "leases")
+            if create and not redeliver:
+                raise InvalidArgumentError(
+                    "leases= bounds the messages leased by a redeliver=True queue; pass "
+                    "redeliver=True with it, or leave it out"
+                )
+        flags = _ffi.REDELIVER if create and redeliver else 0
+        self._flags = (flags, leases or 0)
         if create:
             if element_size is None or capacity is None:
                 missing = " and ".join(
@@ -130,7 +152,7 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, _aio.AsyncMixin):
             if name is None:
                 handle, bare, raw = self._create_unique(size, cap, mode)
             else:
-                status, h = _ffi.create(raw, size, cap, mode)
+                status, h = self._create_raw(raw, size, cap, mode)
                 if h is None:
                     raise self._create_error(status, bare, size, cap)
                 handle = h
@@ -147,6 +169,15 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, _aio.AsyncMixin):
             status, h = _ffi.open_(raw)
             if h is None:
                 raise error_from_status(status, f"Queue({bare!r}, create=False)", bare)
+            if (redeliver is not None and redeliver != h.redeliver) or (
+                leases is not None and leases != h.leases
+            ):
+                has = f"redeliver={h.redeliver}" + (f", leases={h.leases}" if h.redeliver else "")
+                del h
+                raise InvalidArgumentError(
+                    f"Queue({bare!r}, create=False): the queue was created with {has}; pass "
+                    f"that, or leave redeliver= and leases= out to adopt the queue's setting"
+                )
             if (want_size is not None and want_size != h.max_msg) or (
                 want_cap is not None and want_cap != h.capacity
             ):
@@ -199,11 +230,19 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, _aio.AsyncMixin):
             needed=needed,
         )
 
+    def _create_raw(
+        self, raw: bytes, size: int, cap: int, mode: int
+    ) -> tuple[int, _ffi.Handle | None]:
+        flags, leases = self._flags
+        if flags:
+            return _ffi.create_ex(raw, size, cap, mode, flags, leases)
+        return _ffi.create(raw, size, cap, mode)
+
     def _create_unique(self, size: int, cap: int, mode: int) -> tuple[_ffi.Handle, str, bytes]:
         for _ in range(16):
             bare = f"fq-{os.getpid()}-{secrets.token_hex(6)}"
             raw = bare.encode()
-            status, h = _ffi.create(raw, size, cap, mode)
+            status, h = self._create_raw(raw, size, cap, mode)
             if h is not None:
                 return h, bare, raw
             if status != _ffi.ERR_EXISTS:
@@ -222,6 +261,43 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, _aio.AsyncMixin):
     def element_size(self) -> int:
         """The largest message the queue takes, in bytes."""
         return self._element_size
+
+    @property
+    def redeliver(self) -> bool:
+        """True for a queue with acknowledged delivery (created with ``redeliver=True``; the
+        setting lives in the segment, so every handle tells the same).
+
+        On such a queue every get-family call (``get``, ``get_nowait``, ``get_into``,
+        ``get_many``, ``get_slot``, ``aget``, and their object forms) *leases* what it returns
+        to this handle until :meth:`task_done` acknowledges it (each call acknowledges the
+        handle's oldest lease). When the handle closes, or its process dies (even by SIGKILL),
+        its unacknowledged messages go back and are delivered again, before any new message and
+        oldest first (``stats()["redelivered"]`` counts them); ``join()`` waits for their
+        acknowledgement. Leases take no ring slot; at most :attr:`leases` are held at once and a
+        get beyond that waits for an acknowledgement.
+
+        >>> with Queue(element_size=16, capacity=4, redeliver=True) as q:
+        ...     q.put(b"job")
+        ...     with Queue(q.name, create=False) as worker:
+        ...         worker.get()          # leased to worker, which closes without task_done
+        ...     q.get(), q.stats()["redelivered"]
+        ...     q.task_done(); q.join(timeout=0)
+        b'job'
+        (b'job', 1)
+        True
+        """
+        h = self._h
+        if h is None:
+            raise self._closed_error()
+        return h.redeliver
+
+    @property
+    def leases(self) -> int:
+        """How many messages a :attr:`redeliver` queue leases at once (0 for other queues)."""
+        h = self._h
+        if h is None:
+            raise self._closed_error()
+        return h.leases
 
     @property
     def maxsize(self) -> int:
@@ -250,6 +326,12 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, _aio.AsyncMixin):
         if status == _OK:
             return
         if status == _ffi.ERR_INVALID:
+            if h.redeliver:
+                raise InvalidArgumentError(
+                    f"Queue({self._name!r}).task_done(): this handle holds no unacknowledged "
+                    f"message (on a redeliver=True queue each task_done acknowledges a message "
+                    f"this handle got)"
+                )
             raise InvalidArgumentError(
                 f"Queue({self._name!r}).task_done() called too many times (more than messages "
                 f"were put)"
@@ -258,9 +340,10 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, _aio.AsyncMixin):
 
     def join(self, timeout: float | None = None) -> bool:
         """Waits until every message ever put has been marked done with :meth:`task_done` (by
-        any process), as :meth:`queue.Queue.join` does; messages a dead process took with it
-        count as done. With a ``timeout`` (seconds) gives up after it and returns False;
-        returns True once everything is done. Ctrl-C interrupts the wait.
+        any process), as :meth:`queue.Queue.join` does; messages a dead (or closed) handle
+        took and did not mark done count as done, except on a :attr:`redeliver` queue, where
+        they are delivered again and waited for. With a ``timeout`` (seconds) gives up after
+        it and returns False; returns True once everything is done. Ctrl-C interrupts the wait.
         """
         h = self._h
         if h is None:
@@ -330,7 +413,10 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, _aio.AsyncMixin):
         ``putters_woken``: blocked gets / puts woken by the other side (a put wakes at most one
         sleeping get, so with many idle consumers this grows by about one per message, not by
         one per consumer); ``getter_sleeps`` / ``putter_sleeps``: times a blocked call slept in
-        the kernel.
+        the kernel; ``redelivered`` / ``leased`` (:attr:`redeliver` queues): messages delivered
+        again after their holder closed or died / messages leased or waiting to be delivered
+        again now; ``abandoned`` (other queues): messages that handles took and did not mark
+        done before they closed or died, counted as done.
 
         >>> with Queue(element_size=8, capacity=2) as q:
         ...     q.put(b"a"); q.put(b"b"); _ = q.get()

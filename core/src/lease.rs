@@ -1,0 +1,574 @@
+//! Acknowledged delivery: the lease table of a `redeliver` queue. Every atomic operation on a
+//! lease lives here.
+//!
+//! # What a lease is
+//!
+//! On a queue created with the redeliver flag, a get does not simply copy its message out of the
+//! ring: it first moves the message into a *lease entry*, outside the ring, owned by the getting
+//! participant, and only then gives the ring slot back. The slot is free for producers at once
+//! (leases never take ring slots); the message stays in the entry until the participant
+//! acknowledges it (`task_done`), which frees the entry. A participant that closes or dies with
+//! entries still held gives them back: they become `RETURNED`, and the next gets (of any
+//! participant) take a returned message before any new one from the ring ("redelivered").
+//!
+//! The table is a region after the ring (and after the pool, in the pooled layout):
+//!
+//! ```text
+//! lease_offset   LeaseControl (one 128-byte line: returned hint, redelivered count, waiters)
+//!                leases × lease_stride: each a LeaseHeader (32 bytes: state, pos, len) followed
+//!                by max_msg payload bytes, rounded up to a multiple of 64
+//! ```
+//!
+//! So a redeliver queue reserves `128 + leases × round_up(32 + max_msg, 64)` bytes more than a
+//! plain one (by default `leases` = capacity: about twice the memory of the ring).
+//!
+//! # The entry state word
+//!
+//! Packed as a slot word (`ring::pack`): `(generation, phase, owner)`. Phases:
+//!
+//! ```text
+//!  FREE(g) ──reserve──► FILLING(g, me) ──hold──► HELD(g, me) ──ack──► FREE(g + 1)
+//!     ▲                      │ unreserve / owner died          │ owner closed / died
+//!     └──────────────────────┘ FREE(g)                         ▼
+//!                                            RETURNED(g) ──redeliver──► HELD(g, other)
+//! ```
+//!
+//! Every transition is one CAS on the state word (or, by its living owner, one store after it
+//! checked that it still owns the entry: while `me` lives nobody else moves an entry out of
+//! `FILLING(me)` or `HELD(me)`), so the owner is recorded in the claim itself, as for ring slots.
+//! The generation grows by one at each acknowledgement and at nothing else, so Σ generations is
+//! the number of acknowledged messages ever: an acknowledgement and its count for `join` are one
+//! and the same write (a process killed between an "ack" and a "count" cannot exist).
+//!
+//! # Get, in four steps (`Queue::claim_read` of a redeliver queue)
+//!
+//! 1. If the returned hint is non-zero, try to take the `RETURNED` entry of the oldest position
+//!    (CAS `RETURNED(g)` → `HELD(g, me)`): done, that message is redelivered.
+//! 2. Reserve an entry: CAS `FREE(g)` → `FILLING(g, me)`. None free: the get waits (the bound).
+//! 3. Claim the ring's oldest message (`READING(lap, me)`, the ring's protocol); copy it into
+//!    the entry with its position and length.
+//! 4. CAS `FILLING(g, me)` → `HELD(g, me)` (release), *then* release the ring slot.
+//!
+//! # Recovery (a dead participant k, by whoever holds k's liveness lock)
+//!
+//! Recovery of k runs only in a process that took k's OFD lock (so k is dead, and nobody else
+//! recovers k meanwhile; a recoverer that dies drops the lock and the next one starts over):
+//!
+//! a. Each ring slot `READING(lap, k)`: if an entry `HELD(k)` records its position, k died
+//!    between steps 4's CAS and its release: release the slot. Otherwise k died between steps
+//!    3 and 4: finish k's get *as k* with one of k's `FILLING(k)` entries (there is one for
+//!    each such slot: step 2 precedes step 3), then release the slot. The message is not lost.
+//! b. Each `HELD(g, k)` → `RETURNED(g)`, and the returned hint grows.
+//! c. Each `FILLING(g, k)` → `FREE(g)`.
+//!
+//! Each step is idempotent from any state a dead recoverer may leave (it acted as k), so a
+//! killed recoverer loses nothing and duplicates nothing. A closing participant does the same
+//! for itself.
+//!
+//! # Ordering
+//!
+//! The payload, `pos` and `len` are plain (relaxed) memory owned by the entry's owner. They are
+//! handed over through the state word only: the owner's `HELD` CAS is `Release`; every CAS that
+//! takes an entry another participant filled (`RETURNED` → `HELD`, recovery's `HELD(k)` →
+//! `RETURNED`) is `Acquire` (AcqRel where it also hands over). The returned hint carries no data.
+
+use crate::ring::{pack, unpack, GetError, Ring, LAP_MASK, READING};
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
+
+/// An entry nobody holds.
+pub const FREE: u64 = 0;
+/// An entry reserved by a get (owner) that is moving a message into it.
+pub const FILLING: u64 = 1;
+/// An entry holding a message leased to its owner until acknowledged.
+pub const HELD: u64 = 2;
+/// An entry holding a message given back by a closed or dead owner, waiting to be redelivered.
+pub const RETURNED: u64 = 3;
+
+/// Bytes of per-entry header before the payload.
+pub const LEASE_HEADER_SIZE: u64 = 32;
+
+/// The first line of the lease region.
+#[repr(C, align(128))]
+pub struct LeaseControl {
+    /// Number of `RETURNED` entries, as a hint: raised after each return, lowered after each
+    /// redelivery, and reset by a get that found none. A get looks for returned entries only
+    /// while it is non-zero (or, when blocked, every `wait::IDLE_RECHECK`).
+    pub returned: AtomicU64,
+    /// Messages redelivered, ever (a statistic, `FQ_STAT_REDELIVERED`).
+    pub redelivered: AtomicU64,
+    /// Gets waiting for a free entry: an acknowledgement wakes them all while non-zero.
+    pub waiters: AtomicU32,
+    /// Padding; zero.
+    pub _reserved: u32,
+}
+
+/// The header of one lease entry.
+#[repr(C)]
+pub struct LeaseHeader {
+    /// The state word `(generation, phase, owner)` (module docs).
+    pub state: AtomicU64,
+    /// The ring position the message had (its order among redelivered messages, and how
+    /// recovery tells whether a dead getter's slot was already moved here). Written by the
+    /// owner while `FILLING`.
+    pub pos: AtomicU64,
+    /// Length of the message. Written by the owner while `FILLING`.
+    pub len: AtomicU64,
+    /// Padding; zero.
+    pub _reserved: u64,
+}
+
+#[cfg(not(loom))]
+const _: () = {
+    assert!(core::mem::size_of::<LeaseControl>() == 128);
+    assert!(core::mem::size_of::<LeaseHeader>() as u64 == LEASE_HEADER_SIZE);
+};
+
+/// A view of a lease table whose memory lives elsewhere (a segment, or the heap in tests).
+pub struct Leases<'a> {
+    ctl: &'a LeaseControl,
+    entries: *mut u8,
+    stride: usize,
+    count: u32,
+}
+
+// SAFETY: entries are reached through their atomics, and payload bytes through the ownership
+// the state words hand over (module docs).
+unsafe impl Send for Leases<'_> {}
+// SAFETY: as above; every method takes `&self`.
+unsafe impl Sync for Leases<'_> {}
+
+/// Why a redelivery could not be taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redelivery {
+    /// No returned message.
+    None,
+    /// The oldest returned message does not fit the caller's `min..=cap` (its length).
+    Size(u64),
+}
+
+impl<'a> Leases<'a> {
+    /// Makes a view of a lease table.
+    ///
+    /// # Safety
+    ///
+    /// `entries` points to `count` entries of `stride` bytes, valid for reads and writes for
+    /// `'a`, each starting with an initialised [`LeaseHeader`] (8-aligned) followed by at least
+    /// the queue's max message size of payload; every process follows this module's protocol.
+    pub unsafe fn new(ctl: &'a LeaseControl, entries: *mut u8, stride: usize, count: u32) -> Self {
+        debug_assert!(stride >= LEASE_HEADER_SIZE as usize);
+        Leases {
+            ctl,
+            entries,
+            stride,
+            count,
+        }
+    }
+
+    /// Number of entries.
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// The control line.
+    pub fn control(&self) -> &LeaseControl {
+        self.ctl
+    }
+
+    fn entry(&self, i: u32) -> &LeaseHeader {
+        debug_assert!(i < self.count);
+        // SAFETY: i < count: the entry lies inside the memory `new` was promised.
+        unsafe { &*(self.entries.add(i as usize * self.stride) as *const LeaseHeader) }
+    }
+
+    /// The payload of entry `i` (valid for the max message size). Touch it only while owning
+    /// the entry (`FILLING` or `HELD` by you).
+    pub fn payload(&self, i: u32) -> *mut u8 {
+        let i = i.min(self.count.saturating_sub(1));
+        // SAFETY: i < count; the payload follows the header inside the entry's stride.
+        unsafe {
+            self.entries
+                .add(i as usize * self.stride + LEASE_HEADER_SIZE as usize)
+        }
+    }
+
+    /// The state word of entry `i`, unpacked (for tests and tools).
+    pub fn state(&self, i: u32) -> (u64, u64, u32) {
+        // ORDERING: Acquire, as every load that may precede reading what the entry holds.
+        unpack(self.entry(i).state.load(Ordering::Acquire))
+    }
+
+    /// The length recorded in entry `i`; read it only while owning the entry.
+    pub fn len(&self, i: u32) -> u64 {
+        // ORDERING: Relaxed: the owner's own store, or published by the CAS that gave it to us.
+        self.entry(i).len.load(Ordering::Relaxed)
+    }
+
+    /// Whether the table has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Get, step 2: reserves a free entry for `me`, looking from `hint` on. None: all taken.
+    pub fn reserve(&self, me: u32, hint: u32) -> Option<u32> {
+        let start = if hint < self.count { hint } else { 0 };
+        for k in 0..self.count {
+            // start + k, wrapped without a division (this runs on every leased get).
+            let i = if start + k < self.count {
+                start + k
+            } else {
+                start + k - self.count
+            };
+            let e = self.entry(i);
+            // ORDERING: Relaxed: a look; the CAS decides.
+            let s = e.state.load(Ordering::Relaxed);
+            let (g, phase, _) = unpack(s);
+            // ORDERING: Acquire on success: the previous owner's payload reads (before its
+            // ack's Release) happen before our writes.
+            if phase == FREE
+                && e.state
+                    .compare_exchange(
+                        s,
+                        pack(g, FILLING, me),
+                        Ordering::Acquire,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+            {
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    /// Gives back entry `i` that `me` reserved and did not fill. False if `me` does not hold it
+    /// `FILLING`.
+    pub fn unreserve(&self, i: u32, me: u32) -> bool {
+        let e = self.entry(i);
+        // ORDERING: Relaxed: only `me` moves an entry out of FILLING(g, me) (or recovery, after
+        // we died).
+        let s = e.state.load(Ordering::Relaxed);
+        let (g, phase, owner) = unpack(s);
+        // ORDERING: Release: our (unused) reservation ends before the next owner's Acquire.
+        phase == FILLING
+            && owner == me
+            && e.state
+                .compare_exchange(s, pack(g, FREE, 0), Ordering::Release, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    /// Get, step 4: entry `i`, reserved by `me`, now holds the message of ring position `pos`
+    /// (`len` bytes, copied into its payload): it becomes `HELD(me)`. False (nothing changes)
+    /// if `me` does not hold it `FILLING`.
+    pub fn hold(&self, i: u32, me: u32, pos: u64, len: u64) -> bool {
+        let e = self.entry(i);
+        // ORDERING: Relaxed: as in `unreserve`.
+        let s = e.state.load(Ordering::Relaxed);
+        let (g, phase, owner) = unpack(s);
+        if phase != FILLING || owner != me {
+            return false;
+        }
+        // ORDERING: Relaxed: published by the Release store below.
+        e.pos.store(pos, Ordering::Relaxed);
+        // ORDERING: as above.
+        e.len.store(len, Ordering::Relaxed);
+        // A store, not a CAS: only the owner moves an entry out of FILLING(g, me) while it
+        // lives (recovery acts for it only once it is dead), as the ring's owners do.
+        // ORDERING: Release pairs with the Acquire of whoever takes the entry later (recovery's
+        // return, a redelivery): the payload, pos and len are written before.
+        e.state.store(pack(g, HELD, me), Ordering::Release);
+        true
+    }
+
+    /// Acknowledges entry `i`, leased to `me`: `HELD(g, me)` → `FREE(g + 1)`. This one store is
+    /// also the acknowledgement's count (Σ generations, [`Leases::acks`]). False if `me` does
+    /// not hold it.
+    pub fn ack(&self, i: u32, me: u32) -> bool {
+        let e = self.entry(i);
+        // ORDERING: Relaxed: only `me` moves an entry out of HELD(g, me) while alive.
+        let s = e.state.load(Ordering::Relaxed);
+        let (g, phase, owner) = unpack(s);
+        if phase != HELD || owner != me {
+            return false;
+        }
+        // A store, as in `hold`: while we live, only we move an entry out of HELD(g, me).
+        // ORDERING: Release: our payload reads happen before the next owner's writes (its
+        // Acquire in `reserve`), and `acks` readers (Acquire) see the count with it.
+        e.state
+            .store(pack(g.wrapping_add(1), FREE, 0), Ordering::Release);
+        true
+    }
+
+    /// Messages acknowledged ever: Σ generations (each acknowledgement adds one to its entry's).
+    pub fn acks(&self) -> u64 {
+        (0..self.count)
+            .map(|i| {
+                // ORDERING: Acquire pairs with the Release of `ack`.
+                let (g, _, _) = unpack(self.entry(i).state.load(Ordering::Acquire));
+                g
+            })
+            .sum()
+    }
+
+    /// Get, step 1: takes the returned entry of the oldest position, if its message's length
+    /// lies in `min..=cap`, as `HELD(me)`: the message is redelivered to `me`.
+    pub fn take_returned(&self, me: u32, min: u64, cap: u64) -> Result<u32, Redelivery> {
+        loop {
+            // ORDERING: Acquire pairs with the Release increment in `give_back`: the entries
+            // returned before it are visible to the scan below.
+            let hint = self.ctl.returned.load(Ordering::Acquire);
+            let mut best: Option<(u64, u32, u64)> = None;
+            for i in 0..self.count {
+                let e = self.entry(i);
+                // ORDERING: Acquire: pairs with the return's Release, so pos and len are the
+                // returned message's.
+                let s = e.state.load(Ordering::Acquire);
+                if unpack(s).1 != RETURNED {
+                    continue;
+                }
+                // ORDERING: Relaxed: ordered by the Acquire above; the CAS below proves the
+                // entry did not move on meanwhile.
+                let pos = e.pos.load(Ordering::Relaxed);
+                if best.map_or(true, |(p, _, _)| pos < p) {
+                    best = Some((pos, i, s));
+                }
+            }
+            let Some((_, i, s)) = best else {
+                // None found: lower the hint, unless something was returned meanwhile.
+                if hint != 0 {
+                    // ORDERING: Relaxed: a hint; a failed CAS means a return happened since.
+                    let _ = self.ctl.returned.compare_exchange(
+                        hint,
+                        0,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
+                }
+                return Err(Redelivery::None);
+            };
+            let e = self.entry(i);
+            // ORDERING: Relaxed: as above.
+            let len = e.len.load(Ordering::Relaxed);
+            if len < min || len > cap {
+                return Err(Redelivery::Size(len));
+            }
+            let (g, _, _) = unpack(s);
+            // ORDERING: Acquire on success: the payload the first getter wrote (published by
+            // its Release `hold`, passed on by the return's AcqRel) happens before our reads.
+            if e.state
+                .compare_exchange(s, pack(g, HELD, me), Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                // ORDERING: Relaxed: a hint and a statistic.
+                let _ = self
+                    .ctl
+                    .returned
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+                // ORDERING: Relaxed: a statistic.
+                self.ctl.redelivered.fetch_add(1, Ordering::Relaxed);
+                return Ok(i);
+            }
+        }
+    }
+
+    /// Recovery step a's test: whether an entry `HELD(owner)` holds the message of ring
+    /// position `pos` (of a ring of `capacity` slots: positions are compared by lap and slot,
+    /// as the slot word stores them).
+    pub fn holds_position(&self, owner: u32, lap: u64, index: u64, capacity: u64) -> bool {
+        (0..self.count).any(|i| {
+            let e = self.entry(i);
+            // ORDERING: Acquire, as in `take_returned`.
+            let (_, phase, o) = unpack(e.state.load(Ordering::Acquire));
+            // ORDERING: Relaxed: ordered by the Acquire above.
+            let pos = e.pos.load(Ordering::Relaxed);
+            phase == HELD
+                && o == owner
+                && pos % capacity == index
+                && (pos / capacity) & LAP_MASK == lap
+        })
+    }
+
+    /// An entry `FILLING(owner)`, if any (recovery step a finishes a dead getter's get in it).
+    pub fn filling_of(&self, owner: u32) -> Option<u32> {
+        (0..self.count).find(|&i| {
+            // ORDERING: Relaxed: the recoverer acts as `owner` (it holds owner's lock), and
+            // only `owner` moves an entry out of FILLING(owner).
+            let (_, phase, o) = unpack(self.entry(i).state.load(Ordering::Relaxed));
+            phase == FILLING && o == owner
+        })
+    }
+
+    /// Recovery steps b and c for `owner` (dead, or closing: the caller acts as `owner`):
+    /// every `HELD(owner)` entry is returned for redelivery, every `FILLING(owner)` freed.
+    /// Returns the number returned.
+    pub fn give_back(&self, owner: u32) -> u64 {
+        let mut returned = 0;
+        for i in 0..self.count {
+            let e = self.entry(i);
+            // ORDERING: Acquire, as in `take_returned`.
+            let s = e.state.load(Ordering::Acquire);
+            let (g, phase, o) = unpack(s);
+            if o != owner {
+                continue;
+            }
+            let next = match phase {
+                HELD => pack(g, RETURNED, 0),
+                FILLING => pack(g, FREE, 0),
+                _ => continue,
+            };
+            // ORDERING: AcqRel: Acquire, the owner's writes happen before; Release, they are
+            // passed on to the next taker (its Acquire in `take_returned` or `reserve`).
+            if e.state
+                .compare_exchange(s, next, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+                && phase == HELD
+            {
+                returned += 1;
+                // ORDERING: Release pairs with the Acquire load of the hint in `take_returned`.
+                self.ctl.returned.fetch_add(1, Ordering::Release);
+            }
+        }
+        returned
+    }
+
+    /// After an immediate shutdown: every `RETURNED` entry is discarded, counted as
+    /// acknowledged (`RETURNED(g)` → `FREE(g + 1)`), so that `join` does not wait for messages
+    /// nobody can get any more. Returns how many.
+    pub fn discard_returned(&self) -> u64 {
+        let mut n = 0;
+        for i in 0..self.count {
+            let e = self.entry(i);
+            // ORDERING: Acquire, as in `take_returned`.
+            let s = e.state.load(Ordering::Acquire);
+            let (g, phase, _) = unpack(s);
+            // ORDERING: Release, as `ack`.
+            if phase == RETURNED
+                && e.state
+                    .compare_exchange(
+                        s,
+                        pack(g.wrapping_add(1), FREE, 0),
+                        Ordering::Release,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+            {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Whether a get could take a message now as far as the table goes: a `RETURNED` entry,
+    /// or a `FREE` one to lease a message of the ring into. For waiters that must not take.
+    pub fn ready(&self, ring_has_one: bool) -> bool {
+        (0..self.count).any(|i| {
+            // ORDERING: Relaxed: a hint; the get that follows decides.
+            let (_, phase, _) = unpack(self.entry(i).state.load(Ordering::Relaxed));
+            phase == RETURNED || (ring_has_one && phase == FREE)
+        })
+    }
+
+    /// The owners of entries `FILLING` or `HELD` (with repetitions): whom a waiter checks for
+    /// death.
+    pub fn holders(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..self.count).filter_map(|i| {
+            // ORDERING: Relaxed: a hint; recovery re-reads under the owner's lock.
+            let (_, phase, o) = unpack(self.entry(i).state.load(Ordering::Relaxed));
+            matches!(phase, FILLING | HELD).then_some(o)
+        })
+    }
+
+    /// Get, steps 3 and 4, into entry `i` that `me` reserved: claims the ring's oldest
+    /// message of `min..=cap` bytes, copies it into the entry, holds the entry, then releases
+    /// the slot. Returns its position and length. `step(n)` is called after step 3's claim
+    /// (n = 1), copy (2) and hold (3); it returns false to stop there, as a process killed at
+    /// that point would (for the kill tests and the loom model; the library passes a function
+    /// that returns true). `hold_first` is true in the library: the loom model's mutant sets it
+    /// false (the slot released before the lease holds the message) and loom finds the loss.
+    #[allow(clippy::too_many_arguments)]
+    pub fn take_from_ring(
+        &self,
+        ring: &Ring<'_>,
+        i: u32,
+        me: u32,
+        (min, cap): (u64, u64),
+        skipped: &mut u64,
+        mut step: impl FnMut(u32) -> bool,
+        hold_first: bool,
+    ) -> Result<Option<(u64, u64)>, GetError> {
+        let c = ring.try_claim_read_sized(me, min, cap, skipped)?;
+        if !step(1) {
+            return Ok(None);
+        }
+        // SAFETY: we hold the read claim (its len ≤ max_msg bytes are stable until release)
+        // and the FILLING entry i (max_msg bytes of payload, ours alone); disjoint regions.
+        unsafe {
+            core::ptr::copy_nonoverlapping(ring.payload(c.pos), self.payload(i), c.len as usize)
+        };
+        if !step(2) {
+            return Ok(None);
+        }
+        if hold_first {
+            let held = self.hold(i, me, c.pos, c.len);
+            debug_assert!(held, "an entry the caller reserved");
+            if !step(3) {
+                return Ok(None);
+            }
+            let released = ring.release(c.pos, me);
+            debug_assert!(released, "a claim this call made");
+        } else {
+            let released = ring.release(c.pos, me);
+            debug_assert!(released, "a claim this call made");
+            if !step(3) {
+                return Ok(None);
+            }
+            self.hold(i, me, c.pos, c.len);
+        }
+        Ok(Some((c.pos, c.len)))
+    }
+
+    /// Recovery step a for `owner` (dead; the caller acts as `owner`, holding its liveness
+    /// lock): every ring slot `READING(owner)` is released, after its message was moved into
+    /// one of `owner`'s `FILLING` entries unless a `HELD(owner)` entry already records its
+    /// position. `after_move` runs between the move and the release (a kill-test hook).
+    /// Returns the number of slots released.
+    pub fn recover_reads(&self, ring: &Ring<'_>, owner: u32, mut after_move: impl FnMut()) -> u64 {
+        let cap = ring.capacity();
+        let mut released = 0;
+        for b in ring.held_slots() {
+            let (lap, phase, o) = unpack(b.state);
+            if o != owner || phase != READING {
+                continue;
+            }
+            let index = b.pos; // held_slots reports slot indices
+            let pos = lap * cap + index;
+            if !self.holds_position(owner, lap, index, cap) {
+                let Some(i) = self.filling_of(owner) else {
+                    continue; // nowhere to move it: the ring's own recovery counts it lost
+                };
+                let len = ring.claimed_len(pos);
+                // SAFETY: acting as `owner`, we hold its read claim on the slot (`len` ≤
+                // max_msg stable bytes) and its FILLING entry i; disjoint regions.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(ring.payload(pos), self.payload(i), len as usize)
+                };
+                self.hold(i, owner, pos, len);
+                after_move();
+            }
+            if ring.release(pos, owner) {
+                released += 1;
+            }
+        }
+        released
+    }
+
+    /// Entries `HELD` or `RETURNED` now: messages taken and not yet acknowledged.
+    pub fn outstanding(&self) -> u64 {
+        (0..self.count)
+            .filter(|&i| {
+                // ORDERING: Relaxed: a statistic.
+                let (_, phase, _) = unpack(self.entry(i).state.load(Ordering::Relaxed));
+                matches!(phase, HELD | RETURNED)
+            })
+            .count() as u64
+    }
+}

@@ -1,0 +1,227 @@
+//! Acknowledged delivery (`Queue::create_redeliver`): leases, acknowledgement, redelivery after a
+//! close or a death, the lease bound, and `join`. One binary, since two tests fork.
+#![cfg(not(loom))]
+
+use fastqueue::{Queue, Status};
+use std::time::Duration;
+
+const NOW: Option<Duration> = Some(Duration::ZERO);
+const SOON: Option<Duration> = Some(Duration::from_secs(5));
+const REDELIVERED: usize = 18;
+const LEASED: usize = 19;
+const ABANDONED: usize = 20;
+const TASKS_DONE: usize = 9;
+const UNFINISHED: usize = 10;
+
+struct Name(String);
+impl Drop for Name {
+    fn drop(&mut self) {
+        let _ = Queue::unlink(&self.0);
+    }
+}
+
+fn name(tag: &str) -> Name {
+    Name(format!("fq-rtest-lease-{tag}-{}", std::process::id()))
+}
+
+fn get(q: &Queue, t: Option<Duration>) -> Result<Vec<u8>, Status> {
+    let mut buf = vec![0u8; q.max_msg() as usize];
+    let n = q.get(&mut buf, t)?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
+fn fork_and_die(f: impl FnOnce()) {
+    // SAFETY: the child only calls our library and leaves with _exit, skipping every
+    // destructor, as SIGKILL would.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        f();
+        // SAFETY: ends the child at once: no Drop runs, the liveness lock goes with the fd.
+        unsafe { libc::_exit(0) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(libc::WIFEXITED(status));
+}
+
+#[test]
+fn a_closed_handles_leases_come_back_first_and_in_order() {
+    let n = name("close");
+    let q = Queue::create_redeliver(&n.0, 16, 4, 0o600, 0).unwrap();
+    assert!(q.redeliver());
+    assert_eq!(q.lease_count(), 4);
+    let other = Queue::open(&n.0).unwrap();
+    assert!(other.redeliver(), "the option is stored in the segment");
+    for m in [b"a", b"b", b"c", b"d"] {
+        q.put(m, NOW).unwrap();
+    }
+    assert_eq!(get(&other, NOW).unwrap(), b"a");
+    assert_eq!(get(&other, NOW).unwrap(), b"b");
+    // Leases take no ring slot: producers have the whole capacity again.
+    q.put(b"e", NOW).unwrap();
+    q.put(b"f", NOW).unwrap();
+    assert_eq!(q.stats()[LEASED], 2);
+    other.task_done(1).unwrap(); // acknowledges "a", the handle's oldest lease
+    drop(other); // "b" goes back
+    assert_eq!(get(&q, NOW).unwrap(), b"b", "redelivered before new ones");
+    assert_eq!(q.stats()[REDELIVERED], 1);
+    assert_eq!(get(&q, NOW).unwrap(), b"c");
+    q.task_done(2).unwrap();
+    assert_eq!(
+        q.task_done(1),
+        Err(Status::Invalid),
+        "no lease left to acknowledge"
+    );
+    assert_eq!(q.stats()[TASKS_DONE], 3);
+    assert_eq!(q.stats()[UNFINISHED], 3);
+    for m in [b"d", b"e", b"f"] {
+        assert_eq!(get(&q, NOW).unwrap(), m);
+    }
+    assert_eq!(q.join(NOW), Err(Status::Timeout));
+    q.task_done(3).unwrap();
+    q.join(NOW).unwrap();
+    assert_eq!(q.stats()[ABANDONED], 0);
+}
+
+#[test]
+fn gets_beyond_the_lease_bound_wait_for_an_acknowledgement() {
+    let n = name("bound");
+    let q = Queue::create_redeliver(&n.0, 8, 4, 0o600, 2).unwrap();
+    for m in [b"1", b"2", b"3"] {
+        q.put(m, NOW).unwrap();
+    }
+    get(&q, NOW).unwrap();
+    get(&q, NOW).unwrap();
+    assert_eq!(get(&q, Some(Duration::from_millis(50))), Err(Status::Empty));
+    q.task_done(1).unwrap();
+    assert_eq!(get(&q, NOW).unwrap(), b"3");
+}
+
+#[test]
+fn zero_copy_reads_and_batches_lease_too() {
+    let n = name("batch");
+    let q = Queue::create_redeliver(&n.0, 8, 8, 0o600, 0).unwrap();
+    for i in 0..5u8 {
+        q.put(&[i], NOW).unwrap();
+    }
+    let mut needed = 0;
+    let c = q.claim_read(u64::MAX, NOW, &mut needed).unwrap();
+    // SAFETY: the payload of a held lease is valid for its length until task_done.
+    let first = unsafe { *q.payload(c.pos) };
+    assert_eq!(first, 0);
+    q.release_read(c.pos).unwrap();
+    let mut buf = [0u8; 64];
+    let mut lens = [0u64; 8];
+    let mut count = 0;
+    q.get_many(&mut buf, &mut lens, NOW, &mut count).unwrap();
+    assert_eq!(count, 4);
+    assert_eq!(&buf[..4], &[1, 2, 3, 4]);
+    assert_eq!(q.leased(), 5);
+    assert_eq!(q.stats()[LEASED], 5);
+    q.task_done(5).unwrap();
+    q.join(NOW).unwrap();
+}
+
+#[test]
+fn large_messages_in_the_pooled_layout_are_leased_and_redelivered() {
+    let n = name("pool");
+    let q = Queue::create_redeliver(&n.0, 1 << 20, 2, 0o600, 0).unwrap();
+    let big: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+    q.put(&big, NOW).unwrap();
+    q.put(&big[..10], NOW).unwrap();
+    let other = Queue::open(&n.0).unwrap();
+    assert_eq!(get(&other, NOW).unwrap(), big);
+    drop(other);
+    assert_eq!(get(&q, NOW).unwrap(), big);
+    assert_eq!(get(&q, NOW).unwrap(), &big[..10]);
+}
+
+#[test]
+fn a_dead_getters_leases_are_delivered_again() {
+    let n = name("dead");
+    let q = Queue::create_redeliver(&n.0, 16, 4, 0o600, 0).unwrap();
+    for m in [b"x", b"y", b"z"] {
+        q.put(m, NOW).unwrap();
+    }
+    let nm = n.0.clone();
+    fork_and_die(move || {
+        let c = Queue::open(&nm).unwrap();
+        assert_eq!(get(&c, NOW).unwrap(), b"x");
+        assert_eq!(get(&c, NOW).unwrap(), b"y");
+        c.task_done(1).unwrap(); // "x" is done; "y" dies with its lease
+    });
+    // A waiting get notices the dead holder and takes "y" back, before "z".
+    assert_eq!(get(&q, SOON).unwrap(), b"y");
+    assert_eq!(get(&q, NOW).unwrap(), b"z");
+    assert_eq!(get(&q, NOW), Err(Status::Empty));
+    assert_eq!(q.stats()[REDELIVERED], 1);
+    q.task_done(2).unwrap();
+    q.join(NOW).unwrap();
+    assert_eq!(q.stats()[8], 0, "nothing lost");
+}
+
+#[test]
+fn a_dead_getter_mid_read_loses_nothing_and_join_waits_for_it() {
+    // The child dies holding the ring's read claim (between the claim and the lease), as the
+    // zero-copy claim of a plain queue would: with redeliver the message comes back.
+    let n = name("mid");
+    let q = Queue::create_redeliver(&n.0, 16, 2, 0o600, 0).unwrap();
+    q.put(b"m", NOW).unwrap();
+    let nm = n.0.clone();
+    fork_and_die(move || {
+        let c = Queue::open(&nm).unwrap();
+        c.claim_read(u64::MAX, NOW, &mut 0).unwrap();
+    });
+    assert_eq!(
+        q.join(Some(Duration::from_millis(300))),
+        Err(Status::Timeout)
+    );
+    assert_eq!(get(&q, SOON).unwrap(), b"m");
+    q.task_done(1).unwrap();
+    q.join(NOW).unwrap();
+}
+
+#[test]
+fn without_redeliver_a_dead_getters_messages_count_as_done() {
+    let n = name("plain");
+    let q = Queue::create(&n.0, 16, 64, 0o600).unwrap();
+    assert!(!q.redeliver());
+    q.track_tasks(); // as a joinable queue does when it attaches (or the first join/task_done)
+    let msgs: Vec<u8> = (0..41).collect();
+    for m in &msgs {
+        q.put(&[*m], NOW).unwrap();
+    }
+    let nm = n.0.clone();
+    fork_and_die(move || {
+        let c = Queue::open(&nm).unwrap();
+        let mut buf = [0u8; 64];
+        let mut lens = [0u64; 40];
+        let mut count = 0;
+        c.get_many(&mut buf, &mut lens, NOW, &mut count).unwrap();
+        assert_eq!(count, 40);
+    });
+    assert_eq!(get(&q, NOW).unwrap(), &[40]);
+    q.task_done(1).unwrap();
+    q.join(SOON).unwrap();
+    assert_eq!(q.stats()[ABANDONED], 40);
+    assert_eq!(q.stats()[UNFINISHED], 0);
+}
+
+#[test]
+fn attaching_reads_the_option_and_bad_options_are_refused() {
+    let n = name("opts");
+    let c = std::ffi::CString::new(n.0.clone()).unwrap();
+    assert_eq!(
+        Queue::create_ex(&c, 8, 2, 0o600, 2, 0).err(),
+        Some(Status::Invalid)
+    );
+    assert_eq!(
+        Queue::create_ex(&c, 8, 2, 0o600, 0, 3).err(),
+        Some(Status::Invalid)
+    );
+    let q = Queue::create_ex(&c, 8, 2, 0o600, 1, 5).unwrap();
+    assert_eq!(q.lease_count(), 5);
+}

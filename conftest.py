@@ -1,6 +1,6 @@
 """Doctests of the package (py/fastqueue, run by ``--doctest-modules``): the examples in the
 methods of :class:`fastqueue.Queue` that live in its rooms (``_putget``, ``_batches``, ``_slots``,
-``_core``) are written, as the docs show them, with ``Queue`` at hand."""
+``_joining``, ``_core``) are written, as the docs show them, with ``Queue`` at hand."""
 
 from __future__ import annotations
 

@@ -113,8 +113,10 @@ def test_a_new_guide_page_appears_without_editing_the_index(sphinx: None, tmp_pa
         )
     )
     (src / "guide" / "zz-new-topic.rst").write_text("A new topic\n===========\n\nIts text.\n")
-    # The performance page shows the charts of perf/results/, relative to the checkout.
+    # Pages show the charts of perf/results/ and include the programs of examples/, relative
+    # to the checkout.
     (tmp_path / "perf").symlink_to(ROOT / "perf")
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
     proc = _build(src, tmp_path / "html")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert 'href="guide/zz-new-topic.html"' in (tmp_path / "html" / "index.html").read_text()

@@ -191,8 +191,8 @@ impl Queue {
             geo,
             me,
             pid: std::process::id(),
-            // An observer acts as nobody, so its fork generation is never checked.
-            forks: if me == OBSERVER { 0 } else { fork_generation() },
+            // (An observer acts as nobody: its fork generation is never checked.)
+            forks: fork_generation(),
             gate: Gate::default(),
             held: std::sync::Mutex::new(std::collections::VecDeque::new()),
             hint: std::sync::atomic::AtomicU32::new(0),

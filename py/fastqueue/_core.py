@@ -3,9 +3,9 @@ bound calls, the errors of a closed handle or a failed call, and the waiting loo
 
 The public :class:`~fastqueue.Queue` is made of rooms, one job each, all on this core:
 ``_putget`` (put / get of one message), ``_batches`` (put_many / get_many), ``_slots``
-(zero-copy put_slot / get_slot), ``_aio`` (aget / aput); ``queue`` itself holds creating,
-attaching, closing, counting and the lifetime. Data flows one way: the rooms -> ``_ffi`` -> the C
-library.
+(zero-copy put_slot / get_slot), ``_joining`` (task_done / join / shutdown), ``_aio``
+(aget / aput); ``queue`` itself holds creating, attaching, closing, counting and the lifetime.
+Data flows one way: the rooms -> ``_ffi`` -> the C library.
 """
 
 from __future__ import annotations

@@ -123,7 +123,7 @@ class ObjectQueue(Queue):
     >>> q.put(np.zeros(1024))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    fastqueue.MessageTooBigError: object encodes to 8... bytes, more than ... of 1024 bytes
+    fastqueue.MessageTooBigError: ...object encodes to 8... bytes, more than ... of 1024 bytes...
     >>> q.close()
 
     A custom serializer (every process using the queue must use the same one):
@@ -447,13 +447,11 @@ class JoinableQueue(Queue):
     True
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def _bind(self, h: _ffi.Handle) -> None:
+        super()._bind(h)
         # A join that does not wait turns on the queue's accounting of what each process takes
         # (fq_join does it), so that a worker that dies before its first task_done is counted.
-        h = self._h
-        if h is not None:
-            h.join(0)
+        h.join(0)
 
 
 class JoinableObjectQueue(ObjectQueue, JoinableQueue):

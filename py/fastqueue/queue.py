@@ -14,10 +14,10 @@ queue.
 2 b'hello' b'world'
 
 :class:`Queue` is assembled from rooms of one job each (mixins over one
-:class:`~fastqueue._core.QueueCore`): this module creates, attaches, counts, shuts down and
-closes; ``_putget`` puts and gets one message, ``_batches`` many, ``_slots`` lends slots
-(zero-copy), ``_aio`` awaits. None of them touches ctypes: every library call goes through
-``fastqueue._ffi``.
+:class:`~fastqueue._core.QueueCore`): this module creates, attaches, counts and closes;
+``_putget`` puts and gets one message, ``_batches`` many, ``_slots`` lends slots (zero-copy),
+``_joining`` marks done, joins and shuts down, ``_aio`` awaits. None of them touches ctypes:
+every library call goes through ``fastqueue._ffi``.
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ from . import _aio, _ffi
 from ._args import check_mode as _check_mode
 from ._args import check_name as _check_name
 from ._args import check_size as _check_size
-from ._args import check_timeout as _check_timeout
 from ._args import limits_error as _limits_error
 from ._batches import BatchMixin
 from ._errors import ArgumentTypeError, InvalidArgumentError, error_from_status, unlink_refused
+from ._joining import JoinMixin
 from ._putget import PutGetMixin
 from ._slots import SlotMixin, WriteSlot
 
@@ -56,7 +56,7 @@ _OK: Final = _ffi.OK
 _live: weakref.WeakSet[Queue] = weakref.WeakSet()
 
 
-class Queue(PutGetMixin, BatchMixin, SlotMixin, _aio.AsyncMixin):
+class Queue(PutGetMixin, BatchMixin, SlotMixin, JoinMixin, _aio.AsyncMixin):
     """A bounded MPMC queue of byte messages in the shared-memory segment ``/dev/shm/<name>``.
 
     ``Queue(name=None, element_size=None, capacity=None, create=True, *, mode=0o600,
@@ -308,79 +308,6 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, _aio.AsyncMixin):
     def closed(self) -> bool:
         """True once :meth:`close` has been called."""
         return self._inherited is None and self._h is None
-
-    def task_done(self) -> None:
-        """Marks one fetched message as processed, as :meth:`queue.Queue.task_done` does; the
-        count lives in the segment, so any process may mark a message done. Raises ValueError
-        if called more times than there were messages put.
-
-        >>> with Queue(element_size=8, capacity=2) as q:
-        ...     q.put(b"job"); _ = q.get(); q.task_done()
-        ...     q.join(timeout=0)
-        True
-        """
-        h = self._h
-        if h is None:
-            raise self._closed_error()
-        status = h.task_done(1)
-        if status == _OK:
-            return
-        if status == _ffi.ERR_INVALID:
-            if h.redeliver:
-                raise InvalidArgumentError(
-                    f"Queue({self._name!r}).task_done(): this handle holds no unacknowledged "
-                    f"message (on a redeliver=True queue each task_done acknowledges a message "
-                    f"this handle got)"
-                )
-            raise InvalidArgumentError(
-                f"Queue({self._name!r}).task_done() called too many times (more than messages "
-                f"were put)"
-            )
-        raise error_from_status(status, f"Queue({self._name!r}).task_done()", self._name)
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Waits until every message ever put has been marked done with :meth:`task_done` (by
-        any process), as :meth:`queue.Queue.join` does; messages a dead (or closed) handle
-        took and did not mark done count as done, except on a :attr:`redeliver` queue, where
-        they are delivered again and waited for. With a ``timeout`` (seconds) gives up after
-        it and returns False; returns True once everything is done. Ctrl-C interrupts the wait.
-        """
-        h = self._h
-        if h is None:
-            raise self._closed_error()
-        t = None if timeout is None else _check_timeout(timeout)
-        status = h.join(0)
-        if status == _ffi.TIMEOUT:
-            status = self._retry(h, h.join, _ffi.TIMEOUT, t)
-        if status == _OK:
-            return True
-        if status == _ffi.TIMEOUT:
-            return False
-        raise error_from_status(status, f"Queue({self._name!r}).join()", self._name)
-
-    def shutdown(self, immediate: bool = False) -> None:
-        """Shuts the queue down for every process attached to it, as Python 3.13's
-        :meth:`queue.Queue.shutdown` does: later puts raise :class:`~fastqueue.ShutDown`; gets
-        return what is left, then raise ShutDown. With ``immediate=True`` what is left is
-        discarded (and counted as done for :meth:`join`) and gets raise ShutDown at once. Every
-        blocked put, get and join wakes. It cannot be undone.
-
-        >>> q = Queue(element_size=8, capacity=2)
-        >>> q.put(b"last"); q.shutdown()
-        >>> q.get()
-        b'last'
-        >>> q.get()  # doctest: +ELLIPSIS
-        Traceback (most recent call last):
-        ...
-        fastqueue.ShutDown: Queue(...).get: queue ... was shut down
-        >>> q.close()
-        """
-        h = self._h
-        if h is None:
-            raise self._closed_error()
-        status = h.shutdown(bool(immediate))
-        if status != _OK:
-            raise error_from_status(status, f"Queue({self._name!r}).shutdown()", self._name)
 
     def qsize(self) -> int:
         """The number of messages in the queue (approximate while other handles are busy).

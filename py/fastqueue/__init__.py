@@ -41,12 +41,12 @@ from .objects import JoinableObjectQueue, JoinableQueue, ObjectQueue
 from .queue import Queue, WriteSlot, unlink
 
 if TYPE_CHECKING:
-    from ._bridge import bridge
     from ._redis import RedisQueue
+    from ._redis._bridge import bridge
 
-#: Names made on first use (fastqueue._redis, ._bridge), so that importing fastqueue never needs
-#: the Redis client; RedisQueue itself says what to install when it is missing.
-_LAZY = {"RedisQueue": "._redis", "bridge": "._bridge"}
+#: Names made on first use (the fastqueue._redis subpackage), so that importing fastqueue never
+#: needs the Redis client; RedisQueue itself says what to install when it is missing.
+_LAZY = {"RedisQueue": "._redis", "bridge": "._redis._bridge"}
 
 
 def __getattr__(name: str) -> Any:

@@ -1,4 +1,4 @@
-"""The Lua scripts of :mod:`fastqueue._redis`, one per RedisQueue operation.
+"""The Lua scripts of :mod:`fastqueue._redis._queue`, one per RedisQueue operation.
 
 Redis runs a script atomically and logs its effects together (AOF, replicas), which is what makes
 each operation one round trip *and* all-or-nothing: a put appends only what the bound allows, a

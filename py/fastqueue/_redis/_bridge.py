@@ -37,9 +37,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
-from ._errors import Empty, FastQueueError, Full, InvalidArgumentError, QueueOSError
-from ._redis import RedisQueue
-from .queue import Queue
+from .._errors import Empty, FastQueueError, Full, InvalidArgumentError, QueueOSError
+from ..queue import Queue
+from ._queue import RedisQueue
 
 __all__ = ["BridgeReport", "add_parser", "bridge"]
 

@@ -30,7 +30,7 @@ Redis, in one round trip each:
   bridge), the count ``maxsize`` bounds.
 
 ``redis`` (redis-py) is imported by the first RedisQueue (``pip install "fastqueue[redis]"``);
-URLs and argument checks are in _redis_url. Usage (needs a Redis server)::
+URLs and argument checks are in _url. Usage (needs a Redis server)::
 
     q = fastqueue.RedisQueue("redis://localhost:6379/0/jobs", maxsize=10_000)
     q.put(b"job 1"); q.get()      # b'job 1', on any host
@@ -52,8 +52,8 @@ import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
-from ._args import check_timeout as _check_timeout
-from ._errors import (
+from .._args import check_timeout as _check_timeout
+from .._errors import (
     ArgumentTypeError,
     Empty,
     FastQueueError,
@@ -63,15 +63,15 @@ from ._errors import (
     QueueClosedError,
     QueueOSError,
 )
-from ._redis_scripts import ACK as _ACK
-from ._redis_scripts import FORGET as _FORGET
-from ._redis_scripts import PUT as _PUT
-from ._redis_scripts import TAKE as _TAKE  # the scripts, one per operation
-from ._redis_url import as_bytes as _as_bytes
-from ._redis_url import check_claim as _check_claim
-from ._redis_url import masked as _masked
-from ._redis_url import parse_url
-from ._redis_url import redis_module as _redis_module
+from ._scripts import ACK as _ACK
+from ._scripts import FORGET as _FORGET
+from ._scripts import PUT as _PUT
+from ._scripts import TAKE as _TAKE  # the scripts, one per operation
+from ._url import as_bytes as _as_bytes
+from ._url import check_claim as _check_claim
+from ._url import masked as _masked
+from ._url import parse_url
+from ._url import redis_module as _redis_module
 
 __all__ = ["GROUP", "QueueClosedError", "RedisQueue", "parse_url"]
 
@@ -354,7 +354,7 @@ class RedisQueue:
     def _take(
         self, n: int, ack: bool = True, ack_first: list[bytes] | None = None
     ) -> tuple[bytes, int, list[bytes], list[bytes]]:
-        """One take script (_redis_scripts.TAKE): (wait cursor, acked, ids, messages); the
+        """One take script (_scripts.TAKE): (wait cursor, acked, ids, messages); the
         cursor is b"" when something was taken, the lists are empty when not. ``ack_first``:
         ids taken earlier without acknowledgement, acknowledged first (``acked`` of them
         were)."""

@@ -130,7 +130,7 @@ def bridge(
     dest: str,
     *,
     batch: int = 256,
-    maxsize: int = 0,
+    maxsize: int | None = None,
     claim_after: float = 30.0,
     consumer: str | None = None,
     stop: threading.Event | None = None,
@@ -143,7 +143,7 @@ def bridge(
     either order) until stopped; returns the :class:`BridgeReport`.
 
     ``batch``: most messages per batch. ``maxsize`` / ``claim_after``: the RedisQueue's
-    settings. ``consumer``: the bridge's consumer name in the stream's group (Redis -> local;
+    settings (``maxsize=None`` takes the stream's). ``consumer``: the bridge's consumer name in the stream's group (Redis -> local;
     default ``bridge-<local name>``: a restarted bridge resumes what its predecessor held).
     It stops when ``stop`` is set, on SIGINT/SIGTERM (when ``handle_signals`` and called from
     the main thread), or after ``max_messages``. ``progress``: a terminal to print a progress
@@ -339,7 +339,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("dest", help="Redis URL or local queue name")
     p.add_argument("--batch", type=int, default=256, help="most messages per batch (256)")
     p.add_argument(
-        "--maxsize", type=int, default=0, help="bound on the stream's unacknowledged messages"
+        "--maxsize",
+        type=int,
+        default=None,
+        help="bound on the stream's unacknowledged messages (a new stream's; default: the "
+        "stream's own, 0 for a new one)",
     )
     p.add_argument(
         "--claim-after", type=float, default=30.0, help="seconds before claiming stale messages"

@@ -143,8 +143,9 @@ def bridge(
     either order) until stopped; returns the :class:`BridgeReport`.
 
     ``batch``: most messages per batch. ``maxsize`` / ``claim_after``: the RedisQueue's
-    settings (``maxsize=None`` takes the stream's). ``consumer``: the bridge's consumer name in the stream's group (Redis -> local;
-    default ``bridge-<local name>``: a restarted bridge resumes what its predecessor held).
+    settings (``maxsize=None`` takes the stream's). ``consumer``: the bridge's consumer name
+    in the stream's group (Redis -> local; default ``bridge-<local name>``: a restarted bridge
+    resumes what its predecessor held).
     It stops when ``stop`` is set, on SIGINT/SIGTERM (when ``handle_signals`` and called from
     the main thread), or after ``max_messages``. ``progress``: a terminal to print a progress
     line on (nothing is printed if it is not a terminal).

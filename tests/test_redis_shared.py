@@ -49,6 +49,10 @@ def test_maxsize_is_the_streams(rq_url: Url) -> None:
             first.put_nowait(b"4")  # later's puts count against first's bound: one bound
         assert later.full() and first.full()
         first.delete()
+        with pytest.raises(fastqueue.ShutDown):
+            later.get_nowait()  # a deleted stream is not made again by the handles left
+        with pytest.raises(fastqueue.ShutDown):
+            later.put(b"x")
     with RedisQueue(url, maxsize=7) as remade:  # a deleted stream takes a new setting
         assert remade.maxsize == 7
 

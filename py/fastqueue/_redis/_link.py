@@ -283,8 +283,15 @@ class RedisLink:
         _live.discard(self)
 
     def delete(self) -> None:
-        """Removes the stream, its messages, group and settings from Redis (for every handle)."""
-        self._call("delete", "DEL", *self._keys)
+        """Removes the stream, its messages, group and settings from Redis (for every handle).
+        Handles still open see it shut down (:class:`~fastqueue.ShutDown`, blocked calls
+        wake) for a minute; the next handle made with ``create=True`` makes a new stream."""
+        self._script("delete", _scripts.DELETE)
+
+    def unlink(self) -> None:
+        """:meth:`delete`, under the name a local queue's removal has (so that code written for
+        both, see :func:`fastqueue.from_url`, reads the same)."""
+        self.delete()
 
     def __enter__(self) -> Any:
         return self

@@ -386,12 +386,16 @@ class RedisQueue(RedisLink):
             if msgs:
                 if self._redeliver:
                     self._leases.extend(ids)
-                msg: bytes = msgs[0]
+                msg: bytes = self._out(msgs[0])
                 return msg
             seconds = self._slice(deadline)
             if seconds is None:
                 raise Empty
             await loop.run_in_executor(None, self._wait_readable, wait, seconds)
+
+    def _out(self, frame: Any) -> Any:
+        """What aget returns for a message (the object queue decodes it)."""
+        return frame
 
     async def aput(self, item: object, timeout: float | None = None) -> None:
         """``await q.aput(item)``: :meth:`put` without blocking the event loop (a full stream

@@ -32,6 +32,7 @@ from typing import Final
 
 __all__ = [
     "ACK",
+    "DELETE",
     "FORGET",
     "INIT",
     "JOIN",
@@ -136,6 +137,7 @@ end
 INIT: Final = (
     _LIB
     + b"""
+if redis.call('HGET', meta, 'deleted') then redis.call('DEL', meta, ctl) end
 if ARGV[3] == '0' and redis.call('EXISTS', key) == 0 then return {'missing'} end
 local ok, err = pcall(redis.call, 'XGROUP', 'CREATE', key, ARGV[4], '0', 'MKSTREAM')
 if not ok and not string.find(tostring(err), 'BUSYGROUP') then return redis.error_reply(err) end
@@ -279,6 +281,26 @@ JOIN: Final = (
     _LIB
     + b"""
 return {tonumber(redis.call('HGET', meta, 'unfinished') or '0'), ctl_last()}
+"""
+)
+
+# No ARGV. Deletes the stream and what goes with it, leaving for a minute a tombstone: the
+# settings say "shut down at once", so handles still open get ShutDown (their blocked calls are
+# woken) instead of making the stream again; the next handle made with create=True starts anew.
+DELETE: Final = (
+    _LIB
+    + b"""
+for _, id in ipairs(redis.call('ZRANGE', line, 0, -1)) do
+  local w = line .. ':' .. id
+  redis.call('RPUSH', w, 1)
+  redis.call('PEXPIRE', w, 60000)
+end
+redis.call('DEL', key, meta, line, seen, woken)
+redis.call('HSET', meta, 'shutdown', 2, 'deleted', 1, 'maxsize', 0)
+redis.call('PEXPIRE', meta, 60000)
+event('shutdown')
+redis.call('PEXPIRE', ctl, 60000)
+return 1
 """
 )
 

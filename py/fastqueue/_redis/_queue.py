@@ -185,7 +185,11 @@ class RedisQueue(RedisLink):
 
     def _put_once(self, me: bytes, stay: bool, batch: list[bytes]) -> int:
         """One put script: how many of the first messages went in (ShutDown if none can)."""
-        done = int(self._script("put", _scripts.PUT, self._maxsize, me, int(stay), *batch))
+        if len(batch) == 1:
+            lens, data = b"%d" % len(batch[0]), batch[0]
+        else:
+            lens, data = ",".join(map(str, map(len, batch))).encode(), b"".join(batch)
+        done = int(self._script("put", _scripts.PUT, self._maxsize, me, int(stay), lens, data))
         if done < 0:
             raise ShutDown(f"{self._label}({self._shown!r}).put: the queue was shut down")
         return done

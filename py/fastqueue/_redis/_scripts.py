@@ -93,13 +93,52 @@ local function leave_line(id)
   redis.call('HDEL', woken, id)
   redis.call('DEL', line .. ':' .. id)
 end
-local function delete_ids(group, ids)
-  for i = 1, #ids, 1000 do
-    local part = {unpack(ids, i, math.min(i + 999, #ids))}
-    redis.call('XACK', key, group, unpack(part))
-    redis.call('XDEL', key, unpack(part))
+local function id_less(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  am, bm = tonumber(am), tonumber(bm)
+  return am < bm or (am == bm and tonumber(as) < tonumber(bs))
+end
+local function last_delivered(group)
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', key)) do
+    local name, last = nil, nil
+    for j = 1, #g, 2 do
+      if g[j] == 'name' then name = g[j + 1] end
+      if g[j] == 'last-delivered-id' then last = g[j + 1] end
+    end
+    if name == group then return last end
   end
-  if #ids > 0 then wake_puts() end
+  return nil
+end
+-- Acknowledges `ids` and removes them from the stream: every entry older than the oldest one
+-- still needed (pending to a consumer, else the first not yet delivered) goes by one
+-- XTRIM MINID, which drops whole nodes (XDEL costs a scan of a node per id); the ids
+-- acknowledged out of order (newer than an entry still pending) go one by one with XDEL.
+local function delete_ids(group, ids)
+  if #ids == 0 then return end
+  for i = 1, #ids, 1000 do
+    redis.call('XACK', key, group, unpack(ids, i, math.min(i + 999, #ids)))
+  end
+  local floor = nil
+  local p = redis.call('XPENDING', key, group)
+  if p[1] > 0 then
+    floor = p[2]
+  else
+    local last = last_delivered(group)
+    if last then
+      local ms, seq = string.match(last, '^(%d+)-(%d+)$')
+      floor = ms .. '-' .. tostring(tonumber(seq) + 1)
+    end
+  end
+  if floor then redis.call('XTRIM', key, 'MINID', floor) end
+  local rest = {}
+  for _, id in ipairs(ids) do
+    if not floor or not id_less(id, floor) then rest[#rest + 1] = id end
+  end
+  for i = 1, #rest, 1000 do
+    redis.call('XDEL', key, unpack(rest, i, math.min(i + 999, #rest)))
+  end
+  wake_puts()
 end
 -- Acknowledges (and deletes) each of the ids in `csv` (ascending, comma-separated) still
 -- pending to `consumer`; returns how many. An id missing from the count was claimed by another
@@ -151,12 +190,16 @@ return {s[1], s[2], s[3] or ''}
 )
 
 # ARGV: maxsize (the handle's, if the stream lost its settings), waiter id ('' : a put that
-# will not wait), stay ('1' : join or keep the line if not all fit; '0' : leave it), then the
-# messages. Returns how many of the first messages were appended, or -1 if shut down.
+# will not wait), stay ('1' : join or keep the line if not all fit; '0' : leave it), the
+# messages' lengths (comma-separated decimals) and the messages back to back (two arguments
+# instead of one per message: redis-py packs each argument in Python). Returns how many of the
+# first messages were appended, or -1 if shut down.
 PUT: Final = (
     _LIB
     + b"""
-local n = #ARGV - 3
+local lens = {}
+for len in string.gmatch(ARGV[4], '%d+') do lens[#lens + 1] = tonumber(len) end
+local n = #lens
 local maxsize = maxsize_of(ARGV[1])
 local me = ARGV[2]
 if redis.call('HGET', meta, 'shutdown') then
@@ -170,7 +213,7 @@ if maxsize > 0 then
     local t = now_ms()
     local stamps = redis.call('HGETALL', seen)
     for j = 1, #stamps, 2 do
-      if stamps[j] ~= me and t - tonumber(stamps[j + 1]) > %d then leave_line(stamps[j]) end
+      if stamps[j] ~= me and t - tonumber(stamps[j + 1]) > @STALE_MS@ then leave_line(stamps[j]) end
     end
     if me ~= '' then redis.call('HDEL', woken, me) end
     local rank = nil
@@ -181,8 +224,10 @@ if maxsize > 0 then
   if room > n then room = n end
   if room < 0 then room = 0 end
 end
-for i = 4, room + 3 do
-  redis.call('XADD', key, '*', 'd', ARGV[i])
+local data, pos = ARGV[5], 1
+for i = 1, room do
+  redis.call('XADD', key, '*', 'd', string.sub(data, pos, pos + lens[i] - 1))
+  pos = pos + lens[i]
 end
 if room > 0 then redis.call('HINCRBY', meta, 'unfinished', room) end
 if me ~= '' then
@@ -199,8 +244,7 @@ if me ~= '' then
   end
 end
 return room
-"""
-    % STALE_MS
+""".replace(b"@STALE_MS@", b"%d" % STALE_MS)
 )
 
 # ARGV: group, consumer, n, min idle ms for claims, ack (1) or not (0), and ids taken
@@ -241,15 +285,7 @@ if #ids < n then
 end
 if #ids == 0 then
   if shut then return {'S', acked} end
-  for _, g in ipairs(redis.call('XINFO', 'GROUPS', key)) do
-    local name, last = nil, nil
-    for j = 1, #g, 2 do
-      if g[j] == 'name' then name = g[j + 1] end
-      if g[j] == 'last-delivered-id' then last = g[j + 1] end
-    end
-    if name == group then return {last, acked, ctl_last()} end
-  end
-  return {'0-0', acked, ctl_last()}
+  return {last_delivered(group) or '0-0', acked, ctl_last()}
 end
 if ARGV[5] == '1' then delete_ids(group, ids) end
 return {'', acked, table.concat(ids, ','), table.concat(lens, ','), table.concat(data)}

@@ -209,10 +209,10 @@ def test_blocked_put_sleeps_and_is_woken_by_the_get(rq_url: Url, redis_server: A
         producer.put(b"first")
         done = threading.Event()
         t = threading.Thread(target=lambda: (producer.put(b"second"), done.set()))
-        before = _calls(redis_server, "evalsha", "blpop", "xlen")
+        before = _calls(redis_server, "evalsha", "blpop", "script|load")
         t.start()
         time.sleep(2.0)
-        waited = _calls(redis_server, "evalsha", "blpop", "xlen") - before
+        waited = _calls(redis_server, "evalsha", "blpop", "script|load") - before
         # Asleep in BLPOP: one script and one BLPOP per 1 s slice, not a poll every few ms.
         assert not done.is_set() and waited <= 8, waited
         assert consumer.get() == b"first"

@@ -23,7 +23,15 @@ from typing import Any, Final, Protocol
 from . import _ffi
 from ._errors import ArgumentTypeError, InvalidArgumentError, MessageTooBigError
 
-__all__ = ["Encoded", "ModuleRef", "ObjectCodec", "Serializer", "check_serializer", "joined"]
+__all__ = [
+    "Encoded",
+    "ModuleRef",
+    "ObjectCodec",
+    "Serializer",
+    "check_serializer",
+    "joined",
+    "needs_own_memory",
+]
 
 #: First bytes of a frame of the default serializer, and its fixed part: tag, number of
 #: out-of-band buffers, length of the pickle stream.
@@ -33,6 +41,8 @@ _LEN: Final = struct.Struct("<Q")
 #: Out-of-band buffers start at multiples of this many bytes from the frame's start (the copy
 #: made on get is malloc-aligned, so numpy arrays of any dtype come out aligned).
 _ALIGN: Final = 16
+#: The first 8 bytes of a frame without out-of-band buffers.
+_NO_BUFFERS: Final = _TAG + b"\0\0\0\0"
 
 
 class Serializer(Protocol):
@@ -78,11 +88,20 @@ def joined(encoded: Encoded) -> bytes | memoryview:
     if len(parts) == 1:
         part: bytes | memoryview = parts[0][1]
         return part
+    if len(parts) == 2:  # no out-of-band buffer: the head and the pickle stream, both bytes
+        return parts[0][1] + parts[1][1]  # type: ignore[no-any-return]
     out = bytearray(total)
     for offset, part in parts:
         n = len(part) if isinstance(part, bytes) else part.nbytes
         out[offset : offset + n] = part
     return bytes(out) if total < 4096 else memoryview(out)
+
+
+def needs_own_memory(data: bytes, start: int, end: int) -> bool:
+    """True if the default serializer's frame at ``data[start:end]`` has out-of-band buffers:
+    decoded, they must lie in writable memory of the frame's own (a numpy array comes back
+    writable and outlives the message); a frame without them decodes from any bytes."""
+    return end - start >= _HEAD.size and data[start + 4 : start + 8] != b"\0\0\0\0"
 
 
 class ObjectCodec:
@@ -118,6 +137,11 @@ class ObjectCodec:
         else:
             buffers: list[pickle.PickleBuffer] = []
             stream = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+            if not buffers:  # the common case, made short: the head and the stream
+                total = _HEAD.size + len(stream)
+                if self._element_size is not None and total > self._element_size:
+                    raise self._too_big(total)
+                return [(0, _HEAD.pack(_TAG, 0, len(stream))), (_HEAD.size, stream)], total
             try:
                 raws = [b.raw() for b in buffers]
             except BufferError:  # an out-of-band buffer that is not contiguous: go in-band
@@ -133,16 +157,25 @@ class ObjectCodec:
                 parts.append((total, raw))
                 total += raw.nbytes
         if self._element_size is not None and total > self._element_size:
-            raise MessageTooBigError(
-                f"object encodes to {total} bytes, more than queue {self._name!r}'s "
-                f"element_size of {self._element_size} bytes"
-            )
+            raise self._too_big(total)
         return parts, total
+
+    def _too_big(self, total: int) -> MessageTooBigError:
+        return MessageTooBigError(
+            f"object encodes to {total} bytes, more than queue {self._name!r}'s "
+            f"element_size of {self._element_size} bytes"
+        )
 
     def _decode(self, frame: bytes | memoryview) -> Any:
         ser = self._serializer
         if ser is not None:
             return ser.loads(frame)  # type: ignore[arg-type]  # bytes for custom serializers
+        if (  # the common case, made short: no out-of-band buffers
+            type(frame) is bytes
+            and frame[:8] == _NO_BUFFERS
+            and len(frame) == _HEAD.size + _LEN.unpack_from(frame, 8)[0]
+        ):
+            return pickle.loads(frame[_HEAD.size :])
         view = memoryview(frame)
         size = view.nbytes
         if size < _HEAD.size or view[:4].tobytes() != _TAG:

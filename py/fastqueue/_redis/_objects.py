@@ -5,7 +5,8 @@ The object layer is :class:`fastqueue._codec.ObjectCodec`, the one ObjectQueue u
 frame (pickle protocol 5, numpy arrays and other ``PickleBuffer`` s out of band, aligned), the
 same ``serializer=`` option and default, the same errors. A frame is one stream entry. On
 ``get`` the frame is cut out of the reply into memory of its own, writable, so that a numpy
-array comes back writable and aligned, as from an ObjectQueue.
+array comes back writable and aligned, as from an ObjectQueue (a frame without out-of-band
+buffers is decoded from a bytes slice).
 
 Usage (needs a Redis server)::
 
@@ -20,11 +21,19 @@ from collections.abc import Iterable
 from typing import Any
 
 from .._args import check_size as _check_size
-from .._codec import ModuleRef, ObjectCodec, Serializer, check_serializer, joined
+from .._codec import ModuleRef, ObjectCodec, Serializer, check_serializer, joined, needs_own_memory
 from .._errors import ArgumentTypeError
 from ._queue import RedisQueue
 
 __all__ = ["JoinableRedisObjectQueue", "RedisObjectQueue"]
+
+
+def _own_memory_cut(data: bytes, start: int, end: int) -> Any:
+    """A frame out of a take's reply: writable memory of its own if it has out-of-band
+    buffers (numpy arrays), else a bytes slice (one copy either way)."""
+    if needs_own_memory(data, start, end):
+        return bytearray(memoryview(data)[start:end])
+    return data[start:end]
 
 
 class RedisObjectQueue(ObjectCodec, RedisQueue):
@@ -44,7 +53,6 @@ class RedisObjectQueue(ObjectCodec, RedisQueue):
     ``get_slot`` hands over the frame (bytes), as ObjectQueue's does.
     """
 
-    _writable = True
     _label = "RedisObjectQueue"
     _codec_label = "RedisObjectQueue"
 
@@ -61,7 +69,7 @@ class RedisObjectQueue(ObjectCodec, RedisQueue):
     ) -> None:
         self._serializer = check_serializer(serializer)
         # A custom serializer's loads gets bytes, as from an ObjectQueue.
-        self._writable = serializer is None
+        self._cut = None if serializer is not None else _own_memory_cut
         super().__init__(
             url,
             maxsize=maxsize,

@@ -58,7 +58,7 @@ import itertools
 import math
 import time
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from .._args import check_timeout as _check_timeout
@@ -119,8 +119,9 @@ class RedisQueue(RedisLink):
     :class:`QueueClosedError` (a ``ValueError``).
     """
 
-    #: Messages come out of _take as bytearrays (the object queue unpickles over them).
-    _writable: bool = False
+    #: How _take cuts a message out of the reply's data (None: a bytes slice); the object
+    #: queue cuts frames with out-of-band buffers into writable memory.
+    _cut: Callable[[bytes, int, int], Any] | None = None
 
     # ------------------------------------------------------------------------------ put
 
@@ -227,7 +228,7 @@ class RedisQueue(RedisLink):
         when nothing was taken, and then ``wait`` says where a blocked get waits from.
         ``ack_first``: ids taken earlier without acknowledgement, acknowledged first (``acked``
         of them were). Raises ShutDown if the queue is shut down and nothing is left. The
-        messages are bytes, or bytearrays (writable) when ``_writable`` says so."""
+        messages are bytes, or what ``_cut`` makes."""
         reply = self._script(
             "get",
             _scripts.TAKE,
@@ -245,11 +246,10 @@ class RedisQueue(RedisLink):
         _, _, ids, lens, data = reply
         msgs: list[Any] = []
         pos = 0
-        cut = bytearray if self._writable else bytes
-        view = memoryview(data) if self._writable else data
+        cut = self._cut
         for size in map(int, lens.split(b",")):
             end = pos + size
-            msgs.append(view[pos:end] if cut is bytes else cut(view[pos:end]))
+            msgs.append(data[pos:end] if cut is None else cut(data, pos, end))
             pos = end
         return (b"", b""), int(reply[1]), ids.split(b","), msgs
 

@@ -268,3 +268,27 @@ def test_a_timed_out_put_leaves_the_line(rq_url: Url) -> None:
         assert q.get() == b"occupant"
         q.put_nowait(b"next")  # nobody is in the line any more
         assert q.get_many(5) == [b"next"]
+
+
+def test_closing_a_handle_takes_its_waiting_put_out_of_the_line(rq_url: Url) -> None:
+    url = rq_url()
+    with RedisQueue(url, maxsize=1) as q:
+        q.put(b"occupant")
+        waiting = RedisQueue(url)
+        caught: list[BaseException] = []
+
+        def blocked() -> None:
+            try:
+                waiting.put(b"never")
+            except BaseException as exc:
+                caught.append(exc)
+
+        t = threading.Thread(target=blocked)
+        t.start()
+        time.sleep(0.3)
+        waiting.close()
+        t.join(10)
+        assert isinstance(caught[0], fastqueue.QueueClosedError)
+        assert q.get() == b"occupant"
+        q.put_nowait(b"next")  # the closed handle's put no longer holds the place
+        assert q.get_many(5) == [b"next"]

@@ -188,6 +188,8 @@ class RedisQueue(RedisLink):
         """One put script: how many of the first messages went in (ShutDown if none can)."""
         if len(batch) == 1:
             lens, data = b"%d" % len(batch[0]), batch[0]
+        elif not batch:  # (only leaves the line)
+            lens, data = b"", b""
         else:
             lens, data = ",".join(map(str, map(len, batch))).encode(), b"".join(batch)
         done = int(self._script("put", _scripts.PUT, self._maxsize, me, int(stay), lens, data))
@@ -209,15 +211,25 @@ class RedisQueue(RedisLink):
         me = b"%s:%d" % (self._consumer, next(_waits))
         done = 0
         seconds = self._slice(deadline)
-        while True:
-            done += self._put_once(me, seconds is not None, batch[done:] if done else batch)
-            if done == len(batch):
-                return
-            if seconds is None:  # the last try left the line
-                raise _full(done)
-            self._call("put", "BLPOP", self._line + b":" + me, f"{seconds:.3f}")
-            self._check_open()
-            seconds = self._slice(deadline)
+        try:
+            while True:
+                done += self._put_once(me, seconds is not None, batch[done:] if done else batch)
+                if done == len(batch):
+                    return
+                if seconds is None:  # the last try left the line
+                    raise _full(done)
+                self._call("put", "BLPOP", self._line + b":" + me, f"{seconds:.3f}")
+                self._check_open()
+                seconds = self._slice(deadline)
+        except (Full, ShutDown):
+            raise  # out of the line already
+        except BaseException:
+            # Ctrl-C, a lost server, a close: leave the line now rather than hold a place
+            # until the line forgets a silent waiter (_scripts.STALE_MS).
+            if not self._closed:
+                with contextlib.suppress(Exception):
+                    self._put_once(me, False, [])
+            raise
 
     # ------------------------------------------------------------------------------ get
 

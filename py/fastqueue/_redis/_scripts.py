@@ -364,13 +364,18 @@ return 1
 )
 
 # ARGV: group, consumer, idle ms, ids of this consumer's leases to give back ('' : none).
-# Gives the leases back (idle for ever: the next get of any consumer claims them), then forgets
+# Takes this consumer's puts out of the line (a close while they wait), gives the leases back (idle for ever: the next get of any consumer claims them), then forgets
 # the consumer if nothing is pending to it, and so every other consumer with nothing pending
 # that has been idle that long (handles of dead processes). Forgetting a consumer with nothing
 # pending loses nothing: Redis makes it again when its handle next reads.
 FORGET: Final = (
     _LIB
     + b"""
+local mine = ARGV[2] .. ':'
+for _, id in ipairs(redis.call('ZRANGE', line, 0, -1)) do
+  if string.sub(id, 1, #mine) == mine then leave_line(id) end
+end
+wake_puts()
 local back = {}
 for id in string.gmatch(ARGV[4], '[^,]+') do back[#back + 1] = id end
 for i = 1, #back, 1000 do

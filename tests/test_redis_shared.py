@@ -292,3 +292,21 @@ def test_closing_a_handle_takes_its_waiting_put_out_of_the_line(rq_url: Url) -> 
         assert q.get() == b"occupant"
         q.put_nowait(b"next")  # the closed handle's put no longer holds the place
         assert q.get_many(5) == [b"next"]
+
+
+def test_out_of_order_acknowledgements_leave_exactly_the_unacknowledged(rq_url: Url) -> None:
+    url = rq_url()
+    with RedisQueue(url, redeliver=True) as a, RedisQueue(url) as b:
+        a.put_many([b"%d" % i for i in range(6)])
+        assert a.get() == b"0"  # held: every later acknowledgement is out of order
+        assert b.get_many(3) == [b"1", b"2", b"3"]
+        b.task_done()
+        b.task_done()
+        assert a.qsize() == 4  # 0 and 3 leased, 4 and 5 waiting
+        a.task_done()  # 0: now the oldest pending is 3
+        assert a.qsize() == 3
+        b.task_done()
+        assert a.qsize() == 2 and a.get_many(5) == [b"4", b"5"]
+        a.task_done()
+        a.task_done()
+        assert a.qsize() == 0 and a.join(timeout=1)

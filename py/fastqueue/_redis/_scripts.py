@@ -111,29 +111,31 @@ local function last_delivered(group)
   return nil
 end
 -- Acknowledges `ids` and removes them from the stream: every entry older than the oldest one
--- still needed (pending to a consumer, else the first not yet delivered) goes by one
--- XTRIM MINID, which drops whole nodes (XDEL costs a scan of a node per id); the ids
--- acknowledged out of order (newer than an entry still pending) go one by one with XDEL.
+-- still pending (none pending: older than the newest of ids, all delivered and acknowledged)
+-- goes by one XTRIM MINID, which drops whole nodes (XDEL costs a scan of a node per id); the
+-- ids acknowledged out of order (newer than an entry still pending) go one by one with XDEL.
+-- So every acknowledger removes all of its own ids, and nothing still needed is removed.
 local function delete_ids(group, ids)
   if #ids == 0 then return end
   for i = 1, #ids, 1000 do
     redis.call('XACK', key, group, unpack(ids, i, math.min(i + 999, #ids)))
   end
-  local floor = nil
+  local floor
   local p = redis.call('XPENDING', key, group)
   if p[1] > 0 then
     floor = p[2]
-  else
-    local last = last_delivered(group)
-    if last then
-      local ms, seq = string.match(last, '^(%d+)-(%d+)$')
-      floor = ms .. '-' .. tostring(tonumber(seq) + 1)
+  else  -- just past the newest of ids: every entry up to it was delivered and acknowledged
+    local top = ids[1]
+    for _, id in ipairs(ids) do
+      if id_less(top, id) then top = id end
     end
+    local ms, seq = string.match(top, '^(%d+)-(%d+)$')
+    floor = ms .. '-' .. tostring(tonumber(seq) + 1)
   end
-  if floor then redis.call('XTRIM', key, 'MINID', floor) end
+  redis.call('XTRIM', key, 'MINID', floor)
   local rest = {}
   for _, id in ipairs(ids) do
-    if not floor or not id_less(id, floor) then rest[#rest + 1] = id end
+    if not id_less(id, floor) then rest[#rest + 1] = id end
   end
   for i = 1, #rest, 1000 do
     redis.call('XDEL', key, unpack(rest, i, math.min(i + 999, #rest)))

@@ -202,9 +202,11 @@ PUT: Final = (
 local lens = {}
 for len in string.gmatch(ARGV[4], '%d+') do lens[#lens + 1] = tonumber(len) end
 local n = #lens
-local maxsize = maxsize_of(ARGV[1])
+local settings = redis.call('HMGET', meta, 'maxsize', 'shutdown')
+local maxsize = tonumber(settings[1])
+if not maxsize then maxsize = maxsize_of(ARGV[1]) end
 local me = ARGV[2]
-if redis.call('HGET', meta, 'shutdown') then
+if settings[2] then
   if me ~= '' then leave_line(me); wake_puts() end
   return -1
 end

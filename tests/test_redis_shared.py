@@ -245,18 +245,25 @@ def test_blocked_puts_are_served_first_come_first_served(rq_url: Url) -> None:
         assert got == [b"0", b"1", b"2"] * 10
 
 
-def test_a_newcomer_does_not_overtake_the_line(rq_url: Url) -> None:
+def test_a_newcomer_does_not_overtake_the_line(rq_url: Url, redis_server: Any) -> None:
     url = rq_url()
-    with RedisQueue(url, maxsize=1) as q, RedisQueue(url) as waiting:
-        q.put(b"occupant")
-        t = threading.Thread(target=waiting.put, args=(b"waited",))
-        t.start()
-        time.sleep(0.3)
-        assert q.get() == b"occupant"  # the room is the waiting put's
+    with RedisQueue(url, maxsize=2) as q:
+        q.put_many([b"1", b"2"])
+        # A put waiting in the line that is slow to come back for its place (its process is
+        # busy): the line's entry, as a waiting put's script leaves it.
+        client = redis_server.client()
+        stream = q.name
+        now_ms = int(client.time()[0]) * 1000
+        client.zadd(f"{stream}:fq:line", {"slow-waiter": 1})
+        client.hset(f"{stream}:fq:seen", "slow-waiter", now_ms)
+        assert q.get() == b"1"  # one free place: the waiting put's
         with pytest.raises(fastqueue.Full):
             q.put_nowait(b"newcomer")
-        t.join(10)
-        assert q.get(timeout=5) == b"waited"
+        assert client.lpop(f"{stream}:fq:line:slow-waiter") == b"1"  # it was woken
+        assert q.get() == b"2"  # two free places: one for the waiting put, one for anyone
+        q.put_nowait(b"newcomer")
+        client.close()
+        assert q.get_many(5) == [b"newcomer"]
 
 
 def test_a_timed_out_put_leaves_the_line(rq_url: Url) -> None:

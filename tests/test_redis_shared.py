@@ -78,11 +78,17 @@ def test_redeliver_is_the_streams(rq_url: Url) -> None:
 # ------------------------------------------------------------------------------ shutdown
 
 
-def test_shutdown_drains_then_refuses(rq_url: Url) -> None:
+def test_shutdown_drains_then_refuses(rq_url: Url, redis_server: Any) -> None:
     url = rq_url()
     with RedisQueue(url) as q, RedisQueue(url) as other:
         q.put_many([b"a", b"b"])
+        client = redis_server.client()
+        client.zadd(f"{q.name}:fq:line", {"waiter": 1})  # a put asleep in the line
         q.shutdown()
+        # Woken: the waiting put by a token, blocked gets and joins by an event.
+        assert client.lpop(f"{q.name}:fq:line:waiter") == b"1"
+        assert client.xlen(f"{q.name}:fq:ctl") == 1
+        client.close()
         with pytest.raises(fastqueue.ShutDown):
             other.put(b"c")  # seen by every handle
         assert other.get() == b"a"

@@ -244,3 +244,14 @@ def test_worker_pool_example_on_redis_two_hosts_worth(rq_url: Url) -> None:
 def test_worker_pool_example_locally_with_redis_urls(rq_url: Url) -> None:
     out = _run_example("all", rq_url(), rq_url())
     assert out == f"40 jobs done, sum of squares {SQUARES}\n"
+
+
+def test_asyncio_objects(rq_url: Url) -> None:
+    import asyncio
+
+    async def run(q: Any) -> Any:
+        await q.aput({"a": [1, 2]})
+        return await q.aget(timeout=5)
+
+    with fastqueue.RedisObjectQueue(rq_url()) as q:
+        assert asyncio.run(run(q)) == {"a": [1, 2]}

@@ -11,11 +11,13 @@ Redis, in one round trip each:
   handle that asks for other values gets :class:`~fastqueue.InvalidArgumentError`.
 - **put** / **put_many**: one Lua script checks the bound and appends (``XLEN``, then ``XADD`` per
   message), atomically; with ``maxsize > 0`` it appends only what fits and says how many it did.
-  The stream is never trimmed: a message leaves it only when a consumer has acknowledged it.
+  A message leaves the stream only when a consumer has acknowledged it.
 - **get** / **get_many**: one Lua script takes up to n messages and acknowledges them for good
   before anything is returned: first ``XAUTOCLAIM`` of messages that another consumer was handed
   but left unacknowledged for ``claim_after`` seconds (it died), then ``XREADGROUP`` of new ones,
-  then ``XACK`` and ``XDEL`` of all of them. Redis runs a script atomically and persists its
+  then ``XACK`` of all of them and their removal (``XTRIM MINID`` below the oldest entry still
+  pending, ``XDEL`` of those acknowledged out of order). Redis runs a script atomically and
+  persists its
   effects together (AOF), so a message is either still in the stream or acknowledged and on its
   way to exactly one caller. As with :class:`~fastqueue.Queue`, a consumer killed after that
   script ran and before ``get`` returned (its reply in flight) loses those messages, and only

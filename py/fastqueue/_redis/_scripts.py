@@ -368,8 +368,9 @@ return 1
 )
 
 # ARGV: group, consumer, idle ms, ids of this consumer's leases to give back ('' : none).
-# Takes this consumer's puts out of the line (a close while they wait), gives the leases back (idle for ever: the next get of any consumer claims them), then forgets
-# the consumer if nothing is pending to it, and so every other consumer with nothing pending
+# Takes this consumer's puts out of the line (a close while they wait), gives the leases back
+# (idle for ever: the next get of any consumer claims them), then forgets the consumer if
+# nothing is pending to it, and so every other consumer with nothing pending
 # that has been idle that long (handles of dead processes). Forgetting a consumer with nothing
 # pending loses nothing: Redis makes it again when its handle next reads.
 FORGET: Final = (

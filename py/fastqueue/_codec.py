@@ -160,6 +160,21 @@ class ObjectCodec:
             raise self._too_big(total)
         return parts, total
 
+    def _frame(self, obj: object) -> bytes | memoryview:
+        """obj's frame as one buffer (for transports that send a message as one), the errors
+        of :meth:`_encode`. An object without out-of-band buffers takes a short path (one
+        pickling, one concatenation); one with them is pickled again by ``_encode`` (cheap:
+        out-of-band data is not copied by pickling)."""
+        if self._serializer is None:
+            buffers: list[pickle.PickleBuffer] = []
+            stream = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+            if not buffers:
+                total = _HEAD.size + len(stream)
+                if self._element_size is not None and total > self._element_size:
+                    raise self._too_big(total)
+                return _HEAD.pack(_TAG, 0, len(stream)) + stream
+        return joined(self._encode(obj))
+
     def _too_big(self, total: int) -> MessageTooBigError:
         return MessageTooBigError(
             f"object encodes to {total} bytes, more than queue {self._name!r}'s "

@@ -21,17 +21,20 @@ from collections.abc import Iterable
 from typing import Any
 
 from .._args import check_size as _check_size
-from .._codec import ModuleRef, ObjectCodec, Serializer, check_serializer, joined, needs_own_memory
+from .._codec import ModuleRef, ObjectCodec, Serializer, check_serializer, needs_own_memory
 from .._errors import ArgumentTypeError
 from ._queue import RedisQueue
 
 __all__ = ["JoinableRedisObjectQueue", "RedisObjectQueue"]
 
+#: Bytes 4..8 of a frame without out-of-band buffers (their count, 0).
+_NO_BUFFERS = b"\0\0\0\0"
+
 
 def _own_memory_cut(data: bytes, start: int, end: int) -> Any:
     """A frame out of a take's reply: writable memory of its own if it has out-of-band
     buffers (numpy arrays), else a bytes slice (one copy either way)."""
-    if needs_own_memory(data, start, end):
+    if data[start + 4 : start + 8] != _NO_BUFFERS and needs_own_memory(data, start, end):
         return bytearray(memoryview(data)[start:end])
     return data[start:end]
 
@@ -81,7 +84,7 @@ class RedisObjectQueue(ObjectCodec, RedisQueue):
 
     def _check_item(self, item: object) -> Any:
         """The object's frame, one buffer (the encoding errors of ObjectQueue)."""
-        return joined(self._encode(item))
+        return self._frame(item)
 
     def put_many(  # type: ignore[override]  # objects, never one packed buffer
         self,
@@ -100,7 +103,8 @@ class RedisObjectQueue(ObjectCodec, RedisQueue):
                 f"{self._label}.put_many takes an iterable of objects; itemsize= (packed raw "
                 "messages) is for fastqueue.RedisQueue"
             )
-        batch: list[Any] = [joined(self._encode(item)) for item in items]
+        frame = self._frame
+        batch: list[Any] = [frame(item) for item in items]
         if batch:
             self._put_batch(batch, block, timeout)
 
@@ -129,7 +133,8 @@ class RedisObjectQueue(ObjectCodec, RedisQueue):
                 "messages) is for fastqueue.RedisQueue"
             )
         n = _check_size(max_items, "max_items")
-        return [self._decode(frame) for frame in self._get_batch(n, block, timeout, True)[1]]
+        decode = self._decode
+        return [decode(frame) for frame in self._get_batch(n, block, timeout, True)[1]]
 
     def _out(self, frame: Any) -> Any:
         return self._decode(frame)  # (aget)

@@ -232,7 +232,7 @@ def test_worker_pool_example_on_redis_two_hosts_worth(rq_url: Url) -> None:
             workers.append(subprocess.Popen(work, env=checkout_env()))
         out, _ = producer.communicate(timeout=80)
         assert out == f"40 jobs done, sum of squares {SQUARES}\n"
-        for w in workers:
+        for w in workers:  # (a worker started after the work was over finds no queue)
             assert w.wait(30) == 0
     finally:
         for p in (producer, *workers):

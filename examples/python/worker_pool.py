@@ -25,8 +25,12 @@ WORKERS = 3
 
 def work(jobs_url: str, results_url: str) -> None:
     """A worker: squares numbers until the producer shuts the jobs queue down."""
-    jobs = fastqueue.from_url(jobs_url, objects=True, joinable=True, create=False)
-    results = fastqueue.from_url(results_url, objects=True, create=False)
+    try:
+        jobs = fastqueue.from_url(jobs_url, objects=True, joinable=True, create=False)
+        results = fastqueue.from_url(results_url, objects=True, create=False)
+    except fastqueue.QueueNotFoundError:  # not made yet, or the work is over and it is gone
+        print(f"worker: no queue at {jobs_url} (start the producer first)", file=sys.stderr)
+        return
     while True:
         try:
             job = jobs.get()

@@ -93,11 +93,9 @@ local function leave_line(id)
   redis.call('HDEL', woken, id)
   redis.call('DEL', line .. ':' .. id)
 end
-local function id_less(a, b)
-  local am, as = string.match(a, '^(%d+)-(%d+)$')
-  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
-  am, bm = tonumber(am), tonumber(bm)
-  return am < bm or (am == bm and tonumber(as) < tonumber(bs))
+local function id_parts(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
 end
 local function last_delivered(group)
   for _, g in ipairs(redis.call('XINFO', 'GROUPS', key)) do
@@ -120,22 +118,25 @@ local function delete_ids(group, ids)
   for i = 1, #ids, 1000 do
     redis.call('XACK', key, group, unpack(ids, i, math.min(i + 999, #ids)))
   end
-  local floor
+  local ms, seq = {}, {}
+  for i, id in ipairs(ids) do ms[i], seq[i] = id_parts(id) end
+  local floor, fm, fs
   local p = redis.call('XPENDING', key, group)
   if p[1] > 0 then
     floor = p[2]
+    fm, fs = id_parts(floor)
   else  -- just past the newest of ids: every entry up to it was delivered and acknowledged
-    local top = ids[1]
-    for _, id in ipairs(ids) do
-      if id_less(top, id) then top = id end
+    local top = 1
+    for i = 2, #ids do
+      if ms[i] > ms[top] or (ms[i] == ms[top] and seq[i] > seq[top]) then top = i end
     end
-    local ms, seq = string.match(top, '^(%d+)-(%d+)$')
-    floor = ms .. '-' .. tostring(tonumber(seq) + 1)
+    fm, fs = ms[top], seq[top] + 1
+    floor = string.match(ids[top], '^(%d+)-') .. '-' .. tostring(fs)
   end
   redis.call('XTRIM', key, 'MINID', floor)
   local rest = {}
-  for _, id in ipairs(ids) do
-    if not id_less(id, floor) then rest[#rest + 1] = id end
+  for i, id in ipairs(ids) do
+    if ms[i] > fm or (ms[i] == fm and seq[i] >= fs) then rest[#rest + 1] = id end
   end
   for i = 1, #rest, 1000 do
     redis.call('XDEL', key, unpack(rest, i, math.min(i + 999, #rest)))

@@ -204,14 +204,15 @@ class RedisQueue(RedisLink):
         (see _scripts): asleep in BLPOP on a list of its own until a get makes room for it, or
         a slice passes (then it tries again, staying in the line)."""
         self._check_open()
-        if not block:
+        done = 0
+        if not block or self._maxsize == 0:  # (an unbounded stream: no waiting, the short way)
             done = self._put_once(b"", False, batch)
-            if done < len(batch):
+            if done == len(batch):
+                return
+            if not block:
                 raise _full(done)
-            return
         deadline = None if timeout is None else time.monotonic() + _check_timeout(timeout)
         me = b"%s:%d" % (self._consumer, next(_waits))
-        done = 0
         seconds = self._slice(deadline)
         try:
             while True:

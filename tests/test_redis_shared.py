@@ -323,3 +323,17 @@ def test_out_of_order_acknowledgements_leave_exactly_the_unacknowledged(rq_url: 
         a.task_done()
         a.task_done()
         assert a.qsize() == 0 and a.join(timeout=1)
+
+
+def test_a_large_batch_goes_in_parts(rq_url: Url, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastqueue._redis import _queue
+
+    monkeypatch.setattr(_queue, "_PUT_BYTES", 10)  # (64 MiB: Redis' arguments are bounded)
+    with RedisQueue(rq_url(), maxsize=7) as q:
+        msgs = [b"%04d" % i for i in range(10)]
+        with pytest.raises(fastqueue.Full) as info:
+            q.put_many(msgs, timeout=0.1)
+        assert info.value.done == 7  # type: ignore[attr-defined]
+        assert q.get_many(10) == msgs[:7]
+        q.put_many([*msgs[7:], b"x" * 30])  # a message longer than a part goes alone
+        assert q.get_many(10) == [*msgs[7:], b"x" * 30]

@@ -61,7 +61,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, Final
 
 from .._args import check_timeout as _check_timeout
 from .._errors import (
@@ -80,6 +80,8 @@ from ._url import parse_url
 
 __all__ = ["GROUP", "QueueClosedError", "RedisQueue", "parse_url"]
 
+#: Most bytes of messages one put script gets (a larger batch goes in parts).
+_PUT_BYTES: Final = 64 << 20
 #: Numbers the blocking puts of this process (each waits in the line under a name of its own).
 _waits = itertools.count()
 #: A wait in BLOCK calls: (the group's last-delivered id, the control stream's last id).
@@ -193,10 +195,33 @@ class RedisQueue(RedisLink):
         elif not batch:  # (only leaves the line)
             lens, data = b"", b""
         else:
-            lens, data = ",".join(map(str, map(len, batch))).encode(), b"".join(batch)
+            sizes = list(map(len, batch))
+            if sum(sizes) > _PUT_BYTES:  # (Redis takes arguments of at most 512 MiB)
+                return self._put_in_parts(me, stay, batch, sizes)
+            lens, data = ",".join(map(str, sizes)).encode(), b"".join(batch)
         done = int(self._script("put", _scripts.PUT, self._maxsize, me, int(stay), lens, data))
         if done < 0:
             raise ShutDown(f"{self._label}({self._shown!r}).put: the queue was shut down")
+        return done
+
+    def _put_in_parts(self, me: bytes, stay: bool, batch: list[bytes], sizes: list[int]) -> int:
+        """_put_once of a batch of more than _PUT_BYTES, a script per part of at most that
+        much (or one message), until one part does not fit whole."""
+        done = 0
+        while done < len(batch):
+            end, total = done + 1, sizes[done]
+            while end < len(batch) and total + sizes[end] <= _PUT_BYTES:
+                total += sizes[end]
+                end += 1
+            try:
+                n = self._put_once(me, stay, batch[done:end])
+            except ShutDown:
+                if done:
+                    return done
+                raise
+            if n < end - done:
+                return done + n
+            done = end
         return done
 
     def _put_batch(self, batch: list[bytes], block: bool, timeout: float | None) -> None:

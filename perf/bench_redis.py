@@ -14,6 +14,11 @@ hit all of them alike; messages are 8 bytes. Rows:
   ``XREADGROUP COUNT 256`` then one pipeline of ``XACK`` + ``XDEL`` of the 256 ids.
 - bridge: a local Queue -> ``fastqueue bridge`` -> the stream -> ``fastqueue bridge`` -> a
   local Queue, the two bridges in processes of their own; from the first put to the last get.
+- objects: RedisObjectQueue of small dicts against RedisQueue of the same dicts pickled by hand
+  (``pickle.dumps`` / ``loads``, protocol 5), one at a time and in batches of 256.
+- woken puts: a producer blocked on a full stream (maxsize 1); the time from the start of the
+  consumer's get to the return of the producer's put (median, p90), and the commands per second
+  that blocked puts send (``INFO commandstats``, 4 producers blocked for 2 s).
 
 Prints a Markdown table (docs/guide/redis.rst shows one).
 """
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import secrets
 import shutil
 import statistics
@@ -31,7 +37,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, Callable
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -43,6 +49,7 @@ import fastqueue  # noqa: E402
 
 MSG = b"12345678"
 BATCH = 256
+OBJ = {"job": 12345, "args": [1.5, "x"], "ok": True}
 
 
 @contextmanager
@@ -157,6 +164,114 @@ class Bench:
         r.delete(stream)
         return rounds * BATCH / (t1 - t0), rounds * BATCH / (t2 - t1)
 
+    # -- objects: RedisObjectQueue against RedisQueue of objects pickled by hand
+    def obj_single(self) -> tuple[float, float]:
+        stream, url = self.fresh()
+        with fastqueue.RedisObjectQueue(url) as q:
+            t0 = time.perf_counter()
+            for _ in range(self.n):
+                q.put(OBJ)
+            t1 = time.perf_counter()
+            for _ in range(self.n):
+                q.get_nowait()
+            t2 = time.perf_counter()
+        self.client.delete(stream)
+        return self.n / (t1 - t0), self.n / (t2 - t1)
+
+    def pickled_single(self) -> tuple[float, float]:
+        stream, url = self.fresh()
+        dumps, loads = pickle.dumps, pickle.loads
+        with fastqueue.RedisQueue(url) as q:
+            t0 = time.perf_counter()
+            for _ in range(self.n):
+                q.put(dumps(OBJ, protocol=5))
+            t1 = time.perf_counter()
+            for _ in range(self.n):
+                loads(q.get_nowait())
+            t2 = time.perf_counter()
+        self.client.delete(stream)
+        return self.n / (t1 - t0), self.n / (t2 - t1)
+
+    def obj_batch(self) -> tuple[float, float]:
+        stream, url = self.fresh()
+        batch = [OBJ] * BATCH
+        rounds = self.n // BATCH
+        with fastqueue.RedisObjectQueue(url) as q:
+            t0 = time.perf_counter()
+            for _ in range(rounds):
+                q.put_many(batch)
+            t1 = time.perf_counter()
+            for _ in range(rounds):
+                assert len(q.get_many(BATCH, block=False)) == BATCH
+            t2 = time.perf_counter()
+        self.client.delete(stream)
+        return rounds * BATCH / (t1 - t0), rounds * BATCH / (t2 - t1)
+
+    def pickled_batch(self) -> tuple[float, float]:
+        stream, url = self.fresh()
+        dumps, loads = pickle.dumps, pickle.loads
+        batch = [OBJ] * BATCH
+        rounds = self.n // BATCH
+        with fastqueue.RedisQueue(url) as q:
+            t0 = time.perf_counter()
+            for _ in range(rounds):
+                q.put_many([dumps(o, protocol=5) for o in batch])
+            t1 = time.perf_counter()
+            for _ in range(rounds):
+                assert len([loads(m) for m in q.get_many(BATCH, block=False)]) == BATCH
+            t2 = time.perf_counter()
+        self.client.delete(stream)
+        return rounds * BATCH / (t1 - t0), rounds * BATCH / (t2 - t1)
+
+    # -- woken puts
+    def woken(self, rounds: int = 200) -> tuple[list[float], float]:
+        """(latencies of the freed place taken by a blocked put, s; commands per second per
+        blocked put)."""
+        stream, url = self.fresh()
+        lat: list[float] = []
+        with fastqueue.RedisQueue(url, maxsize=1) as c, fastqueue.RedisQueue(url) as p:
+            p.put(MSG)
+            returned: list[float] = []
+
+            def produce() -> None:
+                for _ in range(rounds):
+                    p.put(MSG)
+                    returned.append(time.perf_counter())
+
+            t = threading.Thread(target=produce)
+            t.start()
+            for i in range(rounds):
+                time.sleep(0.005)  # the producer is asleep in its put
+                t0 = time.perf_counter()
+                c.get()
+                while len(returned) <= i:
+                    time.sleep(0.0001)
+                lat.append(returned[i] - t0)
+            t.join()
+            # Commands sent by blocked puts: 4 producers waiting for 2 s on a full stream.
+            handles = [fastqueue.RedisQueue(url) for _ in range(4)]
+
+            def wait_full(h: fastqueue.RedisQueue) -> None:
+                with suppress(fastqueue.Full):
+                    h.put(MSG, timeout=2.0)
+
+            waiters = [threading.Thread(target=wait_full, args=(h,)) for h in handles]
+            self.client.config_resetstat()
+            t0 = time.perf_counter()
+            for w in waiters:
+                w.start()
+            for w in waiters:
+                w.join()
+            stats = self.client.info("commandstats")
+            # What the clients sent (commandstats counts the scripts' own commands too).
+            sent = ("cmdstat_evalsha", "cmdstat_blpop", "cmdstat_script|load")
+            calls = sum(int(stats.get(k, {}).get("calls", 0)) for k in sent)
+            per_second = calls / 4 / (time.perf_counter() - t0)
+            for h in handles:
+                h.close()
+        self.client.delete(stream)
+        return lat, per_second
+
     # -- bridge
     def bridge(self, n: int) -> float:
         stream, url = self.fresh()
@@ -224,6 +339,16 @@ def main(argv: list[str] | None = None) -> int:
                 "bare_batch": bench.bare_batch,
             },
         )
+        objs = median_of(
+            args.repeat,
+            {
+                "obj_single": bench.obj_single,
+                "pickled_single": bench.pickled_single,
+                "obj_batch": bench.obj_batch,
+                "pickled_batch": bench.pickled_batch,
+            },
+        )
+        lat, per_second = bench.woken()
         bridge = statistics.median(bench.bridge(args.bridge_n) for _ in range(3))
     load = os.getloadavg()
     rows = [
@@ -241,6 +366,22 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\nbatch vs single: put_many/put {m['rq_batch'][0] / m['rq_single'][0]:.1f}x, "
         f"get_many/get {m['rq_batch'][1] / m['rq_single'][1]:.1f}x"
+    )
+    print("\n| objects (small dict) | RedisObjectQueue msg/s | RedisQueue + pickle msg/s | ratio |")
+    print("|---|--:|--:|--:|")
+    for name, key, i in (
+        ("put", "single", 0),
+        ("get", "single", 1),
+        ("put_many (256)", "batch", 0),
+        ("get_many (256)", "batch", 1),
+    ):
+        ours, by_hand = objs[f"obj_{key}"][i], objs[f"pickled_{key}"][i]
+        print(f"| {name} | {ours:,.0f} | {by_hand:,.0f} | {ours / by_hand:.2f}x |")
+    lat.sort()
+    print(
+        f"\nwoken put (maxsize 1, {len(lat)} rounds): get start -> blocked put returns, median "
+        f"{lat[len(lat) // 2] * 1e3:.2f} ms, p90 {lat[len(lat) * 9 // 10] * 1e3:.2f} ms; a blocked "
+        f"put sends {per_second:.1f} commands/s"
     )
     print(
         f"bridge local -> Redis -> local, two bridge processes: {bridge:,.0f} msg/s "

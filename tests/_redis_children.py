@@ -41,3 +41,30 @@ def hold_one(q: Any, conn: Connection) -> None:
 def take_one_inherited(q: Any, conn: Connection) -> None:
     """A forked child's inherited handle: its consumer name and one message."""
     conn.send((q.consumer, q.get(timeout=10)))
+
+
+def blocked_call(q: Any, what: str, conn: Connection) -> None:
+    """Reports "waiting", then blocks in q.get() or q.put(b"x") (``what``) and reports how the
+    call ended: ("returned", value) or ("raised", the exception's class name)."""
+    conn.send("waiting")
+    try:
+        value = q.get() if what == "get" else q.put(b"x")
+        conn.send(("returned", value))
+    except BaseException as exc:
+        conn.send(("raised", type(exc).__name__))
+    q.close()
+
+
+def get_and_hang(q: Any, conn: Connection) -> None:
+    """Gets one message (leased, with redeliver) and reports it, then waits to be killed."""
+    conn.send(q.get(timeout=30))
+    time.sleep(60)
+
+
+def objects_out(q: Any, conn: Connection) -> None:
+    """Gets objects until the None that ends them; sends them back in order."""
+    got = []
+    while (obj := q.get(timeout=30)) is not None:
+        got.append(obj)
+    conn.send(got)
+    q.close()

@@ -156,5 +156,6 @@ def rq_url(redis_server: RedisServer) -> Iterator[Callable[..., str]]:
     yield make
     if made and redis_server.proc is not None:
         client = redis_server.client()
-        client.delete(*made)
+        suffixes = ("", ":fq:meta", ":fq:line", ":fq:seen", ":fq:woken", ":fq:ctl")
+        client.delete(*(stream + suffix for stream in made for suffix in suffixes))
         client.close()

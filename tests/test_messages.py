@@ -8,8 +8,7 @@ from typing import Callable
 import pytest
 
 import fastqueue
-from fastqueue import _words
-from fastqueue._bridge import BridgeReport
+from fastqueue import BridgeReport, _words
 
 NameFactory = Callable[[], str]
 

@@ -8,8 +8,9 @@ shared memory, shaped like :class:`queue.Queue`.
 b'job 1'
 
 See :class:`fastqueue.Queue` for the whole interface, :class:`fastqueue.ObjectQueue` for a queue
-of Python objects (numpy arrays cross with one copy in and one out), ``aget`` / ``aput`` for
-asyncio, ``python -m fastqueue --help`` for the command line (``ls``, ``stat``, ``rm``, ``gc``).
+of Python objects (numpy arrays cross with one copy in and one out), :class:`fastqueue.RedisQueue`
+and :func:`fastqueue.from_url` for queues that span hosts, ``aget`` / ``aput`` for asyncio,
+``python -m fastqueue --help`` for the command line (``ls``, ``stat``, ``rm``, ``gc``).
 """
 
 from __future__ import annotations
@@ -36,17 +37,24 @@ from ._errors import (
     SlotInUseError,
     TooManyAttachedError,
 )
+from ._from_url import from_url
 from ._paths import include_dir, library_path
 from .objects import JoinableObjectQueue, JoinableQueue, ObjectQueue, Serializer
 from .queue import Queue, WriteSlot, unlink
 
 if TYPE_CHECKING:
-    from ._bridge import BridgeReport, bridge
-    from ._redis import RedisQueue
+    from ._redis import JoinableRedisObjectQueue, RedisObjectQueue, RedisQueue
+    from ._redis._bridge import BridgeReport, bridge
 
-#: Names made on first use (fastqueue._redis, ._bridge), so that importing fastqueue never needs
-#: the Redis client; RedisQueue itself says what to install when it is missing.
-_LAZY = {"RedisQueue": "._redis", "bridge": "._bridge", "BridgeReport": "._bridge"}
+#: Names made on first use (the fastqueue._redis subpackage), so that importing fastqueue never
+#: needs the Redis client; RedisQueue itself says what to install when it is missing.
+_LAZY = {
+    "RedisQueue": "._redis",
+    "RedisObjectQueue": "._redis",
+    "JoinableRedisObjectQueue": "._redis",
+    "bridge": "._redis._bridge",
+    "BridgeReport": "._redis._bridge",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -89,6 +97,7 @@ __all__ = [
     "InvalidArgumentError",
     "JoinableObjectQueue",
     "JoinableQueue",
+    "JoinableRedisObjectQueue",
     "MessageTooBigError",
     "NoSpaceError",
     "ObjectQueue",
@@ -98,6 +107,7 @@ __all__ = [
     "QueueNotFoundError",
     "QueueOSError",
     "QueuePermissionError",
+    "RedisObjectQueue",
     "RedisQueue",
     "SegmentError",
     "Serializer",
@@ -108,6 +118,7 @@ __all__ = [
     "WriteSlot",
     "__version__",
     "bridge",
+    "from_url",
     "include_dir",
     "library_path",
     "unlink",

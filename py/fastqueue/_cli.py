@@ -514,7 +514,7 @@ def _parser(prog: str = _PROG) -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="only list what would be removed")
     p.add_argument("--prefix", default="", help="only names starting with PREFIX")
     p.set_defaults(run=_cmd_gc)
-    from ._bridge import add_parser as add_bridge  # (the bridge's options live there)
+    from ._redis._bridge import add_parser as add_bridge  # (the bridge's options live there)
 
     add_bridge(sub)
     return parser

@@ -27,23 +27,25 @@ slot then holds exactly what ``dumps`` returned (a ``str`` is sent UTF-8 encoded
 module works as it is). Every process using a queue must use the same
 serializer.
 
-This module never touches ctypes: the slot memory comes from ``fastqueue._ffi``.
+This module never touches ctypes: the slot memory comes from ``fastqueue._ffi``. The encoding
+and decoding (the frame, the serializer option, their errors) are ``fastqueue._codec``'s,
+shared with the object queues over Redis.
 """
 
 from __future__ import annotations
 
-import importlib
-import pickle
-import struct
 import time
 import types
-from typing import TYPE_CHECKING, Any, Callable, Final, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Final, TypeVar
 
 from . import _ffi
 from ._args import check_size as _check_size
 from ._args import check_timeout as _check_timeout
-from ._errors import ArgumentTypeError, Full, InvalidArgumentError, MessageTooBigError
-from ._words import count, nbytes
+from ._codec import Encoded as _Encoded
+from ._codec import ModuleRef as _ModuleRef
+from ._codec import ObjectCodec, Serializer, check_serializer
+from ._errors import ArgumentTypeError, Full
+from ._words import count
 from .queue import Queue
 
 if TYPE_CHECKING:
@@ -55,46 +57,14 @@ _OK: Final = _ffi.OK
 _EMPTY: Final = _ffi.EMPTY
 _FULL: Final = _ffi.FULL
 
-#: First bytes of a frame of the default serializer, and its fixed part: tag, number of
-#: out-of-band buffers, length of the pickle stream.
-_TAG: Final = b"FQO5"
-_HEAD: Final = struct.Struct("<4sIQ")
-_LEN: Final = struct.Struct("<Q")
-#: Out-of-band buffers start at multiples of this many bytes from the frame's start (the copy
-#: made on get is malloc-aligned, so numpy arrays of any dtype come out aligned).
-_ALIGN: Final = 16
-
 _T = TypeVar("_T")
-
-
-class Serializer(Protocol):
-    """What ``serializer=`` takes: ``dumps(obj) -> bytes-like`` and ``loads(bytes) -> obj``
-    (e.g. the ``json`` module, or ``msgpack``)."""
-
-    def dumps(self, obj: Any, /) -> Any: ...
-
-    def loads(self, data: bytes, /) -> Any: ...
-
-
-#: An encoded object: [(offset in the frame, bytes-like part)], and the frame's total length.
-_Encoded = tuple[list[tuple[int, Any]], int]
-
-
-class _ModuleRef:
-    """Pickles a serializer that is a module (``json``) by its name."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (importlib.import_module, (self.name,))
 
 
 def _rebuild(cls: type[ObjectQueue], args: tuple[Any, ...], serializer: Any) -> ObjectQueue:
     return cls(*args, serializer=serializer)
 
 
-class ObjectQueue(Queue):
+class ObjectQueue(ObjectCodec, Queue):
     """A :class:`~fastqueue.Queue` of Python objects: ``put`` takes any picklable object, ``get``
     returns an equal one (in whichever process gets it).
 
@@ -135,8 +105,6 @@ class ObjectQueue(Queue):
     {'id': 7, 'tags': ['a', 'b']}
     """
 
-    _serializer: Serializer | None = None
-
     def __init__(
         self,
         name: str | None = None,
@@ -149,92 +117,9 @@ class ObjectQueue(Queue):
         redeliver: bool | None = None,
         leases: int | None = None,
     ) -> None:
-        if serializer is not None and not (
-            callable(getattr(serializer, "dumps", None))
-            and callable(getattr(serializer, "loads", None))
-        ):
-            raise ArgumentTypeError(
-                "serializer must have dumps(obj) -> bytes-like and loads(bytes) -> obj methods "
-                f"(e.g. the json module), not {type(serializer).__name__}"
-            )
-        self._serializer = serializer
+        self._serializer = check_serializer(serializer)
         super().__init__(
             name, element_size, capacity, create, mode=mode, redeliver=redeliver, leases=leases
-        )
-
-    @property
-    def serializer(self) -> Serializer | None:
-        """The ``serializer=`` given, or None for pickle protocol 5 with out-of-band buffers."""
-        return self._serializer
-
-    # ------------------------------------------------------------------------------ encoding
-
-    def _encode(self, obj: object) -> _Encoded:
-        """The parts of obj's frame; raises the serializer's error, or MessageTooBigError."""
-        ser = self._serializer
-        if ser is not None:
-            out = ser.dumps(obj)
-            out = out.encode() if isinstance(out, str) else out
-            data = memoryview(out)
-            if not data.c_contiguous:
-                data = memoryview(_ffi.c_order_bytes(out, data))
-            data = data.cast("B")
-            parts: list[tuple[int, Any]] = [(0, data)]
-            total = data.nbytes
-        else:
-            buffers: list[pickle.PickleBuffer] = []
-            stream = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
-            try:
-                raws = [b.raw() for b in buffers]
-            except BufferError:  # an out-of-band buffer that is not contiguous: go in-band
-                stream = pickle.dumps(obj, protocol=5)
-                raws = []
-            head = _HEAD.pack(_TAG, len(raws), len(stream)) + b"".join(
-                _LEN.pack(r.nbytes) for r in raws
-            )
-            parts = [(0, head), (len(head), stream)]
-            total = len(head) + len(stream)
-            for raw in raws:
-                total = -(-total // _ALIGN) * _ALIGN
-                parts.append((total, raw))
-                total += raw.nbytes
-        if total > self._element_size:
-            raise MessageTooBigError(
-                f"ObjectQueue({self._name!r}).put: the object encodes to {nbytes(total)}, more "
-                f"than the queue's element_size of {nbytes(self._element_size)}; create the "
-                f"queue with element_size={total} or more, or put smaller objects"
-            )
-        return parts, total
-
-    def _decode(self, frame: bytes | memoryview) -> Any:
-        ser = self._serializer
-        if ser is not None:
-            return ser.loads(frame)  # type: ignore[arg-type]  # bytes for custom serializers
-        view = memoryview(frame)
-        size = view.nbytes
-        if size < _HEAD.size or view[:4].tobytes() != _TAG:
-            raise InvalidArgumentError(self._not_a_frame(size))
-        _, count, stream_len = _HEAD.unpack_from(frame)
-        at = _HEAD.size + count * _LEN.size
-        if at > size:
-            raise InvalidArgumentError(self._not_a_frame(size))
-        lens = [_LEN.unpack_from(frame, _HEAD.size + i * _LEN.size)[0] for i in range(count)]
-        stream = view[at : at + stream_len]
-        at += stream_len
-        buffers = []
-        for n in lens:
-            at = -(-at // _ALIGN) * _ALIGN
-            buffers.append(view[at : at + n])
-            at += n
-        if at > size:
-            raise InvalidArgumentError(self._not_a_frame(size))
-        return pickle.loads(stream, buffers=buffers)
-
-    def _not_a_frame(self, size: int) -> str:
-        return (
-            f"ObjectQueue({self._name!r}).get: a message of {size} bytes is not an object put by "
-            f"an ObjectQueue with the default serializer (was it put by a plain Queue, or with "
-            f"another serializer=?); it was consumed"
         )
 
     # ------------------------------------------------------------------------------ slot access

@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
-from ._errors import (
+from .._errors import (
     Empty,
     FastQueueError,
     Full,
@@ -45,9 +45,9 @@ from ._errors import (
     QueueNotFoundError,
     QueueOSError,
 )
-from ._redis import RedisQueue
-from ._words import count
-from .queue import Queue
+from .._words import count
+from ..queue import Queue
+from ._queue import RedisQueue
 
 __all__ = ["BridgeReport", "add_parser", "bridge"]
 
@@ -144,7 +144,7 @@ def bridge(
     dest: str,
     *,
     batch: int = 256,
-    maxsize: int = 0,
+    maxsize: int | None = None,
     claim_after: float = 30.0,
     consumer: str | None = None,
     stop: threading.Event | None = None,
@@ -157,8 +157,9 @@ def bridge(
     either order) until stopped; returns the :class:`BridgeReport`.
 
     ``batch``: most messages per batch. ``maxsize`` / ``claim_after``: the RedisQueue's
-    settings. ``consumer``: the bridge's consumer name in the stream's group (Redis -> local;
-    default ``bridge-<local name>``: a restarted bridge resumes what its predecessor held).
+    settings (``maxsize=None`` takes the stream's). ``consumer``: the bridge's consumer name
+    in the stream's group (Redis -> local; default ``bridge-<local name>``: a restarted bridge
+    resumes what its predecessor held).
     It stops when ``stop`` is set, on SIGINT/SIGTERM (when ``handle_signals`` and called from
     the main thread), or after ``max_messages``. ``progress``: a terminal to print a progress
     line on (nothing is printed if it is not a terminal).
@@ -357,8 +358,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--maxsize",
         type=int,
-        default=0,
-        help="bound on the stream's unacknowledged messages (default: %(default)s, no bound)",
+        default=None,
+        help="bound on the stream's unacknowledged messages (default: the stream's own, no bound "
+        "for a new one)",
     )
     p.add_argument(
         "--claim-after",

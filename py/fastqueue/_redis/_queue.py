@@ -6,13 +6,18 @@ its own in that group (a handle unpickled in a child process, or inherited by a 
 a fresh consumer name), so each message goes to exactly one consumer. How each operation maps onto
 Redis, in one round trip each:
 
+- **settings**: the stream's ``maxsize`` and ``redeliver`` live in Redis beside it (the hash
+  ``STREAM:fq:meta``), set by the handle that made the stream and read by every later one; a
+  handle that asks for other values gets :class:`~fastqueue.InvalidArgumentError`.
 - **put** / **put_many**: one Lua script checks the bound and appends (``XLEN``, then ``XADD`` per
   message), atomically; with ``maxsize > 0`` it appends only what fits and says how many it did.
-  The stream is never trimmed: a message leaves it only when a consumer has acknowledged it.
+  A message leaves the stream only when a consumer has acknowledged it.
 - **get** / **get_many**: one Lua script takes up to n messages and acknowledges them for good
   before anything is returned: first ``XAUTOCLAIM`` of messages that another consumer was handed
   but left unacknowledged for ``claim_after`` seconds (it died), then ``XREADGROUP`` of new ones,
-  then ``XACK`` and ``XDEL`` of all of them. Redis runs a script atomically and persists its
+  then ``XACK`` of all of them and their removal (``XTRIM MINID`` below the oldest entry still
+  pending, ``XDEL`` of those acknowledged out of order). Redis runs a script atomically and
+  persists its
   effects together (AOF), so a message is either still in the stream or acknowledged and on its
   way to exactly one caller. As with :class:`~fastqueue.Queue`, a consumer killed after that
   script ran and before ``get`` returned (its reply in flight) loses those messages, and only
@@ -21,7 +26,16 @@ Redis, in one round trip each:
   last-delivered id (it wakes when a new entry arrives and takes nothing), then tries again; the
   wait is cut into slices of at most a second (and at most ``claim_after / 2``), so abandoned
   messages are claimed, a closed handle noticed and Ctrl-C honoured. A put that finds the
-  stream full polls with backoff (1 ms doubling to 25 ms): Redis has no "wait for a delete".
+  stream full joins a line of waiting puts in the same script and sleeps in ``BLPOP`` on a list
+  of its own, to which the script that deletes entries pushes a token (first come, first
+  served: see :mod:`fastqueue._redis._scripts`).
+- **redeliver=True**: a get leaves its message pending (a *lease* of this handle) until
+  :meth:`RedisQueue.task_done` acknowledges and deletes it; a consumer that dies holding leases
+  has them delivered again once they are ``claim_after`` seconds old, one that closes gives
+  them back at once. Re-delivered messages come before new ones, oldest first.
+- **task_done** / **join** / **shutdown**: counters and a flag in ``STREAM:fq:meta``, shared by
+  every handle on every host; blocked gets and joins also wait on ``STREAM:fq:ctl``, a short
+  stream of events (shutdown, everything done).
 - **get_slot**: the at-least-once form. ``with q.get_slot() as msg:`` is handed the message
   unacknowledged (``XREADGROUP``) and acknowledges it when the block ends normally; if the block
   raises or the process dies, the message stays pending and is re-delivered to some consumer once
@@ -30,7 +44,8 @@ Redis, in one round trip each:
   bridge), the count ``maxsize`` bounds.
 
 ``redis`` (redis-py) is imported by the first RedisQueue (``pip install "fastqueue[redis]"``);
-URLs and argument checks are in _redis_url. Usage (needs a Redis server)::
+URLs and argument checks are in _url, the connection and settings in _link. Usage (needs a
+Redis server)::
 
     q = fastqueue.RedisQueue("redis://localhost:6379/0/jobs", maxsize=10_000)
     q.put(b"job 1"); q.get()      # b'job 1', on any host
@@ -41,232 +56,76 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import math
-import os
-import secrets
-import socket
-import threading
 import time
 import warnings
-import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final
 
-from ._args import check_timeout as _check_timeout
-from ._errors import (
+from .._args import check_timeout as _check_timeout
+from .._errors import (
     ArgumentTypeError,
     Empty,
-    FastQueueError,
     Full,
     InvalidArgumentError,
     MessageTooBigError,
     QueueClosedError,
-    QueueOSError,
+    ShutDown,
 )
-from ._redis_scripts import ACK as _ACK
-from ._redis_scripts import FORGET as _FORGET
-from ._redis_scripts import PUT as _PUT
-from ._redis_scripts import TAKE as _TAKE  # the scripts, one per operation
-from ._redis_url import as_bytes as _as_bytes
-from ._redis_url import check_claim as _check_claim
-from ._redis_url import masked as _masked
-from ._redis_url import parse_url
-from ._redis_url import redis_module as _redis_module
+from . import _scripts
+from ._link import FIELD, GROUP, WAIT_SLICE_S, RedisLink
+from ._url import as_bytes as _as_bytes
+from ._url import parse_url
 
 __all__ = ["GROUP", "QueueClosedError", "RedisQueue", "parse_url"]
 
-#: The consumer group every RedisQueue handle of a stream belongs to.
-GROUP: Final = b"fastqueue"
-#: The stream entry's one field, holding the message.
-FIELD: Final = b"d"
-#: Longest single wait (seconds) of a blocked get or put, so that claims, close and Ctrl-C are
-#: noticed.
-WAIT_SLICE_S: Final = 1.0
-#: Messages per Lua call in a script's loops over ids (Lua's unpack() has a stack limit).
-_CHUNK: Final = 1000
+#: Most bytes of messages one put script gets (a larger batch goes in parts).
+_PUT_BYTES: Final = 64 << 20
+#: Numbers the blocking puts of this process (each waits in the line under a name of its own).
+_waits = itertools.count()
+#: A wait in BLOCK calls: (the group's last-delivered id, the control stream's last id).
+_Wait = tuple[bytes, bytes]
 
 
-def _new_consumer() -> bytes:
-    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}".encode()
+def _full(done: int) -> Full:
+    full = Full()
+    full.done = done  # type: ignore[attr-defined]
+    return full
 
 
-_live: weakref.WeakSet[RedisQueue] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    # A forked child shares its parent's handles: give each a consumer name of its own.
-    for q in list(_live):
-        q._consumer = _new_consumer()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-class RedisQueue:
+class RedisQueue(RedisLink):
     """The :class:`~fastqueue.Queue` API on the Redis stream named by ``url``
     (``redis://HOST:PORT/DB/STREAM`` or ``unix:///path/to/redis.sock?db=N&stream=NAME``).
 
-    ``RedisQueue(url, *, maxsize=0, element_size=None, claim_after=30.0)``
+    ``RedisQueue(url, *, maxsize=None, element_size=None, claim_after=30.0, redeliver=None,
+    create=True)``
 
-    The stream and its consumer group are made if missing; a stream that holds messages keeps
-    them. Each handle is a consumer of its own: each message goes to exactly one handle, in
-    order, and ``get`` returns it only once it is acknowledged for good (see the module's
-    documentation for how). ``maxsize > 0`` bounds the messages not yet acknowledged: ``put``
-    waits (or raises :class:`~fastqueue.Full`) while the stream holds that many; 0 means
-    unbounded (the bound is this handle's: give every producer the same). ``element_size``,
-    when given, is the largest message this handle puts (longer ones raise
-    :class:`~fastqueue.MessageTooBigError`). ``claim_after`` (seconds, also an attribute) is how
-    long a message handed to a consumer may stay unacknowledged before this handle's gets take
-    it over (that consumer is presumed dead).
+    The stream and its consumer group are made if missing (``create=False``: a missing stream
+    raises :class:`~fastqueue.QueueNotFoundError`); a stream that holds messages keeps them.
+    Each handle is a consumer of its own: each message goes to exactly one handle, in order.
+    ``maxsize > 0`` bounds the messages not yet acknowledged: ``put`` waits (or raises
+    :class:`~fastqueue.Full`) while the stream holds that many; 0 means unbounded. It is the
+    stream's: the handle that makes the stream sets it (None: 0), later handles read it, and
+    one that asks for another value gets :class:`~fastqueue.InvalidArgumentError` naming both.
+    ``redeliver`` (the stream's too, default False): a get hands its message over *leased*,
+    acknowledged by :meth:`task_done`; without it, ``get`` returns a message once it is
+    acknowledged for good. ``element_size``, when given, is the largest message this handle
+    puts (longer ones raise :class:`~fastqueue.MessageTooBigError`). ``claim_after`` (seconds,
+    also an attribute) is how long a message handed to a consumer may stay unacknowledged before
+    this handle's gets take it over (that consumer is presumed dead).
+
+    ``task_done`` / ``join`` and ``shutdown`` mean what they mean for
+    :class:`~fastqueue.Queue`, for every handle on every host.
 
     A handle pickles as its URL and settings: the copy (in a spawned or forked child) is a new
     consumer. Unreachable servers raise :class:`~fastqueue.QueueOSError`; a closed handle raises
     :class:`QueueClosedError` (a ``ValueError``).
     """
 
-    _closed: bool = True
-    _url: str = "?"
-    _shown: str = "?"
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        maxsize: int = 0,
-        element_size: int | None = None,
-        claim_after: float = 30.0,
-    ) -> None:
-        base, stream = parse_url(url)
-        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 0:
-            raise InvalidArgumentError(
-                f"maxsize must be an int >= 0 (0: unbounded), got {maxsize!r}"
-            )
-        if element_size is not None and (
-            isinstance(element_size, bool) or not isinstance(element_size, int) or element_size < 1
-        ):
-            raise InvalidArgumentError(
-                f"element_size must be an int >= 1 or None, got {element_size!r}"
-            )
-        self.claim_after = _check_claim(claim_after)
-        redis_mod = _redis_module()
-        self._url = url
-        self._shown = _masked(url)
-        self._base = base
-        self._stream = stream
-        self._key = stream.encode()
-        self._maxsize = maxsize
-        self._element_size = element_size
-        self._consumer = _new_consumer()
-        # redis-py's own annotations leave execute_command untyped: the client is Any here.
-        self._r: Any = redis_mod.Redis.from_url(base)
-        self._errors: tuple[type[BaseException], ...] = (
-            redis_mod.exceptions.ConnectionError,
-            redis_mod.exceptions.TimeoutError,
-        )
-        self._response_error: type[Exception] = redis_mod.exceptions.ResponseError
-        self._noscript: type[Exception] = redis_mod.exceptions.NoScriptError
-        self._shas: dict[bytes, bytes] = {}
-        self._lock = threading.Lock()
-        self._closed = False
-        self._ensure_group()
-        _live.add(self)
-
-    # ------------------------------------------------------------------------------ plumbing
-
-    @property
-    def url(self) -> str:
-        """The URL this handle was made with."""
-        return self._url
-
-    @property
-    def name(self) -> str:
-        """The stream's key."""
-        return self._stream
-
-    @property
-    def maxsize(self) -> int:
-        """The bound on unacknowledged messages (0: unbounded)."""
-        return self._maxsize
-
-    @property
-    def element_size(self) -> int | None:
-        """The largest message this handle puts, or None (no limit)."""
-        return self._element_size
-
-    @property
-    def consumer(self) -> str:
-        """This handle's consumer name in the stream's group."""
-        return self._consumer.decode()
-
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`close` was called."""
-        return self._closed
-
-    def _closed_error(self) -> QueueClosedError:
-        return QueueClosedError(f"operation on a closed queue: {self!r} is closed")
-
-    def _check_open(self) -> Any:
-        if self._closed:
-            raise self._closed_error()
-        return self._r
-
-    def _os_error(self, exc: BaseException, op: str) -> QueueOSError:
-        err = QueueOSError(
-            f"RedisQueue({self._shown!r}).{op}: cannot reach the Redis server ({exc}); check that "
-            "redis-server is running there and the URL is right"
-        )
-        err.status = 0
-        return err
-
-    def _call(self, op: str, *args: Any) -> Any:
-        """One command; connection failures become QueueOSError, other refusals a
-        FastQueueError; a missing group is made."""
-        r = self._check_open()
-        try:
-            try:
-                return r.execute_command(*args)
-            except self._response_error as exc:
-                if not str(exc).startswith("NOGROUP"):
-                    raise
-                self._ensure_group()
-                return r.execute_command(*args)
-        except self._errors as exc:
-            if self._closed:
-                raise self._closed_error() from exc
-            raise self._os_error(exc, op) from exc
-        except self._noscript:
-            raise  # _script loads the script again
-        except self._response_error as exc:
-            raise self._refused(exc, op) from exc
-
-    def _refused(self, exc: BaseException, op: str) -> FastQueueError:
-        return FastQueueError(
-            f"RedisQueue({self._shown!r}).{op}: the Redis server refused: {exc} (is the key "
-            f"{self._stream!r} a stream? RedisQueue needs Redis >= 7.0)"
-        )
-
-    def _script(self, op: str, script: bytes, *args: Any) -> Any:
-        """EVALSHA of one of the scripts above with the stream as its key (loaded on first use
-        and again after a server restart emptied the script cache)."""
-        sha = self._shas.get(script)
-        if sha is None:
-            sha = self._shas[script] = self._call(op, "SCRIPT", "LOAD", script)
-        try:
-            return self._call(op, "EVALSHA", sha, 1, self._key, *args)
-        except self._noscript:
-            self._shas[script] = self._call(op, "SCRIPT", "LOAD", script)
-            return self._call(op, "EVALSHA", self._shas[script], 1, self._key, *args)
-
-    def _ensure_group(self) -> None:
-        try:
-            self._r.execute_command("XGROUP", "CREATE", self._key, GROUP, "0", "MKSTREAM")
-        except self._response_error as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise self._refused(exc, "connect") from exc
-        except self._errors as exc:
-            raise self._os_error(exc, "connect") from exc
+    #: How _take cuts a message out of the reply's data (None: a bytes slice); the object
+    #: queue cuts frames with out-of-band buffers into writable memory.
+    _cut: Callable[[bytes, int, int], Any] | None = None
 
     # ------------------------------------------------------------------------------ put
 
@@ -329,38 +188,90 @@ class RedisQueue:
         if batch:
             self._put_batch(batch, block, timeout)
 
+    def _put_once(self, me: bytes, stay: bool, batch: list[bytes]) -> int:
+        """One put script: how many of the first messages went in (ShutDown if none can)."""
+        if len(batch) == 1:
+            lens, data = b"%d" % len(batch[0]), batch[0]
+        elif not batch:  # (only leaves the line)
+            lens, data = b"", b""
+        else:
+            sizes = list(map(len, batch))
+            if sum(sizes) > _PUT_BYTES:  # (Redis takes arguments of at most 512 MiB)
+                return self._put_in_parts(me, stay, batch, sizes)
+            lens, data = ",".join(map(str, sizes)).encode(), b"".join(batch)
+        done = int(self._script("put", _scripts.PUT, self._maxsize, me, int(stay), lens, data))
+        if done < 0:
+            raise ShutDown(f"{self._label}({self._shown!r}).put: the queue was shut down")
+        return done
+
+    def _put_in_parts(self, me: bytes, stay: bool, batch: list[bytes], sizes: list[int]) -> int:
+        """_put_once of a batch of more than _PUT_BYTES, a script per part of at most that
+        much (or one message), until one part does not fit whole."""
+        done = 0
+        while done < len(batch):
+            end, total = done + 1, sizes[done]
+            while end < len(batch) and total + sizes[end] <= _PUT_BYTES:
+                total += sizes[end]
+                end += 1
+            try:
+                n = self._put_once(me, stay, batch[done:end])
+            except ShutDown:
+                if done:
+                    return done
+                raise
+            if n < end - done:
+                return done + n
+            done = end
+        return done
+
     def _put_batch(self, batch: list[bytes], block: bool, timeout: float | None) -> None:
-        deadline = None
-        if block and timeout is not None:
-            deadline = time.monotonic() + _check_timeout(timeout)
+        """Puts ``batch`` in order. A put that does not fit waits in the stream's line of puts
+        (see _scripts): asleep in BLPOP on a list of its own until a get makes room for it, or
+        a slice passes (then it tries again, staying in the line)."""
         self._check_open()
         done = 0
-        pause = 0.001
-        while True:
-            done += int(self._script("put", _PUT, self._maxsize, *batch[done:]))
+        if not block or self._maxsize == 0:  # (an unbounded stream: no waiting, the short way)
+            done = self._put_once(b"", False, batch)
             if done == len(batch):
                 return
-            if not block or (deadline is not None and time.monotonic() >= deadline):
-                full = Full()
-                full.done = done  # type: ignore[attr-defined]
-                raise full
-            wait = pause if deadline is None else min(pause, max(0.0, deadline - time.monotonic()))
-            time.sleep(wait)
-            pause = min(pause * 2, 0.025)
-            self._check_open()
+            if not block:
+                raise _full(done)
+        deadline = None if timeout is None else time.monotonic() + _check_timeout(timeout)
+        me = b"%s:%d" % (self._consumer, next(_waits))
+        seconds = self._slice(deadline)
+        try:
+            while True:
+                done += self._put_once(me, seconds is not None, batch[done:] if done else batch)
+                if done == len(batch):
+                    return
+                if seconds is None:  # the last try left the line
+                    raise _full(done)
+                self._call("put", "BLPOP", self._line + b":" + me, f"{seconds:.3f}")
+                self._check_open()
+                seconds = self._slice(deadline)
+        except (Full, ShutDown):
+            raise  # out of the line already
+        except BaseException:
+            # Ctrl-C, a lost server, a close: leave the line now rather than hold a place
+            # until the line forgets a silent waiter (_scripts.STALE_MS).
+            if not self._closed:
+                with contextlib.suppress(Exception):
+                    self._put_once(me, False, [])
+            raise
 
     # ------------------------------------------------------------------------------ get
 
     def _take(
         self, n: int, ack: bool = True, ack_first: list[bytes] | None = None
-    ) -> tuple[bytes, int, list[bytes], list[bytes]]:
-        """One take script (_redis_scripts.TAKE): (wait cursor, acked, ids, messages); the
-        cursor is b"" when something was taken, the lists are empty when not. ``ack_first``:
-        ids taken earlier without acknowledgement, acknowledged first (``acked`` of them
-        were)."""
+    ) -> tuple[_Wait, int, list[bytes], list[Any]]:
+        """One take script (_scripts.TAKE): (wait, acked, ids, messages); the lists are empty
+        when nothing was taken, and then ``wait`` says where a blocked get waits from.
+        ``ack_first``: ids taken earlier without acknowledgement, acknowledged first (``acked``
+        of them were). Raises ShutDown if the queue is shut down and nothing is left. The
+        messages are bytes, or what ``_cut`` makes."""
         reply = self._script(
             "get",
-            _TAKE,
+            _scripts.TAKE,
             GROUP,
             self._consumer,
             n,
@@ -368,16 +279,19 @@ class RedisQueue:
             int(ack),
             b",".join(ack_first) if ack_first else b"",
         )
-        if len(reply) == 2:
-            return reply[0], int(reply[1]), [], []
+        if reply[0] == b"S":
+            raise ShutDown(f"{self._label}({self._shown!r}).get: the queue was shut down")
+        if len(reply) == 3:
+            return (reply[0], reply[2]), int(reply[1]), [], []
         _, _, ids, lens, data = reply
-        msgs = []
+        msgs: list[Any] = []
         pos = 0
+        cut = self._cut
         for size in map(int, lens.split(b",")):
             end = pos + size
-            msgs.append(data[pos:end])
+            msgs.append(data[pos:end] if cut is None else cut(data, pos, end))
             pos = end
-        return b"", int(reply[1]), ids.split(b","), msgs
+        return (b"", b""), int(reply[1]), ids.split(b","), msgs
 
     def _slice(self, deadline: float | None) -> float | None:
         """Seconds of the next wait; None when the deadline has passed."""
@@ -387,10 +301,12 @@ class RedisQueue:
         left = deadline - time.monotonic()
         return None if left <= 0 else min(left, longest)
 
-    def _wait_readable(self, cursor: bytes, seconds: float) -> None:
-        """Waits (taking nothing) until an entry newer than ``cursor`` exists, or ``seconds``."""
+    def _wait_readable(self, wait: _Wait, seconds: float) -> None:
+        """Waits (taking nothing) until an entry newer than ``wait`` exists in the stream or
+        its control stream (shutdown, everything done), or ``seconds`` passed."""
         ms = max(1, math.ceil(seconds * 1000))
-        self._call("get", "XREAD", "BLOCK", ms, "COUNT", 1, "STREAMS", self._key, cursor)
+        ctl = self._keys[5]
+        self._call("get", "XREAD", "BLOCK", ms, "COUNT", 1, "STREAMS", self._key, ctl, *wait)
 
     def _get_batch(
         self, n: int, block: bool, timeout: float | None, ack: bool
@@ -399,19 +315,23 @@ class RedisQueue:
         deadline = None
         if block and timeout is not None:
             deadline = time.monotonic() + _check_timeout(timeout)
+        lease = ack and self._redeliver
         while True:
-            cursor, _, ids, msgs = self._take(n, ack)
+            wait, _, ids, msgs = self._take(n, ack and not lease)
             if msgs:
+                if lease:
+                    self._leases.extend(ids)
                 return ids, msgs
             seconds = self._slice(deadline) if block else None
             if seconds is None:
                 raise Empty
-            self._wait_readable(cursor, seconds)
+            self._wait_readable(wait, seconds)
 
     def get(self, block: bool = True, timeout: float | None = None) -> bytes:
-        """Removes and returns the oldest message (acknowledged for good), as bytes. Waits as
-        :meth:`Queue.get <fastqueue.Queue.get>` does and raises :class:`~fastqueue.Empty`
-        when nothing came in time."""
+        """Removes and returns the oldest message (acknowledged for good; with ``redeliver``,
+        leased until :meth:`task_done`), as bytes. Waits as :meth:`Queue.get
+        <fastqueue.Queue.get>` does and raises :class:`~fastqueue.Empty` when nothing came in
+        time, :class:`~fastqueue.ShutDown` when the queue is shut down and drained."""
         return self._get_batch(1, block, timeout, True)[1][0]
 
     def get_nowait(self) -> bytes:
@@ -456,20 +376,20 @@ class RedisQueue:
         deadline = time.monotonic() + timeout
         acked = 0
         while True:
-            cursor, done, ids, msgs = self._take(n, False, ack_first)
+            wait, done, ids, msgs = self._take(n, False, ack_first)
             acked += done
             ack_first = None
             seconds = self._slice(deadline)
             if msgs or seconds is None:
                 return acked, ids, msgs
-            self._wait_readable(cursor, seconds)
+            self._wait_readable(wait, seconds)
 
     def _ack(self, ids: list[bytes]) -> int:
         """Acknowledges (and deletes) those of ``ids`` still pending to this consumer; returns
         how many were."""
         if not ids:
             return 0
-        return int(self._script("ack", _ACK, GROUP, self._consumer, b",".join(ids)))
+        return int(self._script("ack", _scripts.ACK, GROUP, self._consumer, b",".join(ids)))
 
     def _own_pending(self, n: int) -> tuple[list[bytes], list[bytes]]:
         """Up to n messages already pending to this consumer (handed to an earlier handle of
@@ -506,17 +426,24 @@ class RedisQueue:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else time.monotonic() + _check_timeout(timeout)
         while True:
-            cursor, _, _, msgs = self._take(1)
+            wait, _, ids, msgs = self._take(1, not self._redeliver)
             if msgs:
-                return msgs[0]
+                if self._redeliver:
+                    self._leases.extend(ids)
+                msg: bytes = self._out(msgs[0])
+                return msg
             seconds = self._slice(deadline)
             if seconds is None:
                 raise Empty
-            await loop.run_in_executor(None, self._wait_readable, cursor, seconds)
+            await loop.run_in_executor(None, self._wait_readable, wait, seconds)
+
+    def _out(self, frame: Any) -> Any:
+        """What aget returns for a message (the object queue decodes it)."""
+        return frame
 
     async def aput(self, item: object, timeout: float | None = None) -> None:
         """``await q.aput(item)``: :meth:`put` without blocking the event loop (a full stream
-        is polled with backoff, by sleeping coroutines)."""
+        is polled with backoff, by sleeping coroutines; they do not wait in the line)."""
         data = self._check_item(item)
         deadline = None if timeout is None else time.monotonic() + _check_timeout(timeout)
         pause = 0.001
@@ -544,57 +471,87 @@ class RedisQueue:
         """True if ``maxsize > 0`` and the stream holds ``maxsize`` unacknowledged messages."""
         return self._maxsize > 0 and self.qsize() >= self._maxsize
 
+    # ------------------------------------------------------------------------------ tasks
+
+    def task_done(self) -> None:
+        """Marks one message as processed, as :meth:`Queue.task_done
+        <fastqueue.Queue.task_done>` does; the count lives in Redis, so any handle on any host
+        may mark a message done. With ``redeliver`` it acknowledges (and deletes) this handle's
+        oldest lease. Raises :class:`~fastqueue.InvalidArgumentError` (a ``ValueError``) if
+        called more times than there were messages put (with ``redeliver``: than this handle
+        got). A lease that another consumer claimed meanwhile (this one held it longer than
+        its ``claim_after``) is that consumer's to mark done: a warning says so."""
+        lease = b""
+        if self._redeliver:
+            if not self._leases:
+                raise InvalidArgumentError(
+                    f"{self._label}({self._shown!r}).task_done() called more times than this "
+                    "handle got messages (with redeliver=True each task_done acknowledges one)"
+                )
+            lease = self._leases[0]
+        done = int(self._script("task_done", _scripts.TASK_DONE, GROUP, self._consumer, lease))
+        if lease:
+            self._leases.popleft()
+        if done == 0:
+            raise InvalidArgumentError(
+                f"{self._label}({self._shown!r}).task_done() called too many times (more than "
+                "messages were put)"
+            )
+        if done < 0:
+            warnings.warn(
+                f"{self._label}({self._shown!r}).task_done: the message was claimed by another "
+                f"consumer while this one held it longer than claim_after={self.claim_after}s; "
+                "it may have been processed twice",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Waits until every message ever put has been marked done with :meth:`task_done` (by
+        any handle), as :meth:`Queue.join <fastqueue.Queue.join>` does: True once everything
+        is done, False if ``timeout`` (seconds) passed first. It sleeps in ``XREAD BLOCK`` on
+        the stream's control stream, woken by the task_done that finishes the count."""
+        deadline = None if timeout is None else time.monotonic() + _check_timeout(timeout)
+        while True:
+            unfinished, ctl = self._script("join", _scripts.JOIN)
+            if int(unfinished) == 0:
+                return True
+            seconds = self._slice(deadline)
+            if seconds is None:
+                return False
+            ms = max(1, math.ceil(seconds * 1000))
+            self._call("join", "XREAD", "BLOCK", ms, "COUNT", 1, "STREAMS", self._keys[5], ctl)
+
+    def shutdown(self, immediate: bool = False) -> None:
+        """Shuts the queue down for every handle on every host, as :meth:`Queue.shutdown
+        <fastqueue.Queue.shutdown>` does: later puts raise :class:`~fastqueue.ShutDown`, gets
+        return what is left and then raise it; with ``immediate=True`` every message is
+        deleted (and counted done for :meth:`join`) and gets raise ShutDown at once. Every
+        blocked put, get and join wakes. It cannot be undone (:meth:`delete` the stream)."""
+        self._script("shutdown", _scripts.SHUTDOWN, int(bool(immediate)))
+
     def __len__(self) -> int:
         return self.qsize()
 
     def __bool__(self) -> bool:
         return not self._closed and self.qsize() > 0
 
-    # ------------------------------------------------------------------------------ lifetime
+    # ------------------------------------------------------------------------------ pickling
 
-    def close(self) -> None:
-        """Leaves the group (when nothing is pending to this consumer; so do other consumers
-        with nothing pending, idle longer than ``max(claim_after, 1)`` seconds: handles of
-        dead processes) and drops the connections; idempotent. The stream and its messages
-        stay. Later calls raise :class:`QueueClosedError`; a call blocked in another thread
-        raises it within a slice."""
-        with self._lock:
-            if self._closed:
-                return
-            with contextlib.suppress(Exception):
-                self._script(
-                    "close", _FORGET, GROUP, self._consumer, int(max(self.claim_after, 1.0) * 1000)
-                )
-            self._closed = True
-        with contextlib.suppress(Exception):
-            self._r.close()
-        _live.discard(self)
-
-    def delete(self) -> None:
-        """Removes the stream, its messages and its group from Redis (for every handle)."""
-        self._call("delete", "DEL", self._key)
-
-    def __enter__(self) -> RedisQueue:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def _settings(self) -> dict[str, Any]:
+        return {
+            "maxsize": self._maxsize,
+            "element_size": self._element_size,
+            "claim_after": self.claim_after,
+            "redeliver": self._redeliver,
+        }
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickles as the URL and settings: the copy is a new consumer of the same stream."""
         if self._closed:
             raise self._closed_error()
-        return (
-            _rebuild,
-            (self._url, self._maxsize, self._element_size, self.claim_after),
-        )
-
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
-        return (
-            f"<fastqueue.RedisQueue {self._shown!r} maxsize={getattr(self, '_maxsize', 0)} {state}>"
-        )
+        return (_rebuild, (type(self), self._url, self._settings()))
 
 
-def _rebuild(url: str, maxsize: int, element_size: int | None, claim_after: float) -> RedisQueue:
-    return RedisQueue(url, maxsize=maxsize, element_size=element_size, claim_after=claim_after)
+def _rebuild(cls: type[RedisQueue], url: str, settings: dict[str, Any]) -> RedisQueue:
+    return cls(url, **settings)

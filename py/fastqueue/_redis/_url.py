@@ -1,6 +1,6 @@
-"""RedisQueue's connection URLs and argument checks (split from :mod:`fastqueue._redis`, which
-holds the class): parsing ``redis://`` and ``unix://`` URLs into a connection and a stream name,
-masking passwords, and checking items and ``claim_after`` with errors of the fastqueue
+"""RedisQueue's connection URLs and argument checks (beside :mod:`fastqueue._redis._queue`,
+which holds the class): parsing ``redis://`` and ``unix://`` URLs into a connection and a
+stream name, masking passwords, and checking items and ``claim_after`` with errors of the fastqueue
 family. The Redis client itself is imported only when a RedisQueue is made."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import numbers
 from typing import Any, Final
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
-from ._args import not_bytes_like
-from ._errors import ArgumentTypeError, InvalidArgumentError
+from .._args import not_bytes_like
+from .._errors import ArgumentTypeError, InvalidArgumentError
 
 __all__ = [
     "INSTALL_HINT",

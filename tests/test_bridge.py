@@ -194,6 +194,41 @@ def test_sigkill_local_to_redis_loses_at_most_a_batch(
         assert n - len(got) <= batch  # at most the in-flight batch lost
 
 
+def test_sigkill_local_to_redis_from_a_redeliver_queue_loses_nothing(
+    qname: Callable[[], str], rq_url: Url
+) -> None:
+    """From a redeliver=True local queue the bridge leases each batch and acknowledges it only
+    once the stream has it: killed holding a batch, it loses nothing; its leases come back to
+    the local queue and the next bridge moves them (counted as possible duplicates)."""
+    url = rq_url()
+    n, batch = 3000, 50
+    with (
+        Queue(qname(), element_size=16, capacity=n, redeliver=True) as a,
+        RedisQueue(url, maxsize=200) as rq,
+    ):
+        a.put_many(_msgs(0, n))
+        bridge = _start(a.name, url, "--batch", str(batch), "--maxsize", "200")
+        got: list[bytes] = []
+        while len(got) < n // 3:  # mid-stream: the bridge waits on the full stream
+            got += rq.get_many(40, timeout=30)
+        _until(lambda: rq.full())
+        assert a.stats()["leased"] > 0  # the bridge holds its in-flight batch as leases
+        bridge.kill()
+        bridge.wait(30)
+        again = _start(a.name, url, "--batch", str(batch))
+        _drain(rq, n, got=got)
+        _until(lambda: a.empty() and a.stats()["leased"] == 0)
+        code, out, err = _stop(again)
+        assert code == 0, err
+        assert "lost 0" in out
+        counts = Counter(got)
+        assert set(counts) == set(_msgs(0, n))  # nothing lost
+        dups = sum(c - 1 for c in counts.values())
+        assert dups <= batch
+        assert dups <= int(out.split("duplicates ")[1].split(",")[0])
+        assert a.join(timeout=10)  # every message the bridges took was acknowledged
+
+
 def test_server_killed_and_restarted_under_running_bridges(qname: Callable[[], str]) -> None:
     with (
         running_server() as server,

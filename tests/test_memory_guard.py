@@ -145,8 +145,11 @@ except fastqueue.NoSpaceError as exc:
 except Exception as exc:
     print("error", type(exc).__name__, exc, flush=True)
 else:
-    q.close()  # the name (and its memory) stays until the test removes it
+    # Held until every creator has answered: closing the creating handle removes the name and
+    # frees its memory, which would let a later creator in legitimately.
     print("created", flush=True)
+    sys.stdin.readline()
+    q.close()
 """
 
 
@@ -162,11 +165,16 @@ def spawn(*args: str) -> subprocess.Popen[str]:
 
 
 def expect(proc: subprocess.Popen[str], word: str, timeout: float = 60) -> str:
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
-    line = proc.stdout.readline() if ready else ""
+    line = read_line(proc, timeout)
     assert line.startswith(word), f"expected {word!r} from a child, got {line!r}"
     return line
+
+
+def read_line(proc: subprocess.Popen[str], timeout: float) -> str:
+    """The child's next line ("" if it says nothing within ``timeout``)."""
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    return proc.stdout.readline() if ready else ""
 
 
 def queue_shape(size: int) -> tuple[int, int]:
@@ -201,10 +209,11 @@ def test_concurrent_creators_never_wake_the_oom_killer(
             assert p.stdin is not None
             p.stdin.write("go\n")
             p.stdin.flush()
+        answers = [read_line(p, 120) for p in makers]  # every creator holds what it made
         outcomes = []
-        for p in makers:
-            out, _ = p.communicate(timeout=120)
-            outcomes.append((p.returncode, out.strip()))
+        for p, answer in zip(makers, answers):
+            out, _ = p.communicate("done\n", timeout=120)
+            outcomes.append((p.returncode, (answer + out).strip()))
         assert bystander.stdin is not None
         out, _ = bystander.communicate("done\n", timeout=60)
         kills = cgroup.oom_kills()

@@ -25,10 +25,14 @@ class JoinMixin(QueueCore):
         ...     q.join(timeout=0)
         True
         """
+        self._task_done(1)
+
+    def _task_done(self, n: int) -> None:
+        """task_done ``n`` times in one library call (the bridge acknowledges its batches so)."""
         h = self._h
         if h is None:
             raise self._closed_error()
-        status = h.task_done(1)
+        status = h.task_done(n)
         if status == _OK:
             return
         if status == _ffi.ERR_INVALID:

@@ -15,12 +15,16 @@ obeys after finishing the batch in hand. Its guarantees:
   consumer claimed while the bridge held it (longer than that consumer's ``claim_after``) is
   detected at the acknowledgement and counted as a duplicate too.
 - **local -> Redis**: a batch is taken from the local queue (``get_many``), then appended to
-  the stream in one script. The local queue has no take-then-commit (a reader killed holding a
-  zero-copy slot loses that message), so a bridge killed by SIGKILL between the two loses that
-  one in-flight batch, at most ``batch`` messages, and cannot count it. Stopped, it finishes the
-  batch: it keeps trying the stream for ``grace`` seconds, then puts what is left back into the
-  local queue (at its tail) rather than lose it. A batch re-sent after a connection failure
-  whose outcome was unknown is counted as (possible) duplicates.
+  the stream in one script. From a local queue created with ``redeliver=True`` the batch is
+  leased, and acknowledged (``task_done``) only once the stream has it: a bridge killed by
+  SIGKILL loses nothing, since its leases go back to the local queue and are delivered again,
+  first, to the next bridge (which may so put up to one batch twice; the messages it gets
+  again are counted as possible duplicates). From any other local queue, a bridge killed
+  between the two loses that one in-flight batch, at most ``batch`` messages, and cannot count
+  it. Stopped, it finishes the batch: it keeps trying the stream for ``grace`` seconds, then
+  gives what is left back to the local queue (a redeliver queue's leases go back on close, in
+  order; otherwise it is put back at its tail) rather than lose it. A batch re-sent after a
+  connection failure whose outcome was unknown is counted as (possible) duplicates.
 
 Both counts are in the returned :class:`BridgeReport` and the command's report line.
 """
@@ -295,13 +299,17 @@ def _to_redis(
     report: BridgeReport,
     shown: _Progress,
 ) -> None:
+    leased = local.redeliver
     while not stop.is_set() and (max_messages is None or report.moved < max_messages):
         n = batch if max_messages is None else min(batch, max_messages - report.moved)
+        again = local.stats()["redelivered"] if leased else 0
         try:
             msgs = local.get_many(n, timeout=_SLICE)
         except Empty:
             shown.tick(time.monotonic())
             continue
+        if leased:  # leases a dead holder (an earlier bridge?) gave back: maybe in Redis already
+            report.duplicates += min(len(msgs), local.stats()["redelivered"] - again)
         rest = msgs
         given_up_at: float | None = None
         uncertain = False
@@ -321,7 +329,12 @@ def _to_redis(
             if rest and stop.is_set():
                 now = time.monotonic()
                 given_up_at = given_up_at or now + grace
-                if now >= given_up_at:
+                if now >= given_up_at and leased:
+                    # Left leased: closing the handle gives them back, before any newer message.
+                    report.returned += len(rest)
+                    msgs = msgs[: len(msgs) - len(rest)]
+                    rest = []
+                elif now >= given_up_at:
                     try:
                         local.put_many(rest, block=False)
                         report.returned += len(rest)
@@ -332,6 +345,8 @@ def _to_redis(
                         report.lost += len(rest)
                     msgs = msgs[: len(msgs) - len(rest)]
                     rest = []
+        if leased and msgs:
+            local._task_done(len(msgs))  # the stream has them: acknowledge the oldest leases
         report.moved += len(msgs)
         report.batches += 1
         shown.tick(time.monotonic())

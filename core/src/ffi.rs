@@ -408,6 +408,96 @@ pub unsafe extern "C" fn fq_try_get(q: *mut fq_queue, buf: *mut c_void, cap: u64
     try_result(status, len) // len ≤ max_msg ≤ MAX_MSG = 2^40
 }
 
+/// Makes the handle's blocked calls leave with `FQ_INTERRUPTED` when a signal interrupts their
+/// sleep (`on` ≠ 0), or sleep on through signals (`on` = 0, the default).
+///
+/// # Safety
+/// `q` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn fq_set_interruptible(q: *mut fq_queue, on: i32) -> i32 {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let q = unsafe { queue(q) }?;
+        q.set_interruptible(on != 0);
+        Ok(())
+    })
+}
+
+/// `fq_get` into a receive buffer with a *held word* (see `held`): returns the message's
+/// length (≥ 0) or `status - FQ_TRY_BIAS`. A message kept in the buffer is handed over again
+/// first; a buffer whose message is still being consumed gives `FQ_ERR_BUSY`.
+///
+/// # Safety
+/// `q` is NULL or a live handle; `buf` is NULL or valid for writing `cap` bytes; `held` is NULL
+/// or an aligned `int64_t` that only `fq_take` and its caller change, beside `buf`.
+#[no_mangle]
+pub unsafe extern "C" fn fq_take(
+    q: *mut fq_queue,
+    buf: *mut c_void,
+    cap: u64,
+    held: *mut i64,
+    timeout_ns: i64,
+) -> i64 {
+    if held.is_null() || (held as usize) % core::mem::align_of::<i64>() != 0 {
+        return try_result(Status::Null as i32, 0);
+    }
+    // SAFETY: held is non-NULL and aligned, and valid per the contract; AtomicI64 has the
+    // layout of i64, and every change to the word is made through it (or by the caller
+    // between takes).
+    let word = unsafe { core::sync::atomic::AtomicI64::from_ptr(held) };
+    match crate::held::claim(word) {
+        crate::held::Claim::Busy => try_result(Status::Busy as i32, 0),
+        crate::held::Claim::Kept(n) => try_result(FQ_OK, n),
+        crate::held::Claim::Take => {
+            let mut len = 0u64;
+            // SAFETY: forwarded contract; `len` is a valid local.
+            let status = unsafe { fq_get(q, buf, cap, &mut len, timeout_ns) };
+            crate::held::settle(word, (status == FQ_OK).then_some(len));
+            try_result(status, len)
+        }
+    }
+}
+
+/// `fq_put` that also stores 1 in `*done` if it put the message (and leaves it alone if it did
+/// not): a caller interrupted on its way back from the call reads there whether it put.
+///
+/// # Safety
+/// As `fq_put`; `done` is NULL or valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn fq_put_noted(
+    q: *mut fq_queue,
+    data: *const c_void,
+    len: u64,
+    timeout_ns: i64,
+    done: *mut u8,
+) -> i32 {
+    if done.is_null() {
+        return Status::Null as i32;
+    }
+    // SAFETY: forwarded contract.
+    let status = unsafe { fq_put(q, data, len, timeout_ns) };
+    if status == FQ_OK {
+        // SAFETY: done is non-NULL and valid per the contract.
+        unsafe { done.write(1) };
+    }
+    status
+}
+
+/// `fq_put_noted(q, data, len, 0, done)` with the arguments a binding binds first: never waits.
+///
+/// # Safety
+/// As `fq_put_noted`.
+#[no_mangle]
+pub unsafe extern "C" fn fq_try_put_noted(
+    q: *mut fq_queue,
+    done: *mut u8,
+    data: *const c_void,
+    len: u64,
+) -> i32 {
+    // SAFETY: forwarded contract.
+    unsafe { fq_put_noted(q, data, len, 0, done) }
+}
+
 /// Zero-copy write, step 1.
 ///
 /// # Safety

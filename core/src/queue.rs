@@ -46,6 +46,9 @@ pub struct Queue {
     pid: u32,
     /// Calls in flight through the C ABI, and whether the handle is closing (see `gate`).
     gate: Gate,
+    /// Whether a blocked call leaves with `Status::Interrupted` when a signal interrupts its
+    /// sleep (`fq_set_interruptible`); process-local, never in the segment.
+    interruptible: std::sync::atomic::AtomicBool,
 }
 
 fn cname(name: &str) -> Result<CString, Status> {
@@ -190,6 +193,7 @@ impl Queue {
             me: OBSERVER,
             pid: std::process::id(),
             gate: Gate::default(),
+            interruptible: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -265,6 +269,7 @@ impl Queue {
             me: u32::MAX,
             pid: std::process::id(),
             gate: Gate::default(),
+            interruptible: std::sync::atomic::AtomicBool::new(false),
         };
         let start = attach_hint() % MAX_PARTICIPANTS;
         let order = (0..MAX_PARTICIPANTS).map(|i| (start + i) % MAX_PARTICIPANTS);
@@ -538,9 +543,26 @@ impl Queue {
             || ring.free_now(),
             || Some(self.puts_so_far()),
             |b| self.recover(b),
+            || self.on_signal(),
         );
         self.after_write_claim();
         r.unwrap_or(Err(Status::Full))
+    }
+
+    /// Makes this handle's blocked calls leave with `Status::Interrupted` when a signal
+    /// interrupts their sleep (`on`), or sleep on through signals (the default).
+    pub fn set_interruptible(&self, on: bool) {
+        // ORDERING: Relaxed: a setting of this process's handle, read by its later calls.
+        self.interruptible
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// What a blocked call whose sleep a signal interrupted returns (`None`: sleep on).
+    fn on_signal<T>(&self) -> Option<Result<T, Status>> {
+        // ORDERING: Relaxed: see `set_interruptible`.
+        self.interruptible
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .then_some(Err(Status::Interrupted))
     }
 
     /// Pooled layout: a write claim may have swapped buffers through a free slot, and a put
@@ -654,6 +676,7 @@ impl Queue {
                             // others take every message is idle, not starving (nothing waits).
                             || None,
                             |b| self.recover(b),
+                            || self.on_signal(),
                         )
                         .unwrap_or(Err(Status::Empty)),
                     }
@@ -783,6 +806,7 @@ impl Queue {
             more,
             || None,
             |b| self.recover(b),
+            || self.on_signal(),
         )
         .unwrap_or(Err(Status::Timeout));
         self.note_skipped(skipped);

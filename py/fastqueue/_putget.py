@@ -110,7 +110,9 @@ class PutGetMixin(QueueCore):
             if status is None or status == _CLOSED:
                 status = h.put_noted(data, n, 0, done_arg)  # the first attempt never waits
             if status == _FULL and block:
-                status = self._retry(h, lambda ns: h.put_noted(data, n, ns, done_arg), _FULL, timeout)
+                status = self._retry(
+                    h, lambda ns: h.put_noted(data, n, ns, done_arg), _FULL, timeout
+                )
         except BaseException as exc:
             if done[0]:
                 if self._pending is None:

@@ -34,51 +34,64 @@ N = 3000
 # inner loop (it lands on a loop's back edge, outside any try: the program's own business, not
 # the library's) is caught by the outer one, which starts the inner loop again.
 CONSUMER = r"""
-import signal, sys, fastqueue
+import faulthandler, signal, sys, fastqueue
+faulthandler.register(signal.SIGUSR1)
 {setup}
 q = {cls}(sys.argv[1], create=False)
 got = []
-print("ready", flush=True)
+ended = []
 def drain():
     while True:
         try:
+            if ended:  # (the storm may still run: stop the handler raising, inside the try)
+                signal.signal(signal.{sig}, signal.SIG_IGN)
+                return True
             m = q.get()
             if m == {end!r}:
-                return True
+                ended.append(True)
+                continue
             got.append(m)
         except {exc}:
             pass
-done = False
+done = ready = False
 while not done:
     try:
+        if not ready:  # inside the try: the storm starts once the parent reads this
+            ready = True
+            print("ready", flush=True)
         while not done:
             done = drain()
     except {exc}:
         pass
-signal.signal(signal.{sig}, signal.SIG_IGN)
 print(" ".join(str(int(m)) for m in got), flush=True)
 q.close()
 """
 
 PRODUCER = r"""
-import signal, sys, fastqueue
+import faulthandler, signal, sys, fastqueue
+faulthandler.register(signal.SIGUSR1)
 q = fastqueue.Queue(sys.argv[1], create=False)
 n = int(sys.argv[2])
 state = [0]
-print("ready", flush=True)
 def feed():
-    while state[0] < n:
+    while True:
         try:
+            if state[0] >= n:  # (the storm may still run: stop the handler raising)
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                return
             q.put(str(state[0]).encode())
             state[0] += 1
         except KeyboardInterrupt:
             pass
+ready = False
 while state[0] < n:
     try:
+        if not ready:  # inside the try: the storm starts once the parent reads this
+            ready = True
+            print("ready", flush=True)
         feed()
     except KeyboardInterrupt:
         pass
-signal.signal(signal.SIGINT, signal.SIG_IGN)
 while True:  # a deferred exception may still be pending: the last put is in already
     try:
         q.put(b"end")
@@ -116,6 +129,15 @@ def _run_storm(code: str, args: list[str], sig: int, work: Callable[[], None]) -
     t.start()
     try:
         work()
+    except BaseException:
+        stop.set()
+        t.join()
+        proc.send_signal(signal.SIGUSR1)  # where is the child? (faulthandler, on stderr)
+        time.sleep(0.5)
+        proc.kill()
+        _, err = proc.communicate(timeout=60)
+        print(f"child's stacks after {sent[0]} signals:\n{err}")
+        raise
     finally:
         stop.set()
         t.join()

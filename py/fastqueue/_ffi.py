@@ -19,7 +19,7 @@ from ctypes import (
     c_uint64,
     c_void_p,
 )
-from typing import Any, Callable
+from typing import Any, Callable, Final
 
 from ._ffibatch import BatchOps, _Batch, _Exact
 from ._library import (
@@ -217,6 +217,10 @@ class Lease:
             self.status = h.write_commit(token, self.length)
 
 
+#: No token: what a token cell holds until the library claims a slot (claims never use it).
+_NO_TOKEN: Final = (1 << 64) - 1
+
+
 class Held:
     """A receive buffer and its *held word* (fq_take): the word says whether the buffer holds a
     message handed over and not yet consumed, so that an exception from a signal handler that
@@ -233,7 +237,7 @@ class Held:
 
     __slots__ = ("_args", "buf", "cap", "take", "word")
 
-    def __init__(self, h: Handle, size: int) -> None:
+    def __init__(self, h: Handle, size: int, keep_alive: bool = False) -> None:
         self.buf: Any = ctypes.create_string_buffer(max(size, 1))
         #: The held word, as an array Python reads and writes with one subscript.
         self.word = array("q", [-1])
@@ -244,7 +248,8 @@ class Held:
         self.take: Callable[[], int] = functools.partial(
             _take_now, h._arg, self._args[0], self._args[1], self._args[2], _NOW
         )
-        self.take.handle = h  # type: ignore[attr-defined]  # keeps the library handle alive
+        if keep_alive:  # for a Held used without the caller holding h (no cycle: not pooled)
+            self.take.handle = h  # type: ignore[attr-defined]
 
     def take_wait(self, h: Handle, timeout_ns: int) -> int:
         """fq_take waiting at most ``timeout_ns`` (GIL released): as ``take()``."""
@@ -338,10 +343,14 @@ class Handle(BatchOps):
         free.append(scratch)
         return data
 
-    def held(self, size: int | None = None) -> Held:
+    def held(self, size: int | None = None, hot: bool = False) -> Held:
         """A Held receive buffer of ``size`` bytes (default: the hot path's, min(max_msg,
-        GET_COPY_LIMIT)) from the pool, or a new one. Give it back with :meth:`give_held`."""
+        GET_COPY_LIMIT)) from the pool, or a new one. Give it back with :meth:`give_held`.
+        ``hot``: a new one whose ``take`` keeps this handle alive, for a caller that calls it
+        without holding the handle (never give it back to the pool)."""
         default = min(self.max_msg, GET_COPY_LIMIT)
+        if hot:
+            return Held(self, default if size is None else size, keep_alive=True)
         if size is None or size <= default:
             pool = self._held
             try:
@@ -507,13 +516,28 @@ class Handle(BatchOps):
         free = self._free
         scratch = free.pop() if free else self._new_scratch()
         _, _, address, token, _, _, address_arg, token_arg = scratch
-        if timeout_ns == 0:
-            status = _write_begin_now(self._arg, address_arg, token_arg, _NOW)
-        else:
-            status = _write_begin_wait(self._arg, address_arg, token_arg, _arg_i64(timeout_ns))
-        out = int(status), address.value or 0, token.value
-        free.append(scratch)
-        return out
+        # Signals: the library writes the token only when it claimed a slot. An exception from a
+        # signal handler that lands on the way back gives the claim up (before the next call
+        # no second signal can land: the abort is the first call of the except clause).
+        token.value = _NO_TOKEN
+        claimed = _NO_TOKEN
+        try:
+            if timeout_ns == 0:
+                status = _write_begin_now(self._arg, address_arg, token_arg, _NOW)
+            else:
+                status = _write_begin_wait(
+                    self._arg, address_arg, token_arg, _arg_i64(timeout_ns)
+                )
+            claimed = token.value  # (the scratch may be another thread's once appended)
+            out = int(status), address.value or 0, claimed
+            free.append(scratch)
+            return out
+        except BaseException:
+            if claimed == _NO_TOKEN:
+                claimed = token.value
+            if claimed != _NO_TOKEN:
+                _write_abort_now(self._arg, _arg_u64(claimed))
+            raise
 
     def write_commit(self, token: int, n: int) -> int:
         """fq_write_commit: publishes the claimed slot as a message of ``n`` bytes."""

@@ -178,7 +178,7 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, _aio.AsyncMixin):
         # a receive buffer with a held word (see _ffi.Held).
         self._done, done_arg = _ffi.done_cell()
         self._try_put = self._bound_put = h.bind_put_noted(done_arg)
-        self._hot = h.held()
+        self._hot = h.held(hot=True)
         self._take = self._hot.take
         self._kept = []
         #: put_many(bytes, itemsize=k) of n bytes -> (fq_try_put_many bound for it, n // k, the

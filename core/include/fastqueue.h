@@ -344,6 +344,19 @@ int32_t fq_put_noted(fq_queue *q, const void *data, uint64_t len, int64_t timeou
 int32_t fq_try_put_noted(fq_queue *q, uint8_t *done, const void *data, uint64_t len);
 
 /**
+ * fq_get_many into a batch buffer with a held word, as fq_take does for one message: the word
+ * holds the number of messages in `buf` (their lengths stay in `lens`), and the call returns
+ * that number (>= 1) or `status - FQ_TRY_BIAS`; a kept batch (-(count + 2)) is handed over
+ * again whole.
+ */
+int64_t fq_take_many(fq_queue *q, void *buf, uint64_t cap, uint64_t *lens, uint64_t max_items,
+                     int64_t *held, int64_t timeout_ns);
+
+/** fq_get_many_exact with a held word (as fq_take_many): returns the number of records. */
+int64_t fq_take_many_exact(fq_queue *q, void *buf, uint64_t itemsize, uint64_t max_items,
+                           int64_t *held, int64_t timeout_ns);
+
+/**
  * Zero-copy write, step 1: claims a free slot and lends its memory. On FQ_OK, *data points to
  * fq_max_msg(q) writable bytes inside the segment and *token names the claim. The claim must be
  * finished with fq_write_commit() or fq_write_abort() on the same handle; until then consumers

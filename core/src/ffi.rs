@@ -438,6 +438,72 @@ pub unsafe extern "C" fn fq_take(
     held: *mut i64,
     timeout_ns: i64,
 ) -> i64 {
+    // SAFETY: forwarded contract.
+    unsafe {
+        take_held(held, || {
+            let mut len = 0u64;
+            let status = fq_get(q, buf, cap, &mut len, timeout_ns);
+            (status, len)
+        })
+    }
+}
+
+/// `fq_get_many` into a batch buffer with a held word (as `fq_take`; the word holds the number
+/// of messages, whose lengths stay in `lens`): returns that number (≥ 1) or
+/// `status - FQ_TRY_BIAS`.
+///
+/// # Safety
+/// As `fq_get_many` and `fq_take` (`held` beside `buf` and `lens`).
+#[no_mangle]
+pub unsafe extern "C" fn fq_take_many(
+    q: *mut fq_queue,
+    buf: *mut c_void,
+    cap: u64,
+    lens: *mut u64,
+    max_items: u64,
+    held: *mut i64,
+    timeout_ns: i64,
+) -> i64 {
+    // SAFETY: forwarded contract.
+    unsafe {
+        take_held(held, || {
+            let mut count = 0u64;
+            let status = fq_get_many(q, buf, cap, lens, max_items, &mut count, timeout_ns);
+            (status, count)
+        })
+    }
+}
+
+/// `fq_get_many_exact` into a buffer with a held word (as `fq_take`; the word holds the number
+/// of messages): returns that number (≥ 1) or `status - FQ_TRY_BIAS`.
+///
+/// # Safety
+/// As `fq_get_many_exact` and `fq_take`.
+#[no_mangle]
+pub unsafe extern "C" fn fq_take_many_exact(
+    q: *mut fq_queue,
+    buf: *mut c_void,
+    itemsize: u64,
+    max_items: u64,
+    held: *mut i64,
+    timeout_ns: i64,
+) -> i64 {
+    // SAFETY: forwarded contract.
+    unsafe {
+        take_held(held, || {
+            let mut count = 0u64;
+            let status = fq_get_many_exact(q, buf, itemsize, max_items, &mut count, timeout_ns);
+            (status, count)
+        })
+    }
+}
+
+/// The held-word protocol around a take (see `held`): `take` runs only when the word's buffer
+/// is free; it returns (status, how much it took).
+///
+/// # Safety
+/// `held` is NULL, or an aligned `int64_t` that only these calls and their caller change.
+unsafe fn take_held(held: *mut i64, take: impl FnOnce() -> (i32, u64)) -> i64 {
     if held.is_null() || (held as usize) % core::mem::align_of::<i64>() != 0 {
         return try_result(Status::Null as i32, 0);
     }
@@ -449,11 +515,9 @@ pub unsafe extern "C" fn fq_take(
         crate::held::Claim::Busy => try_result(Status::Busy as i32, 0),
         crate::held::Claim::Kept(n) => try_result(FQ_OK, n),
         crate::held::Claim::Take => {
-            let mut len = 0u64;
-            // SAFETY: forwarded contract; `len` is a valid local.
-            let status = unsafe { fq_get(q, buf, cap, &mut len, timeout_ns) };
-            crate::held::settle(word, (status == FQ_OK).then_some(len));
-            try_result(status, len)
+            let (status, n) = take();
+            crate::held::settle(word, (status == FQ_OK).then_some(n));
+            try_result(status, n)
         }
     }
 }

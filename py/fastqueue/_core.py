@@ -11,6 +11,7 @@ library.
 from __future__ import annotations
 
 import time
+import warnings
 from array import array
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -86,9 +87,9 @@ class QueueCore:
     #: it was asked to: that call returned normally, and the next put or get on this handle
     #: raises it before doing anything (see _defer).
     _pending: BaseException | None = None
-    #: Receive buffers other than _hot whose message was kept (interrupted before the caller
-    #: had it): the next get hands them over first, in the order they were kept.
-    _kept: list[Any] = _NO_KEPT
+    #: Messages taken by gets that a signal interrupted, drained from the handle's kept
+    #: receive buffers (see _drain_kept): the next gets return them first, in order.
+    _kept_msgs: list[bytes] = _NO_KEPT
     _packed: dict[tuple[int, int], tuple[Callable[[bytes], int], int, array[int]]] = _NO_PACKED
     _exact: dict[tuple[int, int], list[Any]] = _NO_EXACT
 
@@ -121,65 +122,67 @@ class QueueCore:
         (see _pending), and puts the hot path back."""
         exc = self._pending
         self._pending = None
-        if self._h is not None:
+        h = self._h
+        if h is not None:
             self._try_put = self._bound_put
-            if not self._kept:
-                self._take = self._hot.take
+            self._restore_take(h)
         if exc is not None:
             raise exc
 
-    def _deliver_kept(self) -> bytes | None:
-        """The oldest message kept in a receive buffer other than _hot (None if there is none
-        left; then the hot path is back)."""
-        kept = self._kept
+    def _restore_take(self, h: _ffi.Handle) -> None:
+        """Puts get's hot path back, unless something must be handed over or raised first."""
+        if self._pending is None and not self._kept_msgs and not h.kept:
+            self._take = self._hot.take
+
+    def _drain_kept(self, h: _ffi.Handle) -> None:
+        """Moves the messages of the handle's kept receive buffers (taken by gets, batches
+        included, that a signal interrupted before their caller had them; see _ffi.Held) into
+        _kept_msgs, in the order they were kept. Each buffer's word says what it holds until
+        its messages are in _kept_msgs: an exception anywhere in between keeps them."""
+        kept = h.kept
         while kept:
-            held = kept[0]
+            recv = kept[0]
             try:
-                n = held.take()  # hands the kept message over again (takes nothing)
+                n = recv.handover()  # the kept messages again (the word: their number)
                 if n >= 0:
-                    msg: bytes = held.buf[:n]
-                    kept.pop(0)
-                    if self._h is not None:
-                        self._h.give_held(held)  # (a get that pops it before the store: BUSY)
-                    held.word[0] = -1
-                    return msg
+                    msgs = recv.extract(n)
+                    recv.word[0] = -1
+                    self._kept_msgs.extend(msgs)  # (no call between the store and this one)
             except BaseException:
-                w = held.word
+                w = recv.word
                 if w[0] >= 0:
                     w[0] = -2 - w[0]
                 raise
-            kept.pop(0)
-        if self._pending is None and self._h is not None:
-            self._take = self._hot.take
-        return None
+            del kept[0]
 
     def _give_back_kept(self, h: _ffi.Handle) -> None:
         """On close: puts the messages this handle kept (taken, then interrupted before the
         caller had them) back into the queue, at its end, so that they are not lost with the
         handle; waits up to a second for room. (Messages it put after an exception was deferred
         are in the queue already; the deferred exception itself is dropped.)"""
-        held_list = list(self._kept)
-        if self._hot is not None:
-            held_list.append(self._hot)
-        msgs = []
-        for held in held_list:
-            v = held.word[0]
+        self._drain_kept(h)
+        msgs = list(self._kept_msgs)
+        self._kept_msgs.clear()
+        hot = self._hot
+        if hot is not None:
+            v = hot.word[0]
             if v <= -2 or v >= 0:
-                msgs.append(held.buf[: (-v - 2) if v <= -2 else v])
-                held.word[0] = -1
-        msgs.extend(h.kept_messages())
+                msgs.append(hot.buf[: (-v - 2) if v <= -2 else v])
+                hot.word[0] = -1
+        self._put_back(h, msgs)
+
+    def _put_back(self, h: _ffi.Handle, msgs: list[bytes]) -> None:
+        """close's way to put kept messages back (see _give_back_kept)."""
         for msg in msgs:
             status = h.put(msg, len(msg), 0)
             if status == _FULL:
                 status = h.put(msg, len(msg), 1_000_000_000)
             if status != _OK:
-                import warnings
-
                 warnings.warn(
                     f"Queue({self._name!r}).close: a message taken by a get that a signal "
                     f"interrupted could not be put back ({status_str(status)}); it is lost",
                     ResourceWarning,
-                    stacklevel=3,
+                    stacklevel=4,
                 )
 
     def _retry(

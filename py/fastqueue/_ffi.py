@@ -251,6 +251,15 @@ class Held:
         if keep_alive:  # for a Held used without the caller holding h (no cycle: not pooled)
             self.take.handle = h  # type: ignore[attr-defined]
 
+    def handover(self) -> int:
+        """``take()``, for a buffer that keeps a message: hands it over again (see
+        QueueCore._drain_kept)."""
+        return self.take()
+
+    def extract(self, n: int) -> list[bytes]:
+        """The message of ``n`` bytes a take left in the buffer, as a list of one."""
+        return [self.buf[:n]]
+
     def take_wait(self, h: Handle, timeout_ns: int) -> int:
         """fq_take waiting at most ``timeout_ns`` (GIL released): as ``take()``."""
         a = self._args
@@ -279,6 +288,7 @@ class Handle(BatchOps):
         "_exact",
         "_free",
         "_held",
+        "kept",
         "_lent_type",
         "_many",
         "_ptr",
@@ -312,6 +322,10 @@ class Handle(BatchOps):
         # Pool of Held receive buffers for the gets that an interrupt must not lose a message to
         # (see Held): a thread pops one, uses it, and appends it back.
         self._held: list[Held] = []
+        #: Receive buffers (Held, batches) whose messages a get took and could not hand to its
+        #: caller before a signal handler raised: their word keeps them until the queue's next
+        #: get (QueueCore._drain_kept) or close hands them on.
+        self.kept: list[Any] = []
         # Blocked calls end on a signal (FQ_INTERRUPTED), so that Python's handlers run at once.
         _fq_set_interruptible(ptr, 1)
 
@@ -363,17 +377,6 @@ class Handle(BatchOps):
         """Returns a Held taken with :meth:`held` to the pool (one of the default size)."""
         if held.cap == min(self.max_msg, GET_COPY_LIMIT):
             self._held.append(held)
-
-    def kept_messages(self) -> list[bytes]:
-        """The messages kept in this handle's pooled Held buffers (taken, then interrupted
-        before they were consumed), emptied: for close, which puts them back."""
-        out = []
-        for held in self._held:
-            v = held.word[0]
-            if v <= -2:
-                out.append(held.buf[: -v - 2])
-            held.word[0] = -1
-        return out
 
     def put_noted(self, data: object, n: int, timeout_ns: int, done: Any) -> int:
         """fq_put_noted: as :meth:`put`, storing 1 through ``done`` (a byref of a c_uint8) if
@@ -581,6 +584,7 @@ class Handle(BatchOps):
         self._arg = _arg_ptr(new.value)
         _fq_set_interruptible(new, 1)
         self._held = []
+        self.kept = []  # (the parent's: its own to hand on, not the child's)
         # The batch buffers carry calls bound to the inherited handle, which is closed below:
         # drop them (the child has one thread, so nothing uses them meanwhile).
         self._many = []

@@ -178,13 +178,17 @@ class PutGetMixin(QueueCore):
         attempt returned."""
         if self._pending is not None:
             self._raise_pending()
-        if self._kept:
-            msg = self._deliver_kept()
-            if msg is not None:
-                return msg
         h = self._h
         if h is None:
             raise self._closed_error()
+        if h.kept or self._kept_msgs:  # taken by an interrupted get: these come first
+            self._drain_kept(h)
+            km = self._kept_msgs
+            if km:
+                msg = km[0]
+                del km[0]  # (no call between this and the return: no signal lands there)
+                return msg
+        self._restore_take(h)
         # A receive buffer of this call's own (the hot one may be another thread's meanwhile;
         # one of max_msg bytes for a message longer than the hot one).
         held = h.held(h.max_msg if status == _ffi.ERR_BUFFER else None)
@@ -205,8 +209,8 @@ class PutGetMixin(QueueCore):
                 w[0] = -2 - w[0]
                 if own:
                     # Kept in a buffer of its own: the next get hands it over first.
-                    self._kept.append(held)
                     self._take = _take_stopped
+                    h.kept.append(held)
             raise
         if own:
             h.give_held(held)

@@ -169,6 +169,25 @@ class ObjectQueue(Queue):
         self._obj_held: tuple[_ffi.Handle, _ffi.Held] | None = None
         #: Objects a get_many took before a signal interrupted it: the next gets return them.
         self._kept_objects: list[Any] = []
+        #: Receive buffers whose frame a get took and kept when a signal interrupted it (other
+        #: than _obj_held's, which its next take hands over by itself): the next get first.
+        self._kept_frames: list[_ffi.Held] = []
+
+    def _give_back_kept(self, h: _ffi.Handle) -> None:
+        """On close, also the frames and objects kept by interrupted gets (see Queue's)."""
+        frames = []
+        mine = self._obj_held
+        for held in [*self._kept_frames, *([mine[1]] if mine is not None else [])]:
+            v = held.word[0]
+            if v <= -2 or v >= 0:
+                frames.append(held.buf[: (-v - 2) if v <= -2 else v])
+                held.word[0] = -1
+        self._kept_frames.clear()
+        self._put_back(h, frames)
+        for obj in self._kept_objects:
+            self._write(h, self._encode(obj), 1_000_000_000)
+        self._kept_objects.clear()
+        super()._give_back_kept(h)
 
     @property
     def serializer(self) -> Serializer | None:
@@ -282,7 +301,7 @@ class ObjectQueue(Queue):
         decoded is consumed (the error is raised)."""
         if self._pending is not None:
             self._raise_pending()
-        kept = self._kept
+        kept = self._kept_frames
         if kept:
             held = kept[0]
         else:

@@ -180,7 +180,7 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, _aio.AsyncMixin):
         self._try_put = self._bound_put = h.bind_put_noted(done_arg)
         self._hot = h.held(hot=True)
         self._take = self._hot.take
-        self._kept = []
+        self._kept_msgs = []
         #: put_many(bytes, itemsize=k) of n bytes -> (fq_try_put_many bound for it, n // k, the
         #: lengths); made by the first such put of each size (at most 64 sizes).
         self._packed: dict[tuple[int, int], tuple[Callable[[bytes], int], int, array[int]]] = {}
@@ -395,7 +395,7 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, _aio.AsyncMixin):
         self._give_back_kept(h)
         self.__dict__.pop("_try_put", None)
         self.__dict__.pop("_bound_put", None)
-        self.__dict__.pop("_kept", None)
+        self.__dict__.pop("_kept_msgs", None)
         self.__dict__.pop("_pending", None)
         self.__dict__.pop("_take", None)
         self.__dict__.pop("_hot", None)

@@ -260,6 +260,14 @@ class Held:
         """The message of ``n`` bytes a take left in the buffer, as a list of one."""
         return [self.buf[:n]]
 
+    def take_upto(self, h: Handle, cap: int, timeout_ns: int) -> int:
+        """fq_take of a message of at most ``cap`` (<= the buffer's size) bytes: as ``take()``
+        (ERR_BUFFER leaves a longer one queued); waits (GIL released) if ``timeout_ns`` != 0."""
+        a = self._args
+        if timeout_ns == 0:
+            return _take_now(h._arg, a[0], _u64_args[cap], a[2], _NOW)  # type: ignore[no-any-return]
+        return _take_wait(h._arg, a[0], _u64_args[cap], a[2], _arg_i64(timeout_ns))  # type: ignore[no-any-return]
+
     def take_wait(self, h: Handle, timeout_ns: int) -> int:
         """fq_take waiting at most ``timeout_ns`` (GIL released): as ``take()``."""
         a = self._args
@@ -377,6 +385,25 @@ class Handle(BatchOps):
         """Returns a Held taken with :meth:`held` to the pool (one of the default size)."""
         if held.cap == min(self.max_msg, GET_COPY_LIMIT):
             self._held.append(held)
+
+    def get_big(self) -> list[bytes] | int:
+        """Takes the next message (without waiting), however long, into a Held of max_msg
+        bytes of its own: [the message], or the status as an int. Kept (see :attr:`kept`)
+        if a signal handler raises before it is out."""
+        held = Held(self, self.max_msg)
+        try:
+            n = held.take()
+            if n >= 0:
+                out = [held.buf[:n]]
+                held.word[0] = -1
+                return out
+        except BaseException:
+            w = held.word
+            if w[0] >= 0:
+                w[0] = -2 - w[0]
+                self.kept.append(held)
+            raise
+        return n + TRY_BIAS
 
     def put_noted(self, data: object, n: int, timeout_ns: int, done: Any) -> int:
         """fq_put_noted: as :meth:`put`, storing 1 through ``done`` (a byref of a c_uint8) if

@@ -262,26 +262,50 @@ class PutGetMixin(QueueCore):
             ) from None
         if timeout is not None and block:
             _check_timeout(timeout)
-        length = h.try_get_into(arg, cap)  # the first attempt: one call, never waits
-        if length >= 0:
-            if copy_back is not None:
-                copy_back(length)
-            return length
-        status = length + _TRY_BIAS
+        if self._pending is not None:
+            self._raise_pending()
+        if h.kept or self._kept_msgs:  # taken by an interrupted get: these come first
+            self._drain_kept(h)
+            km = self._kept_msgs
+            if km and len(km[0]) > cap:
+                status, length = _ffi.ERR_BUFFER, len(km[0])
+            elif km:
+                view = memoryview(buffer).cast("B")  # type: ignore[arg-type]
+                msg = km[0]
+                view[: len(msg)] = msg
+                del km[0]
+                return len(msg)
+            self._restore_take(h)
+        # Signals: the message goes through a receive buffer with a held word (see _ffi.Held)
+        # and is copied into ``buffer`` before the word is stored back: an exception before
+        # that keeps it for the next get. (Two copies: the message must survive the exception.)
+        held = h.held(cap)
+        status = _OK
+        try:
+            n = held.take_upto(h, cap, 0)
+            if n == _EMPTY - _TRY_BIAS and block:
+                n = self._retry(h, lambda ns: held.take_upto(h, cap, ns), n, timeout)
+            if n >= 0:
+                view = memoryview(buffer).cast("B")  # type: ignore[arg-type]
+                view[:n] = memoryview(held.buf).cast("B")[:n]
+                h.give_held(held)
+                held.word[0] = -1
+                return n
+        except BaseException:
+            w = held.word
+            if w[0] >= 0:
+                w[0] = -2 - w[0]
+                self._take = _take_stopped
+                h.kept.append(held)
+            raise
+        h.give_held(held)
+        status = n + _TRY_BIAS
         if status == _ffi.ERR_BUFFER:  # the size needed: ask the way that tells it
             status, length = h.get_into(arg, cap, 0)
-        if status == _EMPTY and block:
-
-            def attempt(timeout_ns: int) -> int:
-                nonlocal length
-                status, length = h.get_into(arg, cap, timeout_ns)
-                return status
-
-            status = self._retry(h, attempt, _EMPTY, timeout)
-        if status == _OK:
-            if copy_back is not None:
-                copy_back(length)
-            return length
+            if status == _OK:  # (another consumer took the long one meanwhile: got one)
+                if copy_back is not None:
+                    copy_back(length)
+                return length
         if status == _ffi.ERR_BUFFER:
             raise InvalidArgumentError(
                 f"Queue({self._name!r}).get_into: the next message is {length} bytes long, the "

@@ -319,23 +319,48 @@ class BatchOps:
         queued). Keeps the GIL when timeout_ns is 0."""
         pool = self.exact_pool(itemsize, max_items)
         entry = pool.pop() if pool else _Exact(self, itemsize, _Exact.fitting(itemsize, max_items))
-        if timeout_ns == 0:
-            n = entry.take()
+        # Signals: as get_many (the entry's held word).
+        try:
+            if timeout_ns == 0:
+                n = entry.take()
+            else:
+                n = _take_many_exact_wait(
+                    self._arg,
+                    entry.buf_arg,
+                    entry.size_arg,
+                    entry.max_arg,
+                    entry.word_arg,
+                    _arg_i64(timeout_ns),
+                )
             if n > 0:  # the common case, shortest way
                 out: bytes | int | tuple[int, int] = entry.buf[: n * itemsize]  # type: ignore[assignment]
-                pool.append(entry)
+                pool.append(entry)  # (a get that pops it before the store below: BUSY)
+                entry.word[0] = -1
                 return out
-            status = n + TRY_BIAS
-        if timeout_ns != 0 or status == ERR_BUFFER:  # (ERR_BUFFER: ask the way that tells
-            # the length of the message in the way, without waiting)
+        except BaseException:
+            w = entry.word
+            if w[0] >= 0:
+                w[0] = -2 - w[0]
+                if entry in pool:
+                    pool.remove(entry)
+                self.kept.append(entry)
+            raise
+        status = n + TRY_BIAS
+        if status == ERR_BUSY:  # another thread is putting it back: use another
+            return self.get_many_exact(itemsize, max_items, timeout_ns)
+        if status == ERR_BUFFER:  # ask the way that tells the length of the message in the way
             status = _get_many_exact_wait(
                 self._arg,
                 entry.buf_arg,
                 entry.size_arg,
                 entry.max_arg,
                 entry.count_arg,
-                _arg_i64(timeout_ns) if timeout_ns else _NOW,
+                _NOW,
             )
+            if status == OK:  # (another consumer took the one in the way: not kept, rare)
+                out = entry.buf[: entry.count.value * itemsize]  # type: ignore[assignment]
+                pool.append(entry)
+                return out
         count = entry.count.value
         if status == OK:
             out = entry.buf[: count * itemsize]  # type: ignore[assignment]

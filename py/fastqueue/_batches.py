@@ -313,9 +313,9 @@ class BatchMixin(QueueCore):
                         if w[0] >= 0:
                             w[0] = -2 - w[0]
                             self._take = _take_stopped
+                            h.kept.append(entry)  # (the first call: see Handle.get_many)
                             if entry in pool:
                                 pool.remove(entry)
-                            h.kept.append(entry)
                         raise
                     if got != _BUSY:
                         pool.append(entry)  # empty, or an error: the way below tells

@@ -296,6 +296,7 @@ class Handle(BatchOps):
         "_exact",
         "_free",
         "_held",
+        "abort_write",
         "kept",
         "_lent_type",
         "_many",
@@ -330,6 +331,10 @@ class Handle(BatchOps):
         # Pool of Held receive buffers for the gets that an interrupt must not lose a message to
         # (see Held): a thread pops one, uses it, and appends it back.
         self._held: list[Held] = []
+        #: fq_write_abort with this handle bound: ``abort_write(token_arg)`` with the token as
+        #: a prepared argument (:func:`u64_arg`), one call with nothing before it in Python
+        #: (for except clauses that a second signal must not interrupt before the abort).
+        self.abort_write: Callable[[Any], int] = functools.partial(_write_abort_now, self._arg)
         #: Receive buffers (Held, batches) whose messages a get took and could not hand to its
         #: caller before a signal handler raised: their word keeps them until the queue's next
         #: get (QueueCore._drain_kept) or close hands them on.
@@ -540,9 +545,9 @@ class Handle(BatchOps):
         OK may have used, for a caller that will not take or put after all. Returns OK."""
         return int(_fq_wake(self._ptr, what))
 
-    def write_begin(self, timeout_ns: int) -> tuple[int, int, int]:
-        """fq_write_begin: (status, address of the lent slot's max_msg bytes, token). Keeps
-        the GIL when timeout_ns is 0."""
+    def write_begin(self, timeout_ns: int) -> tuple[int, int, int, Any]:
+        """fq_write_begin: (status, address of the lent slot's max_msg bytes, token, the token
+        as a prepared argument for :attr:`abort_write`). Keeps the GIL when timeout_ns is 0."""
         free = self._free
         scratch = free.pop() if free else self._new_scratch()
         _, _, address, token, _, _, address_arg, token_arg = scratch
@@ -559,14 +564,14 @@ class Handle(BatchOps):
                     self._arg, address_arg, token_arg, _arg_i64(timeout_ns)
                 )
             claimed = token.value  # (the scratch may be another thread's once appended)
-            out = int(status), address.value or 0, claimed
+            out = int(status), address.value or 0, claimed, _arg_u64(claimed)
             free.append(scratch)
             return out
         except BaseException:
-            if claimed == _NO_TOKEN:
-                claimed = token.value
-            if claimed != _NO_TOKEN:
-                _write_abort_now(self._arg, _arg_u64(claimed))
+            # The abort is the first call here, its arguments ready (the token cell passes its
+            # value): no second signal can land before it.
+            if claimed != _NO_TOKEN or token.value != _NO_TOKEN:
+                _write_abort_now(self._arg, token)
             raise
 
     def write_commit(self, token: int, n: int) -> int:
@@ -609,6 +614,7 @@ class Handle(BatchOps):
             return
         self._ptr = new
         self._arg = _arg_ptr(new.value)
+        self.abort_write = functools.partial(_write_abort_now, self._arg)
         _fq_set_interruptible(new, 1)
         self._held = []
         self.kept = []  # (the parent's: its own to hand on, not the child's)

@@ -239,6 +239,16 @@ class BatchOps:
         batch = pool.pop() if pool else None
         if batch is None or batch.max_items < max_items:
             batch = _Batch(self.max_msg, max_items)
+            batch.handover = functools.partial(  # (see _ffi.Held.handover)
+                _take_many_now,
+                self._arg,
+                batch.buf_arg,
+                batch.cap_arg,
+                batch.lens_arg,
+                _u64_args[max_items],
+                batch.word_arg,
+                _NOW,
+            )
         try:
             if timeout_ns == 0:
                 take = batch.now.get(max_items)
@@ -253,7 +263,6 @@ class BatchOps:
                         batch.word_arg,
                         _NOW,
                     )
-                    batch.handover = take
                 n = take()
             else:
                 n = _take_many_wait(
@@ -271,23 +280,13 @@ class BatchOps:
                 batch.word[0] = -1
                 return out
         except BaseException:
+            # Stores, then the append as the first call: no second signal lands before it.
             w = batch.word
             if w[0] >= 0:
                 w[0] = -2 - w[0]
-                if batch.handover is _no_handover:  # (a batch that only waited so far)
-                    batch.handover = functools.partial(
-                        _take_many_now,
-                        self._arg,
-                        batch.buf_arg,
-                        batch.cap_arg,
-                        batch.lens_arg,
-                        _u64_args[batch.max_items],
-                        batch.word_arg,
-                        _NOW,
-                    )
+                self.kept.append(batch)
                 if batch in pool:
                     pool.remove(batch)
-                self.kept.append(batch)
             raise
         status = n + TRY_BIAS
         if status == ERR_BUSY:
@@ -338,12 +337,12 @@ class BatchOps:
                 entry.word[0] = -1
                 return out
         except BaseException:
-            w = entry.word
+            w = entry.word  # (as get_many's)
             if w[0] >= 0:
                 w[0] = -2 - w[0]
+                self.kept.append(entry)
                 if entry in pool:
                     pool.remove(entry)
-                self.kept.append(entry)
             raise
         status = n + TRY_BIAS
         if status == ERR_BUSY:  # another thread is putting it back: use another

@@ -134,13 +134,13 @@ class SlotMixin(QueueCore):
         n = self._element_size if size is None else self._check_message_size(size, "size")
         if timeout is not None and block:
             _check_timeout(timeout)
-        status, address, token = h.write_begin(0)
+        status, address, token, _ = h.write_begin(0)
         if status == _FULL and block:
             claim = (0, 0)
 
             def attempt(timeout_ns: int) -> int:
                 nonlocal claim
-                status, address, token = h.write_begin(timeout_ns)
+                status, address, token, _ = h.write_begin(timeout_ns)
                 claim = (address, token)
                 return status
 

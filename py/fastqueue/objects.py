@@ -268,7 +268,7 @@ class ObjectQueue(Queue):
     def _write(self, h: _ffi.Handle, encoded: _Encoded, timeout_ns: int) -> int:
         """One zero-copy write of an encoded object; returns the status (FULL: nothing done)."""
         parts, total = encoded
-        status, address, token = h.write_begin(timeout_ns)
+        status, address, token, token_arg = h.write_begin(timeout_ns)
         if status != _OK:
             return status
         try:
@@ -282,7 +282,7 @@ class ObjectQueue(Queue):
             # Signals too: if the abort finds the slot no longer claimed, the commit happened,
             # so the put did: the exception is deferred to this handle's next call instead
             # (see Queue._pending). No call before the abort, none after it but the raise.
-            if h.write_abort(token) == _OK:
+            if h.abort_write(token_arg) == _OK:
                 raise
             if self._pending is None:
                 self._pending = exc

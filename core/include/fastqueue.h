@@ -352,6 +352,17 @@ int32_t fq_try_put_noted(fq_queue *q, uint8_t *done, const void *data, uint64_t 
 int64_t fq_take_many(fq_queue *q, void *buf, uint64_t cap, uint64_t *lens, uint64_t max_items,
                      int64_t *held, int64_t timeout_ns);
 
+/**
+ * Keeps the message of a zero-copy read claim (`token` and `len` from fq_read_begin): copies it
+ * into `buf` (`cap` >= `len` bytes), stores -(len + 2) in the held word `*held` (which must be
+ * -1: see fq_take; the next fq_take with this buffer hands the message over) and ends the claim
+ * as fq_read_end does. For a caller interrupted between claiming a message and using it.
+ * Returns FQ_OK, FQ_ERR_NULL, FQ_ERR_INVALID (not this handle's claim, or `len` > `cap`: the
+ * word is left -1) or FQ_ERR_BUSY (the word was not -1; nothing done).
+ */
+int32_t fq_read_keep(fq_queue *q, uint64_t token, uint64_t len, void *buf, uint64_t cap,
+                     int64_t *held);
+
 /** fq_get_many_exact with a held word (as fq_take_many): returns the number of records. */
 int64_t fq_take_many_exact(fq_queue *q, void *buf, uint64_t itemsize, uint64_t max_items,
                            int64_t *held, int64_t timeout_ns);

@@ -522,6 +522,62 @@ unsafe fn take_held(held: *mut i64, take: impl FnOnce() -> (i32, u64)) -> i64 {
     }
 }
 
+/// Keeps the message of a zero-copy read claim (`fq_read_begin`'s `token` and `len`): copies
+/// it into `buf` (`cap` bytes), marks it kept in the held word `*held` (see `fq_take`: the next
+/// take into this buffer hands it over), and returns the slot to producers. For a caller
+/// interrupted between claiming and using a message that must not lose it.
+///
+/// # Safety
+/// `q` is NULL or a live handle; `buf` is NULL or valid for writing `cap` bytes; `held` as in
+/// `fq_take`.
+#[no_mangle]
+pub unsafe extern "C" fn fq_read_keep(
+    q: *mut fq_queue,
+    token: u64,
+    len: u64,
+    buf: *mut c_void,
+    cap: u64,
+    held: *mut i64,
+) -> i32 {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let q = unsafe { queue(q) }?;
+        if held.is_null() || (held as usize) % core::mem::align_of::<i64>() != 0 {
+            return Err(Status::Null);
+        }
+        if buf.is_null() && len > 0 {
+            return Err(Status::Null);
+        }
+        if len > cap || len > q.max_msg() {
+            return Err(Status::Invalid);
+        }
+        // SAFETY: as in `take_held`.
+        let word = unsafe { core::sync::atomic::AtomicI64::from_ptr(held) };
+        if !crate::held::claim_free(word) {
+            return Err(Status::Busy);
+        }
+        let src = q.payload(token);
+        if src.is_null() {
+            crate::held::settle(word, None);
+            return Err(Status::Invalid);
+        }
+        // SAFETY: src is the payload of a slot (in bounds of the mapping for max_msg ≥ len
+        // bytes); buf is valid for cap ≥ len bytes and does not overlap the segment. If the
+        // caller does not hold this claim, the bytes copied are discarded below.
+        unsafe { core::ptr::copy_nonoverlapping(src.cast_const(), buf.cast::<u8>(), len as usize) };
+        match q.release_read(token) {
+            Ok(()) => {
+                crate::held::settle_kept(word, len);
+                Ok(())
+            }
+            Err(e) => {
+                crate::held::settle(word, None);
+                Err(e)
+            }
+        }
+    })
+}
+
 /// `fq_put` that also stores 1 in `*done` if it put the message (and leaves it alone if it did
 /// not): a caller interrupted on its way back from the call reads there whether it put.
 ///

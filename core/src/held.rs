@@ -68,3 +68,18 @@ pub fn settle(word: &AtomicI64, len: Option<u64>) {
     // the word): the message's bytes are in the buffer before the word says so.
     word.store(len.map_or(FREE, |n| n as i64), Ordering::Release);
 }
+
+/// Claims a free buffer only (a kept or busy one is left as it is): true if the word went from
+/// [`FREE`] to [`IN_CALL`].
+pub fn claim_free(word: &AtomicI64) -> bool {
+    // ORDERING: as in `claim`.
+    word.compare_exchange(FREE, IN_CALL, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+}
+
+/// Ends a claimed call that put a message of `len` bytes in the buffer as *kept*: the next
+/// take hands it over.
+pub fn settle_kept(word: &AtomicI64, len: u64) {
+    // ORDERING: as in `settle`.
+    word.store(-(len as i64) - 2, Ordering::Release);
+}

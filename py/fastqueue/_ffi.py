@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import sys
+import weakref
 from array import array
 from ctypes import (
     byref,
@@ -87,6 +88,7 @@ from ._library import (
     _read_begin_now,
     _read_begin_wait,
     _read_end_now,
+    _read_keep_now,
     _take_now,
     _take_wait,
     _try_get_now,
@@ -192,29 +194,65 @@ class Lease:
     while its memory can still be read or written.
     """
 
-    __slots__ = ("_h", "_token", "_write", "finished", "length", "status")
+    __slots__ = (
+        "__weakref__",
+        "_h",
+        "_targ",
+        "_token",
+        "_write",
+        "finished",
+        "handed",
+        "length",
+        "length_arg",
+        "memory",
+        "status",
+    )
 
-    def __init__(self, h: Handle, token: int, write: bool) -> None:
+    def __init__(self, h: Handle, token: int, write: bool, length: int = 0) -> None:
         self._h = h
         self._token = token
+        #: A read: whether its memory was handed to the caller. Until then finishing keeps
+        #: the message (fq_read_keep into the handle's spare Held) instead of ending the read:
+        #: the memory's finalizer may run first when an exception unwinds Handle.read_lend.
+        self.handed = write
+        self.length_arg: Any = _u64_args[length] if not write else None
+        #: The token as a prepared argument (finish makes its library call with nothing
+        #: before it that a signal could interrupt).
+        self._targ = _arg_u64(token)
         self._write = write
-        #: Bytes to publish (writes); None aborts.
+        #: Bytes to publish (writes); None aborts. Set length_arg (a prepared argument of the
+        #: same value) with it.
         self.length: int | None = None
+        #: A weak reference to the memory lent with it (see Handle.lend), if any.
+        self.memory: Any = None
         self.finished = False
         #: The status of the commit / abort / read_end, once finished.
         self.status = OK
 
     def finish(self) -> None:
+        """Commits, aborts or ends the claim, once. Signals: the flag is set, then the library
+        call is the first call made: an exception from a signal handler lands before the flag
+        (nothing done: :meth:`Handle.sweep_leases` finishes it later) or after the call."""
         if self.finished:
             return
         self.finished = True
-        h, token = self._h, self._token
-        if not self._write:
-            self.status = h.read_end(token)
-        elif self.length is None:
-            self.status = h.write_abort(token)
+        h = self._h
+        spare = h._spare
+        if not self.handed and spare is not None:
+            status = _read_keep_now(
+                h._arg, self._targ, self.length_arg, spare.buf, spare.cap_arg, spare.word_arg
+            )
+            if status == OK:
+                h._spare = None
+                h.kept.append(spare)
+        elif not self._write:
+            status = _read_end_now(h._arg, self._targ)
+        elif self.length is None or self.length_arg is None:
+            status = _write_abort_now(h._arg, self._targ)
         else:
-            self.status = h.write_commit(token, self.length)
+            status = _write_commit_now(h._arg, self._targ, self.length_arg)
+        self.status = int(status)
+        h.leases.pop(self._token, None)
 
 
 #: No token: what a token cell holds until the library claims a slot (claims never use it).
@@ -235,7 +273,7 @@ class Held:
     land inside them. One Held serves one thread at a time.
     """
 
-    __slots__ = ("_args", "buf", "cap", "take", "word")
+    __slots__ = ("_args", "buf", "cap", "cap_arg", "take", "word", "word_arg")
 
     def __init__(self, h: Handle, size: int, keep_alive: bool = False) -> None:
         self.buf: Any = ctypes.create_string_buffer(max(size, 1))
@@ -244,6 +282,9 @@ class Held:
         cell = (ctypes.c_int64 * 1).from_buffer(self.word)
         self.cap = size
         self._args = (byref(self.buf), _u64_args[size], byref(cell))
+        #: The size and the held word as prepared arguments.
+        self.cap_arg = self._args[1]
+        self.word_arg = self._args[2]
         #: fq_take of this buffer that never waits: ``take()``.
         self.take: Callable[[], int] = functools.partial(
             _take_now, h._arg, self._args[0], self._args[1], self._args[2], _NOW
@@ -302,6 +343,8 @@ class Handle(BatchOps):
         "_many",
         "_ptr",
         "_slot_type",
+        "_spare",
+        "leases",
         "capacity",
         "max_msg",
     )
@@ -331,6 +374,11 @@ class Handle(BatchOps):
         # Pool of Held receive buffers for the gets that an interrupt must not lose a message to
         # (see Held): a thread pops one, uses it, and appends it back.
         self._held: list[Held] = []
+        #: Leases whose memory is lent (token -> lease), until finished (see sweep_leases).
+        self.leases: dict[int, Lease] = {}
+        #: A Held of max_msg bytes made ready before a zero-copy read claims a slot, into
+        #: which an interrupted read keeps its message (fq_read_keep); None until needed.
+        self._spare: Held | None = None
         #: fq_write_abort with this handle bound: ``abort_write(token_arg)`` with the token as
         #: a prepared argument (:func:`u64_arg`), one call with nothing before it in Python
         #: (for except clauses that a second signal must not interrupt before the abort).
@@ -497,7 +545,19 @@ class Handle(BatchOps):
         memory = self._lent_type.from_address(address)
         memory.handle = self
         memory.lease = lease
+        lease.memory = weakref.ref(memory)
+        self.leases[lease._token] = lease  # (see sweep_leases)
         return memoryview(memory).cast("B")[:n]
+
+    def sweep_leases(self) -> None:
+        """Finishes every lease whose lent memory is gone but whose finish did not run (a
+        signal handler raised as the memory's finalizer began: the exception was ignored, and
+        the claim would stay held)."""
+        for token, lease in list(self.leases.items()):
+            if lease.finished:
+                self.leases.pop(token, None)
+            elif lease.memory is not None and lease.memory() is None:
+                lease.finish()
 
     def _new_scratch(self) -> _Scratch:
         buf = ctypes.create_string_buffer(min(self.max_msg, GET_COPY_LIMIT))
@@ -598,6 +658,54 @@ class Handle(BatchOps):
         free.append(scratch)
         return out
 
+    def read_lend(self, timeout_ns: int) -> tuple[int, memoryview | None]:
+        """fq_read_begin, and the message lent as a read-only memoryview (see :meth:`lend`;
+        on PyPy a copy, the slot given back at once): (OK, view), or (status, None).
+
+        Signals: an exception from a signal handler that lands after the claim and before the
+        view is returned keeps the message (fq_read_keep, the first call of the except clause,
+        its arguments ready: the scratch's cells pass their values) in a Held put in
+        :attr:`kept`, and gives the slot back: the queue's next get hands the message on."""
+        spare = self._spare
+        if spare is not None and spare.word[0] != -1:  # kept into by an interrupted finish
+            self._spare = None
+            self.kept.append(spare)
+            spare = None
+        if spare is None:
+            spare = self._spare = Held(self, self.max_msg)
+        free = self._free
+        scratch = free.pop() if free else self._new_scratch()
+        _, length, address, token, _, len_arg, address_arg, token_arg = scratch
+        token.value = _NO_TOKEN
+        try:
+            if timeout_ns == 0:
+                status = _read_begin_now(self._arg, address_arg, len_arg, token_arg, _NOW)
+            else:
+                status = _read_begin_wait(
+                    self._arg, address_arg, len_arg, token_arg, _arg_i64(timeout_ns)
+                )
+            if status != OK:
+                free.append(scratch)
+                return int(status), None
+            lease = Lease(self, token.value, write=False, length=length.value)
+            if PYPY:
+                view = memoryview(bytes(lend(address.value or 0, length.value)))
+                lease.handed = True
+                lease.finish()
+            else:
+                view = self.lend(address.value or 0, length.value, lease).toreadonly()
+            free.append(scratch)
+            lease.handed = True  # (no call between this and the return)
+            return OK, view
+        except BaseException:
+            if token.value != _NO_TOKEN:
+                if _read_keep_now(
+                    self._arg, token, length, spare.buf, spare.cap_arg, spare.word_arg
+                ) == OK:
+                    self._spare = None
+                    self.kept.append(spare)
+            raise
+
     def read_end(self, token: int) -> int:
         """fq_read_end: returns the slot of a zero-copy read to producers."""
         return int(_read_end_now(self._arg, _arg_u64(token)))
@@ -675,6 +783,8 @@ def _finish_lease(memory: Any, _finalizing: Callable[[], bool] = sys.is_finalizi
     ends, recovered by the others), so an error there is not reported."""
     try:
         memory.lease.finish()
+    except AttributeError:  # (lend was interrupted before it gave the memory its lease)
+        pass
     except Exception:
         if not _finalizing():
             raise

@@ -263,6 +263,9 @@ _fq_put_noted = _declare(
 _fq_try_put_noted = _declare(
     "fq_try_put_noted", c_int32, c_void_p, POINTER(c_uint8), c_void_p, c_uint64
 )
+_fq_read_keep = _declare(
+    "fq_read_keep", c_int32, c_void_p, c_uint64, c_uint64, c_void_p, c_uint64, POINTER(c_int64)
+)
 _fq_take_many = _declare(
     "fq_take_many", c_int64, c_void_p, c_void_p, c_uint64, _u64p, c_uint64, POINTER(c_int64), c_int64
 )
@@ -409,6 +412,17 @@ _take_now = _declare_wire(
 )
 _take_wait = _declare_wire(
     _lib, "fq_take", c_int64, c_void_p, c_void_p, c_uint64, POINTER(c_int64), c_int64
+)
+_read_keep_now = _declare_wire(
+    _lib_nogil,
+    "fq_read_keep",
+    c_int32,
+    c_void_p,
+    c_uint64,
+    c_uint64,
+    c_void_p,
+    c_uint64,
+    POINTER(c_int64),
 )
 _take_many_now = _declare_wire(
     _lib_nogil,

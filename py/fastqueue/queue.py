@@ -392,6 +392,8 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, _aio.AsyncMixin):
             return
         self._h = None
         # Back to the class's bound calls: every later call takes the slow path (and raises).
+        if h.leases:
+            h.sweep_leases()
         self._give_back_kept(h)
         self.__dict__.pop("_try_put", None)
         self.__dict__.pop("_bound_put", None)

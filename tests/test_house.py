@@ -12,7 +12,7 @@ import fastqueue
 PACKAGE = Path(fastqueue.__file__).resolve().parent
 MODULES = sorted(p for p in PACKAGE.glob("*.py"))
 #: The modules allowed to import ctypes: the raw layer.
-RAW = {"_ffi", "_ffibatch", "_library"}
+RAW = {"_ffi", "_ffibatch", "_ffiheld", "_library"}
 
 
 def imports(path: Path) -> tuple[set[str], set[str]]:

@@ -575,16 +575,62 @@ impl Queue {
     }
 
     /// Publishes the slot claimed as `token` as a message of `len` bytes.
+    ///
+    /// After an immediate shutdown the write is refused instead (`ShutDown`: the slot is given
+    /// up, nothing is put) and this call discards what the shutdown could not reach behind it:
+    /// a shutdown that met this slot still being written stopped discarding there.
     pub fn commit_write(&self, token: u64, len: u64) -> Result<(), Status> {
         self.participant_only()?;
         if len > self.geo.max_msg {
             return Err(Status::TooBig);
         }
+        if self.shutdown_state() == SHUTDOWN_IMMEDIATE {
+            if !self.ring().abandon(token, self.me) {
+                return Err(Status::Invalid);
+            }
+            self.discard_after_shutdown();
+            return Err(Status::ShutDown);
+        }
         if !self.ring().publish(token, len, self.me) {
             return Err(Status::Invalid);
         }
+        // (notify's SeqCst fence orders the publish before the shutdown check below; it pairs
+        // with the SeqCst fence in `shutdown` between its store and its discarding.)
         notify(&self.header().not_empty.0, 1);
+        if self.shutdown_state() == SHUTDOWN_IMMEDIATE {
+            // A shutdown came between the check above and the publish, and may have stopped
+            // at this slot: discard what is left (the message is put, then discarded).
+            self.discard_after_shutdown();
+        }
         Ok(())
+    }
+
+    /// After an immediate shutdown: takes and drops every message the ring holds (counted as
+    /// done for `join`), skipping given-up slots, then wakes every waiter. It stops at a slot
+    /// still being written by a live process; that process's commit (refused) or abort, or the
+    /// recovery of its slot if it dies, calls this again.
+    fn discard_after_shutdown(&self) {
+        if self.me == OBSERVER {
+            return;
+        }
+        let h = self.header();
+        let ring = self.ring();
+        let (mut discarded, mut skipped) = (0, 0);
+        while let Ok(c) = ring.try_claim_read(self.me, u64::MAX, &mut skipped) {
+            ring.release(c.pos, self.me);
+            discarded += 1;
+        }
+        self.note_skipped(skipped);
+        if discarded > 0 {
+            // ORDERING: Relaxed: task accounting is read through `unfinished` only.
+            h.control
+                .0
+                .tasks_done
+                .fetch_add(discarded, Ordering::Relaxed);
+        }
+        notify_all(&h.not_empty.0);
+        notify_all(&h.not_full.0);
+        notify_all(&h.control.0.join);
     }
 
     /// Gives up the slot claimed as `token`; consumers skip it.
@@ -594,6 +640,9 @@ impl Queue {
             return Err(Status::Invalid);
         }
         notify(&self.header().not_empty.0, 1);
+        if self.shutdown_state() == SHUTDOWN_IMMEDIATE {
+            self.discard_after_shutdown(); // (see commit_write)
+        }
         Ok(())
     }
 
@@ -636,6 +685,8 @@ impl Queue {
             }
             let shut = self.shutdown_state();
             if shut == SHUTDOWN_IMMEDIATE {
+                // (What a shutdown could not reach, e.g. behind a writer that died since.)
+                self.discard_after_shutdown();
                 return Attempt::Leave(Err(Status::ShutDown));
             }
             match ring.try_claim_read_sized(self.me, min, cap, &mut skipped) {
@@ -909,21 +960,12 @@ impl Queue {
         // ORDERING: Release pairs with the Acquire in `shutdown_state`; the notifies' SeqCst
         // fences order it before their sleeper checks (see `wait`).
         h.control.0.shutdown.fetch_max(new, Ordering::Release);
-        if immediate && self.me != OBSERVER {
-            let ring = self.ring();
-            let (mut discarded, mut skipped) = (0, 0);
-            while let Ok(c) = ring.try_claim_read(self.me, u64::MAX, &mut skipped) {
-                ring.release(c.pos, self.me);
-                discarded += 1;
-            }
-            self.note_skipped(skipped);
-            if discarded > 0 {
-                // ORDERING: Relaxed: task accounting is read through `unfinished` only.
-                h.control
-                    .0
-                    .tasks_done
-                    .fetch_add(discarded, Ordering::Relaxed);
-            }
+        if immediate {
+            // ORDERING: SeqCst fence orders the store above before the discarding's loads of
+            // slot states, pairing with the fence in `commit_write`'s notify: a commit either
+            // sees the shutdown (and discards after itself) or is seen here.
+            crate::sync::fence(Ordering::SeqCst);
+            self.discard_after_shutdown();
         }
         notify_all(&h.not_empty.0);
         notify_all(&h.not_full.0);
@@ -981,7 +1023,14 @@ impl Queue {
         let c = &self.header().control.0;
         let _waiting = self.waiting()?;
         let ready = || self.gate.is_closing() || self.unfinished() == 0;
-        if !wait_until(&c.join, deadline(timeout), ready, || self.recover_dead()) {
+        let idle = || {
+            self.recover_dead();
+            if self.shutdown_state() == SHUTDOWN_IMMEDIATE {
+                // What an immediate shutdown could not reach (behind a writer that died).
+                self.discard_after_shutdown();
+            }
+        };
+        if !wait_until(&c.join, deadline(timeout), ready, idle) {
             Err(Status::Timeout)
         } else if self.gate.is_closing() {
             Err(Status::Closed)

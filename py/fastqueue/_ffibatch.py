@@ -17,6 +17,12 @@ from ctypes import (
 )
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Final
 
+from ._ffiheld import (
+    _take_many_exact_now,
+    _take_many_exact_wait,
+    _take_many_now,
+    _take_many_wait,
+)
 from ._library import (
     _NOW,
     EMPTY,
@@ -29,15 +35,8 @@ from ._library import (
     _arg_ptr,
     _arg_u64,
     _get_many_exact_wait,
-    _get_many_wait,
-    _take_many_exact_now,
-    _take_many_exact_wait,
-    _take_many_now,
-    _take_many_wait,
     _put_many_now,
     _put_many_wait,
-    _try_get_many_exact_now,
-    _try_get_many_now,
     _try_put_many_now,
     _u64_args,
     array_arg,

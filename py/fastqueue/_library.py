@@ -28,7 +28,6 @@ from ctypes import (
     c_char_p,
     c_int32,
     c_int64,
-    c_uint8,
     c_uint32,
     c_uint64,
     c_void_p,
@@ -255,30 +254,6 @@ _fq_put = _declare("fq_put", c_int32, c_void_p, c_void_p, c_uint64, c_int64)
 _fq_get = _declare("fq_get", c_int32, c_void_p, c_void_p, c_uint64, _u64p, c_int64)
 _fq_try_put = _declare("fq_try_put", c_int32, c_void_p, c_void_p, c_uint64)
 _fq_try_get = _declare("fq_try_get", c_int64, c_void_p, c_void_p, c_uint64)
-_fq_set_interruptible = _declare("fq_set_interruptible", c_int32, c_void_p, c_int32)
-_fq_take = _declare("fq_take", c_int64, c_void_p, c_void_p, c_uint64, POINTER(c_int64), c_int64)
-_fq_put_noted = _declare(
-    "fq_put_noted", c_int32, c_void_p, c_void_p, c_uint64, c_int64, POINTER(c_uint8)
-)
-_fq_try_put_noted = _declare(
-    "fq_try_put_noted", c_int32, c_void_p, POINTER(c_uint8), c_void_p, c_uint64
-)
-_fq_read_keep = _declare(
-    "fq_read_keep", c_int32, c_void_p, c_uint64, c_uint64, c_void_p, c_uint64, POINTER(c_int64)
-)
-_fq_take_many = _declare(
-    "fq_take_many", c_int64, c_void_p, c_void_p, c_uint64, _u64p, c_uint64, POINTER(c_int64), c_int64
-)
-_fq_take_many_exact = _declare(
-    "fq_take_many_exact",
-    c_int64,
-    c_void_p,
-    c_void_p,
-    c_uint64,
-    c_uint64,
-    POINTER(c_int64),
-    c_int64,
-)
 _fq_try_put_many = _declare("fq_try_put_many", c_int64, c_void_p, _u64p, c_uint64, c_void_p)
 _fq_try_get_many = _declare(
     "fq_try_get_many", c_int64, c_void_p, c_void_p, c_uint64, _u64p, c_uint64
@@ -404,80 +379,6 @@ _try_get_many_now = _declare_wire(
 )
 _try_get_many_exact_now = _declare_wire(
     _lib_nogil, "fq_try_get_many_exact", c_int64, c_void_p, c_void_p, c_uint64, c_uint64
-)
-# A get / put that an interrupt cannot lose a message to (fq_take's held word, fq_put_noted's
-# flag), never waiting and waiting:
-_take_now = _declare_wire(
-    _lib_nogil, "fq_take", c_int64, c_void_p, c_void_p, c_uint64, POINTER(c_int64), c_int64
-)
-_take_wait = _declare_wire(
-    _lib, "fq_take", c_int64, c_void_p, c_void_p, c_uint64, POINTER(c_int64), c_int64
-)
-_read_keep_now = _declare_wire(
-    _lib_nogil,
-    "fq_read_keep",
-    c_int32,
-    c_void_p,
-    c_uint64,
-    c_uint64,
-    c_void_p,
-    c_uint64,
-    POINTER(c_int64),
-)
-_take_many_now = _declare_wire(
-    _lib_nogil,
-    "fq_take_many",
-    c_int64,
-    c_void_p,
-    c_void_p,
-    c_uint64,
-    _u64p,
-    c_uint64,
-    POINTER(c_int64),
-    c_int64,
-)
-_take_many_wait = _declare_wire(
-    _lib,
-    "fq_take_many",
-    c_int64,
-    c_void_p,
-    c_void_p,
-    c_uint64,
-    _u64p,
-    c_uint64,
-    POINTER(c_int64),
-    c_int64,
-)
-_take_many_exact_now = _declare_wire(
-    _lib_nogil,
-    "fq_take_many_exact",
-    c_int64,
-    c_void_p,
-    c_void_p,
-    c_uint64,
-    c_uint64,
-    POINTER(c_int64),
-    c_int64,
-)
-_take_many_exact_wait = _declare_wire(
-    _lib,
-    "fq_take_many_exact",
-    c_int64,
-    c_void_p,
-    c_void_p,
-    c_uint64,
-    c_uint64,
-    POINTER(c_int64),
-    c_int64,
-)
-_put_noted_now = _declare_wire(
-    _lib_nogil, "fq_put_noted", c_int32, c_void_p, c_void_p, c_uint64, c_int64, POINTER(c_uint8)
-)
-_try_put_noted_now = _declare_wire(
-    _lib_nogil, "fq_try_put_noted", c_int32, c_void_p, POINTER(c_uint8), c_void_p, c_uint64
-)
-_put_noted_wait = _declare_wire(
-    _lib, "fq_put_noted", c_int32, c_void_p, c_void_p, c_uint64, c_int64, POINTER(c_uint8)
 )
 # May wait (GIL released):
 _get_many_exact_wait = _declare_wire(

@@ -42,8 +42,8 @@ from typing import TYPE_CHECKING, Any, Callable, Final, Protocol, TypeVar
 from . import _ffi
 from ._args import check_size as _check_size
 from ._args import check_timeout as _check_timeout
-from ._errors import ArgumentTypeError, Full, InvalidArgumentError, MessageTooBigError
 from ._core import _put_stopped, _take_stopped
+from ._errors import ArgumentTypeError, Full, InvalidArgumentError, MessageTooBigError
 from .queue import Queue
 
 if TYPE_CHECKING:

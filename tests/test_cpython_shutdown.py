@@ -104,7 +104,7 @@ RUNNER = textwrap.dedent(
 
     def make(maxsize=0):
         q = fastqueue.JoinableObjectQueue(
-            element_size=512, capacity=maxsize if maxsize > 0 else 256
+            element_size=96, capacity=maxsize if maxsize > 0 else 1 << 17
         )
         made.append(q)
         return q

@@ -51,6 +51,9 @@ pub struct Queue {
     interruptible: std::sync::atomic::AtomicBool,
 }
 
+/// How long an immediate shutdown waits for puts in flight to finish (see `shutdown`).
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(20);
+
 fn cname(name: &str) -> Result<CString, Status> {
     CString::new(name).map_err(|_| Status::Invalid)
 }
@@ -966,6 +969,15 @@ impl Queue {
             // sees the shutdown (and discards after itself) or is seen here.
             crate::sync::fence(Ordering::SeqCst);
             self.discard_after_shutdown();
+            // A put in flight (claimed, copying) stops the discarding at its slot; its commit
+            // discards the rest. Give such puts a moment, so that the queue is usually empty
+            // when this returns, as with queue.Queue; a zero-copy write held longer ends the
+            // same way when it is committed or aborted.
+            let until = Instant::now() + SHUTDOWN_GRACE;
+            while self.len() > 0 && Instant::now() < until {
+                std::thread::yield_now();
+                self.discard_after_shutdown();
+            }
         }
         notify_all(&h.not_empty.0);
         notify_all(&h.not_full.0);

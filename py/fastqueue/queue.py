@@ -302,6 +302,24 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, _aio.AsyncMixin):
         if status != _OK:
             raise error_from_status(status, f"Queue({self._name!r}).shutdown()", self._name)
 
+    @property
+    def is_shutdown(self) -> bool:
+        """True once the queue was shut down (by any process), as Python 3.13's
+        :attr:`queue.Queue.is_shutdown`."""
+        h = self._h
+        if h is None:
+            raise self._closed_error()
+        return bool(h.stats()[_ffi.STAT_NAMES.index("shutdown")])
+
+    @property
+    def unfinished_tasks(self) -> int:
+        """Messages put and not yet marked done with :meth:`task_done` (nor discarded), as
+        :attr:`queue.Queue.unfinished_tasks`; :meth:`join` waits for it to be 0."""
+        h = self._h
+        if h is None:
+            raise self._closed_error()
+        return h.stats()[_ffi.STAT_NAMES.index("unfinished")]
+
     def qsize(self) -> int:
         """The number of messages in the queue (approximate while other handles are busy).
 

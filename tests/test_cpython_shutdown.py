@@ -54,9 +54,10 @@ def test_immediate_shutdown_in_another_handle_is_finished_by_the_writer(
     qname: NameFactory,
 ) -> None:
     name = qname()
-    with JoinableQueue(name, element_size=16, capacity=4) as q, JoinableQueue(
-        name, create=False
-    ) as other:
+    with (
+        JoinableQueue(name, element_size=16, capacity=4) as q,
+        JoinableQueue(name, create=False) as other,
+    ):
         with q.put_slot() as slot:
             slot.buffer[:1] = b"a"
             slot.length = 1

@@ -504,13 +504,10 @@ pub unsafe extern "C" fn fq_take_many_exact(
 /// # Safety
 /// `held` is NULL, or an aligned `int64_t` that only these calls and their caller change.
 unsafe fn take_held(held: *mut i64, take: impl FnOnce() -> (i32, u64)) -> i64 {
-    if held.is_null() || (held as usize) % core::mem::align_of::<i64>() != 0 {
+    // SAFETY: forwarded contract.
+    let Some(word) = (unsafe { crate::held::word(held) }) else {
         return try_result(Status::Null as i32, 0);
-    }
-    // SAFETY: held is non-NULL and aligned, and valid per the contract; AtomicI64 has the
-    // layout of i64, and every change to the word is made through it (or by the caller
-    // between takes).
-    let word = unsafe { core::sync::atomic::AtomicI64::from_ptr(held) };
+    };
     match crate::held::claim(word) {
         crate::held::Claim::Busy => try_result(Status::Busy as i32, 0),
         crate::held::Claim::Kept(n) => try_result(FQ_OK, n),
@@ -542,17 +539,14 @@ pub unsafe extern "C" fn fq_read_keep(
     guard(|| {
         // SAFETY: forwarded contract.
         let q = unsafe { queue(q) }?;
-        if held.is_null() || (held as usize) % core::mem::align_of::<i64>() != 0 {
-            return Err(Status::Null);
-        }
+        // SAFETY: forwarded contract.
+        let word = unsafe { crate::held::word(held) }.ok_or(Status::Null)?;
         if buf.is_null() && len > 0 {
             return Err(Status::Null);
         }
         if len > cap || len > q.max_msg() {
             return Err(Status::Invalid);
         }
-        // SAFETY: as in `take_held`.
-        let word = unsafe { core::sync::atomic::AtomicI64::from_ptr(held) };
         if !crate::held::claim_free(word) {
             return Err(Status::Busy);
         }

@@ -83,3 +83,17 @@ pub fn settle_kept(word: &AtomicI64, len: u64) {
     // ORDERING: as in `settle`.
     word.store(-(len as i64) - 2, Ordering::Release);
 }
+
+/// The held word at `p`, if `p` is non-NULL and aligned for an atomic.
+///
+/// # Safety
+/// A non-NULL, aligned `p` points to an `i64` that stays valid for `'a` and that only these
+/// calls and their caller change (never at the same time as a call).
+pub unsafe fn word<'a>(p: *mut i64) -> Option<&'a AtomicI64> {
+    if p.is_null() || (p as usize) % core::mem::align_of::<AtomicI64>() != 0 {
+        return None;
+    }
+    // SAFETY: non-NULL and aligned for AtomicI64, which has the size and bit validity of
+    // i64; valid for 'a per the contract.
+    Some(unsafe { &*p.cast::<AtomicI64>() })
+}

@@ -974,7 +974,7 @@ impl Queue {
             // when this returns, as with queue.Queue; a zero-copy write held longer ends the
             // same way when it is committed or aborted.
             let until = Instant::now() + SHUTDOWN_GRACE;
-            while self.len() > 0 && Instant::now() < until {
+            while !self.is_empty() && Instant::now() < until {
                 std::thread::yield_now();
                 self.discard_after_shutdown();
             }

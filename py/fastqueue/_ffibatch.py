@@ -178,7 +178,7 @@ class _Exact:
     def extract(self, n: int) -> list[bytes]:
         """The ``n`` records handed over, one bytes each (see _ffi.Held.extract)."""
         k = self.itemsize
-        data = self.buf[: n * k]
+        data: bytes = self.buf[: n * k]  # type: ignore[assignment]  # slicing makes bytes
         return [data[i * k : (i + 1) * k] for i in range(n)]
 
 

@@ -311,7 +311,7 @@ class HeldOps:
 
     __slots__ = ()
 
-    if TYPE_CHECKING:
+    if TYPE_CHECKING:  # (Handle's slots)
         _arg: Any
         max_msg: int
         _held: list[Held]
@@ -399,11 +399,11 @@ class HeldOps:
         :attr:`kept`, and gives the slot back: the queue's next get hands the message on."""
         spare = self._spare
         if spare is not None and spare.word[0] != -1:  # kept into by an interrupted finish
-            self._spare = None
+            self._spare = None  # type: ignore[misc]  # (Handle's slot)
             self.kept.append(spare)
             spare = None
         if spare is None:
-            spare = self._spare = Held(self, self.max_msg)
+            spare = self._spare = Held(self, self.max_msg)  # type: ignore[misc]
         free = self._free
         scratch = free.pop() if free else self._new_scratch()
         _, length, address, token, _, len_arg, address_arg, token_arg = scratch
@@ -434,6 +434,6 @@ class HeldOps:
                 == OK
             )
             if kept:
-                self._spare = None
+                self._spare = None  # type: ignore[misc]
                 self.kept.append(spare)
             raise

@@ -59,8 +59,12 @@ class PutGetMixin(QueueCore):
         ...
         fastqueue.Full
         """
+        # (A float or int timeout >= 0 is checked inline: a timed call that succeeds at once
+        # then costs what an untimed one does; anything else is checked the long way.)
         if timeout is not None and block:
-            _check_timeout(timeout)
+            tc = timeout.__class__
+            if not ((tc is float or tc is int) and timeout >= 0):
+                _check_timeout(timeout)
         # The hot path: bytes, and a slot free at once (one library call, GIL kept). Anything
         # else -- another buffer type, a full queue, an error, a closed handle -- goes on below.
         # Signals: the library stores 1 in _done when it put; an exception from a signal
@@ -150,7 +154,9 @@ class PutGetMixin(QueueCore):
         (b'first', b'second')
         """
         if timeout is not None and block:
-            _check_timeout(timeout)
+            tc = timeout.__class__
+            if not ((tc is float or tc is int) and timeout >= 0):
+                _check_timeout(timeout)
         # The hot path: a message at once, no longer than the receive buffer (one library call,
         # GIL kept). Anything else -- an empty queue, a longer message, the buffer in use by
         # another thread, an error, a closed handle -- goes on below. Signals: the message
@@ -185,7 +191,7 @@ class PutGetMixin(QueueCore):
             self._drain_kept(h)
             km = self._kept_msgs
             if km:
-                msg = km[0]
+                msg: bytes = km[0]
                 del km[0]  # (no call between this and the return: no signal lands there)
                 return msg
         self._restore_take(h)
@@ -270,7 +276,7 @@ class PutGetMixin(QueueCore):
             if km and len(km[0]) > cap:
                 status, length = _ffi.ERR_BUFFER, len(km[0])
             elif km:
-                view = memoryview(buffer).cast("B")  # type: ignore[arg-type]
+                view = memoryview(buffer).cast("B")
                 msg = km[0]
                 view[: len(msg)] = msg
                 del km[0]
@@ -286,7 +292,7 @@ class PutGetMixin(QueueCore):
             if n == _EMPTY - _TRY_BIAS and block:
                 n = self._retry(h, lambda ns: held.take_upto(h, cap, ns), n, timeout)
             if n >= 0:
-                view = memoryview(buffer).cast("B")  # type: ignore[arg-type]
+                view = memoryview(buffer).cast("B")
                 view[:n] = memoryview(held.buf).cast("B")[:n]
                 h.give_held(held)
                 held.word[0] = -1

@@ -331,6 +331,10 @@ int32_t fq_set_interruptible(fq_queue *q, int32_t on);
  */
 int64_t fq_take(fq_queue *q, void *buf, uint64_t cap, int64_t *held, int64_t timeout_ns);
 
+/** fq_take(q, buf, cap, held, 0) with one argument fewer: never waits. For bindings where every
+ *  argument costs (Python's ctypes); C callers gain nothing over fq_take. */
+int64_t fq_try_take(fq_queue *q, void *buf, uint64_t cap, int64_t *held);
+
 /**
  * fq_put that also stores 1 in *done if it put the message (and leaves *done alone if not):
  * a caller that clears *done before the call and is interrupted on its way back reads there

@@ -448,6 +448,22 @@ pub unsafe extern "C" fn fq_take(
     }
 }
 
+/// `fq_take(q, buf, cap, held, 0)` with one argument fewer: never waits. For bindings where
+/// every argument costs (Python's ctypes).
+///
+/// # Safety
+/// As `fq_take`.
+#[no_mangle]
+pub unsafe extern "C" fn fq_try_take(
+    q: *mut fq_queue,
+    buf: *mut c_void,
+    cap: u64,
+    held: *mut i64,
+) -> i64 {
+    // SAFETY: forwarded contract.
+    unsafe { fq_take(q, buf, cap, held, 0) }
+}
+
 /// `fq_get_many` into a batch buffer with a held word (as `fq_take`; the word holds the number
 /// of messages, whose lengths stay in `lens`): returns that number (≥ 1) or
 /// `status - FQ_TRY_BIAS`.

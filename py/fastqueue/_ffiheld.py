@@ -58,6 +58,7 @@ __all__ = ["Held", "HeldOps", "Lease", "done_cell"]
 # Declarations (fastqueue.h), with argtypes, as in _library:
 _fq_set_interruptible = _declare("fq_set_interruptible", c_int32, c_void_p, c_int32)
 _fq_take = _declare("fq_take", c_int64, c_void_p, c_void_p, c_uint64, POINTER(c_int64), c_int64)
+_fq_try_take = _declare("fq_try_take", c_int64, c_void_p, c_void_p, c_uint64, POINTER(c_int64))
 _fq_put_noted = _declare(
     "fq_put_noted", c_int32, c_void_p, c_void_p, c_uint64, c_int64, POINTER(c_uint8)
 )
@@ -94,6 +95,9 @@ _fq_take_many_exact = _declare(
 # flag), never waiting and waiting:
 _take_now = _declare_wire(
     _lib_nogil, "fq_take", c_int64, c_void_p, c_void_p, c_uint64, POINTER(c_int64), c_int64
+)
+_try_take_now = _declare_wire(
+    _lib_nogil, "fq_try_take", c_int64, c_void_p, c_void_p, c_uint64, POINTER(c_int64)
 )
 _take_wait = _declare_wire(
     _lib, "fq_take", c_int64, c_void_p, c_void_p, c_uint64, POINTER(c_int64), c_int64
@@ -270,7 +274,7 @@ class Held:
         self.word_arg = self._args[2]
         #: fq_take of this buffer that never waits: ``take()``.
         self.take: Callable[[], int] = functools.partial(
-            _take_now, h._arg, self._args[0], self._args[1], self._args[2], _NOW
+            _try_take_now, h._arg, self._args[0], self._args[1], self._args[2]
         )
         if keep_alive:  # for a Held used without the caller holding h (no cycle: not pooled)
             self.take.handle = h  # type: ignore[attr-defined]

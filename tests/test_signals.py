@@ -287,3 +287,41 @@ def test_producer_under_a_signal_storm_puts_each_message_once(
         assert q.qsize() == 0
         for i in range(4):  # no slot held, no wake-up lost
             q.put(b"%d" % i if cls == "Queue" else i, timeout=5)
+
+
+INTERRUPTIBLE = r"""
+import ctypes, signal, sys
+import fastqueue
+from fastqueue import _ffi, _ffiheld, _library
+signal.signal(signal.SIGALRM, lambda *_: None)  # a handler that does not raise
+q = fastqueue.Queue(sys.argv[1], create=False)
+ptr = q._h._ptr
+_ffiheld._fq_set_interruptible(ptr, int(sys.argv[2]))
+buf, n = ctypes.create_string_buffer(16), ctypes.c_uint64()
+signal.setitimer(signal.ITIMER_REAL, 0.3)
+status = _library._fq_get(ptr, buf, 16, ctypes.byref(n), 3_000_000_000)  # a 3 s wait
+print(status, flush=True)
+q.close()
+"""
+
+
+@pytest.mark.parametrize("on", [1, 0])
+def test_c_blocked_get_returns_interrupted_only_when_asked(
+    qname: Callable[[], str], on: int
+) -> None:
+    """fq_set_interruptible(q, 1): a signal ends a blocked fq_get with FQ_INTERRUPTED, nothing
+    taken; with 0 (the C default) the call sleeps on through it until its timeout (EMPTY)."""
+    name = qname()
+    with fastqueue.Queue(name, element_size=16, capacity=4, create=True) as q:
+        run = subprocess.run(
+            [sys.executable, "-c", INTERRUPTIBLE, name, str(on)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=checkout_env(),
+        )
+        assert run.returncode == 0, run.stderr
+        expected = fastqueue._ffi.INTERRUPTED if on else fastqueue._ffi.EMPTY
+        assert int(run.stdout.split()[0]) == expected
+        q.put(b"x")
+        assert q.get(timeout=5) == b"x"  # nothing was taken, nothing left held

@@ -5,6 +5,7 @@ library call, nothing else.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 from . import _ffi
@@ -196,31 +197,32 @@ class PutGetMixin(QueueCore):
                 return msg
         self._restore_take(h)
         # A receive buffer of this call's own (the hot one may be another thread's meanwhile;
-        # one of max_msg bytes for a message longer than the hot one).
+        # one of max_msg bytes for a message longer than the hot one, also when one arrives
+        # while this call waits).
         held = h.held(h.max_msg if status == _ffi.ERR_BUFFER else None)
-        own = True
-        try:
-            n = held.take()  # the first attempt never waits
-            if n == _EMPTY - _TRY_BIAS and block:
-                n = self._retry(h, lambda ns: held.take_wait(h, ns), n, timeout)
-            if n >= 0:
-                msg = held.buf[:n]
-                if own:
-                    h.give_held(held)  # before the store: a get that pops it meanwhile is refused
-                held.word[0] = -1
-                return msg
-        except BaseException:
-            w = held.word
-            if w[0] >= 0:
-                w[0] = -2 - w[0]
-                if own:
-                    # Kept in a buffer of its own: the next get hands it over first.
+        too_long = _ffi.ERR_BUFFER - _TRY_BIAS
+        while True:
+            try:
+                n = held.take()  # the first attempt never waits
+                if n == _EMPTY - _TRY_BIAS and block:
+                    n = self._retry(h, functools.partial(held.take_wait, h), n, timeout)
+                if n >= 0:
+                    msg = held.buf[:n]
+                    h.give_held(held)  # before the store: a get that pops it meanwhile: BUSY
+                    held.word[0] = -1
+                    return msg
+            except BaseException:
+                w = held.word
+                if w[0] >= 0:
+                    w[0] = -2 - w[0]
+                    # Kept in a buffer of this call's own: the next get hands it over first.
                     self._take = _take_stopped
                     h.kept.append(held)
-            raise
-        if own:
+                raise
             h.give_held(held)
-        raise self._get_error(n + _TRY_BIAS)
+            if n != too_long or held.cap >= h.max_msg:
+                raise self._get_error(n + _TRY_BIAS)
+            held = h.held(h.max_msg)  # a longer message came: take it with one that fits
 
     def get_nowait(self) -> bytes:
         """``get(block=False)``: raises :class:`~fastqueue.Empty` at once if there is no message."""

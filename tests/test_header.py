@@ -34,7 +34,7 @@ from pathlib import Path
 import pytest
 
 import _cheader
-from fastqueue import _ffi, _ffibatch, _library
+from fastqueue import _ffi, _ffibatch, _ffiheld, _library
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = ROOT / "core" / "include" / "fastqueue.h"
@@ -545,7 +545,7 @@ def python_declarations() -> list[tuple[str, object]]:
     GIL-releasing and the GIL-keeping loading of the library); each object is checked."""
     found: dict[int, tuple[str, object]] = {}
     # (The raw layer: _ffi and the modules it stands on, _library and _ffibatch.)
-    values = [v for module in (_ffi, _library, _ffibatch) for v in vars(module).values()]
+    values = [v for module in (_ffi, _library, _ffibatch, _ffiheld) for v in vars(module).values()]
     for value in values:
         if isinstance(value, ctypes.CDLL):
             for key, func in vars(value).items():

@@ -13,7 +13,7 @@ PACKAGE = Path(fastqueue.__file__).resolve().parent
 #: Every module of the package, subpackages (fastqueue._redis) included.
 MODULES = sorted(p for p in PACKAGE.rglob("*.py") if "_native" not in p.parts)  # (built)
 #: The modules allowed to import ctypes: the raw layer.
-RAW = {"_ffi", "_ffibatch", "_library"}
+RAW = {"_ffi", "_ffibatch", "_ffiheld", "_library"}
 
 
 def dotted(path: Path) -> str:

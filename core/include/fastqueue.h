@@ -9,7 +9,7 @@
  * General rules (they hold for every function unless its comment says otherwise):
  *
  *  - Status: functions return an int32_t status. FQ_OK (0) is success; FQ_EMPTY, FQ_FULL,
- *    FQ_SHUTDOWN and FQ_TIMEOUT (> 0) are ordinary outcomes (nothing to do, or the queue was shut
+ *    FQ_SHUTDOWN, FQ_TIMEOUT and FQ_INTERRUPTED (> 0) are ordinary outcomes (nothing to do, or the queue was shut
  *    down); every negative value is an error. fq_status_str() turns any status into a static English sentence.
  *  - NULL: every pointer argument is checked; NULL where a pointer is required gives FQ_ERR_NULL.
  *    `data` may be NULL when `len` is 0.
@@ -24,9 +24,16 @@
  *    operation it waits for. A put wakes at most one sleeping get per message (a batch of n, at
  *    most n); a get wakes sleeping puts once a sixteenth of the ring (at most 64 slots) is free,
  *    not slot by slot, so a put blocked on a full queue may see a single freed slot only when its
- *    own deadline comes (it makes a last attempt then) or after 250 ms. A signal handler that
- *    runs while a call sleeps does not end the call; callers that must react to signals (Python
- *    does) pass bounded timeouts and loop.
+ *    own deadline comes (it makes a last attempt then) or after 250 ms.
+ *  - Signals: by default a signal handler that runs while a call sleeps does not end the call:
+ *    it sleeps on until it can do what it was asked or its deadline passes. A program that wants
+ *    to act on its own handler at once (a Ctrl-C handler that sets a flag) calls
+ *    fq_set_interruptible(q, 1): then a call whose sleep a signal interrupts returns
+ *    FQ_INTERRUPTED, having taken, put and claimed nothing (check your flag, then call again).
+ *    A signal that arrives while the call is not asleep (spinning, copying) does not end it. A
+ *    signal never loses or duplicates a message inside the library; what a caller does on its
+ *    way back from a call is its own (fq_take and fq_put_noted help bindings whose handlers
+ *    raise, such as Python's).
  *  - Threads: a fq_queue handle may be used by any number of threads at once. fq_close() may
  *    run while other threads are waiting in calls on the same handle (blocked in fq_get(),
  *    fq_put(), a batch, a zero-copy begin, fq_wait() or fq_join(), e.g. to shut a worker down):
@@ -91,6 +98,9 @@ enum {
     FQ_SHUTDOWN = 3,
     /** fq_wait, fq_join: the wait ran out before what it waited for. */
     FQ_TIMEOUT = 4,
+    /** A signal interrupted the call's sleep, on a handle made interruptible with
+     *  fq_set_interruptible(); nothing was taken, put or claimed. */
+    FQ_INTERRUPTED = 5,
 
     /** A required pointer argument was NULL. */
     FQ_ERR_NULL = -1,
@@ -134,7 +144,10 @@ enum {
     FQ_ERR_INTERNAL = -14,
     /** Another thread closed the handle (fq_close) while this call was waiting on it: the call
      *  stopped (a blocked put/get/wait/join returns at once) and did nothing more. */
-    FQ_ERR_CLOSED = -15
+    FQ_ERR_CLOSED = -15,
+    /** fq_take: the receive buffer still holds a message whose caller has not consumed it (its
+     *  held word is >= 0, or another fq_take is using it). Nothing was taken. */
+    FQ_ERR_BUSY = -16
 };
 
 /** Opaque handle to an attached queue. */
@@ -368,6 +381,71 @@ static const int64_t FQ_TRY_BIAS = 4294967296;
  * it meanwhile). Then call again with a buffer of at least len bytes.
  */
 int64_t fq_try_get(fq_queue *q, void *buf, uint64_t cap);
+
+/**
+ * Sets whether the handle's blocked calls return FQ_INTERRUPTED when a signal interrupts their
+ * sleep (`on` != 0) or sleep on through signals (`on` == 0, the default; see "Signals" above).
+ * Applies to fq_put, fq_get, fq_take, fq_put_noted, the batches, the zero-copy begins and
+ * fq_wait of this handle (fq_join always sleeps on). Returns FQ_OK or FQ_ERR_NULL.
+ */
+int32_t fq_set_interruptible(fq_queue *q, int32_t on);
+
+/**
+ * A get that an interrupt cannot lose a message to: fq_get(q, buf, cap, &len, timeout_ns) into
+ * a receive buffer that comes with a *held word* `*held` (an aligned int64_t the caller owns,
+ * initially -1), returning the message's length (>= 0) or `status - FQ_TRY_BIAS` like
+ * fq_try_get. The word says what the buffer holds:
+ *   -1        nothing: the call takes from the queue (and waits as `timeout_ns` allows);
+ *   n >= 0    the message of n bytes this call (or an earlier one) handed over: once the caller
+ *             has consumed it, it stores -1. Until then calls with this buffer return
+ *             FQ_ERR_BUSY and take nothing;
+ *   -(n + 2)  a message of n bytes the caller *kept*: it was interrupted before it consumed
+ *             the message and stored -(n + 2) instead of -1. The next call hands the same
+ *             message over again (the word becomes n) and takes nothing from the queue.
+ * While a call uses the buffer the word is INT64_MIN (other threads' calls get FQ_ERR_BUSY).
+ * NULL or misaligned `held`: FQ_ERR_NULL. Threads: one buffer and word per concurrent caller.
+ */
+int64_t fq_take(fq_queue *q, void *buf, uint64_t cap, int64_t *held, int64_t timeout_ns);
+
+/** fq_take(q, buf, cap, held, 0) with one argument fewer: never waits. For bindings where every
+ *  argument costs (Python's ctypes); C callers gain nothing over fq_take. */
+int64_t fq_try_take(fq_queue *q, void *buf, uint64_t cap, int64_t *held);
+
+/**
+ * fq_put that also stores 1 in *done if it put the message (and leaves *done alone if not):
+ * a caller that clears *done before the call and is interrupted on its way back reads there
+ * whether the message went in. NULL `done`: FQ_ERR_NULL, nothing put.
+ */
+int32_t fq_put_noted(fq_queue *q, const void *data, uint64_t len, int64_t timeout_ns,
+                     uint8_t *done);
+
+/** fq_put_noted(q, data, len, 0, done) with `done` first (bindings bind it with the handle):
+ *  never waits. */
+int32_t fq_try_put_noted(fq_queue *q, uint8_t *done, const void *data, uint64_t len);
+
+/**
+ * fq_get_many into a batch buffer with a held word, as fq_take does for one message: the word
+ * holds the number of messages in `buf` (their lengths stay in `lens`), and the call returns
+ * that number (>= 1) or `status - FQ_TRY_BIAS`; a kept batch (-(count + 2)) is handed over
+ * again whole.
+ */
+int64_t fq_take_many(fq_queue *q, void *buf, uint64_t cap, uint64_t *lens, uint64_t max_items,
+                     int64_t *held, int64_t timeout_ns);
+
+/**
+ * Keeps the message of a zero-copy read claim (`token` and `len` from fq_read_begin): copies it
+ * into `buf` (`cap` >= `len` bytes), stores -(len + 2) in the held word `*held` (which must be
+ * -1: see fq_take; the next fq_take with this buffer hands the message over) and ends the claim
+ * as fq_read_end does. For a caller interrupted between claiming a message and using it.
+ * Returns FQ_OK, FQ_ERR_NULL, FQ_ERR_INVALID (not this handle's claim, or `len` > `cap`: the
+ * word is left -1) or FQ_ERR_BUSY (the word was not -1; nothing done).
+ */
+int32_t fq_read_keep(fq_queue *q, uint64_t token, uint64_t len, void *buf, uint64_t cap,
+                     int64_t *held);
+
+/** fq_get_many_exact with a held word (as fq_take_many): returns the number of records. */
+int64_t fq_take_many_exact(fq_queue *q, void *buf, uint64_t itemsize, uint64_t max_items,
+                           int64_t *held, int64_t timeout_ns);
 
 /**
  * Zero-copy write, step 1: claims a free slot and lends its memory. On FQ_OK, *data points to

@@ -470,6 +470,226 @@ pub unsafe extern "C" fn fq_try_get(q: *mut fq_queue, buf: *mut c_void, cap: u64
     try_result(status, len) // len ≤ max_msg ≤ MAX_MSG = 2^40
 }
 
+/// Makes the handle's blocked calls leave with `FQ_INTERRUPTED` when a signal interrupts their
+/// sleep (`on` ≠ 0), or sleep on through signals (`on` = 0, the default).
+///
+/// # Safety
+/// `q` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn fq_set_interruptible(q: *mut fq_queue, on: i32) -> i32 {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let q = unsafe { queue(q) }?;
+        q.set_interruptible(on != 0);
+        Ok(())
+    })
+}
+
+/// `fq_get` into a receive buffer with a *held word* (see `held`): returns the message's
+/// length (≥ 0) or `status - FQ_TRY_BIAS`. A message kept in the buffer is handed over again
+/// first; a buffer whose message is still being consumed gives `FQ_ERR_BUSY`.
+///
+/// # Safety
+/// `q` is NULL or a live handle; `buf` is NULL or valid for writing `cap` bytes; `held` is NULL
+/// or an aligned `int64_t` that only `fq_take` and its caller change, beside `buf`.
+#[no_mangle]
+pub unsafe extern "C" fn fq_take(
+    q: *mut fq_queue,
+    buf: *mut c_void,
+    cap: u64,
+    held: *mut i64,
+    timeout_ns: i64,
+) -> i64 {
+    // SAFETY: forwarded contract.
+    unsafe {
+        take_held(held, || {
+            let mut len = 0u64;
+            let status = fq_get(q, buf, cap, &mut len, timeout_ns);
+            (status, len)
+        })
+    }
+}
+
+/// `fq_take(q, buf, cap, held, 0)` with one argument fewer: never waits. For bindings where
+/// every argument costs (Python's ctypes).
+///
+/// # Safety
+/// As `fq_take`.
+#[no_mangle]
+pub unsafe extern "C" fn fq_try_take(
+    q: *mut fq_queue,
+    buf: *mut c_void,
+    cap: u64,
+    held: *mut i64,
+) -> i64 {
+    // SAFETY: forwarded contract.
+    unsafe { fq_take(q, buf, cap, held, 0) }
+}
+
+/// `fq_get_many` into a batch buffer with a held word (as `fq_take`; the word holds the number
+/// of messages, whose lengths stay in `lens`): returns that number (≥ 1) or
+/// `status - FQ_TRY_BIAS`.
+///
+/// # Safety
+/// As `fq_get_many` and `fq_take` (`held` beside `buf` and `lens`).
+#[no_mangle]
+pub unsafe extern "C" fn fq_take_many(
+    q: *mut fq_queue,
+    buf: *mut c_void,
+    cap: u64,
+    lens: *mut u64,
+    max_items: u64,
+    held: *mut i64,
+    timeout_ns: i64,
+) -> i64 {
+    // SAFETY: forwarded contract.
+    unsafe {
+        take_held(held, || {
+            let mut count = 0u64;
+            let status = fq_get_many(q, buf, cap, lens, max_items, &mut count, timeout_ns);
+            (status, count)
+        })
+    }
+}
+
+/// `fq_get_many_exact` into a buffer with a held word (as `fq_take`; the word holds the number
+/// of messages): returns that number (≥ 1) or `status - FQ_TRY_BIAS`.
+///
+/// # Safety
+/// As `fq_get_many_exact` and `fq_take`.
+#[no_mangle]
+pub unsafe extern "C" fn fq_take_many_exact(
+    q: *mut fq_queue,
+    buf: *mut c_void,
+    itemsize: u64,
+    max_items: u64,
+    held: *mut i64,
+    timeout_ns: i64,
+) -> i64 {
+    // SAFETY: forwarded contract.
+    unsafe {
+        take_held(held, || {
+            let mut count = 0u64;
+            let status = fq_get_many_exact(q, buf, itemsize, max_items, &mut count, timeout_ns);
+            (status, count)
+        })
+    }
+}
+
+/// The held-word protocol around a take (see `held`): `take` runs only when the word's buffer
+/// is free; it returns (status, how much it took).
+///
+/// # Safety
+/// `held` is NULL, or an aligned `int64_t` that only these calls and their caller change.
+unsafe fn take_held(held: *mut i64, take: impl FnOnce() -> (i32, u64)) -> i64 {
+    // SAFETY: forwarded contract.
+    let Some(word) = (unsafe { crate::held::word(held) }) else {
+        return try_result(Status::Null as i32, 0);
+    };
+    match crate::held::claim(word) {
+        crate::held::Claim::Busy => try_result(Status::Busy as i32, 0),
+        crate::held::Claim::Kept(n) => try_result(FQ_OK, n),
+        crate::held::Claim::Take => {
+            let (status, n) = take();
+            crate::held::settle(word, (status == FQ_OK).then_some(n));
+            try_result(status, n)
+        }
+    }
+}
+
+/// Keeps the message of a zero-copy read claim (`fq_read_begin`'s `token` and `len`): copies
+/// it into `buf` (`cap` bytes), marks it kept in the held word `*held` (see `fq_take`: the next
+/// take into this buffer hands it over), and returns the slot to producers. For a caller
+/// interrupted between claiming and using a message that must not lose it.
+///
+/// # Safety
+/// `q` is NULL or a live handle; `buf` is NULL or valid for writing `cap` bytes; `held` as in
+/// `fq_take`.
+#[no_mangle]
+pub unsafe extern "C" fn fq_read_keep(
+    q: *mut fq_queue,
+    token: u64,
+    len: u64,
+    buf: *mut c_void,
+    cap: u64,
+    held: *mut i64,
+) -> i32 {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let q = unsafe { queue(q) }?;
+        // SAFETY: forwarded contract.
+        let word = unsafe { crate::held::word(held) }.ok_or(Status::Null)?;
+        if buf.is_null() && len > 0 {
+            return Err(Status::Null);
+        }
+        if len > cap || len > q.max_msg() {
+            return Err(Status::Invalid);
+        }
+        if !crate::held::claim_free(word) {
+            return Err(Status::Busy);
+        }
+        let src = q.payload(token);
+        if src.is_null() {
+            crate::held::settle(word, None);
+            return Err(Status::Invalid);
+        }
+        // SAFETY: src is the payload of a slot (in bounds of the mapping for max_msg ≥ len
+        // bytes); buf is valid for cap ≥ len bytes and does not overlap the segment. If the
+        // caller does not hold this claim, the bytes copied are discarded below.
+        unsafe { core::ptr::copy_nonoverlapping(src.cast_const(), buf.cast::<u8>(), len as usize) };
+        match q.release_read(token) {
+            Ok(()) => {
+                crate::held::settle_kept(word, len);
+                Ok(())
+            }
+            Err(e) => {
+                crate::held::settle(word, None);
+                Err(e)
+            }
+        }
+    })
+}
+
+/// `fq_put` that also stores 1 in `*done` if it put the message (and leaves it alone if it did
+/// not): a caller interrupted on its way back from the call reads there whether it put.
+///
+/// # Safety
+/// As `fq_put`; `done` is NULL or valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn fq_put_noted(
+    q: *mut fq_queue,
+    data: *const c_void,
+    len: u64,
+    timeout_ns: i64,
+    done: *mut u8,
+) -> i32 {
+    if done.is_null() {
+        return Status::Null as i32;
+    }
+    // SAFETY: forwarded contract.
+    let status = unsafe { fq_put(q, data, len, timeout_ns) };
+    if status == FQ_OK {
+        // SAFETY: done is non-NULL and valid per the contract.
+        unsafe { done.write(1) };
+    }
+    status
+}
+
+/// `fq_put_noted(q, data, len, 0, done)` with the arguments a binding binds first: never waits.
+///
+/// # Safety
+/// As `fq_put_noted`.
+#[no_mangle]
+pub unsafe extern "C" fn fq_try_put_noted(
+    q: *mut fq_queue,
+    done: *mut u8,
+    data: *const c_void,
+    len: u64,
+) -> i32 {
+    // SAFETY: forwarded contract.
+    unsafe { fq_put_noted(q, data, len, 0, done) }
+}
+
 /// Zero-copy write, step 1.
 ///
 /// # Safety

@@ -11,6 +11,7 @@
 //! * `memlimit` — how much memory a new segment may take without waking the OOM killer.
 //! * [`queue`] — the safe Rust API that ties a mapping, the ring and the waits together.
 //! * [`gate`] — the calls in flight on a handle, so that closing waits for them.
+//! * [`held`] — the held word of `fq_take`'s receive buffer (nothing lost to an interrupt).
 //! * [`ffi`] — the flat C ABI (`fq_*`), documented in `include/fastqueue.h`.
 #![warn(missing_docs, unsafe_op_in_unsafe_fn)]
 
@@ -24,6 +25,8 @@ pub mod ring;
 pub mod ffi;
 #[cfg(not(loom))]
 pub mod gate;
+#[cfg(not(loom))]
+pub mod held;
 #[cfg(not(loom))]
 pub(crate) mod memlimit;
 #[cfg(not(loom))]

@@ -62,6 +62,9 @@ pub struct Queue {
     /// When this handle last looked for dead lease holders (ms since `born`).
     last_scan: std::sync::atomic::AtomicU64,
     born: Instant,
+    /// Whether a blocked call leaves with `Status::Interrupted` when a signal interrupts its
+    /// sleep (`fq_set_interruptible`); process-local, never in the segment.
+    interruptible: std::sync::atomic::AtomicBool,
 }
 
 /// How many times this process or its ancestors forked since the library was first used here
@@ -92,6 +95,9 @@ const LEASE_TOKEN: u64 = 1 << 63;
 
 /// How often a waiting get or `join` looks for lease holders (and ledger owners) that died.
 const DEAD_SCAN: Duration = Duration::from_millis(200);
+
+/// How long an immediate shutdown waits for puts in flight to finish (see `shutdown`).
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(20);
 
 fn cname(name: &str) -> Result<CString, Status> {
     CString::new(name).map_err(|_| Status::Invalid)
@@ -199,6 +205,7 @@ impl Queue {
             recovering: std::sync::Mutex::new(()),
             last_scan: std::sync::atomic::AtomicU64::new(0),
             born: Instant::now(),
+            interruptible: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -239,10 +246,7 @@ impl Queue {
         flags: u32,
         leases: u64,
     ) -> Result<Queue, Status> {
-        if !mode_allowed(mode)
-            || flags & !FLAG_REDELIVER != 0
-            || (flags == 0 && leases != 0)
-        {
+        if !mode_allowed(mode) || flags & !FLAG_REDELIVER != 0 || (flags == 0 && leases != 0) {
             return Err(Status::Invalid);
         }
         let leases = if flags & FLAG_REDELIVER != 0 && leases == 0 {
@@ -852,9 +856,26 @@ impl Queue {
             || ring.free_now(),
             || Some(self.puts_so_far()),
             |b| self.recover(b),
+            || self.on_signal(),
         );
         self.after_write_claim();
         r.unwrap_or(Err(Status::Full))
+    }
+
+    /// Makes this handle's blocked calls leave with `Status::Interrupted` when a signal
+    /// interrupts their sleep (`on`), or sleep on through signals (the default).
+    pub fn set_interruptible(&self, on: bool) {
+        // ORDERING: Relaxed: a setting of this process's handle, read by its later calls.
+        self.interruptible
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// What a blocked call whose sleep a signal interrupted returns (`None`: sleep on).
+    fn on_signal<T>(&self) -> Option<Result<T, Status>> {
+        // ORDERING: Relaxed: see `set_interruptible`.
+        self.interruptible
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .then_some(Err(Status::Interrupted))
     }
 
     /// Pooled layout: a write claim may have swapped buffers through a free slot, and a put
@@ -867,16 +888,65 @@ impl Queue {
     }
 
     /// Publishes the slot claimed as `token` as a message of `len` bytes.
+    ///
+    /// After an immediate shutdown the write is refused instead (`ShutDown`: the slot is given
+    /// up, nothing is put) and this call discards what the shutdown could not reach behind it:
+    /// a shutdown that met this slot still being written stopped discarding there.
     pub fn commit_write(&self, token: u64, len: u64) -> Result<(), Status> {
         self.participant_only()?;
         if len > self.geo.max_msg {
             return Err(Status::TooBig);
         }
+        if self.shutdown_state() == SHUTDOWN_IMMEDIATE {
+            if !self.ring().abandon(token, self.me) {
+                return Err(Status::Invalid);
+            }
+            self.discard_after_shutdown();
+            return Err(Status::ShutDown);
+        }
         if !self.ring().publish(token, len, self.me) {
             return Err(Status::Invalid);
         }
+        // (notify's SeqCst fence orders the publish before the shutdown check below; it pairs
+        // with the SeqCst fence in `shutdown` between its store and its discarding.)
         notify(&self.header().not_empty.0, 1);
+        if self.shutdown_state() == SHUTDOWN_IMMEDIATE {
+            // A shutdown came between the check above and the publish, and may have stopped
+            // at this slot: discard what is left (the message is put, then discarded).
+            self.discard_after_shutdown();
+        }
         Ok(())
+    }
+
+    /// After an immediate shutdown: takes and drops every message the ring holds (counted as
+    /// done for `join`), skipping given-up slots, then wakes every waiter. It stops at a slot
+    /// still being written by a live process; that process's commit (refused) or abort, or the
+    /// recovery of its slot if it dies, calls this again.
+    fn discard_after_shutdown(&self) {
+        if self.me == OBSERVER {
+            return;
+        }
+        let h = self.header();
+        let ring = self.ring();
+        let (mut discarded, mut skipped) = (0, 0);
+        while let Ok(c) = ring.try_claim_read(self.me, u64::MAX, &mut skipped) {
+            ring.release(c.pos, self.me);
+            discarded += 1;
+        }
+        self.note_skipped(skipped);
+        if let Some(leases) = self.leases() {
+            leases.discard_returned();
+        }
+        if discarded > 0 {
+            // ORDERING: Relaxed: task accounting is read through `unfinished` only.
+            h.control
+                .0
+                .tasks_done
+                .fetch_add(discarded, Ordering::Relaxed);
+        }
+        notify_all(&h.not_empty.0);
+        notify_all(&h.not_full.0);
+        notify_all(&h.control.0.join);
     }
 
     /// Gives up the slot claimed as `token`; consumers skip it.
@@ -886,6 +956,9 @@ impl Queue {
             return Err(Status::Invalid);
         }
         notify(&self.header().not_empty.0, 1);
+        if self.shutdown_state() == SHUTDOWN_IMMEDIATE {
+            self.discard_after_shutdown(); // (see commit_write)
+        }
         Ok(())
     }
 
@@ -938,6 +1011,8 @@ impl Queue {
             }
             let shut = self.shutdown_state();
             if shut == SHUTDOWN_IMMEDIATE {
+                // (What a shutdown could not reach, e.g. behind a writer that died since.)
+                self.discard_after_shutdown();
                 return Attempt::Leave(Err(Status::ShutDown));
             }
             match ring.try_claim_read_sized(self.me, min, cap, &mut skipped) {
@@ -978,6 +1053,7 @@ impl Queue {
                             // others take every message is idle, not starving (nothing waits).
                             || None,
                             |b| self.recover(b),
+                            || self.on_signal(),
                         )
                         .unwrap_or(Err(Status::Empty)),
                     }
@@ -1107,6 +1183,7 @@ impl Queue {
                             || ring.ready_now(),
                             || None,
                             |b| b.pos != u64::MAX && self.recover(b),
+                            || self.on_signal(),
                         )
                         .unwrap_or(Err(Status::Empty)),
                     }
@@ -1348,6 +1425,7 @@ impl Queue {
             more,
             || None,
             |b| self.recover(b),
+            || self.on_signal(),
         )
         .unwrap_or(Err(Status::Timeout));
         self.note_skipped(skipped);
@@ -1453,23 +1531,20 @@ impl Queue {
         // ORDERING: Release pairs with the Acquire in `shutdown_state`; the notifies' SeqCst
         // fences order it before their sleeper checks (see `wait`).
         h.control.0.shutdown.fetch_max(new, Ordering::Release);
-        if immediate && self.me != OBSERVER {
-            let ring = self.ring();
-            let (mut discarded, mut skipped) = (0, 0);
-            while let Ok(c) = ring.try_claim_read(self.me, u64::MAX, &mut skipped) {
-                ring.release(c.pos, self.me);
-                discarded += 1;
-            }
-            self.note_skipped(skipped);
-            if let Some(leases) = self.leases() {
-                leases.discard_returned();
-            }
-            if discarded > 0 {
-                // ORDERING: Relaxed: task accounting is read through `unfinished` only.
-                h.control
-                    .0
-                    .tasks_done
-                    .fetch_add(discarded, Ordering::Relaxed);
+        if immediate {
+            // ORDERING: SeqCst fence orders the store above before the discarding's loads of
+            // slot states, pairing with the fence in `commit_write`'s notify: a commit either
+            // sees the shutdown (and discards after itself) or is seen here.
+            crate::sync::fence(Ordering::SeqCst);
+            self.discard_after_shutdown();
+            // A put in flight (claimed, copying) stops the discarding at its slot; its commit
+            // discards the rest. Give such puts a moment, so that the queue is usually empty
+            // when this returns, as with queue.Queue; a zero-copy write held longer ends the
+            // same way when it is committed or aborted.
+            let until = Instant::now() + SHUTDOWN_GRACE;
+            while !self.is_empty() && Instant::now() < until {
+                std::thread::yield_now();
+                self.discard_after_shutdown();
             }
         }
         notify_all(&h.not_empty.0);
@@ -1565,6 +1640,10 @@ impl Queue {
         let idle = || {
             self.recover_dead();
             self.scan_dead(false);
+            if self.shutdown_state() == SHUTDOWN_IMMEDIATE {
+                // What an immediate shutdown could not reach (behind a writer that died).
+                self.discard_after_shutdown();
+            }
         };
         if !wait_until(&c.join, deadline(timeout), ready, idle) {
             Err(Status::Timeout)

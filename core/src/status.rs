@@ -12,6 +12,9 @@ pub enum Status {
     ShutDown = 3,
     /// A `join` did not see every task done within its timeout (`FQ_TIMEOUT`).
     Timeout = 4,
+    /// A signal interrupted the call's sleep before it took or put anything; only on a handle
+    /// made interruptible with `fq_set_interruptible` (`FQ_INTERRUPTED`).
+    Interrupted = 5,
     /// A required pointer was NULL (`FQ_ERR_NULL`).
     Null = -1,
     /// An argument is out of range (`FQ_ERR_INVALID`).
@@ -42,6 +45,9 @@ pub enum Status {
     Internal = -14,
     /// Another thread closed the handle while this call was waiting on it (`FQ_ERR_CLOSED`).
     Closed = -15,
+    /// `fq_take`'s receive buffer still holds a message its caller has not consumed
+    /// (`FQ_ERR_BUSY`).
+    Busy = -16,
 }
 
 impl Status {
@@ -53,6 +59,7 @@ impl Status {
             2 => b"the queue is full (no slot became free within the timeout)\0",
             3 => b"the queue was shut down\0",
             4 => b"not every task was done within the timeout\0",
+            5 => b"a signal interrupted the wait; nothing was taken or put\0",
             -1 => b"a required pointer argument was NULL\0",
             -2 => b"an argument is out of range (sizes must be >= 1 and fit in memory; names are 1..250 bytes with no '/' after the first; a mode must not let anyone read the segment who cannot write it)\0",
             -3 => b"the message is longer than the queue's maximum message size\0",
@@ -68,6 +75,7 @@ impl Status {
             -13 => b"the operating system reported an error (see errno)\0",
             -14 => b"internal error in fastqueue (a bug; please report it)\0",
             -15 => b"the handle was closed by another thread while this call was waiting on it\0",
+            -16 => b"the receive buffer still holds a message its caller has not consumed\0",
             _ => b"unknown fastqueue status code\0",
         }
     }

@@ -66,6 +66,11 @@ mod futex {
     /// Returns true if a `FUTEX_WAKE` woke it (it was chosen), false on a timeout, a signal or
     /// a changed word. Callers re-check their condition either way.
     pub fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> bool {
+        wait_why(word, expected, timeout) == Woke::Chosen
+    }
+
+    /// [`wait`], telling a signal (`EINTR`) apart from the other ways a sleep ends.
+    pub fn wait_why(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> Woke {
         let ts = timeout.map(|d| libc::timespec {
             tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
             tv_nsec: d.subsec_nanos() as libc::c_long,
@@ -87,7 +92,24 @@ mod futex {
                 0u32,
             )
         };
-        r == 0
+        if r == 0 {
+            Woke::Chosen
+        } else if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            Woke::Signal
+        } else {
+            Woke::Other
+        }
+    }
+
+    /// How a sleep ended.
+    #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+    pub enum Woke {
+        /// A `FUTEX_WAKE` chose this sleeper.
+        Chosen,
+        /// A signal handler ran (`EINTR`): the caller may leave to let its program act on it.
+        Signal,
+        /// A timeout, or the word had changed.
+        Other,
     }
 
     /// Wakes at most `n` processes sleeping on `word`; returns how many it woke.
@@ -214,6 +236,19 @@ pub fn sleep(w: &WaitWord, t: &Ticket, timeout: Option<Duration>) -> bool {
     // ORDERING: Relaxed: statistics only.
     w.sleeps.fetch_add(1, Ordering::Relaxed);
     futex::wait(&w.seq, t.0, timeout)
+}
+
+/// [`sleep`] that also tells whether a signal ended the sleep: `(chosen, signal)`.
+#[cfg(not(loom))]
+#[inline]
+fn sleep_why(w: &WaitWord, t: &Ticket, timeout: Option<Duration>) -> (bool, bool) {
+    // ORDERING: Relaxed: statistics only.
+    w.sleeps.fetch_add(1, Ordering::Relaxed);
+    match futex::wait_why(&w.seq, t.0, timeout) {
+        futex::Woke::Chosen => (true, false),
+        futex::Woke::Signal => (false, true),
+        futex::Woke::Other => (false, false),
+    }
 }
 
 /// Ends an announcement.
@@ -441,7 +476,9 @@ pub const IDLE_RECHECK: Duration = Duration::from_millis(250);
 /// returns true if it freed something. `more` tells how many changes of the kind waited for
 /// are available now (0: none); a waiter that spun calls it on its way out ([`hand_on`]).
 /// Returns `Err(blocker)` with the last blocker on timeout. A waiter chosen by a wake-up that
-/// leaves without being done passes the wake-up on.
+/// leaves without being done passes the wake-up on. When a signal ends a sleep (`EINTR`) and
+/// the attempt after it is still blocked, `on_signal` says whether to leave now, and with what
+/// (the way out is that of a timeout: nothing taken, wake-ups passed on); `None` sleeps on.
 #[cfg(not(loom))]
 pub fn block_on<T>(
     w: &WaitWord,
@@ -450,6 +487,7 @@ pub fn block_on<T>(
     mut more: impl FnMut() -> u32,
     mut progress: impl FnMut() -> Option<u64>,
     mut on_stuck: impl FnMut(Blocked) -> bool,
+    mut on_signal: impl FnMut() -> Option<T>,
 ) -> Result<T, Blocked> {
     let start = Instant::now();
     let mut last = None;
@@ -585,8 +623,20 @@ pub fn block_on<T>(
             }
             let nap = deadline.map_or(bound, |d| d.saturating_duration_since(now).min(bound));
             // A waiter woken before and beaten to it now has nothing of its own to pass on.
-            chosen = sleep(w, &ticket, Some(nap));
-            napped = !chosen && now.elapsed() >= nap;
+            let (woken, signal) = sleep_why(w, &ticket, Some(nap));
+            chosen = woken;
+            napped = !chosen && !signal && now.elapsed() >= nap;
+            retire(w, ticket);
+            if signal {
+                // A signal handler ran: leave without another look if the caller wants to act
+                // on it (nothing taken; a sleeper ended by a signal was not chosen by a
+                // wake-up, so it has none to pass on).
+                if let Some(v) = on_signal() {
+                    leave(chosen, owe, &mut more);
+                    return Ok(v);
+                }
+            }
+            continue;
         } else if napped {
             clear_spinners(w);
         }

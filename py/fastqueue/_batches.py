@@ -12,7 +12,7 @@ from ._args import check_size as _check_size
 from ._args import check_timeout as _check_timeout
 from ._args import not_bytes_like as _not_bytes_like
 from ._args import one_message_given as _one_message_given
-from ._core import _EMPTY, _FULL, _OK, _TRY_BIAS, QueueCore
+from ._core import _EMPTY, _FULL, _OK, _TRY_BIAS, QueueCore, _take_stopped
 from ._errors import (
     ArgumentTypeError,
     Full,
@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from typing_extensions import Buffer
 
 __all__ = ["BatchMixin"]
+
+#: What fq_take_many_exact returns for a receive buffer another thread is putting back.
+_BUSY: Final = _ffi.ERR_BUSY - _TRY_BIAS
 
 #: Types whose len() is their size in bytes: put_many joins a batch of them in one call.
 _BYTES_TYPES: Final = frozenset((bytes, bytearray))
@@ -301,15 +304,54 @@ class BatchMixin(QueueCore):
                 if pool is not None:
                     if timeout is not None and block:
                         _check_timeout(timeout)
-                    got = entry.take()
-                    if got > 0:
-                        data: bytes = entry.buf[: got * itemsize]  # slicing makes bytes
-                        pool.append(entry)
-                        return data
-                    pool.append(entry)  # empty, or an error: the way below tells
+                    # Signals: the entry's held word keeps the records until they are in
+                    # ``data`` (see _ffi.Held, Handle.get_many_exact).
+                    try:
+                        got = entry.take()
+                        if got > 0:
+                            data: bytes = entry.buf[: got * itemsize]  # slicing makes bytes
+                            pool.append(entry)  # (a get popping it before the store: BUSY)
+                            entry.word[0] = -1
+                            return data
+                    except BaseException:
+                        w = entry.word
+                        if w[0] >= 0:
+                            w[0] = -2 - w[0]
+                            self._take = _take_stopped
+                            h.kept.append(entry)  # (the first call: see Handle.get_many)
+                            if entry in pool:
+                                pool.remove(entry)
+                        raise
+                    if got != _BUSY:
+                        pool.append(entry)  # empty, or an error: the way below tells
         h = self._h
         if h is None:
             raise self._closed_error()
+        if self._pending is not None:
+            self._raise_pending()
+        if h.kept or self._kept_msgs:  # taken by an interrupted get: these come first
+            self._drain_kept(h)
+            km = self._kept_msgs
+            if km:
+                k = max_items if type(max_items) is int and max_items > 0 else 1
+                if itemsize is None:
+                    out = km[:k]
+                    del km[:k]  # (no call between this and the return: no signal lands there)
+                    return out
+                size = self._check_itemsize(itemsize)
+                same = 0
+                while same < min(k, len(km)) and len(km[same]) == size:
+                    same += 1
+                if not same:
+                    raise InvalidArgumentError(
+                        f"Queue({self._name!r}).get_many: the next message is {len(km[0])} "
+                        f"bytes long, not itemsize={size}; it was left in the queue (take it "
+                        f"with get())"
+                    )
+                data = b"".join(km[:same])
+                del km[:same]  # (as above)
+                return data
+            self._restore_take(h)
         n = (
             max_items
             if type(max_items) is int and max_items > 0
@@ -318,13 +360,18 @@ class BatchMixin(QueueCore):
         t = None if timeout is None or not block else _check_timeout(timeout)
         if itemsize is not None:
             return self._get_many_exact(h, n, block, t, itemsize)
-        result = h.get_many(n, 0)
-        if type(result) is list:
-            return result
-        if result == _EMPTY and block:
-            result = self._retry(h, lambda ns: h.get_many(n, ns), _EMPTY, t)
+        try:
+            result = h.get_many(n, 0)
             if type(result) is list:
                 return result
+            if result == _EMPTY and block:
+                result = self._retry(h, lambda ns: h.get_many(n, ns), _EMPTY, t)
+                if type(result) is list:
+                    return result
+        except BaseException:
+            if h.kept:
+                self._take = _take_stopped  # the next get hands the kept batch on first
+            raise
         raise self._get_error(result)  # type: ignore[arg-type]  # an int
 
     def _get_many_exact(

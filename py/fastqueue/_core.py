@@ -11,6 +11,7 @@ Data flows one way: the rooms -> ``_ffi`` -> the C library.
 from __future__ import annotations
 
 import time
+import warnings
 from array import array
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -24,6 +25,7 @@ from ._errors import (
     QueueClosedError,
     error_from_status,
 )
+from ._ffi import status_str
 from ._words import nbytes
 
 if TYPE_CHECKING:
@@ -39,12 +41,26 @@ _FULL: Final = _ffi.FULL
 _TRY_BIAS: Final = _ffi.TRY_BIAS
 #: What the closed queue's hot-path put returns: any status but OK.
 _CLOSED: Final = -(1 << 40)
-#: A closed queue's receive buffers: none (never appended to: the slow path raises first).
-_NO_BUFFERS: Final[list[tuple[Any, Any]]] = []
+_INTERRUPTED: Final = _ffi.INTERRUPTED
+#: What the hot path's take returns while it must not be used (closed, or a message kept
+#: elsewhere or an exception deferred: see QueueCore): a status, biased, that is not EMPTY.
+_STOPPED: Final = _ffi.ERR_BUSY - _TRY_BIAS
 #: A closed queue's bound packed puts: none (never written to: the slow path raises first).
 _NO_PACKED: Final[dict[tuple[int, int], Any]] = {}
 #: The same for get_many(..., itemsize=): never written to.
+#: A closed queue's kept receive buffers: none (never appended to: _bind gives each queue a list).
+_NO_KEPT: Final[list[Any]] = []
 _NO_EXACT: Final[dict[tuple[int, int], list[Any]]] = {}
+
+
+def _put_stopped(data: object, n: object) -> int:
+    """The hot path's put while an exception is deferred (see QueueCore._pending)."""
+    return _CLOSED
+
+
+def _take_stopped() -> int:
+    """The hot path's take while it must not be used (see _STOPPED)."""
+    return _STOPPED
 
 
 class QueueCore:
@@ -68,7 +84,18 @@ class QueueCore:
     # The hot path's bound library calls (see _bind); while closed, every call takes the slow
     # path, which raises.
     _try_put: Any = staticmethod(lambda data, n: _CLOSED)
-    _rx: list[tuple[Any, Any]] = _NO_BUFFERS
+    _take: Any = staticmethod(_take_stopped)
+    _bound_put: Any = None
+    #: get's hot receive buffer (see _ffi.Held) and put's flag (see _ffi.done_cell).
+    _hot: Any = None
+    _done: Any = array("B", [0])  # (a closed queue's: written, never read)
+    #: An exception from a signal handler that arrived after a call had put (or taken) what
+    #: it was asked to: that call returned normally, and the next put or get on this handle
+    #: raises it before doing anything (see _defer).
+    _pending: BaseException | None = None
+    #: Messages taken by gets that a signal interrupted, drained from the handle's kept
+    #: receive buffers (see _drain_kept): the next gets return them first, in order.
+    _kept_msgs: list[bytes] = _NO_KEPT
     _packed: dict[tuple[int, int], tuple[Callable[[bytes], int], int, array[int]]] = _NO_PACKED
     _exact: dict[tuple[int, int], list[Any]] = _NO_EXACT
 
@@ -97,16 +124,90 @@ class QueueCore:
             return Empty()
         return error_from_status(int(status), f"Queue({self._name!r}).get", self._name)
 
+    def _raise_pending(self) -> None:
+        """Raises the exception a signal handler raised after an earlier call had done its work
+        (see _pending), and puts the hot path back."""
+        exc = self._pending
+        self._pending = None
+        h = self._h
+        if h is not None:
+            self._try_put = self._bound_put
+            self._restore_take(h)
+        if exc is not None:
+            raise exc
+
+    def _restore_take(self, h: _ffi.Handle) -> None:
+        """Puts get's hot path back, unless something must be handed over or raised first."""
+        if self._pending is None and not self._kept_msgs and not h.kept:
+            self._take = self._hot.take
+
+    def _drain_kept(self, h: _ffi.Handle) -> None:
+        """Moves the messages of the handle's kept receive buffers (taken by gets, batches
+        included, that a signal interrupted before their caller had them; see _ffi.Held) into
+        _kept_msgs, in the order they were kept. Each buffer's word says what it holds until
+        its messages are in _kept_msgs: an exception anywhere in between keeps them."""
+        kept = h.kept
+        while kept:
+            recv = kept[0]
+            try:
+                n = recv.handover()  # the kept messages again (the word: their number)
+                if n >= 0:
+                    msgs = recv.extract(n)
+                    recv.word[0] = -1
+                    self._kept_msgs.extend(msgs)  # (no call between the store and this one)
+            except BaseException:
+                w = recv.word
+                if w[0] >= 0:
+                    w[0] = -2 - w[0]
+                raise
+            del kept[0]
+
+    def _give_back_kept(self, h: _ffi.Handle) -> None:
+        """On close: puts the messages this handle kept (taken, then interrupted before the
+        caller had them) back into the queue, at its end, so that they are not lost with the
+        handle; waits up to a second for room. (Messages it put after an exception was deferred
+        are in the queue already; the deferred exception itself is dropped.)"""
+        self._drain_kept(h)
+        msgs = list(self._kept_msgs)
+        self._kept_msgs.clear()
+        hot = self._hot
+        if hot is not None:
+            v = hot.word[0]
+            if v <= -2 or v >= 0:
+                msgs.append(hot.buf[: (-v - 2) if v <= -2 else v])
+                hot.word[0] = -1
+        self._put_back(h, msgs)
+
+    def _put_back(self, h: _ffi.Handle, msgs: list[bytes]) -> None:
+        """close's way to put kept messages back (see _give_back_kept)."""
+        for msg in msgs:
+            status = h.put(msg, len(msg), 0)
+            if status == _FULL:
+                status = h.put(msg, len(msg), 1_000_000_000)
+            if status != _OK:
+                warnings.warn(
+                    f"Queue({self._name!r}).close: a message taken by a get that a signal "
+                    f"interrupted could not be put back ({status_str(status)}); it is lost",
+                    ResourceWarning,
+                    stacklevel=4,
+                )
+
     def _retry(
         self, h: _ffi.Handle, attempt: Callable[[int], _T], busy: int, timeout: float | None
     ) -> _T | int:
         """The waiting path of a call whose first attempt found the queue ``busy`` (FULL, EMPTY,
-        or join's TIMEOUT): ``attempt(timeout_ns)`` again, one slice at a time (so that Ctrl-C
-        works), until it returns something else or ``timeout`` (seconds, validated; None:
-        forever) runs out; then the last result (``busy`` if time ran out first)."""
+        or join's TIMEOUT): ``attempt(timeout_ns)`` again, one slice at a time, until it
+        returns something else or ``timeout`` (seconds, validated; None: forever) runs out;
+        then the last result (``busy`` if time ran out first). A library wait that a signal
+        interrupts returns at once (INTERRUPTED, or ``INTERRUPTED - TRY_BIAS`` for the calls
+        that count, having taken nothing): Python runs the handler as the call returns, and,
+        unless the handler raised, the wait goes on. The slices only bound how long a signal
+        delivered to another thread, or a handle closed by another thread, goes unnoticed."""
         status: _T | int = busy
+        biased = busy not in (_EMPTY, _FULL, _ffi.TIMEOUT)
+        interrupted = _INTERRUPTED - _TRY_BIAS if biased else _INTERRUPTED
         deadline = None if timeout is None else time.monotonic() + float(timeout)
-        while status == busy:
+        while status in (busy, interrupted):
             if deadline is None:
                 wait = _SLICE_NS
             else:
@@ -117,4 +218,4 @@ class QueueCore:
             if self._h is not h:
                 raise self._closed_error()
             status = attempt(wait)
-        return status
+        return busy if status == interrupted else status

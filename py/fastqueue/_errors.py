@@ -259,6 +259,13 @@ _TABLE: Final[dict[int, tuple[type[FastQueueError], int | None, str]]] = {
     ),
     # Python closes a handle only once no thread is inside a call on it, so this never reaches
     # Python's callers unless the binding has a bug.
+    # The binding never lets fq_take see a busy buffer (one buffer per caller at a time).
+    _ffi.ERR_BUSY: (
+        InternalError,
+        None,
+        "{op}: a receive buffer was in use twice ({detail}); this is a bug in fastqueue's "
+        "Python binding, please report it",
+    ),
     _ffi.ERR_CLOSED: (
         InternalError,
         None,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import sys
+import weakref
 from ctypes import (
     byref,
     c_uint64,
@@ -21,12 +22,14 @@ from ctypes import (
 from typing import Any, Callable, Final
 
 from ._ffibatch import BatchOps, _Batch, _Exact
+from ._ffiheld import _NO_TOKEN, Held, HeldOps, Lease, _fq_set_interruptible, done_cell
 from ._library import (
     _NOW,
     ABI_VERSION,
     EMPTY,
     ERR_BAD_SEGMENT,
     ERR_BUFFER,
+    ERR_BUSY,
     ERR_CLOSED,
     ERR_EXISTS,
     ERR_INTERNAL,
@@ -42,6 +45,7 @@ from ._library import (
     ERR_VERSION,
     FULL,
     GET_COPY_LIMIT,
+    INTERRUPTED,
     LIBRARY_ENV,
     MAGIC,
     NATIVE_DIR,
@@ -117,6 +121,7 @@ __all__ = [
     "EMPTY",
     "ERR_BAD_SEGMENT",
     "ERR_BUFFER",
+    "ERR_BUSY",
     "ERR_CLOSED",
     "ERR_EXISTS",
     "ERR_INTERNAL",
@@ -132,6 +137,7 @@ __all__ = [
     "ERR_VERSION",
     "FULL",
     "GET_COPY_LIMIT",
+    "INTERRUPTED",
     "LIBRARY_ENV",
     "MAGIC",
     "NATIVE_DIR",
@@ -147,6 +153,7 @@ __all__ = [
     "WAIT_READABLE",
     "WAIT_WRITABLE",
     "Handle",
+    "Held",
     "Lease",
     "abi_version",
     "array_arg",
@@ -154,6 +161,7 @@ __all__ = [
     "c_order_bytes",
     "copy_out",
     "create",
+    "done_cell",
     "get_errno",
     "layout_version",
     "lend",
@@ -171,48 +179,12 @@ __all__ = [
 ]
 
 
-class Lease:
-    """A zero-copy claim on one slot of a queue (a write from fq_write_begin, or a read from
-    fq_read_begin) and the memory of the slot lent with it by :meth:`Handle.lend`.
-
-    The claim is finished exactly once, by :meth:`finish`: a write is committed as a message of
-    ``length`` bytes (aborted if ``length`` is None), a read is ended. :meth:`Handle.lend` calls
-    it when the lent memory has no user left, i.e. when every memoryview of it (and anything
-    made from one, such as a numpy array) is gone or released; the slot is never given back
-    while its memory can still be read or written.
-    """
-
-    __slots__ = ("_h", "_token", "_write", "finished", "length", "status")
-
-    def __init__(self, h: Handle, token: int, write: bool) -> None:
-        self._h = h
-        self._token = token
-        self._write = write
-        #: Bytes to publish (writes); None aborts.
-        self.length: int | None = None
-        self.finished = False
-        #: The status of the commit / abort / read_end, once finished.
-        self.status = OK
-
-    def finish(self) -> None:
-        if self.finished:
-            return
-        self.finished = True
-        h, token = self._h, self._token
-        if not self._write:
-            self.status = h.read_end(token)
-        elif self.length is None:
-            self.status = h.write_abort(token)
-        else:
-            self.status = h.write_commit(token, self.length)
-
-
 #: A receive buffer, the c_uint64 that receives a message's length, the c_void_p and c_uint64
 #: that receive a lent message's address and token, and the four as prepared arguments (byref).
 _Scratch = tuple["ctypes.Array[ctypes.c_char]", c_uint64, c_void_p, c_uint64, Any, Any, Any, Any]
 
 
-class Handle(BatchOps):
+class Handle(BatchOps, HeldOps):
     """One attached fq_queue* and the per-handle objects its calls reuse.
 
     ``put`` and ``get`` are the hot path: the library is called with prepared arguments (see
@@ -228,12 +200,17 @@ class Handle(BatchOps):
         "_cap_arg",
         "_exact",
         "_free",
+        "_held",
         "_lent_type",
         "_many",
         "_ptr",
         "_slot_type",
+        "_spare",
+        "abort_write",
         "capacity",
+        "kept",
         "leases",
+        "lent",
         "max_msg",
         "redeliver",
     )
@@ -263,6 +240,24 @@ class Handle(BatchOps):
         self._many: list[_Batch] = []
         # And for get_many_exact: (itemsize, max_items) -> pool of _Exact.
         self._exact: dict[tuple[int, int], list[_Exact]] = {}
+        # Pool of Held receive buffers for the gets that an interrupt must not lose a message to
+        # (see Held): a thread pops one, uses it, and appends it back.
+        self._held: list[Held] = []
+        #: Leases whose memory is lent (token -> lease), until finished (see sweep_leases).
+        self.lent: dict[int, Lease] = {}
+        #: A Held of max_msg bytes made ready before a zero-copy read claims a slot, into
+        #: which an interrupted read keeps its message (fq_read_keep); None until needed.
+        self._spare: Held | None = None
+        #: fq_write_abort with this handle bound: ``abort_write(token_arg)`` with the token as
+        #: a prepared argument (:func:`u64_arg`), one call with nothing before it in Python
+        #: (for except clauses that a second signal must not interrupt before the abort).
+        self.abort_write: Callable[[Any], int] = functools.partial(_write_abort_now, self._arg)
+        #: Receive buffers (Held, batches) whose messages a get took and could not hand to its
+        #: caller before a signal handler raised: their word keeps them until the queue's next
+        #: get (QueueCore._drain_kept) or close hands them on.
+        self.kept: list[Any] = []
+        # Blocked calls end on a signal (FQ_INTERRUPTED), so that Python's handlers run at once.
+        _fq_set_interruptible(ptr, 1)
 
     def put(self, data: object, n: int, timeout_ns: int) -> int:
         """fq_put of ``n`` bytes at ``data`` (bytes, None for n = 0, or what
@@ -364,6 +359,8 @@ class Handle(BatchOps):
         memory = self._lent_type.from_address(address)
         memory.handle = self
         memory.lease = lease
+        lease.memory = weakref.ref(memory)
+        self.lent[lease._token] = lease  # (see sweep_leases)
         return memoryview(memory).cast("B")[:n]
 
     def _new_scratch(self) -> _Scratch:
@@ -412,19 +409,32 @@ class Handle(BatchOps):
         OK may have used, for a caller that will not take or put after all. Returns OK."""
         return int(_fq_wake(self._ptr, what))
 
-    def write_begin(self, timeout_ns: int) -> tuple[int, int, int]:
-        """fq_write_begin: (status, address of the lent slot's max_msg bytes, token). Keeps
-        the GIL when timeout_ns is 0."""
+    def write_begin(self, timeout_ns: int) -> tuple[int, int, int, Any]:
+        """fq_write_begin: (status, address of the lent slot's max_msg bytes, token, the token
+        as a prepared argument for :attr:`abort_write`). Keeps the GIL when timeout_ns is 0."""
         free = self._free
         scratch = free.pop() if free else self._new_scratch()
         _, _, address, token, _, _, address_arg, token_arg = scratch
-        if timeout_ns == 0:
-            status = _write_begin_now(self._arg, address_arg, token_arg, _NOW)
-        else:
-            status = _write_begin_wait(self._arg, address_arg, token_arg, _arg_i64(timeout_ns))
-        out = int(status), address.value or 0, token.value
-        free.append(scratch)
-        return out
+        # Signals: the library writes the token only when it claimed a slot. An exception from a
+        # signal handler that lands on the way back gives the claim up (before the next call
+        # no second signal can land: the abort is the first call of the except clause).
+        token.value = _NO_TOKEN
+        claimed = _NO_TOKEN
+        try:
+            if timeout_ns == 0:
+                status = _write_begin_now(self._arg, address_arg, token_arg, _NOW)
+            else:
+                status = _write_begin_wait(self._arg, address_arg, token_arg, _arg_i64(timeout_ns))
+            claimed = token.value  # (the scratch may be another thread's once appended)
+            out = int(status), address.value or 0, claimed, _arg_u64(claimed)
+            free.append(scratch)
+            return out
+        except BaseException:
+            # The abort is the first call here, its arguments ready (the token cell passes its
+            # value): no second signal can land before it.
+            if claimed != _NO_TOKEN or token.value != _NO_TOKEN:
+                _write_abort_now(self._arg, token)
+            raise
 
     def write_commit(self, token: int, n: int) -> int:
         """fq_write_commit: publishes the claimed slot as a message of ``n`` bytes."""
@@ -468,6 +478,10 @@ class Handle(BatchOps):
             return status
         self._ptr = new
         self._arg = _arg_ptr(new.value)
+        self.abort_write = functools.partial(_write_abort_now, self._arg)
+        _fq_set_interruptible(new, 1)
+        self._held = []
+        self.kept = []  # (the parent's: its own to hand on, not the child's)
         # The batch buffers carry calls bound to the inherited handle, which is closed below:
         # drop them (the child has one thread, so nothing uses them meanwhile).
         self._many = []
@@ -543,6 +557,8 @@ def _finish_lease(memory: Any, _finalizing: Callable[[], bool] = sys.is_finalizi
     ends, recovered by the others), so an error there is not reported."""
     try:
         memory.lease.finish()
+    except AttributeError:  # (lend was interrupted before it gave the memory its lease)
+        pass
     except Exception:
         if not _finalizing():
             raise

@@ -12,13 +12,22 @@ import sys
 from array import array
 from ctypes import (
     byref,
+    c_int64,
     c_uint64,
 )
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Final
 
+from ._ffiheld import (
+    _take_many_exact_now,
+    _take_many_exact_wait,
+    _take_many_now,
+    _take_many_wait,
+)
 from ._library import (
     _NOW,
+    EMPTY,
     ERR_BUFFER,
+    ERR_BUSY,
     GET_COPY_LIMIT,
     OK,
     TRY_BIAS,
@@ -26,17 +35,18 @@ from ._library import (
     _arg_ptr,
     _arg_u64,
     _get_many_exact_wait,
-    _get_many_wait,
     _put_many_now,
     _put_many_wait,
-    _try_get_many_exact_now,
-    _try_get_many_now,
     _try_put_many_now,
     _u64_args,
     array_arg,
 )
 
 __all__ = ["BatchOps"]
+
+
+def _no_handover() -> int:
+    return EMPTY - TRY_BIAS
 
 
 class _Batch:
@@ -49,10 +59,13 @@ class _Batch:
         "cap_arg",
         "count",
         "count_arg",
+        "handover",
         "lens",
         "lens_arg",
         "max_items",
         "now",
+        "word",
+        "word_arg",
     )
 
     #: The buffer holds max_items messages of max_msg bytes, but at most this many bytes (and at
@@ -73,9 +86,19 @@ class _Batch:
         self.lens_arg = _arg_ptr(self.lens.buffer_info()[0])  # never resized
         self.count = c_uint64(0)
         self.count_arg = byref(self.count)
-        #: max_items -> fq_try_get_many into this batch, every argument bound (one batch
-        #: serves one handle: the pool is the handle's).
+        #: max_items -> fq_take_many into this batch that never waits, every argument bound
+        #: (one batch serves one handle: the pool is the handle's).
         self.now: dict[int, Callable[[], int]] = {}
+        #: The held word (see _ffi.Held): the number of messages handed over and not yet
+        #: consumed, or -(n + 2) for n kept.
+        self.word = array("q", [-1])
+        self.word_arg = byref((c_int64 * 1).from_buffer(self.word))
+        #: fq_take_many into this batch that never waits (hands kept messages over again)
+        self.handover: Callable[[], int] = _no_handover
+
+    def extract(self, n: int) -> list[bytes]:
+        """The ``n`` messages handed over (see _ffi.Held.extract)."""
+        return self.messages(n)
 
     def messages(self, n: int) -> list[bytes]:
         """The ``n`` messages the last fq_get_many left in the buffer, as bytes."""
@@ -104,7 +127,18 @@ class _Exact:
     (slicing it makes the bytes returned), and the non-waiting call with every argument
     bound."""
 
-    __slots__ = ("buf", "buf_arg", "count", "count_arg", "max_arg", "size_arg", "take")
+    __slots__ = (
+        "buf",
+        "buf_arg",
+        "count",
+        "count_arg",
+        "itemsize",
+        "max_arg",
+        "size_arg",
+        "take",
+        "word",
+        "word_arg",
+    )
 
     #: At most this many bytes per call (max_items is cut down to fit, but is at least 1).
     MAX_BYTES: Final = 1 << 20
@@ -121,9 +155,31 @@ class _Exact:
         self.max_arg = _arg_u64(max_items)
         self.count = c_uint64(0)
         self.count_arg = byref(self.count)
+        self.itemsize = itemsize
+        self.word = array("q", [-1])
+        self.word_arg = byref((c_int64 * 1).from_buffer(self.word))
+        #: fq_take_many_exact into this buffer that never waits: the number of records, or
+        #: ``status - TRY_BIAS``; the caller stores -1 in ``word`` once it has them (see
+        #: _ffi.Held).
         self.take: Callable[[], int] = functools.partial(
-            _try_get_many_exact_now, h._arg, self.buf_arg, self.size_arg, self.max_arg
+            _take_many_exact_now,
+            h._arg,
+            self.buf_arg,
+            self.size_arg,
+            self.max_arg,
+            self.word_arg,
+            _NOW,
         )
+
+    def handover(self) -> int:
+        """See _ffi.Held.handover."""
+        return self.take()
+
+    def extract(self, n: int) -> list[bytes]:
+        """The ``n`` records handed over, one bytes each (see _ffi.Held.extract)."""
+        k = self.itemsize
+        data: bytes = self.buf[: n * k]  # type: ignore[assignment]  # slicing makes bytes
+        return [data[i * k : (i + 1) * k] for i in range(n)]
 
 
 class BatchOps:
@@ -136,8 +192,9 @@ class BatchOps:
         max_msg: int
         _many: list[_Batch]
         _exact: dict[tuple[int, int], list[_Exact]]
+        kept: list[Any]
 
-        def get_in_place(self) -> bytes | int: ...
+        def get_big(self) -> list[bytes] | int: ...
 
     def bind_put_packed(self, lens: array[int]) -> Callable[[bytes], int]:
         """fq_try_put_many with this handle and the lengths ``lens`` bound, for put_many's hot
@@ -171,48 +228,74 @@ class BatchOps:
         return int(status), done.value
 
     def get_many(self, max_items: int, timeout_ns: int) -> list[bytes] | int:
-        """fq_get_many of up to ``max_items`` messages: the messages, or the status as an int.
-        Keeps the GIL when timeout_ns is 0."""
+        """fq_take_many of up to ``max_items`` messages: the messages, or the status as an int.
+        Keeps the GIL when timeout_ns is 0.
+
+        Signals: the batch's held word (see _ffi.Held) describes the messages taken until they
+        are in the list returned; an exception from a signal handler that lands before that
+        keeps them there and puts the batch in ``kept`` (the queue's next get hands them on)."""
         pool = self._many
         batch = pool.pop() if pool else None
         if batch is None or batch.max_items < max_items:
             batch = _Batch(self.max_msg, max_items)
-        if timeout_ns == 0:
-            take = batch.now.get(max_items)
-            if take is None:  # the prepared call for this handle and count (kept: counts repeat)
-                take = batch.now[max_items] = functools.partial(
-                    _try_get_many_now,
-                    self._arg,
-                    batch.buf_arg,
-                    batch.cap_arg,
-                    batch.lens_arg,
-                    _u64_args[max_items],
-                )
-            n = take()
-            if n > 0:  # the common case, shortest way
-                out: list[bytes] | int = batch.messages(n)
-                pool.append(batch)
-                return out
-            status = n + TRY_BIAS
-        else:
-            status = _get_many_wait(
+            batch.handover = functools.partial(  # (see _ffi.Held.handover)
+                _take_many_now,
                 self._arg,
                 batch.buf_arg,
                 batch.cap_arg,
                 batch.lens_arg,
                 _u64_args[max_items],
-                batch.count_arg,
-                _arg_i64(timeout_ns),
+                batch.word_arg,
+                _NOW,
             )
-        if status == OK:
-            out = batch.messages(batch.count.value)
-        elif status == ERR_BUFFER:  # the first message is longer than the buffer: in place
-            one = self.get_in_place()
-            out = [one] if isinstance(one, bytes) else one
-        else:
-            out = int(status)
+        try:
+            if timeout_ns == 0:
+                take = batch.now.get(max_items)
+                if take is None:  # the prepared call for this handle and count (counts repeat)
+                    take = batch.now[max_items] = functools.partial(
+                        _take_many_now,
+                        self._arg,
+                        batch.buf_arg,
+                        batch.cap_arg,
+                        batch.lens_arg,
+                        _u64_args[max_items],
+                        batch.word_arg,
+                        _NOW,
+                    )
+                n = take()
+            else:
+                n = _take_many_wait(
+                    self._arg,
+                    batch.buf_arg,
+                    batch.cap_arg,
+                    batch.lens_arg,
+                    _u64_args[max_items],
+                    batch.word_arg,
+                    _arg_i64(timeout_ns),
+                )
+            if n > 0:  # the common case, shortest way
+                out: list[bytes] | int = batch.messages(n)
+                pool.append(batch)  # (a get that pops it before the store below: BUSY)
+                batch.word[0] = -1
+                return out
+        except BaseException:
+            # Stores, then the append as the first call: no second signal lands before it.
+            w = batch.word
+            if w[0] >= 0:
+                w[0] = -2 - w[0]
+                self.kept.append(batch)
+                if batch in pool:
+                    pool.remove(batch)
+            raise
+        status = n + TRY_BIAS
+        if status == ERR_BUSY:
+            # Another thread put the batch back a moment before it stored its word: leave the
+            # batch to it (it is in the pool again) and use another.
+            return self.get_many(max_items, timeout_ns)
         pool.append(batch)
-        return out
+        if status == ERR_BUFFER:  # the first message is longer than the buffer
+            return self.get_big()
+        return int(status)
 
     def exact_pool(self, itemsize: int, max_items: int) -> list[_Exact]:
         """The pool of get_many_exact buffers for ``itemsize`` and ``max_items`` (cut down as
@@ -234,23 +317,48 @@ class BatchOps:
         queued). Keeps the GIL when timeout_ns is 0."""
         pool = self.exact_pool(itemsize, max_items)
         entry = pool.pop() if pool else _Exact(self, itemsize, _Exact.fitting(itemsize, max_items))
-        if timeout_ns == 0:
-            n = entry.take()
+        # Signals: as get_many (the entry's held word).
+        try:
+            if timeout_ns == 0:
+                n = entry.take()
+            else:
+                n = _take_many_exact_wait(
+                    self._arg,
+                    entry.buf_arg,
+                    entry.size_arg,
+                    entry.max_arg,
+                    entry.word_arg,
+                    _arg_i64(timeout_ns),
+                )
             if n > 0:  # the common case, shortest way
                 out: bytes | int | tuple[int, int] = entry.buf[: n * itemsize]  # type: ignore[assignment]
-                pool.append(entry)
+                pool.append(entry)  # (a get that pops it before the store below: BUSY)
+                entry.word[0] = -1
                 return out
-            status = n + TRY_BIAS
-        if timeout_ns != 0 or status == ERR_BUFFER:  # (ERR_BUFFER: ask the way that tells
-            # the length of the message in the way, without waiting)
+        except BaseException:
+            w = entry.word  # (as get_many's)
+            if w[0] >= 0:
+                w[0] = -2 - w[0]
+                self.kept.append(entry)
+                if entry in pool:
+                    pool.remove(entry)
+            raise
+        status = n + TRY_BIAS
+        if status == ERR_BUSY:  # another thread is putting it back: use another
+            return self.get_many_exact(itemsize, max_items, timeout_ns)
+        if status == ERR_BUFFER:  # ask the way that tells the length of the message in the way
             status = _get_many_exact_wait(
                 self._arg,
                 entry.buf_arg,
                 entry.size_arg,
                 entry.max_arg,
                 entry.count_arg,
-                _arg_i64(timeout_ns) if timeout_ns else _NOW,
+                _NOW,
             )
+            if status == OK:  # (another consumer took the one in the way: not kept, rare)
+                out = entry.buf[: entry.count.value * itemsize]  # type: ignore[assignment]
+                pool.append(entry)
+                return out
         count = entry.count.value
         if status == OK:
             out = entry.buf[: count * itemsize]  # type: ignore[assignment]

@@ -40,6 +40,7 @@ __all__ = [
     "EMPTY",
     "ERR_BAD_SEGMENT",
     "ERR_BUFFER",
+    "ERR_BUSY",
     "ERR_CLOSED",
     "ERR_EXISTS",
     "ERR_INTERNAL",
@@ -55,6 +56,7 @@ __all__ = [
     "ERR_VERSION",
     "FULL",
     "GET_COPY_LIMIT",
+    "INTERRUPTED",
     "LIBRARY_ENV",
     "MAGIC",
     "NATIVE_DIR",
@@ -88,8 +90,7 @@ __all__ = [
 ]
 
 # ---------------------------------------------------------------------------------------------
-# Where the library is looked for. The packaging (pyproject / maturin) decides the file name
-# inside _native/; every pattern below is tried in order, the first match wins.
+# Where the library is looked for (the packaging decides its name in _native/; first match wins).
 # ---------------------------------------------------------------------------------------------
 
 #: The ABI version this binding was written against (FQ_ABI_VERSION of fastqueue.h).
@@ -111,6 +112,7 @@ EMPTY: Final = 1
 FULL: Final = 2
 SHUTDOWN: Final = 3
 TIMEOUT: Final = 4
+INTERRUPTED: Final = 5
 ERR_NULL: Final = -1
 ERR_INVALID: Final = -2
 ERR_TOO_BIG: Final = -3
@@ -126,6 +128,7 @@ ERR_TOO_MANY: Final = -12
 ERR_OS: Final = -13
 ERR_INTERNAL: Final = -14
 ERR_CLOSED: Final = -15
+ERR_BUSY: Final = -16
 
 #: fq_wait(): until a get could take a message / a put could claim a slot.
 WAIT_READABLE: Final = 1
@@ -290,12 +293,11 @@ _fq_noop = _declare("fq_noop", c_int32, c_void_p, c_void_p, c_uint64, c_int64)
 # A ctypes call with argtypes declared runs each argument through its type's from_param and
 # builds a temporary argument object for it: two calls of fq_noop cost 714 ns that way, 253 ns
 # with prepared arguments and the GIL kept (perf/breakdown.py, this project's 2-core test
-# machine). The functions below are the same exports with argtypes left
-# unset, called only with *prepared* arguments that ctypes passes on as they are: the results
-# of ``c_uint64.from_param(n)`` and the like (made once and reused where the value repeats:
-# the handle, the timeout 0, common lengths), ``byref(...)`` of out-parameters and buffers, and
-# bytes (passed as a pointer to their data). ``wire_argtypes`` records the C type each argument
-# is prepared as; tests/test_header.py checks it against the header as it checks argtypes.
+# machine). The functions below are the same exports with argtypes left unset, called only with
+# *prepared* arguments that ctypes passes on as they are: ``c_uint64.from_param(n)`` and the like
+# (made once, reused where the value repeats: the handle, the timeout 0, common lengths),
+# ``byref(...)`` of out-parameters and buffers, and bytes (a pointer to their data).
+# ``wire_argtypes`` records each argument's C type; tests/test_header.py checks it as argtypes.
 #
 # Calls that never wait (timeout 0, and the zero-copy bookkeeping) go through a second loading
 # of the library as ctypes.PyDLL, whose calls keep the GIL: CDLL releases and re-takes the GIL

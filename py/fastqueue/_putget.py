@@ -5,12 +5,22 @@ library call, nothing else.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 from . import _ffi
 from ._args import check_timeout as _check_timeout
 from ._args import not_bytes_like as _not_bytes_like
-from ._core import _CLOSED, _EMPTY, _FULL, _OK, _TRY_BIAS, QueueCore
+from ._core import (
+    _CLOSED,
+    _EMPTY,
+    _FULL,
+    _OK,
+    _TRY_BIAS,
+    QueueCore,
+    _put_stopped,
+    _take_stopped,
+)
 from ._errors import (
     ArgumentTypeError,
     InvalidArgumentError,
@@ -51,12 +61,31 @@ class PutGetMixin(QueueCore):
         ...
         fastqueue.Full
         """
+        # (A float or int timeout >= 0 is checked inline: a timed call that succeeds at once
+        # then costs what an untimed one does; anything else is checked the long way.)
         if timeout is not None and block:
-            _check_timeout(timeout)
+            tc = timeout.__class__
+            if not ((tc is float or tc is int) and timeout >= 0):
+                _check_timeout(timeout)
         # The hot path: bytes, and a slot free at once (one library call, GIL kept). Anything
         # else -- another buffer type, a full queue, an error, a closed handle -- goes on below.
+        # Signals: the library stores 1 in _done when it put; an exception from a signal
+        # handler that lands after that (on the way back from the call) is deferred, not
+        # raised, since the put happened (see _pending). No call between the except and the
+        # return: no second signal can land there.
         if type(item) is bytes:
-            status: int | None = self._try_put(item, _u64_arg[len(item)])
+            done = self._done
+            done[0] = 0
+            try:
+                status: int | None = self._try_put(item, _u64_arg[len(item)])
+            except BaseException as exc:
+                if done[0]:
+                    if self._pending is None:
+                        self._pending = exc
+                    self._try_put = _put_stopped
+                    self._take = _take_stopped
+                    return
+                raise
             if status == _OK:
                 return
         else:
@@ -68,6 +97,8 @@ class PutGetMixin(QueueCore):
     ) -> None:
         """put beyond its hot path: other buffer types, waiting, errors (timeout validated).
         ``status`` is what the hot path's attempt returned, None if it made none."""
+        if self._pending is not None:
+            self._raise_pending()
         h = self._h
         if h is None:
             raise self._closed_error()
@@ -81,18 +112,25 @@ class PutGetMixin(QueueCore):
                 data, n = _ffi.as_c_buffer(item)
             except TypeError:
                 raise _not_bytes_like(f"Queue({self._name!r}).put: item", item) from None
-        if status is None:
-            status = h.put(data, n, 0)  # the first attempt never waits
-        if status == _FULL and block:
-            status = self._wait_to_put(h, data, n, timeout)
+        # As on the hot path: a flag of this call's own tells whether it put.
+        done, done_arg = _ffi.done_cell()
+        try:
+            if status is None or status == _CLOSED:
+                status = h.put_noted(data, n, 0, done_arg)  # the first attempt never waits
+            if status == _FULL and block:
+                status = self._retry(
+                    h, lambda ns: h.put_noted(data, n, ns, done_arg), _FULL, timeout
+                )
+        except BaseException as exc:
+            if done[0]:
+                if self._pending is None:
+                    self._pending = exc
+                self._try_put = _put_stopped
+                self._take = _take_stopped
+                return
+            raise
         if status != _OK:
             raise self._put_error(status, n)
-
-    def _wait_to_put(self, h: _ffi.Handle, data: object, n: int, timeout: float | None) -> int:
-        """put's waiting path, after a first attempt found the queue full: library waits of at
-        most one slice each (so that signal handlers run), until the put is done, fails, or
-        ``timeout`` (seconds, validated) runs out. Returns the status."""
-        return self._retry(h, lambda ns: h.put(data, n, ns), _FULL, timeout)
 
     def put_nowait(self, item: Buffer) -> None:
         """``put(item, block=False)``: raises :class:`~fastqueue.Full` at once when full."""
@@ -120,64 +158,90 @@ class PutGetMixin(QueueCore):
         (b'first', b'second')
         """
         if timeout is not None and block:
-            _check_timeout(timeout)
+            tc = timeout.__class__
+            if not ((tc is float or tc is int) and timeout >= 0):
+                _check_timeout(timeout)
         # The hot path: a message at once, no longer than the receive buffer (one library call,
-        # GIL kept). Each receive buffer serves one thread at a time (list.pop/append are
-        # atomic); a thread that finds none (another thread holds it, or the queue is closed)
-        # goes on below, as does an empty queue or an error.
-        rx = self._rx
+        # GIL kept). Anything else -- an empty queue, a longer message, the buffer in use by
+        # another thread, an error, a closed handle -- goes on below. Signals: the message
+        # stays described by the buffer's held word (see _ffi.Held) until it is stored back to
+        # -1 right before the return; an exception that lands before that keeps it there (a
+        # single store, no call: no second signal can land in between), and the next get
+        # hands it over.
+        held = self._hot
         try:
-            pair = rx.pop()
-        except IndexError:
-            return self._get_rest(block, timeout, None)
-        n = pair[1]()
-        if n >= 0:
-            msg: bytes = pair[0][:n]  # the one copy, into a new bytes object
-            rx.append(pair)  # the same pair back: no tuple made per get
-            return msg
-        rx.append(pair)
+            n = self._take()
+            if n >= 0:
+                msg: bytes = held.buf[:n]  # the one copy, into a new bytes object
+                held.word[0] = -1
+                return msg
+        except BaseException:
+            if held is not None:
+                w = held.word
+                if w[0] >= 0:
+                    w[0] = -2 - w[0]
+            raise
         return self._get_rest(block, timeout, n + _TRY_BIAS)
 
-    def _get_rest(self, block: bool, timeout: float | None, status: int | None) -> bytes:
+    def _get_rest(self, block: bool, timeout: float | None, status: int) -> bytes:
         """get beyond its hot path (timeout validated): ``status`` is what the hot path's
-        attempt returned, None if it made none."""
+        attempt returned."""
+        if self._pending is not None:
+            self._raise_pending()
         h = self._h
         if h is None:
             raise self._closed_error()
-        if status is None:
-            self._rx.append(h.bind_get())  # a receive buffer for this thread's next get
-        # h.get returns the message (bytes) or a status (int): EMPTY or an error. It reads a
-        # message too long for the receive buffer in place; the first attempt never waits. A
-        # message the hot path found too long is read in place at once (perf/breakdown.py,
-        # 256 KiB put+get: one library call fewer, 7.8 -> 7.4 us).
-        if status == _ffi.ERR_BUFFER:
-            result: bytes | int = h.get_in_place()
-        else:
-            result = h.get(0) if status is None else status
-        if result == _EMPTY and block:
-            result = self._wait_to_get(h, timeout)
-        if type(result) is bytes:
-            return result
-        raise self._get_error(result)
-
-    def _wait_to_get(self, h: _ffi.Handle, timeout: float | None) -> bytes | int:
-        """get's waiting path, after a first attempt found the queue empty (see _wait_to_put):
-        the message, or the status."""
-        return self._retry(h, h.get, _EMPTY, timeout)
+        if h.kept or self._kept_msgs:  # taken by an interrupted get: these come first
+            self._drain_kept(h)
+            km = self._kept_msgs
+            if km:
+                msg: bytes = km[0]
+                del km[0]  # (no call between this and the return: no signal lands there)
+                return msg
+        self._restore_take(h)
+        # A receive buffer of this call's own (the hot one may be another thread's meanwhile;
+        # one of max_msg bytes for a message longer than the hot one, also when one arrives
+        # while this call waits).
+        held = h.held(h.max_msg if status == _ffi.ERR_BUFFER else None)
+        too_long = _ffi.ERR_BUFFER - _TRY_BIAS
+        while True:
+            try:
+                n = held.take()  # the first attempt never waits
+                if n == _EMPTY - _TRY_BIAS and block:
+                    n = self._retry(h, functools.partial(held.take_wait, h), n, timeout)
+                if n >= 0:
+                    msg = held.buf[:n]
+                    h.give_held(held)  # before the store: a get that pops it meanwhile: BUSY
+                    held.word[0] = -1
+                    return msg
+            except BaseException:
+                w = held.word
+                if w[0] >= 0:
+                    w[0] = -2 - w[0]
+                    # Kept in a buffer of this call's own: the next get hands it over first.
+                    self._take = _take_stopped
+                    h.kept.append(held)
+                raise
+            h.give_held(held)
+            if n != too_long or held.cap >= h.max_msg:
+                raise self._get_error(n + _TRY_BIAS)
+            held = h.held(h.max_msg)  # a longer message came: take it with one that fits
 
     def get_nowait(self) -> bytes:
         """``get(block=False)``: raises :class:`~fastqueue.Empty` at once if there is no message."""
-        rx = self._rx  # get's hot path, inlined: this is a hot call.
+        held = self._hot  # get's hot path, inlined: this is a hot call.
         try:
-            pair = rx.pop()
-        except IndexError:
-            return self._get_rest(False, None, None)
-        n = pair[1]()
-        if n >= 0:
-            msg: bytes = pair[0][:n]
-            rx.append(pair)
-            return msg
-        rx.append(pair)
+            n = self._take()
+            if n >= 0:
+                msg: bytes = held.buf[:n]
+                held.word[0] = -1
+                return msg
+        except BaseException:
+            if held is not None:
+                w = held.word
+                if w[0] >= 0:
+                    w[0] = -2 - w[0]
+            raise
         return self._get_rest(False, None, n + _TRY_BIAS)
 
     def get_into(self, buffer: Buffer, block: bool = True, timeout: float | None = None) -> int:
@@ -209,26 +273,50 @@ class PutGetMixin(QueueCore):
             ) from None
         if timeout is not None and block:
             _check_timeout(timeout)
-        length = h.try_get_into(arg, cap)  # the first attempt: one call, never waits
-        if length >= 0:
-            if copy_back is not None:
-                copy_back(length)
-            return length
-        status = length + _TRY_BIAS
+        if self._pending is not None:
+            self._raise_pending()
+        if h.kept or self._kept_msgs:  # taken by an interrupted get: these come first
+            self._drain_kept(h)
+            km = self._kept_msgs
+            if km and len(km[0]) > cap:
+                status, length = _ffi.ERR_BUFFER, len(km[0])
+            elif km:
+                view = memoryview(buffer).cast("B")
+                msg = km[0]
+                view[: len(msg)] = msg
+                del km[0]
+                return len(msg)
+            self._restore_take(h)
+        # Signals: the message goes through a receive buffer with a held word (see _ffi.Held)
+        # and is copied into ``buffer`` before the word is stored back: an exception before
+        # that keeps it for the next get. (Two copies: the message must survive the exception.)
+        held = h.held(cap)
+        status = _OK
+        try:
+            n = held.take_upto(h, cap, 0)
+            if n == _EMPTY - _TRY_BIAS and block:
+                n = self._retry(h, lambda ns: held.take_upto(h, cap, ns), n, timeout)
+            if n >= 0:
+                view = memoryview(buffer).cast("B")
+                view[:n] = memoryview(held.buf).cast("B")[:n]
+                h.give_held(held)
+                held.word[0] = -1
+                return n
+        except BaseException:
+            w = held.word
+            if w[0] >= 0:
+                w[0] = -2 - w[0]
+                self._take = _take_stopped
+                h.kept.append(held)
+            raise
+        h.give_held(held)
+        status = n + _TRY_BIAS
         if status == _ffi.ERR_BUFFER:  # the size needed: ask the way that tells it
             status, length = h.get_into(arg, cap, 0)
-        if status == _EMPTY and block:
-
-            def attempt(timeout_ns: int) -> int:
-                nonlocal length
-                status, length = h.get_into(arg, cap, timeout_ns)
-                return status
-
-            status = self._retry(h, attempt, _EMPTY, timeout)
-        if status == _OK:
-            if copy_back is not None:
-                copy_back(length)
-            return length
+            if status == _OK:  # (another consumer took the long one meanwhile: got one)
+                if copy_back is not None:
+                    copy_back(length)
+                return length
         if status == _ffi.ERR_BUFFER:
             raise InvalidArgumentError(
                 f"Queue({self._name!r}).get_into: the next message is {nbytes(length)} long, the "

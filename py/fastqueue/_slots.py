@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager
 
 from . import _ffi
 from ._args import check_timeout as _check_timeout
-from ._core import _EMPTY, _FULL, _OK, QueueCore
+from ._core import _EMPTY, _FULL, _OK, QueueCore, _put_stopped, _take_stopped
 from ._errors import (
     ArgumentTypeError,
     InvalidArgumentError,
@@ -25,11 +25,16 @@ class WriteSlot:
     writable memoryview (format ``B``) of a free slot of the queue, ``length`` the number of its
     first bytes that form the message when the block ends (initially ``len(buffer)``)."""
 
-    __slots__ = ("buffer", "length")
+    __slots__ = ("buffer", "length", "published")
 
     def __init__(self, buffer: memoryview) -> None:
         self.buffer = buffer
         self.length = len(buffer)
+        #: True once the message is in the queue. CPython looks for pending signals as a
+        #: ``with`` statement ends, after ``__exit__`` returned: an exception from a signal
+        #: handler can come from the ``with`` line after the message was put. Check this in
+        #: your ``except`` clause to tell.
+        self.published = False
 
     def __repr__(self) -> str:
         return f"<fastqueue.WriteSlot length={self.length}>"
@@ -50,7 +55,10 @@ class _SlotWriter:
     def __enter__(self) -> WriteSlot:
         if self._held is not None:
             raise SlotError("a put_slot() block cannot be entered twice")
-        self._held = self._q._claim_slot(*self._args)
+        # (No f(*args): a call made that way is not inlined, and a signal handler's exception
+        # can land as it returns, after the claim: see the module Signals notes in _core.)
+        size, block, timeout = self._args
+        self._held = self._q._claim_slot(size, block, timeout)
         return self._held[0]
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
@@ -60,7 +68,8 @@ class _SlotWriter:
         if exc_type is not None:
             self._q._drop_slot(held[1], held[2])
             return
-        self._q._publish_slot(*held)
+        slot, lease, view, n, address = held
+        self._q._publish_slot(slot, lease, view, n, address)
 
 
 class _SlotReader:
@@ -77,7 +86,8 @@ class _SlotReader:
     def __enter__(self) -> memoryview:
         if self._view is not None:
             raise SlotError("a get_slot() block cannot be entered twice")
-        self._view = self._q._take_slot(*self._args)
+        block, timeout = self._args
+        self._view = self._q._take_slot(block, timeout)
         return self._view
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
@@ -131,31 +141,64 @@ class SlotMixin(QueueCore):
         h = self._h
         if h is None:
             raise self._closed_error()
+        if h.lent:
+            h.sweep_leases()
         n = self._element_size if size is None else self._check_message_size(size, "size")
         if timeout is not None and block:
             _check_timeout(timeout)
-        status, address, token = h.write_begin(0)
+        status, address, token, token_arg = h.write_begin(0)
         if status == _FULL and block:
-            claim = (0, 0)
+            claim: tuple[int, int, object] = (0, 0, None)
 
             def attempt(timeout_ns: int) -> int:
                 nonlocal claim
-                status, address, token = h.write_begin(timeout_ns)
-                claim = (address, token)
+                status, address, token, token_arg = h.write_begin(timeout_ns)
+                claim = (address, token, token_arg)
                 return status
 
             status = self._retry(h, attempt, _FULL, timeout)
-            address, token = claim
+            address, token, token_arg = claim
         if status != _OK:
             raise self._put_error(status)
-        lease = _ffi.Lease(h, token, write=True)
-        view = memoryview(bytearray(n)) if _ffi.PYPY else h.lend(address, n, lease)
-        return WriteSlot(view), lease, view, n, address
+        # Signals: until the view is made (whose memory gives the claim up when it dies), an
+        # exception gives the claim up here (the first call of the except clause).
+        lease = view = None
+        try:
+            lease = _ffi.Lease(h, token, write=True)
+            view = memoryview(bytearray(n)) if _ffi.PYPY else h.lend(address, n, lease)
+            return WriteSlot(view), lease, view, n, address
+        except BaseException:
+            if view is None:
+                h.abort_write(token_arg)
+                if lease is not None:
+                    lease.finished = True
+            raise
 
     def _publish_slot(
         self, slot: WriteSlot, lease: _ffi.Lease, view: memoryview, n: int, address: int
     ) -> None:
-        """put_slot, leaving its block normally: publishes ``slot.length`` bytes."""
+        """put_slot, leaving its block normally: publishes ``slot.length`` bytes.
+
+        Signals: an exception that lands once the message is committed (it was put) is
+        deferred to this handle's next call (see _pending); before that, nothing is put."""
+        try:
+            self._publish(slot, lease, view, n, address)
+            slot.published = True
+        except BaseException as exc:
+            if lease.finished and lease.length is not None and lease.status == _OK:
+                slot.published = True
+                if self._pending is None:
+                    self._pending = exc
+                self._try_put = _put_stopped
+                self._take = _take_stopped
+                return
+            if not lease.finished:
+                lease.length = None  # abort once the memory is let go
+            raise
+
+    def _publish(
+        self, slot: WriteSlot, lease: _ffi.Lease, view: memoryview, n: int, address: int
+    ) -> None:
         length = slot.length
         if isinstance(length, bool) or not isinstance(length, int) or not 0 <= length <= n:
             self._drop_slot(lease, view)
@@ -166,12 +209,16 @@ class SlotMixin(QueueCore):
         if _ffi.PYPY:
             _ffi.lend(address, n)[:length] = view[:length]  # the one copy
             view.release()
+            lease.length_arg = _ffi.u64_arg[length]
             lease.length = length
             lease.finish()
         else:
+            lease.length_arg = _ffi.u64_arg[length]
             lease.length = length
             with contextlib.suppress(BufferError):
                 view.release()  # the last use of the memory: lease.finish() commits now
+            if not lease.finished:
+                lease._h.sweep_leases()  # (a finalizer a signal interrupted: see there)
             if not lease.finished:
                 lease.length = None  # abort once the memory is let go
                 raise SlotInUseError(
@@ -226,27 +273,36 @@ class SlotMixin(QueueCore):
             raise self._closed_error()
         if timeout is not None and block:
             _check_timeout(timeout)
-        status, address, length, token = h.read_begin(0)
-        if status == _EMPTY and block:
-            claim = (0, 0, 0)
+        if h.lent:
+            h.sweep_leases()
+        if self._pending is not None:
+            self._raise_pending()
+        if h.kept or self._kept_msgs:  # taken by an interrupted get: these come first
+            self._drain_kept(h)
+            km = self._kept_msgs
+            if km:
+                first = memoryview(km[0])
+                del km[0]  # (no call between this and the return: no signal lands there)
+                return first
+            self._restore_take(h)
+        view: memoryview | None = None
 
-            def attempt(timeout_ns: int) -> int:
-                nonlocal claim
-                status, address, length, token = h.read_begin(timeout_ns)
-                claim = (address, length, token)
-                return status
+        def attempt(timeout_ns: int) -> int:
+            nonlocal view
+            status, view = h.read_lend(timeout_ns)
+            return status
 
-            status = self._retry(h, attempt, _EMPTY, timeout)
-            address, length, token = claim
-        if status != _OK:
+        try:
+            status = attempt(0)
+            if status == _EMPTY and block:
+                status = self._retry(h, attempt, _EMPTY, timeout)
+        except BaseException:
+            if h.kept:
+                self._take = _take_stopped  # the next get hands the kept message on
+            raise
+        if status != _OK or view is None:
             raise self._get_error(status)
-        lease = _ffi.Lease(h, token, write=False)
-        if _ffi.PYPY:
-            try:
-                return memoryview(bytes(_ffi.lend(address, length)))
-            finally:
-                lease.finish()
-        return h.lend(address, length, lease).toreadonly()
+        return view
 
     def _check_message_size(self, size: object, what: str) -> int:
         if isinstance(size, bool) or not isinstance(size, int):

@@ -44,6 +44,7 @@ from ._args import check_timeout as _check_timeout
 from ._codec import Encoded as _Encoded
 from ._codec import ModuleRef as _ModuleRef
 from ._codec import ObjectCodec, Serializer, check_serializer
+from ._core import _put_stopped, _take_stopped
 from ._errors import ArgumentTypeError, Full
 from ._words import count
 from .queue import Queue
@@ -56,6 +57,11 @@ __all__ = ["JoinableObjectQueue", "JoinableQueue", "ObjectQueue", "Serializer"]
 _OK: Final = _ffi.OK
 _EMPTY: Final = _ffi.EMPTY
 _FULL: Final = _ffi.FULL
+#: What fq_take returns for EMPTY, and for a receive buffer another thread uses.
+_EMPTY_N: Final = _ffi.EMPTY - _ffi.TRY_BIAS
+_BUSY: Final = _ffi.ERR_BUSY - _ffi.TRY_BIAS
+#: A message at least this long is decoded straight from its receive buffer (no second copy).
+_HAND_OVER: Final = 64 << 10
 
 _T = TypeVar("_T")
 
@@ -122,12 +128,38 @@ class ObjectQueue(ObjectCodec, Queue):
             name, element_size, capacity, create, mode=mode, redeliver=redeliver, leases=leases
         )
 
+    def _bind(self, h: _ffi.Handle) -> None:
+        super()._bind(h)
+        #: (handle, the Held receive buffer of max_msg bytes that get takes into).
+        self._obj_held: tuple[_ffi.Handle, _ffi.Held] | None = None
+        #: Objects a get_many took before a signal interrupted it: the next gets return them.
+        self._kept_objects: list[Any] = []
+        #: Receive buffers whose frame a get took and kept when a signal interrupted it (other
+        #: than _obj_held's, which its next take hands over by itself): the next get first.
+        self._kept_frames: list[_ffi.Held] = []
+
+    def _give_back_kept(self, h: _ffi.Handle) -> None:
+        """On close, also the frames and objects kept by interrupted gets (see Queue's)."""
+        frames = []
+        mine = self._obj_held
+        for held in [*self._kept_frames, *([mine[1]] if mine is not None else [])]:
+            v = held.word[0]
+            if v <= -2 or v >= 0:
+                frames.append(held.buf[: (-v - 2) if v <= -2 else v])
+                held.word[0] = -1
+        self._kept_frames.clear()
+        self._put_back(h, frames)
+        for obj in self._kept_objects:
+            self._write(h, self._encode(obj), 1_000_000_000)
+        self._kept_objects.clear()
+        super()._give_back_kept(h)
+
     # ------------------------------------------------------------------------------ slot access
 
     def _write(self, h: _ffi.Handle, encoded: _Encoded, timeout_ns: int) -> int:
         """One zero-copy write of an encoded object; returns the status (FULL: nothing done)."""
         parts, total = encoded
-        status, address, token = h.write_begin(timeout_ns)
+        status, address, token, token_arg = h.write_begin(timeout_ns)
         if status != _OK:
             return status
         try:
@@ -136,28 +168,76 @@ class ObjectQueue(ObjectCodec, Queue):
                 n = len(part) if isinstance(part, bytes) else part.nbytes
                 slot[offset : offset + n] = part  # the one copy in
             slot.release()
-        except BaseException:
-            h.write_abort(token)
-            raise
-        return h.write_commit(token, total)
+            return h.write_commit(token, total)
+        except BaseException as exc:
+            # Signals too: if the abort finds the slot no longer claimed, the commit happened,
+            # so the put did: the exception is deferred to this handle's next call instead
+            # (see Queue._pending). No call before the abort, none after it but the raise.
+            if h.abort_write(token_arg) == _OK:
+                raise
+            if self._pending is None:
+                self._pending = exc
+            self._try_put = _put_stopped
+            self._take = _take_stopped
+            return _OK
 
-    def _read(self, h: _ffi.Handle, timeout_ns: int) -> bytes | memoryview | int:
-        """One zero-copy read: a copy of the next message's frame, or the status (EMPTY...)."""
-        status, address, n, token = h.read_begin(timeout_ns)
-        if status != _OK:
-            return status
+    def _read(self, h: _ffi.Handle, block: bool, timeout: float | None) -> tuple[int, Any]:
+        """Takes one message: (OK, its object), or (the status: EMPTY..., None). ``timeout``
+        validated.
+
+        Signals: the message is taken into a receive buffer with a held word (see _ffi.Held),
+        decoded, and only then is the word stored back: an exception from a signal handler
+        anywhere before that keeps the message there (a store and at most one call, the first
+        of the except clause), and the next get hands it over again. A message that cannot be
+        decoded is consumed (the error is raised)."""
+        if self._pending is not None:
+            self._raise_pending()
+        kept = self._kept_frames
+        if kept:
+            held = kept[0]
+        else:
+            mine = self._obj_held
+            if mine is None or mine[0] is not h:
+                mine = self._obj_held = (h, h.held(h.max_msg))
+            held = mine[1]
         try:
+            n = held.take()
+            if n == _BUSY:  # another thread uses it: a buffer of this call's own
+                held = h.held(h.max_msg)
+                n = held.take()
+            if n == _EMPTY_N and block:
+                n = self._retry(h, lambda ns: held.take_wait(h, ns), n, timeout)
+            if n < 0:
+                return n + _ffi.TRY_BIAS, None
+            view = memoryview(held.buf).cast("B")[:n]
             if self._serializer is not None:
-                slot = _ffi.lend(address, n)
-                frame: bytes | memoryview = bytes(slot)  # the one copy out
-                slot.release()
+                frame: bytes | memoryview = bytes(view)  # the one copy out
+            elif n >= _HAND_OVER:
+                # The receive buffer itself becomes the frame (writable, aligned, its own
+                # memory): arrays unpickled over it keep it; the next get makes a new one.
+                frame = view
             else:
-                # The one copy out, into writable memory of its own: buffers unpickled over it
-                # (numpy arrays) are writable, aligned, and outlive the slot.
-                frame = _ffi.copy_out(address, n)
-        finally:
-            h.read_end(token)
-        return frame
+                frame = memoryview(bytearray(view))  # writable memory of its own
+            try:
+                obj = self._decode(frame)
+            except Exception:
+                held.word[0] = -1  # a message that cannot be decoded is consumed
+                raise
+            if frame is view:
+                self._obj_held = None
+            if kept and kept[0] is held:
+                del kept[0]
+            held.word[0] = -1
+            return _OK, obj
+        except BaseException:
+            w = held.word
+            if w[0] >= 0:
+                w[0] = -2 - w[0]
+                mine = self._obj_held
+                if held not in kept and (mine is None or held is not mine[1]):
+                    kept.append(held)
+                    self._take = _take_stopped  # (the raw get hands kept buffers over too)
+            raise
 
     def _handle(self) -> _ffi.Handle:
         h = self._h
@@ -197,10 +277,17 @@ class ObjectQueue(ObjectCodec, Queue):
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
         """Removes the oldest object and returns it (see :meth:`fastqueue.Queue.get`)."""
         h = self._handle()
-        result = self._blocking(h, lambda ns: self._read(h, ns), _EMPTY, block, timeout)
-        if isinstance(result, int):
-            raise self._get_error(result)
-        return self._decode(result)
+        if timeout is not None and block:
+            _check_timeout(timeout)
+        objs = self._kept_objects
+        if objs:  # taken by a get_many that a signal interrupted: these come first
+            obj = objs[0]
+            del objs[0]  # (no call between this and the return: no signal lands there)
+            return obj
+        status, obj = self._read(h, block, timeout)
+        if status != _OK:
+            raise self._get_error(status)
+        return obj
 
     def get_nowait(self) -> Any:
         """``get(block=False)``: raises :class:`~fastqueue.Empty` at once if there is none."""
@@ -266,13 +353,24 @@ class ObjectQueue(ObjectCodec, Queue):
         n = _check_size(max_items, "max_items")
         out = [self.get(block, timeout)]
         h = self._handle()
-        while len(out) < n:
-            result = self._read(h, 0)
-            if isinstance(result, int):
-                if result in (_EMPTY, _ffi.SHUTDOWN):
-                    break
-                raise self._get_error(result)
-            out.append(self._decode(result))
+        try:
+            while len(out) < n:
+                objs = self._kept_objects
+                if objs:
+                    out.append(objs[0])
+                    del objs[0]
+                    continue
+                status, obj = self._read(h, False, None)
+                if status != _OK:
+                    if status in (_EMPTY, _ffi.SHUTDOWN):
+                        break
+                    raise self._get_error(status)
+                out.append(obj)
+        except BaseException:
+            # Signals: what was taken is not lost with the exception: the next gets return it
+            # first (a single call, the first of the except clause).
+            self._kept_objects.extend(out)
+            raise
         return out
 
     # ------------------------------------------------------------------------------ asyncio

@@ -207,8 +207,13 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, JoinMixin, _aio.AsyncMixin):
     def _bind(self, h: _ffi.Handle) -> None:
         """Makes the hot path's library calls with ``h`` bound (put's, and a first receive
         buffer for get). They keep ``h`` alive while a call is in flight."""
-        self._try_put = h.bind_put()
-        self._rx = [h.bind_get()]
+        # put's hot path stores whether it put in _done (see _putget); get's takes into _hot,
+        # a receive buffer with a held word (see _ffi.Held).
+        self._done, done_arg = _ffi.done_cell()
+        self._try_put = self._bound_put = h.bind_put_noted(done_arg)
+        self._hot = h.held(hot=True)
+        self._take = self._hot.take
+        self._kept_msgs = []
         #: put_many(bytes, itemsize=k) of n bytes -> (fq_try_put_many bound for it, n // k, the
         #: lengths); made by the first such put of each size (at most 64 sizes).
         self._packed: dict[tuple[int, int], tuple[Callable[[bytes], int], int, array[int]]] = {}
@@ -309,6 +314,24 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, JoinMixin, _aio.AsyncMixin):
         """True once :meth:`close` has been called."""
         return self._inherited is None and self._h is None
 
+    @property
+    def is_shutdown(self) -> bool:
+        """True once the queue was shut down (by any process), as Python 3.13's
+        :attr:`queue.Queue.is_shutdown`."""
+        h = self._h
+        if h is None:
+            raise self._closed_error()
+        return bool(h.stats()[_ffi.STAT_NAMES.index("shutdown")])
+
+    @property
+    def unfinished_tasks(self) -> int:
+        """Messages put and not yet marked done with :meth:`task_done` (nor discarded), as
+        :attr:`queue.Queue.unfinished_tasks`; :meth:`join` waits for it to be 0."""
+        h = self._h
+        if h is None:
+            raise self._closed_error()
+        return h.stats()[_ffi.STAT_NAMES.index("unfinished")]
+
     def qsize(self) -> int:
         """The number of messages in the queue (approximate while other handles are busy).
 
@@ -408,8 +431,16 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, JoinMixin, _aio.AsyncMixin):
             return
         self._h = None
         # Back to the class's bound calls: every later call takes the slow path (and raises).
+        if h.lent:
+            h.sweep_leases()
+        self._give_back_kept(h)
         self.__dict__.pop("_try_put", None)
-        self.__dict__.pop("_rx", None)
+        self.__dict__.pop("_bound_put", None)
+        self.__dict__.pop("_kept_msgs", None)
+        self.__dict__.pop("_pending", None)
+        self.__dict__.pop("_take", None)
+        self.__dict__.pop("_hot", None)
+        self.__dict__.pop("_done", None)
         self.__dict__.pop("_packed", None)
         self.__dict__.pop("_exact", None)
         if self._owner_pid == getpid() and not self._unlinked:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable, Final
 
 from ._library import (
     _NOW,
+    ERR_BUSY,
     GET_COPY_LIMIT,
     OK,
     PYPY,
@@ -393,6 +394,17 @@ class HeldOps:
             elif lease.memory is not None and lease.memory() is None:
                 lease.finish()
 
+    def collect_spare(self) -> bool:
+        """Whether the spare receive buffer holds a message kept into it by an interrupted
+        finish (see :meth:`Lease.finish`); it is then moved to :attr:`kept`, which the next get
+        hands on first."""
+        spare = self._spare
+        if spare is None or spare.word[0] == -1:
+            return False
+        self._spare = None  # type: ignore[misc]  # (Handle's slot)
+        self.kept.append(spare)  # (no call between the store and this one)
+        return True
+
     def read_lend(self, timeout_ns: int) -> tuple[int, memoryview | None]:
         """fq_read_begin, and the message lent as a read-only memoryview (see :meth:`lend`;
         on PyPy a copy, the slot given back at once): (OK, view), or (status, None).
@@ -401,11 +413,9 @@ class HeldOps:
         view is returned keeps the message (fq_read_keep, the first call of the except clause,
         its arguments ready: the scratch's cells pass their values) in a Held put in
         :attr:`kept`, and gives the slot back: the queue's next get hands the message on."""
+        if self.collect_spare():  # an older message, kept by a finish: it goes first
+            return ERR_BUSY, None
         spare = self._spare
-        if spare is not None and spare.word[0] != -1:  # kept into by an interrupted finish
-            self._spare = None  # type: ignore[misc]  # (Handle's slot)
-            self.kept.append(spare)
-            spare = None
         if spare is None:
             spare = self._spare = Held(self, self.max_msg)  # type: ignore[misc]
         free = self._free

@@ -277,14 +277,9 @@ class SlotMixin(QueueCore):
             h.sweep_leases()
         if self._pending is not None:
             self._raise_pending()
+        h.collect_spare()
         if h.kept or self._kept_msgs:  # taken by an interrupted get: these come first
-            self._drain_kept(h)
-            km = self._kept_msgs
-            if km:
-                first = memoryview(km[0])
-                del km[0]  # (no call between this and the return: no signal lands there)
-                return first
-            self._restore_take(h)
+            return self._kept_slot(h, block, timeout)
         view: memoryview | None = None
 
         def attempt(timeout_ns: int) -> int:
@@ -300,9 +295,22 @@ class SlotMixin(QueueCore):
             if h.kept:
                 self._take = _take_stopped  # the next get hands the kept message on
             raise
+        if status == _ffi.ERR_BUSY:  # read_lend found an older message kept: that one first
+            return self._kept_slot(h, block, timeout)
         if status != _OK or view is None:
             raise self._get_error(status)
         return view
+
+    def _kept_slot(self, h: _ffi.Handle, block: bool, timeout: float | None) -> memoryview:
+        """get_slot of a message an interrupted get kept: it comes before any in the queue."""
+        self._drain_kept(h)
+        km = self._kept_msgs
+        if km:
+            first = memoryview(km[0])
+            del km[0]  # (no call between this and the return: no signal lands there)
+            return first
+        self._restore_take(h)
+        return self._take_slot(block, timeout)
 
     def _check_message_size(self, size: object, what: str) -> int:
         if isinstance(size, bool) or not isinstance(size, int):

@@ -308,6 +308,10 @@ class PutGetMixin(QueueCore):
             if n >= 0:
                 view = memoryview(buffer).cast("B")
                 view[:n] = memoryview(held.buf).cast("B")[:n]
+                if _PYPY:  # free, then pooled: as in get (see there)
+                    held.word[0] = -1
+                    h.give_held(held)
+                    return n
                 h.give_held(held)
                 held.word[0] = -1
                 return n

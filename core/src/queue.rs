@@ -1644,7 +1644,8 @@ impl Queue {
     }
 
     /// Blocks until every message put was marked done (`JoinableQueue.join`), as `timeout`
-    /// allows; `Err(Status::Timeout)` otherwise.
+    /// allows; `Err(Status::Timeout)` otherwise, `Err(Status::Interrupted)` when a signal ends
+    /// its sleep on an interruptible handle (`fq_set_interruptible`).
     pub fn join(&self, timeout: Option<Duration>) -> Result<(), Status> {
         self.participant_only()?;
         self.track_tasks();
@@ -1659,6 +1660,51 @@ impl Queue {
                 self.discard_after_shutdown();
             }
         };
+        // ORDERING: Relaxed: see `set_interruptible`.
+        if self
+            .interruptible
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            // The same wait through `block_on`, which tells a signal (`fq_set_interruptible`):
+            // FQ_INTERRUPTED when a signal ends its sleep. `idle` runs as often as above.
+            let mut last_idle = Instant::now();
+            let attempt = || {
+                if ready() {
+                    return Attempt::Done(Ok(()));
+                }
+                if last_idle.elapsed() >= crate::wait::IDLE_RECHECK {
+                    idle();
+                    last_idle = Instant::now();
+                    if ready() {
+                        return Attempt::Done(Ok(()));
+                    }
+                }
+                // Nobody to check for death here (`idle` does): sleep until woken or
+                // IDLE_RECHECK.
+                Attempt::Blocked(Blocked {
+                    pos: u64::MAX,
+                    state: 0,
+                })
+            };
+            match block_on(
+                &c.join,
+                deadline(timeout),
+                attempt,
+                || 0,
+                || None,
+                |_| false,
+                || self.on_signal(),
+            ) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err(Status::Timeout),
+            }
+            return if self.gate.is_closing() {
+                Err(Status::Closed)
+            } else {
+                Ok(())
+            };
+        }
         if !wait_until(&c.join, deadline(timeout), ready, idle) {
             Err(Status::Timeout)
         } else if self.gate.is_closing() {

@@ -10,9 +10,9 @@ import sys
 from collections.abc import Callable
 
 import pytest
-from _procs import checkout_env
 
 import fastqueue
+from _procs import checkout_env
 
 JOINER = r"""
 import signal, sys

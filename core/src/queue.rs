@@ -1666,15 +1666,17 @@ impl Queue {
             .load(std::sync::atomic::Ordering::Relaxed)
         {
             // The same wait through `block_on`, which tells a signal (`fq_set_interruptible`):
-            // FQ_INTERRUPTED when a signal ends its sleep. `idle` runs as often as above.
-            let mut last_idle = Instant::now();
+            // FQ_INTERRUPTED when a signal ends its sleep. `idle` runs at the first look that
+            // finds work unfinished (a caller that joins in short slices, as Python does,
+            // recovers dead holders at each), then every IDLE_RECHECK.
+            let mut last_idle: Option<Instant> = None;
             let attempt = || {
                 if ready() {
                     return Attempt::Done(Ok(()));
                 }
-                if last_idle.elapsed() >= crate::wait::IDLE_RECHECK {
+                if last_idle.map_or(true, |t| t.elapsed() >= crate::wait::IDLE_RECHECK) {
                     idle();
-                    last_idle = Instant::now();
+                    last_idle = Some(Instant::now());
                     if ready() {
                         return Attempt::Done(Ok(()));
                     }

@@ -606,7 +606,8 @@ impl Order {
         let m = if n == 0 {
             0
         } else {
-            n.next_power_of_two() as usize
+            // (In u64: u32::next_power_of_two would overflow above 2³¹.)
+            u64::from(n).next_power_of_two() as usize
         };
         #[cfg(loom)]
         let cells = (0..m).map(|_| AtomicU64::new(0)).collect();

@@ -567,8 +567,9 @@ int32_t fq_task_done(fq_queue *q, uint64_t n);
  * Waits until every message put was marked done with fq_task_done (messages skipped as
  * abandoned, or lost with a dead consumer, count as done; on a FQ_CREATE_REDELIVER queue a dead
  * consumer's leases come back and are waited for). Sleeps in the kernel. A shutdown does not
- * end it by itself (see fq_shutdown). Returns FQ_OK, FQ_TIMEOUT, FQ_ERR_NULL or FQ_ERR_INVALID
- * (an observer handle).
+ * end it by itself (see fq_shutdown). Returns FQ_OK, FQ_TIMEOUT, FQ_INTERRUPTED (a signal ended
+ * its sleep on a handle made interruptible with fq_set_interruptible), FQ_ERR_NULL or
+ * FQ_ERR_INVALID (an observer handle).
  */
 int32_t fq_join(fq_queue *q, int64_t timeout_ns);
 

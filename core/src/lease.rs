@@ -290,11 +290,17 @@ impl<'a> Leases<'a> {
         if phase != HELD || owner != me {
             return false;
         }
-        // A store, as in `hold`: while we live, only we move an entry out of HELD(g, me).
-        // ORDERING: Release: our payload reads happen before the next owner's writes (its
-        // Acquire in `reserve`), and `acks` readers (Acquire) see the count with it.
+        // A swap where a store would do (while we live, only we move an entry out of
+        // HELD(g, me)), for its ordering:
+        // ORDERING: SeqCst (a Release swap): our payload reads happen before the next owner's
+        // writes (its Acquire in `reserve`), and `acks` readers (Acquire) see the count with
+        // it. SeqCst, so that it stands in for the SeqCst fence of a waker (`wait::notify`):
+        // a SeqCst load of the join word's `sleepers` after it either sees a `join` that
+        // announced itself (fetch_add and fence, `wait::announce`) or that `join`'s re-check
+        // sees this acknowledgement (`Queue::ack`). One locked instruction instead of a store
+        // and a fence.
         e.state
-            .store(pack(g.wrapping_add(1), FREE, 0), Ordering::Release);
+            .swap(pack(g.wrapping_add(1), FREE, 0), Ordering::SeqCst);
         true
     }
 
@@ -570,5 +576,191 @@ impl<'a> Leases<'a> {
                 matches!(phase, HELD | RETURNED)
             })
             .count() as u64
+    }
+}
+
+/// One handle's leases, oldest first: a lock-free FIFO of entry indices, process-local (it
+/// lives in the handle, not in the segment: what a dead process held is found in the table).
+///
+/// It replaces a mutex-guarded list on the get and `task_done` paths (two read-modify-writes
+/// each) with one read-modify-write each: `push` takes a ticket `p` (`fetch_add`) and stores
+/// `tag(p) | entry` into cell `p % m`; `pop` checks that the cells from `popped` on carry their
+/// tickets' tags and moves `popped` past them with one CAS. `m` is the number of lease entries
+/// `n` rounded up to a power of two (a mask, not a division, picks the cell): a handle never
+/// holds more than `n` entries, so a cell is never written again before the ticket that last
+/// wrote it was popped and its entry acknowledged (ticket `q ≥ p + m` is pushed only when the
+/// handle holds fewer than `n` entries, i.e. after the pops up to `p` and their acks), and a
+/// popper may read its cells after its CAS. The tag is the ticket's lap `p / m` plus one
+/// (32 bits): never the lap of the ticket the cell held before, nor 0 (a fresh cell).
+pub struct Order {
+    cells: Box<[AtomicU64]>,
+    shift: u32,
+    pushed: AtomicU64,
+    popped: AtomicU64,
+}
+
+impl Order {
+    /// An empty order for a table of `n` entries (no allocation for 0). Its cells are zeroed by
+    /// the allocator: pages the handle never leases into are never touched.
+    pub fn new(n: u32) -> Self {
+        let m = if n == 0 {
+            0
+        } else {
+            // (In u64: u32::next_power_of_two would overflow above 2³¹.)
+            u64::from(n).next_power_of_two() as usize
+        };
+        #[cfg(loom)]
+        let cells = (0..m).map(|_| AtomicU64::new(0)).collect();
+        #[cfg(not(loom))]
+        let cells = {
+            let zeroed = vec![0u64; m].into_boxed_slice();
+            // SAFETY: AtomicU64 has the size, alignment and bit validity of u64 (std docs), so
+            // a boxed slice of u64 is one of AtomicU64 of the same length and allocation.
+            unsafe { Box::from_raw(Box::into_raw(zeroed) as *mut [AtomicU64]) }
+        };
+        Order {
+            cells,
+            shift: m.max(1).trailing_zeros(),
+            pushed: AtomicU64::new(0),
+            popped: AtomicU64::new(0),
+        }
+    }
+
+    /// The cell of ticket `p`.
+    #[inline]
+    fn cell(&self, p: u64) -> &AtomicU64 {
+        // (m is a power of two: m - 1 masks; `new` made m cells.)
+        &self.cells[(p & (self.cells.len() as u64 - 1)) as usize]
+    }
+
+    /// The tag ticket `p` stores with its entry, in the high 32 bits (type docs).
+    #[inline]
+    fn tag(&self, p: u64) -> u64 {
+        u64::from(((p >> self.shift) as u32).wrapping_add(1)) << 32
+    }
+
+    /// Appends entry `i`, which the handle now holds.
+    #[inline]
+    pub fn push(&self, i: u32) {
+        if self.cells.is_empty() {
+            return;
+        }
+        // ORDERING: Relaxed: the ticket only picks the cell; the cell's Release store below
+        // publishes the entry to the popper (its Acquire load).
+        let p = self.pushed.fetch_add(1, Ordering::Relaxed);
+        // ORDERING: Release pairs with the Acquire loads in `pop`.
+        self.cell(p)
+            .store(self.tag(p) | u64::from(i), Ordering::Release);
+    }
+
+    /// Removes the `k` oldest entries and calls `each` on them, oldest first; all of them or,
+    /// if fewer than `k` are here (pushes still under way count as not here), none (false).
+    #[inline]
+    pub fn pop(&self, k: u64, mut each: impl FnMut(u32)) -> bool {
+        if k == 0 {
+            return true;
+        }
+        if k > self.cells.len() as u64 {
+            return false;
+        }
+        loop {
+            // ORDERING: Acquire pairs with the AcqRel CAS of the previous popper.
+            let p = self.popped.load(Ordering::Acquire);
+            // ORDERING: Acquire pairs with `push`'s Release store: the tag proves the entry.
+            let ready =
+                (p..p + k).all(|q| self.cell(q).load(Ordering::Acquire) >> 32 == self.tag(q) >> 32);
+            if !ready {
+                // ORDERING: Relaxed: a re-read of the same cells decides.
+                if self.popped.load(Ordering::Relaxed) == p {
+                    return false;
+                }
+                continue;
+            }
+            // ORDERING: AcqRel: one popper wins tickets p..p+k; the cells stay until it acked
+            // them (type docs), so it reads them after the CAS.
+            if self
+                .popped
+                .compare_exchange(p, p + k, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                for q in p..p + k {
+                    // ORDERING: Relaxed: read with Acquire above, unchanged since (type docs).
+                    each(self.cell(q).load(Ordering::Relaxed) as u32);
+                }
+                return true;
+            }
+        }
+    }
+
+    /// Number of entries held (exact when no push or pop runs).
+    pub fn len(&self) -> u64 {
+        // ORDERING: Relaxed: a count for statistics.
+        let popped = self.popped.load(Ordering::Relaxed);
+        // ORDERING: Relaxed: as above.
+        self.pushed.load(Ordering::Relaxed).saturating_sub(popped)
+    }
+
+    /// Whether no entry is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod order_tests {
+    use super::Order;
+
+    #[test]
+    fn pops_in_push_order_all_or_none() {
+        let o = Order::new(3); // 4 cells
+        assert!(!o.pop(1, |_| unreachable!()));
+        for lap in 0..10u32 {
+            o.push(lap);
+            o.push(lap + 100);
+            o.push(lap + 200);
+            assert_eq!(o.len(), 3);
+            assert!(!o.pop(4, |_| unreachable!()), "more than held: nothing");
+            let mut got = vec![];
+            assert!(o.pop(2, |i| got.push(i)));
+            assert!(o.pop(1, |i| got.push(i)));
+            assert_eq!(got, [lap, lap + 100, lap + 200]);
+            assert!(!o.pop(1, |_| unreachable!()));
+            assert!(o.is_empty());
+        }
+    }
+
+    #[test]
+    fn threads_pop_each_pushed_entry_once() {
+        let o = std::sync::Arc::new(Order::new(8));
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(vec![]));
+        let ts: Vec<_> = (0..2u32)
+            .map(|t| {
+                let (o, seen) = (o.clone(), seen.clone());
+                std::thread::spawn(move || {
+                    for k in 0..20_000u32 {
+                        // At most 4 per thread pushed and not popped: 8 entries in all.
+                        o.push(t << 31 | k);
+                        if k % 4 == 3 {
+                            let mut n = 0;
+                            while n < 4 {
+                                if o.pop(1, |i| seen.lock().unwrap().push(i)) {
+                                    n += 1;
+                                }
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in ts {
+            t.join().unwrap();
+        }
+        let mut v = seen.lock().unwrap().clone();
+        v.sort_unstable();
+        let mut want: Vec<u32> = (0..2u32)
+            .flat_map(|t| (0..20_000).map(move |k| t << 31 | k))
+            .collect();
+        want.sort_unstable();
+        assert_eq!(v, want);
     }
 }

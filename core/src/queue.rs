@@ -52,7 +52,7 @@ pub struct Queue {
     gate: Gate,
     /// Redeliver queues: this handle's lease entries, oldest first (`task_done` acknowledges
     /// the front).
-    held: std::sync::Mutex<std::collections::VecDeque<u32>>,
+    held: crate::lease::Order,
     /// Where this handle's next `reserve` looks first: the entry it acknowledged last (free,
     /// and warm in its caches).
     hint: std::sync::atomic::AtomicU32,
@@ -137,23 +137,31 @@ fn attach_hint() -> u32 {
 /// process creates the file named by `FASTQUEUE_TEST_HOLD_FILE` and sleeps for ever there, so
 /// that a kill test can SIGKILL it inside a window of the lease protocol. Read once per process;
 /// costs one load of a cached value on the paths that call it (redeliver queues only).
+#[inline]
 fn hold_here(point: &str) {
     static HOLD: std::sync::OnceLock<Option<(String, String)>> = std::sync::OnceLock::new();
-    let hold = HOLD.get_or_init(|| {
-        let at = std::env::var("FASTQUEUE_TEST_HOLD").ok()?;
-        Some((
-            at,
-            std::env::var("FASTQUEUE_TEST_HOLD_FILE").unwrap_or_default(),
-        ))
-    });
-    if let Some((at, file)) = hold {
-        if at == point {
-            if !file.is_empty() {
-                let _ = std::fs::write(file, point);
-            }
-            loop {
-                std::thread::sleep(Duration::from_secs(3600));
-            }
+    if let Some((at, file)) = HOLD.get_or_init(test_hold) {
+        hold_at(at, file, point);
+    }
+}
+
+#[cold]
+fn test_hold() -> Option<(String, String)> {
+    let at = std::env::var("FASTQUEUE_TEST_HOLD").ok()?;
+    Some((
+        at,
+        std::env::var("FASTQUEUE_TEST_HOLD_FILE").unwrap_or_default(),
+    ))
+}
+
+#[cold]
+fn hold_at(at: &str, file: &str, point: &str) {
+    if at == point {
+        if !file.is_empty() {
+            let _ = std::fs::write(file, point);
+        }
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
         }
     }
 }
@@ -200,7 +208,8 @@ impl Queue {
             // (An observer acts as nobody: its fork generation is never checked.)
             forks: fork_generation(),
             gate: Gate::default(),
-            held: std::sync::Mutex::new(std::collections::VecDeque::new()),
+            // (Attaching handles are made as observers first: they get their order in `attach`.)
+            held: crate::lease::Order::new(0),
             hint: std::sync::atomic::AtomicU32::new(0),
             recovering: std::sync::Mutex::new(()),
             last_scan: std::sync::atomic::AtomicU64::new(0),
@@ -434,6 +443,7 @@ impl Queue {
             // ORDERING: Release: pairs with readers of the table (tools listing participants).
             p.state.store(PARTICIPANT_USED, Ordering::Release);
             q.me = k;
+            q.held = crate::lease::Order::new(q.geo.leases.min(u64::from(u32::MAX)) as u32);
             return Ok(q);
         }
         Err(Status::TooMany)
@@ -1199,9 +1209,7 @@ impl Queue {
         }
         self.note_skipped(skipped);
         let (i, len) = r?;
-        if let Ok(mut h) = self.held.lock() {
-            h.push_back(i);
-        }
+        self.held.push(i);
         self.freed(1);
         Ok(ReadClaim {
             pos: LEASE_TOKEN | u64::from(i),
@@ -1213,20 +1221,26 @@ impl Queue {
     /// fewer: nothing is acknowledged then). Each acknowledgement is one CAS, which is also its
     /// count for `join` (see `lease`).
     fn ack(&self, leases: &Leases<'_>, n: u64) -> Result<(), Status> {
-        let mut h = self.held.lock().map_err(|_| Status::Internal)?;
-        if (h.len() as u64) < n {
-            return Err(Status::Invalid);
-        }
-        for _ in 0..n {
-            let Some(i) = h.pop_front() else { break };
+        let mut last = None;
+        let popped = self.held.pop(n, |i| {
             let acked = leases.ack(i, self.me);
             debug_assert!(acked, "an entry this handle holds");
+            last = Some(i);
+        });
+        if !popped {
+            return Err(Status::Invalid);
+        }
+        if let Some(i) = last {
             // ORDERING: Relaxed: a hint local to this handle.
             self.hint.store(i, std::sync::atomic::Ordering::Relaxed);
         }
-        drop(h);
         let c = &self.header().control.0;
-        notify_all(&c.join);
+        // `notify_all(&c.join)` without its fence: each ack's SeqCst swap stands in for it
+        // (see `Leases::ack`).
+        // ORDERING: SeqCst, after the acks' SeqCst swaps (`Leases::ack` says why).
+        if c.join.sleepers.load(Ordering::SeqCst) != 0 {
+            notify_all(&c.join);
+        }
         // ORDERING: Relaxed: see `lease_read`; a missed waiter rechecks within IDLE_RECHECK.
         if leases.control().waiters.load(Ordering::Relaxed) != 0 {
             notify_all(&self.header().not_empty.0);
@@ -1236,7 +1250,7 @@ impl Queue {
 
     /// Number of messages this handle holds leased (0 without redeliver).
     pub fn leased(&self) -> u64 {
-        self.held.lock().map_or(0, |h| h.len() as u64)
+        self.held.len()
     }
 
     fn note_skipped(&self, skipped: u64) {
@@ -1272,10 +1286,10 @@ impl Queue {
     fn release_lease(&self, token: u64) -> Result<(), Status> {
         if let Some(leases) = self.leases() {
             let i = token & !LEASE_TOKEN;
-            let ok = token & LEASE_TOKEN != 0
-                && i < self.geo.leases
-                && leases.state(i as u32).1 == crate::lease::HELD
-                && leases.state(i as u32).2 == self.me;
+            let ok = token & LEASE_TOKEN != 0 && i < self.geo.leases && {
+                let (_, phase, owner) = leases.state(i as u32);
+                phase == crate::lease::HELD && owner == self.me
+            };
             return if ok { Ok(()) } else { Err(Status::Invalid) };
         }
         Err(Status::Invalid)
@@ -1630,7 +1644,8 @@ impl Queue {
     }
 
     /// Blocks until every message put was marked done (`JoinableQueue.join`), as `timeout`
-    /// allows; `Err(Status::Timeout)` otherwise.
+    /// allows; `Err(Status::Timeout)` otherwise, `Err(Status::Interrupted)` when a signal ends
+    /// its sleep on an interruptible handle (`fq_set_interruptible`).
     pub fn join(&self, timeout: Option<Duration>) -> Result<(), Status> {
         self.participant_only()?;
         self.track_tasks();
@@ -1645,6 +1660,53 @@ impl Queue {
                 self.discard_after_shutdown();
             }
         };
+        // ORDERING: Relaxed: see `set_interruptible`.
+        if self
+            .interruptible
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            // The same wait through `block_on`, which tells a signal (`fq_set_interruptible`):
+            // FQ_INTERRUPTED when a signal ends its sleep. `idle` runs at the first look that
+            // finds work unfinished (a caller that joins in short slices, as Python does,
+            // recovers dead holders at each), then every IDLE_RECHECK.
+            let mut last_idle: Option<Instant> = None;
+            let attempt = || {
+                if ready() {
+                    return Attempt::Done(Ok(()));
+                }
+                if last_idle.map_or(true, |t| t.elapsed() >= crate::wait::IDLE_RECHECK) {
+                    idle();
+                    last_idle = Some(Instant::now());
+                    if ready() {
+                        return Attempt::Done(Ok(()));
+                    }
+                }
+                // Nobody to check for death here (`idle` does): sleep until woken or
+                // IDLE_RECHECK.
+                Attempt::Blocked(Blocked {
+                    pos: u64::MAX,
+                    state: 0,
+                })
+            };
+            match block_on(
+                &c.join,
+                deadline(timeout),
+                attempt,
+                || 0,
+                || None,
+                |_| false,
+                || self.on_signal(),
+            ) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err(Status::Timeout),
+            }
+            return if self.gate.is_closing() {
+                Err(Status::Closed)
+            } else {
+                Ok(())
+            };
+        }
         if !wait_until(&c.join, deadline(timeout), ready, idle) {
             Err(Status::Timeout)
         } else if self.gate.is_closing() {

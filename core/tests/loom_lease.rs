@@ -8,7 +8,7 @@
 #![cfg(loom)]
 
 use fastqueue::layout::SlotHeader;
-use fastqueue::lease::{LeaseControl, LeaseHeader, Leases, LEASE_HEADER_SIZE};
+use fastqueue::lease::{LeaseControl, LeaseHeader, Leases, Order, LEASE_HEADER_SIZE};
 use fastqueue::ring::Ring;
 use loom::sync::atomic::{AtomicU32, AtomicU64};
 use loom::sync::Arc;
@@ -274,4 +274,37 @@ fn acknowledgements_race_returns_and_redeliveries() {
 #[should_panic(expected = "a message was lost")]
 fn mutant_release_before_hold_loses_a_message() {
     model(4, false);
+}
+
+/// A handle's lease order (`lease::Order`, the per-handle list `task_done` pops) used by two
+/// threads at once, each pushing the entry it leased and then acknowledging one: every entry
+/// is popped exactly once, and a pop never sees a cell whose push has not finished.
+#[test]
+fn a_handles_order_pops_each_entry_once_across_threads() {
+    loom::model(|| {
+        let o = Arc::new(Order::new(2));
+        let popped = Arc::new(loom::sync::Mutex::new(Vec::new()));
+        let ts: Vec<_> = [7u32, 9]
+            .into_iter()
+            .map(|entry| {
+                let (o, popped) = (o.clone(), popped.clone());
+                loom::thread::spawn(move || {
+                    o.push(entry);
+                    // The other thread may have popped ours: then its own is here, or still
+                    // being pushed (then the pop finds fewer, and we try again).
+                    while !o.pop(1, |i| popped.lock().unwrap().push(i)) {
+                        loom::thread::yield_now();
+                    }
+                })
+            })
+            .collect();
+        for t in ts {
+            t.join().unwrap();
+        }
+        let mut got = popped.lock().unwrap().clone();
+        got.sort_unstable();
+        assert_eq!(got, vec![7, 9]);
+        assert!(o.is_empty());
+        assert!(!o.pop(1, |_| unreachable!()));
+    });
 }

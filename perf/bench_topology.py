@@ -172,11 +172,12 @@ def _consumer(spec: Any, cid: int, n_producers: int, ready: Any, start: Any, con
     q.close()
 
 
-def _switches() -> tuple[int, int]:
-    """This process's voluntary (it slept) and involuntary (preempted) context switches so far
-    (the process starts at zero; its start-up and setup are included: a few dozen)."""
+def _switches() -> tuple[int, int, float]:
+    """This process's voluntary (it slept) and involuntary (preempted) context switches so far,
+    and its CPU seconds (user + system); start-up and setup are included (a few dozen switches,
+    ~0.1 s of CPU per process: compare these across queues of the same topology only)."""
     r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_nvcsw, r.ru_nivcsw
+    return r.ru_nvcsw, r.ru_nivcsw, r.ru_utime + r.ru_stime
 
 
 class RunFailed(Exception):
@@ -239,6 +240,9 @@ def _run_once(
         out = _collect(procs, readers, timeout)
         for pr in procs:
             pr.join(10)
+        if os.environ.get("FQ_BENCH_STATS") and hasattr(q.keep, "stats"):
+            st = q.keep.stats()
+            log("    stats: " + ", ".join(f"{k} {v}" for k, v in st.items() if v))
     finally:
         for pr in procs:
             if pr.is_alive():
@@ -309,6 +313,8 @@ def _figures(out: list[Any], producers: int, consumers: int, per: int) -> dict[s
         # Context switches of all processes together, per 1,000 messages.
         "vcsw_per_k": (sum(r[5][0] for r in prods) + sum(r[8][0] for r in cons)) * 1000 / msgs,
         "ivcsw_per_k": (sum(r[5][1] for r in prods) + sum(r[8][1] for r in cons)) * 1000 / msgs,
+        # CPU time of all processes together (setup included), in µs per message.
+        "cpu_us_per_msg": (sum(r[5][2] for r in prods) + sum(r[8][2] for r in cons)) * 1e6 / msgs,
     }
 
 
@@ -374,7 +380,8 @@ def bench(
                         f"  {cell} #{rep + 1}: {r['msgs_per_s'] / 1e3:,.0f} k msg/s "
                         f"({r['messages']} in {r['seconds']:.2f} s), "
                         f"longest wait {r['max_wait_ms']:.1f} ms, context switches per 1k "
-                        f"msgs {r['vcsw_per_k']:.0f} vol. {r['ivcsw_per_k']:.0f} invol."
+                        f"msgs {r['vcsw_per_k']:.0f} vol. {r['ivcsw_per_k']:.0f} invol., "
+                        f"CPU {r['cpu_us_per_msg']:.1f} µs per msg"
                     )
             res = res_size.setdefault(key, {})
             for q, rs in runs.items():

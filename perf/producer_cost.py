@@ -52,6 +52,7 @@ SIZE = 8
 CAPACITY = 1 << 16
 MODES = ["sleeping", "spinning"]
 POOLS = [1, 2, 4, 8, 15]
+LIBRARY_ENV = "FASTQUEUE_LIBRARY"
 
 
 def _producer(name: str, count: int, ready: Any, start: Any, conn: Any) -> None:
@@ -133,7 +134,21 @@ def _perf_read(p: subprocess.Popen[str] | None) -> dict[str, float | str]:
     return out
 
 
-def run_once(mode: str, n: int, count: int, use_perf: bool) -> dict[str, Any]:
+def run_once(mode: str, n: int, count: int, use_perf: bool, lib: str = "") -> dict[str, Any]:
+    """One run; with `lib`, the children load that build of the library (``--baseline``)."""
+    before = os.environ.get(LIBRARY_ENV)
+    if lib:
+        os.environ[LIBRARY_ENV] = lib
+    try:
+        return _run_once(mode, n, count, use_perf)
+    finally:
+        if before is None:
+            os.environ.pop(LIBRARY_ENV, None)
+        else:
+            os.environ[LIBRARY_ENV] = before
+
+
+def _run_once(mode: str, n: int, count: int, use_perf: bool) -> dict[str, Any]:
     import fastqueue
 
     name = f"fqbench-pc-{os.getpid()}-{mode}-{n}-{time.monotonic_ns()}"
@@ -193,24 +208,34 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5, help="runs per cell (median, spread)")
     ap.add_argument("--count", type=int, default=50_000, help="puts per run")
     ap.add_argument("--perf", action="store_true", help="attach perf stat to the producer")
+    ap.add_argument(
+        "--baseline",
+        help="another build of the library (a .so): every cell also runs with it (rows "
+        "'mode@base'), interleaved",
+    )
     ap.add_argument("--markdown", help="also write the table here")
     a = ap.parse_args()
     pools = [int(x) for x in a.pools.split(",")]
     modes = [m.strip() for m in a.modes.split(",")]
+    libs = {"": ""}
+    if a.baseline:
+        libs["@base"] = os.path.abspath(a.baseline)
     if a.count > CAPACITY:
         ap.error(f"--count must be at most the capacity ({CAPACITY})")
-    runs: dict[tuple[str, int], list[dict[str, Any]]] = {(m, n): [] for m in modes for n in pools}
+    rows = [m + tag for m in modes for tag in libs]
+    runs: dict[tuple[str, int], list[dict[str, Any]]] = {(m, n): [] for m in rows for n in pools}
     for rep in range(a.runs):
         for m in modes:
             for n in pools:
-                res = run_once(m, n, a.count, a.perf)
-                runs[(m, n)].append(res)
-                print(
-                    f"#{rep + 1} {m} 1->{n}: {res['cpu_ns']:.0f} ns CPU, "
-                    f"{res['wall_ns']:.0f} ns wall per put, woken/1k {res['woken_k']:.1f}",
-                    file=sys.stderr,
-                    flush=True,
-                )
+                for tag, lib in libs.items():
+                    res = run_once(m, n, a.count, a.perf, lib)
+                    runs[(m + tag, n)].append(res)
+                    print(
+                        f"#{rep + 1} {m}{tag} 1->{n}: {res['cpu_ns']:.0f} ns CPU, "
+                        f"{res['wall_ns']:.0f} ns wall per put, woken/1k {res['woken_k']:.1f}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
     lines = [
         f"Producer cost per put, 1 -> N, {SIZE}-byte messages, {a.count:,} puts per run, "
         f"capacity {CAPACITY:,}; median (min-max) of {a.runs} runs, interleaved; "
@@ -220,7 +245,7 @@ def main() -> None:
         "| getters woken /1k puts | getter sleeps /1k puts | cache-misses /put |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for m in modes:
+    for m in rows:
         base = statistics.median(r["cpu_ns"] for r in runs[(m, pools[0])])
         for n in pools:
             rs = runs[(m, n)]

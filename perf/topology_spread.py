@@ -47,6 +47,9 @@ def load(paths: list[str]) -> tuple[dict[str, Any], list[str], list[str], list[i
                     )
                     c["rates"] += r.get("rates", [r["msgs_per_s"]])
                     c["waits"] += r.get("waits", [r["max_wait_ms"]])
+                    if "vcsw_per_k" in r:
+                        c.setdefault("cs", []).append(r["vcsw_per_k"] + r["ivcsw_per_k"])
+                        c.setdefault("cpu", []).append(r["cpu_us_per_msg"])
     queues.sort(key=lambda q: ORDER.index(q) if q in ORDER else len(ORDER))
     return cells, queues, topos, sizes
 
@@ -102,6 +105,26 @@ def table(paths: list[str]) -> str:
                 )
             out.append("| " + " | ".join(row) + " |")
         out.append("")
+        if any("cs" in c for t in by_topo.values() for c in t.values()):
+            out.append(
+                f"Context switches per 1,000 messages (voluntary + involuntary, all processes) "
+                f"and CPU µs per message (all processes, start-up included), {label}, medians:\n"
+            )
+            head = ["P → C", *(f"{q} switches" for q in queues), *(f"{q} CPU" for q in queues)]
+            out.append("| " + " | ".join(head) + " |")
+            out.append("|" + "---|" * len(head))
+            for topo in topos:
+                row_cells = by_topo.get(topo, {})
+                if not row_cells:
+                    continue
+                p, _, c = topo.partition("x")
+                row = [f"{p} → {c}"]
+                for key, fmt in (("cs", "{:.0f}"), ("cpu", "{:.1f}")):
+                    for q in queues:
+                        v = row_cells.get(q, {}).get(key)
+                        row.append(fmt.format(statistics.median(v)) if v else "n/a")
+                out.append("| " + " | ".join(row) + " |")
+            out.append("")
     return "\n".join(out)
 
 

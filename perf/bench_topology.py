@@ -27,6 +27,14 @@ Figures of one run:
   saw the start signal; the end marker is not counted); the longest of any one process.
   max_put_wait_ms and max_get_wait_ms split it by role.
 - min_share: the fewest messages any consumer got, as a fraction of an even share (1 = even).
+- vcsw_per_k / ivcsw_per_k: voluntary / involuntary context switches of all processes together
+  per 1,000 messages, and cpu_us_per_msg: their CPU time (user + system) per message
+  (``getrusage`` in each process; start-up included, so compare queues within one cell).
+
+``--baseline PATH`` adds the column fastqueue@base: fastqueue with another build of its library
+(e.g. the one before a change), run interleaved with the others (its processes load PATH
+through FASTQUEUE_LIBRARY). ``--json`` keeps every run's rate and longest wait, for the spread
+(``perf/topology_spread.py`` makes the tables with medians and ranges from one or more files).
 
 The queues of a cell run interleaved: for each (size, topology), every repeat runs every queue, and
 the order rotates from one repeat to the next. The figures reported are medians over the repeats

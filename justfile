@@ -294,6 +294,11 @@ bench-quick: _install _bench-deps
 bench-topology *args: _install _bench-deps
     {{python}} perf/bench_topology.py --quick {{args}}
 
+# A producer's CPU ns per put in 1 -> N against 1 -> 1, consumers sleeping and spinning
+# (--help lists the options; --perf attaches perf stat for cache misses).
+bench-producer-cost *args: _install
+    {{python}} perf/producer_cost.py {{args}}
+
 # How long creating a 1 GiB and an 8 GiB queue takes, against other ways of reserving pages
 # (one segment at a time; --huge also on a huge=always tmpfs in a private mount namespace, root).
 bench-create *args: _install

@@ -27,6 +27,14 @@ Figures of one run:
   saw the start signal; the end marker is not counted); the longest of any one process.
   max_put_wait_ms and max_get_wait_ms split it by role.
 - min_share: the fewest messages any consumer got, as a fraction of an even share (1 = even).
+- vcsw_per_k / ivcsw_per_k: voluntary / involuntary context switches of all processes together
+  per 1,000 messages, and cpu_us_per_msg: their CPU time (user + system) per message
+  (``getrusage`` in each process; start-up included, so compare queues within one cell).
+
+``--baseline PATH`` adds the column fastqueue@base: fastqueue with another build of its library
+(e.g. the one before a change), run interleaved with the others (its processes load PATH
+through FASTQUEUE_LIBRARY). ``--json`` keeps every run's rate and longest wait, for the spread
+(``perf/topology_spread.py`` makes the tables with medians and ranges from one or more files).
 
 The queues of a cell run interleaved: for each (size, topology), every repeat runs every queue, and
 the order rotates from one repeat to the next. The figures reported are medians over the repeats
@@ -43,6 +51,7 @@ import json
 import multiprocessing as mp
 import multiprocessing.connection
 import os
+import resource
 import statistics
 import struct
 import sys
@@ -71,6 +80,11 @@ QUEUES = list(adapters.CROSS_PROCESS_QUEUES)
 FULL = {"messages": {8: 600_000, KiB: 400_000}, "repeats": 3, "timeout": 40.0}
 QUICK = {"messages": {8: 200_000, KiB: 150_000}, "repeats": 1, "timeout": 25.0}
 MEMORY = 512 << 20
+#: The column of fastqueue run with another build of its library (``--baseline PATH``): the
+#: library before a change, measured interleaved with the one after it.
+BASELINE = "fastqueue@base"
+LIBRARY_ENV = "FASTQUEUE_LIBRARY"
+_baseline_library = ""
 #: Fraction of the message count the slow queues get (~0.3-1 s for them too).
 SLOW_SHARE = {"faster-fifo": 0.4, "mp.Queue": 0.25}
 #: Seconds allowed for the processes of one run to start and build their messages.
@@ -124,8 +138,9 @@ def _producer(
             worst = t - prev
         prev = t
     t1 = prev
+    cs = _switches()
     adapters.put_end_markers(q, pid, n_consumers, stop, barrier)
-    conn.send(("producer", pid, t0, t1, worst))
+    conn.send(("producer", pid, t0, t1, worst, cs))
     conn.close()
     q.close()
 
@@ -160,9 +175,17 @@ def _consumer(spec: Any, cid: int, n_producers: int, ready: Any, start: Any, con
             prev = t
     except IndexError:  # no such producer: a corrupt header
         bad = f"consumer {cid}: a message from producer {p} (there are {n_producers})"
-    conn.send(("consumer", cid, t0, prev, worst, bad, count, seqsum))
+    conn.send(("consumer", cid, t0, prev, worst, bad, count, seqsum, _switches()))
     conn.close()
     q.close()
+
+
+def _switches() -> tuple[int, int, float]:
+    """This process's voluntary (it slept) and involuntary (preempted) context switches so far,
+    and its CPU seconds (user + system); start-up and setup are included (a few dozen switches,
+    ~0.1 s of CPU per process: compare these across queues of the same topology only)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_nvcsw, r.ru_nivcsw, r.ru_utime + r.ru_stime
 
 
 class RunFailed(Exception):
@@ -174,6 +197,23 @@ def run_once(
 ) -> dict[str, Any]:
     """One run of `kind` with the given topology; raises RunFailed or AssertionError."""
     per = max(1, total // producers)
+    env_before = os.environ.get(LIBRARY_ENV)
+    if kind == BASELINE:
+        # fastqueue with another build of the library (--baseline): its processes load it.
+        kind = "fastqueue"
+        os.environ[LIBRARY_ENV] = _baseline_library
+    try:
+        return _run_once(kind, producers, consumers, size, per, timeout)
+    finally:
+        if env_before is None:
+            os.environ.pop(LIBRARY_ENV, None)
+        else:
+            os.environ[LIBRARY_ENV] = env_before
+
+
+def _run_once(
+    kind: str, producers: int, consumers: int, size: int, per: int, timeout: float
+) -> dict[str, Any]:
     q = adapters.make(kind, size, CAPACITY)
     ready, start = CTX.Semaphore(0), CTX.Event()
     barrier = CTX.Barrier(producers)
@@ -208,6 +248,9 @@ def run_once(
         out = _collect(procs, readers, timeout)
         for pr in procs:
             pr.join(10)
+        if os.environ.get("FQ_BENCH_STATS") and hasattr(q.keep, "stats"):
+            st = q.keep.stats()
+            log("    stats: " + ", ".join(f"{k} {v}" for k, v in st.items() if v))
     finally:
         for pr in procs:
             if pr.is_alive():
@@ -275,6 +318,11 @@ def _figures(out: list[Any], producers: int, consumers: int, per: int) -> dict[s
         "max_put_wait_ms": max(r[4] for r in prods) / 1e6,
         "max_get_wait_ms": max(r[4] for r in cons) / 1e6,
         "min_share": min(per_consumer) * consumers / msgs,
+        # Context switches of all processes together, per 1,000 messages.
+        "vcsw_per_k": (sum(r[5][0] for r in prods) + sum(r[8][0] for r in cons)) * 1000 / msgs,
+        "ivcsw_per_k": (sum(r[5][1] for r in prods) + sum(r[8][1] for r in cons)) * 1000 / msgs,
+        # CPU time of all processes together (setup included), in µs per message.
+        "cpu_us_per_msg": (sum(r[5][2] for r in prods) + sum(r[8][2] for r in cons)) * 1e6 / msgs,
     }
 
 
@@ -293,7 +341,7 @@ def bench(
     t_start = time.perf_counter()
     data: dict[str, Any] = {
         # The columns: the queues asked for (unavailable ones show n/a).
-        "queues": [q for q in QUEUES if q in queues or q in (unavailable or {})],
+        "queues": [q for q in [*QUEUES, BASELINE] if q in queues or q in (unavailable or {})],
         "sizes": sizes,
         "topologies": [topo_key(p, c) for p, c in topologies],
         "capacity": CAPACITY,
@@ -339,7 +387,9 @@ def bench(
                     log(
                         f"  {cell} #{rep + 1}: {r['msgs_per_s'] / 1e3:,.0f} k msg/s "
                         f"({r['messages']} in {r['seconds']:.2f} s), "
-                        f"longest wait {r['max_wait_ms']:.1f} ms"
+                        f"longest wait {r['max_wait_ms']:.1f} ms, context switches per 1k "
+                        f"msgs {r['vcsw_per_k']:.0f} vol. {r['ivcsw_per_k']:.0f} invol., "
+                        f"CPU {r['cpu_us_per_msg']:.1f} µs per msg"
                     )
             res = res_size.setdefault(key, {})
             for q, rs in runs.items():
@@ -347,6 +397,9 @@ def bench(
                     continue
                 res[q] = {f: statistics.median(r[f] for r in rs) for f in rs[0]}
                 res[q]["max_wait_ms_worst"] = max(r["max_wait_ms"] for r in rs)
+                # Every run's figures, for the spread (perf/topology_spread.py).
+                res[q]["rates"] = [r["msgs_per_s"] for r in rs]
+                res[q]["waits"] = [r["max_wait_ms"] for r in rs]
                 res[q]["repeats"] = len(rs)
     data["seconds"] = round(time.perf_counter() - t_start, 1)
     return data
@@ -383,7 +436,7 @@ def main() -> None:
     ap.add_argument(
         "--queues",
         type=lambda s: [x.strip() for x in s.split(",")],
-        default=QUEUES,
+        default=list(QUEUES),
         help="default: " + ",".join(QUEUES),
     )
     ap.add_argument("--repeats", type=int, help="runs per cell (median reported)")
@@ -393,11 +446,25 @@ def main() -> None:
         help="messages per run for the fast queues (the slow ones: a share of it)",
     )
     ap.add_argument("--timeout", type=float, help="seconds per run before it is killed")
+    ap.add_argument(
+        "--baseline",
+        help="another build of fastqueue's library (a .so): adds the column "
+        f"{BASELINE}, run interleaved with the others",
+    )
     ap.add_argument("--json", help="write the figures here (JSON)")
     ap.add_argument("--chart", help="draw the chart here (PNG)")
     ap.add_argument("--no-table", action="store_true", help="do not print the markdown tables")
     a = ap.parse_args()
+    global _baseline_library
+    if a.baseline:
+        _baseline_library = os.path.abspath(a.baseline)
+        if not os.path.isfile(_baseline_library):
+            ap.error(f"--baseline {a.baseline}: no such file")
+        if BASELINE not in a.queues:
+            a.queues.insert(1, BASELINE)
     for q in a.queues:
+        if q == BASELINE and _baseline_library:
+            continue
         if q not in QUEUES:
             ap.error(f"unknown queue {q!r}: choose from {', '.join(QUEUES)}")
     if any(s < HEADER.size for s in a.sizes):
@@ -416,7 +483,7 @@ def main() -> None:
     shm_before = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
     queues, missing = [], {}
     for q in a.queues:
-        ok, why = adapters.available(q)
+        ok, why = adapters.available("fastqueue" if q == BASELINE else q)
         if ok:
             queues.append(q)
         else:

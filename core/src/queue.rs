@@ -26,7 +26,10 @@ use crate::lease::{LeaseControl, Leases, Redelivery};
 use crate::ring::{Blocked, GetError, PutError, ReadClaim, Ring};
 use crate::shm::{self, Mapping};
 use crate::sync::Ordering;
-use crate::wait::{block_on, notify, notify_all, notify_room, wait_until, Attempt, SPIN_TIME};
+use crate::wait::{
+    after_take, block_on, chain, notify, notify_all, notify_unless_behind, wait_until, Attempt,
+    SPIN_TIME,
+};
 use crate::Status;
 use std::ffi::{CStr, CString};
 use std::time::{Duration, Instant};
@@ -918,8 +921,11 @@ impl Queue {
             return Err(Status::Invalid);
         }
         // (notify's SeqCst fence orders the publish before the shutdown check below; it pairs
-        // with the SeqCst fence in `shutdown` between its store and its discarding.)
-        notify(&self.header().not_empty.0, 1);
+        // with the SeqCst fence in `shutdown` between its store and its discarding.) A message
+        // behind one no get has claimed yet is left to the chain of gets (see `freed`).
+        notify_unless_behind(&self.header().not_empty.0, || {
+            self.ring().unclaimed_before(token)
+        });
         if self.shutdown_state() == SHUTDOWN_IMMEDIATE {
             // A shutdown came between the check above and the publish, and may have stopped
             // at this slot: discard what is left (the message is put, then discarded).
@@ -993,7 +999,11 @@ impl Queue {
         timeout: Option<Duration>,
         needed: &mut u64,
     ) -> Result<ReadClaim, Status> {
-        self.claim_read_sized(0, cap, timeout, needed)
+        let c = self.claim_read_sized(0, cap, timeout, needed)?;
+        // A claim held across calls (zero-copy): the chain of gets goes on now, not at the
+        // release (see `freed`).
+        chain(&self.header().not_empty.0, || self.ring().ready_now());
+        Ok(c)
     }
 
     /// [`Queue::claim_read`] of a message of `min..=cap` bytes: on `Err(Status::Buffer)` the
@@ -1321,11 +1331,23 @@ impl Queue {
     }
 
     /// Wakes producers for `n` slots this handle freed: once a sixteenth of the ring (at most 64
-    /// slots) is free, not slot by slot (see `wait::notify_room`).
+    /// slots) is free, not slot by slot (see `wait::notify_room`). Every get that claimed
+    /// messages calls it, and it is also the chain of gets (`wait::chain`): a put leaves the
+    /// wake-up for a message behind an unclaimed one to whoever claims that one; this wakes a
+    /// sleeping consumer if messages are still waiting.
     #[inline]
     fn freed(&self, n: u32) {
         let low = (self.geo.capacity / 16).clamp(1, 64) as u32;
-        notify_room(&self.header().not_full.0, n, low, || self.ring().free_now());
+        let h = self.header();
+        let ring = self.ring();
+        after_take(
+            &h.not_full.0,
+            n,
+            low,
+            || ring.free_now(),
+            &h.not_empty.0,
+            || ring.ready_now(),
+        );
     }
 
     /// Copies `data` into the queue as one message, blocking while it is full as `timeout`
@@ -1356,7 +1378,7 @@ impl Queue {
         timeout: Option<Duration>,
         needed: &mut u64,
     ) -> Result<usize, Status> {
-        let c = self.claim_read(buf.len() as u64, timeout, needed)?;
+        let c = self.claim_read_sized(0, buf.len() as u64, timeout, needed)?;
         // SAFETY: we hold the read claim: the message's len ≤ buf.len() bytes are stable until
         // we release it, and the segment cannot overlap the caller's buffer.
         unsafe {

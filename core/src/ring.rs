@@ -482,6 +482,18 @@ impl<'a> Ring<'a> {
         0
     }
 
+    /// Whether the position before `pos` holds a message of its lap that no get has claimed
+    /// yet (`FULL`) or that its producer is still writing (`WRITING`): a put of `pos` that sees
+    /// it may leave the wake-up to the chain of gets (`wait::notify_unless_behind`).
+    pub fn unclaimed_before(&self, pos: u64) -> bool {
+        let Some(p) = pos.checked_sub(1) else {
+            return false;
+        };
+        // ORDERING: Acquire; the caller's SeqCst fence orders this load after its publish.
+        let (slap, phase, _) = unpack(self.slot(p).state.load(Ordering::Acquire));
+        slap == self.lap(p) && matches!(phase, FULL | WRITING)
+    }
+
     /// Roughly how many slots a put could claim now; 0 only if none could, as far as the slots
     /// from `tail` on show (see [`Ring::ready_now`]).
     pub fn free_now(&self) -> u32 {

@@ -30,6 +30,16 @@
 //!    sleeps gets it. A chosen waiter that re-checks and finds nothing left was beaten to it by
 //!    an awake caller, which took the change: nothing to pass on.
 //!
+//! 4. The chain of gets: a put whose message sits behind one that no get has claimed yet
+//!    (`FULL`) or that is still being written (`WRITING`) wakes nobody
+//!    ([`notify_unless_behind`]); every get, after its claim, wakes one sleeper if messages
+//!    are still waiting ([`chain`], [`after_take`]). The claim of that earlier message comes
+//!    after the put's look at its slot, so (SeqCst fences on both sides) the claimer's chain
+//!    sees the later message and the sleepers that missed it; a publisher of a `WRITING`
+//!    predecessor wakes or leaves it to the chain in turn. A producer that runs ahead of the
+//!    consumers (awake, or woken and not yet running) thus makes no system call per message,
+//!    and a backlog wakes consumers one by one, each woken by one that found more than it took.
+//!
 //! Wakers make a system call only when someone sleeps; a put never wakes more than one
 //! consumer, so N idle consumers cost a stream of messages one wake-up each, not N.
 //!
@@ -273,6 +283,62 @@ pub fn notify(w: &WaitWord, n: u32) {
     }
 }
 
+/// [`notify`] of one message by a put that may leave it to the chain of gets (see [`chain`]):
+/// if `behind()` (asked only when someone sleeps and no spinner is registered) says that the
+/// position before the message still holds one that no get has claimed (`FULL`) or that its
+/// producer is still writing (`WRITING`), no sleeper is woken. Whoever claims that earlier
+/// message next calls [`chain`] and so sees this one (its claim comes after our look at the
+/// slot: the SeqCst fences order the rest), and whoever publishes it (if `WRITING`) wakes or
+/// leaves it to the chain in turn. So a producer that runs ahead of an awake consumer, or of
+/// one it woke that has not run yet, makes no system call per message: the consumers wake one
+/// another as they find more than they took.
+#[inline]
+pub fn notify_unless_behind(w: &WaitWord, behind: impl FnOnce() -> bool) {
+    if let Some(spinning) = sleepers_beside(w) {
+        if spinning == 0 && !behind() {
+            wake(w, 1);
+        }
+    }
+}
+
+/// The chain of gets (for [`notify_unless_behind`]): called after every claim of a message,
+/// once the claim is made. If someone sleeps, no spinner is registered and `ready()` (asked
+/// only then) says a message is waiting, wakes one sleeper: the woken one, after its own claim,
+/// does the same, so a backlog left to the chain wakes as many consumers as it keeps busy.
+#[inline]
+pub fn chain(w: &WaitWord, ready: impl FnOnce() -> u32) {
+    if let Some(spinning) = sleepers_beside(w) {
+        if spinning == 0 && ready() != 0 {
+            wake(w, 1);
+        }
+    }
+}
+
+/// A get's wake-ups after it took `n` messages and freed their slots: [`notify_room`] on
+/// `room` (the producers' word) and [`chain`] on `getters`, behind one SeqCst fence.
+#[inline]
+pub fn after_take(
+    room: &WaitWord,
+    n: u32,
+    low: u32,
+    free: impl FnOnce() -> u32,
+    getters: &WaitWord,
+    ready: impl FnOnce() -> u32,
+) {
+    // ORDERING: one SeqCst fence for both halves: it orders the claims and the frees before
+    // the loads of both words' counts (as `sleepers_beside` does for one).
+    fence(Ordering::SeqCst);
+    room_after_fence(room, n, low, free);
+    // ORDERING: Relaxed: ordered by the fence above.
+    if getters.sleepers.load(Ordering::Relaxed) != 0
+        // ORDERING: as above.
+        && getters.spinners.load(Ordering::Relaxed) == 0
+        && ready() != 0
+    {
+        wake(getters, 1);
+    }
+}
+
 /// The waker's half of the protocol, after its change was made visible: `None` if nobody
 /// sleeps on `w` (then no system call is due), else how many spinners wakers may count on.
 #[inline]
@@ -298,12 +364,24 @@ fn sleepers_beside(w: &WaitWord) -> Option<u32> {
 /// `IDLE_RECHECK` at the latest.
 #[inline]
 pub fn notify_room(w: &WaitWord, n: u32, low: u32, free: impl FnOnce() -> u32) {
-    if let Some(spinning) = sleepers_beside(w) {
-        if n > spinning {
-            let free = free();
-            if free >= low || starving(w) {
-                wake(w, free - spinning.min(free));
-            }
+    // ORDERING: see `sleepers_beside`.
+    fence(Ordering::SeqCst);
+    room_after_fence(w, n, low, free);
+}
+
+/// [`notify_room`] after its fence.
+#[inline]
+fn room_after_fence(w: &WaitWord, n: u32, low: u32, free: impl FnOnce() -> u32) {
+    // ORDERING: Relaxed: ordered by the caller's SeqCst fence.
+    if w.sleepers.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    // ORDERING: as above.
+    let spinning = w.spinners.load(Ordering::Relaxed);
+    if n > spinning {
+        let free = free();
+        if free >= low || starving(w) {
+            wake(w, free - spinning.min(free));
         }
     }
 }

@@ -20,9 +20,11 @@
 //! without taking (a message too long for its buffer); a waiter whose deadline passes (its last
 //! look, then the hand-over); a spinner that wakers count on instead of waking a sleeper (it
 //! takes, or sleeps, or gives up: the hand-on); `notify_all` for a shutdown; a batch woken with
-//! `notify(w, 2)`, with and without a spinner; `notify_room` with `low` = 1. Two more show that
-//! the models can fail: without the hand-over, or without the hand-on, a sleeper is left asleep
-//! and loom reports the deadlock.
+//! `notify(w, 2)`, with and without a spinner; `notify_room` with `low` = 1; a signal that ends a
+//! sleep (`block_on`'s `EINTR` exit); the chain of gets (`notify_unless_behind`, `chain`,
+//! `after_take`) on a ring of two positions, with and without a spinner. Three more show that
+//! the models can fail: without the hand-over, without the hand-on, or without the chain, a
+//! sleeper is left asleep and loom reports the deadlock.
 //!
 //! Run with `RUSTFLAGS="--cfg loom" cargo test --release --test loom_wait` (`just loom`).
 #![cfg(loom)]
@@ -30,8 +32,8 @@
 use fastqueue::layout::WaitWord;
 use fastqueue::sync::{AtomicU32, AtomicU64, Ordering};
 use fastqueue::wait::{
-    announce, hand_on, notify, notify_all, notify_room, retire, sleep, start_spinning,
-    stop_spinning,
+    after_take, announce, chain, hand_on, notify, notify_all, notify_room, notify_unless_behind,
+    retire, sleep, start_spinning, stop_spinning,
 };
 use loom::thread;
 use std::time::Duration;
@@ -165,6 +167,10 @@ struct Waiter {
     pass_on: bool,
     /// Whether a waiter that spun hands on when it leaves (only off to show a failure).
     hand_on: bool,
+    /// Whether a signal may end a sleep (`block_on`'s `EINTR` exit with a caller whose
+    /// `on_signal` says leave): each sleep then has a timeout, and one that ends without a
+    /// wake-up choosing this waiter counts as a signal: the waiter leaves.
+    signal: bool,
 }
 
 /// Blocks forever, without spinning.
@@ -173,6 +179,7 @@ const SLEEPER: Waiter = Waiter {
     deadline: None,
     pass_on: true,
     hand_on: true,
+    signal: false,
 };
 
 /// How a wait ended (`block_on`'s `Ok(Done)`, `Ok(Leave)`, `Err`).
@@ -181,6 +188,8 @@ enum Exit {
     Done,
     Left,
     TimedOut,
+    /// A signal ended a sleep and the caller left (`Status::Interrupted`).
+    Interrupted,
 }
 
 /// `wait::block_on`, step for step, less the clock, `on_stuck` and the
@@ -261,9 +270,17 @@ fn block_on(
         let outcome = attempt();
         if outcome == Outcome::Blocked {
             owe = false;
-            let timeout = p.deadline.map(|_| Duration::from_millis(1));
+            let timeout = (p.deadline.is_some() || p.signal).then(|| Duration::from_millis(1));
             chosen = sleep(w, &ticket, timeout);
             sleeps += 1;
+            retire(w, ticket);
+            if p.signal && !chosen {
+                // The EINTR exit: nothing taken, no wake-up of its own to pass on (a sleep a
+                // signal ended was not chosen), what a spin was counted on handed on.
+                leave(chosen, owe, &mut more);
+                return Exit::Interrupted;
+            }
+            continue;
         }
         retire(w, ticket);
         match outcome {
@@ -488,6 +505,198 @@ fn notify_room_low_1() {
     });
 }
 
+/// Model 7, a signal (`block_on`'s `EINTR` exit): consumer A sleeps with a caller that leaves
+/// when a signal ends its sleep (a sleep that no wake-up chose counts as one, at a point of
+/// loom's choosing); consumer B sleeps without a timeout. One item is put and woken for; if A
+/// took it, a second one is put for B. B finishes either way: a wake-up that chose A is used
+/// (A took the item), and a sleep a signal ended leaves no wake-up behind.
+#[test]
+fn waiter_that_a_signal_interrupts() {
+    builder().check(|| {
+        let s = Side::new();
+        let a = consumer(
+            s,
+            Waiter {
+                signal: true,
+                ..SLEEPER
+            },
+        );
+        let b = consumer(s, SLEEPER);
+        producer(s, 1).join().unwrap();
+        let a = a.join().unwrap();
+        assert!(matches!(a, Exit::Done | Exit::Interrupted));
+        if a == Exit::Done {
+            s.put(1);
+        }
+        assert_eq!(b.join().unwrap(), Exit::Done);
+        s.check(if a == Exit::Done { 2 } else { 1 });
+        assert_eq!(s.more(), 0, "an item was left");
+    });
+}
+
+/// The positions of a small ring for the chain models (8): a put publishes its position and
+/// leaves the wake-up to the chain of gets while the position before it is unclaimed
+/// (`notify_unless_behind`, as `commit_write`); a get claims the oldest message, in order, and
+/// then runs the chain (`after_take`, as `freed`).
+struct Chain {
+    w: WaitWord,
+    /// The producers' word (`after_take` also wakes for room; nobody sleeps there here).
+    room: WaitWord,
+    /// One state per position: `WRITING` (claimed by its producer), `FULL`, `READING`.
+    slots: [AtomicU32; 2],
+    /// The oldest position not yet claimed (a hint kept exact by helping, as the ring's).
+    head: AtomicU32,
+    taken: AtomicU32,
+}
+
+const WRITING: u32 = 1;
+const FULL: u32 = 2;
+const READING: u32 = 3;
+
+fn wait_word() -> WaitWord {
+    WaitWord {
+        seq: AtomicU32::new(0),
+        sleepers: AtomicU32::new(0),
+        spinners: AtomicU32::new(0),
+        starving: AtomicU32::new(0),
+        woken: AtomicU64::new(0),
+        sleeps: AtomicU64::new(0),
+    }
+}
+
+impl Chain {
+    fn new() -> &'static Chain {
+        Box::leak(Box::new(Chain {
+            w: wait_word(),
+            room: wait_word(),
+            slots: [AtomicU32::new(WRITING), AtomicU32::new(WRITING)],
+            head: AtomicU32::new(0),
+            taken: AtomicU32::new(0),
+        }))
+    }
+
+    /// The put of position `t` (already claimed): publish, then wake unless behind.
+    fn put(&self, t: usize) {
+        // ORDERING: Release, as the ring's publish.
+        self.slots[t].store(FULL, Ordering::Release);
+        notify_unless_behind(&self.w, || {
+            // ORDERING: Acquire, as `Ring::unclaimed_before` (after notify's fence).
+            t > 0 && matches!(self.slots[t - 1].load(Ordering::Acquire), WRITING | FULL)
+        });
+    }
+
+    /// A get's attempt: claims the oldest message if it is published (CAS, then helps head).
+    fn attempt(&self) -> Outcome {
+        loop {
+            // ORDERING: Acquire, as the ring's head.
+            let h = self.head.load(Ordering::Acquire) as usize;
+            if h >= self.slots.len() {
+                return Outcome::Blocked;
+            }
+            // ORDERING: Acquire pairs with the publish.
+            match self.slots[h].load(Ordering::Acquire) {
+                FULL => {
+                    if self.slots[h]
+                        // ORDERING: Acquire, as the ring's claim.
+                        .compare_exchange(FULL, READING, Ordering::Acquire, Ordering::Relaxed)
+                        .is_ok()
+                    {
+                        self.help(h);
+                        // ORDERING: Relaxed: a count read after every thread is joined.
+                        self.taken.fetch_add(1, Ordering::Relaxed);
+                        return Outcome::Done;
+                    }
+                }
+                READING => self.help(h),
+                _ => return Outcome::Blocked,
+            }
+        }
+    }
+
+    fn help(&self, h: usize) {
+        // ORDERING: AcqRel, as the ring's `help`.
+        let _ =
+            self.head
+                .compare_exchange(h as u32, h as u32 + 1, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// Messages a get could take now (`Ring::ready_now`: 0 or 1 is all the chain asks).
+    fn ready(&self) -> u32 {
+        // ORDERING: Acquire, as `ready_now`.
+        let h = self.head.load(Ordering::Acquire) as usize;
+        self.slots[h.min(self.slots.len())..]
+            .iter()
+            // ORDERING: Acquire, as `ready_now`.
+            .map(|s| s.load(Ordering::Acquire))
+            .find(|&s| s != READING)
+            .map_or(0, |s| u32::from(s == FULL))
+    }
+
+    /// A consumer that waits as `p` for one message, then runs the chain (`chain_on`: only off
+    /// to show a failure).
+    fn consumer(&'static self, p: Waiter, chain_on: bool) -> thread::JoinHandle<Exit> {
+        thread::spawn(move || {
+            let e = block_on(&self.w, p, || self.attempt(), || self.ready());
+            if e == Exit::Done && chain_on {
+                after_take(&self.room, 1, 1, || 1, &self.w, || self.ready());
+            }
+            e
+        })
+    }
+}
+
+/// Model 8, the chain of gets: two producers publish positions 0 and 1 (each already claimed:
+/// a put of 1 may find 0 still `WRITING` or `FULL`, and then wakes nobody); two consumers wait
+/// for one message each, `kinds`. Both finish, each with a message: the claimer of 0 wakes a
+/// sleeper for 1 when it finds it waiting.
+fn chain_of_gets(kinds: [Waiter; 2], chain_on: bool) {
+    builder().check(move || {
+        let c = Chain::new();
+        let cs = kinds.map(|k| c.consumer(k, chain_on));
+        let ps = [0, 1].map(|t| thread::spawn(move || c.put(t)));
+        for p in ps {
+            p.join().unwrap();
+        }
+        for h in cs {
+            assert_eq!(h.join().unwrap(), Exit::Done);
+        }
+        // ORDERING: Relaxed: every thread was joined.
+        assert_eq!(c.taken.load(Ordering::Relaxed), 2);
+    });
+}
+
+#[test]
+fn chain_of_gets_two_sleepers() {
+    chain_of_gets([SLEEPER, SLEEPER], true);
+}
+
+/// Model 8b, the chain with a spinner: a put (or the chain) that finds a spinner registered
+/// counts on it (its look after `stop_spinning`, its hand-on) instead of waking.
+#[test]
+fn chain_of_gets_with_a_spinner() {
+    chain_of_gets([SPINNER, SLEEPER], true);
+}
+
+/// Model 8c, `chain` itself (a zero-copy claim, `Queue::claim_read`) with `notify_unless_behind`.
+#[test]
+fn chain_alone() {
+    builder().check(|| {
+        let c = Chain::new();
+        let a = thread::spawn(move || {
+            let e = block_on(&c.w, SLEEPER, || c.attempt(), || c.ready());
+            chain(&c.w, || c.ready());
+            e
+        });
+        let b = c.consumer(SLEEPER, true);
+        let ps = [0, 1].map(|t| thread::spawn(move || c.put(t)));
+        for p in ps {
+            p.join().unwrap();
+        }
+        assert_eq!(a.join().unwrap(), Exit::Done);
+        assert_eq!(b.join().unwrap(), Exit::Done);
+    });
+}
+
 // The models fail when a rule is left out: loom then reports a deadlock (a sleeper left asleep
 // forever). Loom's deadlock panic aborts the process (a second panic, in a destructor), which
 // `#[should_panic]` cannot catch: each test below runs its model in a child process (this test
@@ -540,4 +749,17 @@ fn fails_without_hand_on() {
 #[test]
 fn without_hand_on_a_wake_up_is_lost() {
     expect_deadlock("fails_without_hand_on");
+}
+
+#[test]
+#[ignore = "fails by design: run by without_the_chain_a_wake_up_is_lost"]
+fn fails_without_the_chain() {
+    chain_of_gets([SLEEPER, SLEEPER], false);
+}
+
+/// Without the chain, a put that left its wake-up to the claimer of the message before it is
+/// lost when that claimer does not wake anyone: the other consumer sleeps forever.
+#[test]
+fn without_the_chain_a_wake_up_is_lost() {
+    expect_deadlock("fails_without_the_chain");
 }

@@ -69,7 +69,7 @@ class QueueCore:
 
     # Class-level defaults, so that __del__ and __repr__ work on a half-constructed object.
     # The handle; None once closed. In a child forked while it was open it is missing until the
-    # child's first use, when ``Queue.__getattr__`` attaches a handle of the child's own (a
+    # child's first use, when ``Queue._h`` (a descriptor) attaches a handle of the child's own (a
     # missing ``_h`` on a half-constructed object reads as None).
     _h: _ffi.Handle | None
     #: In a forked child: the handle inherited from the parent, until the child's first use.

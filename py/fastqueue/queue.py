@@ -56,6 +56,21 @@ _OK: Final = _ffi.OK
 _live: weakref.WeakSet[Queue] = weakref.WeakSet()
 
 
+class _AttachOnFirstUse:
+    """``Queue._h`` where the instance has no ``_h`` of its own: in a forked child, until its
+    first use (see :meth:`Queue._after_fork_in_child`), or on a half-constructed object (None).
+
+    A non-data descriptor (``__get__`` only), so the handle an instance holds in its
+    ``__dict__`` hides it and it runs only when ``_h`` is missing. (It replaced a
+    ``__getattr__``: a class with one reads every attribute through a slower hook, and CPython
+    does not specialise those reads; the hot path's five reads cost ~10 % of a put+get.)"""
+
+    def __get__(self, obj: Queue | None, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        return obj._attach_in_child()
+
+
 class Queue(PutGetMixin, BatchMixin, SlotMixin, JoinMixin, _aio.AsyncMixin):
     """A bounded MPMC queue of byte messages in the shared-memory segment ``/dev/shm/<name>``.
 
@@ -518,14 +533,8 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, JoinMixin, _aio.AsyncMixin):
             self._h = inherited
             return inherited
 
-    if not TYPE_CHECKING:  # (kept from mypy, which would then allow any attribute)
-
-        def __getattr__(self, name: str) -> Any:
-            """Only ``_h`` is ever missing: in a forked child, until its first use (see
-            :meth:`_after_fork_in_child`), or on a half-constructed object (None)."""
-            if name != "_h":
-                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-            return self._attach_in_child()
+    if not TYPE_CHECKING:  # (mypy sees QueueCore's declaration of _h)
+        _h = _AttachOnFirstUse()
 
 
 def unlink(name: str, *, force: bool = False) -> None:

@@ -22,7 +22,18 @@ from ctypes import (
 from typing import Any, Callable, Final
 
 from ._ffibatch import BatchOps, _Batch, _Exact
-from ._ffiheld import _NO_TOKEN, Held, HeldOps, Lease, _fq_set_interruptible, done_cell
+from ._ffiheld import (
+    _NO_TOKEN,
+    Held,
+    HeldOps,
+    Lease,
+    PutBlock,
+    _fq_set_interruptible,
+    done_cell,
+    put_in,
+    try_put_in,
+    try_take_in,
+)
 from ._library import (
     _NOW,
     ABI_VERSION,
@@ -162,6 +173,10 @@ __all__ = [
     "copy_out",
     "create",
     "done_cell",
+    "PutBlock",
+    "put_in",
+    "try_put_in",
+    "try_take_in",
     "get_errno",
     "layout_version",
     "lend",

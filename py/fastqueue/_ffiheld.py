@@ -54,7 +54,7 @@ from ._library import (
 #: A :class:`~fastqueue._ffi.Handle` (not imported here: _ffi stands on this module).
 Handle = Any
 
-__all__ = ["Held", "HeldOps", "Lease", "done_cell"]
+__all__ = ["Held", "HeldOps", "Lease", "PutBlock", "done_cell", "put_in", "try_put_in", "try_take_in"]
 
 # Declarations (fastqueue.h), with argtypes, as in _library:
 _fq_set_interruptible = _declare("fq_set_interruptible", c_int32, c_void_p, c_int32)
@@ -160,6 +160,13 @@ _take_many_exact_wait = _declare_wire(
     POINTER(c_int64),
     c_int64,
 )
+# One-argument get and three-argument put of the hot paths (blocks of their own: _hot_block):
+_fq_try_take_in = _declare("fq_try_take_in", c_int64, c_void_p)
+_fq_try_put_in = _declare("fq_try_put_in", c_int32, c_void_p, c_void_p, c_uint64)
+try_take_in: Final = _declare_wire(_lib_nogil, "fq_try_take_in", c_int64, c_void_p)
+try_put_in: Final = _declare_wire(
+    _lib_nogil, "fq_try_put_in", c_int32, c_void_p, c_void_p, c_uint64
+)
 _put_noted_now = _declare_wire(
     _lib_nogil, "fq_put_noted", c_int32, c_void_p, c_void_p, c_uint64, c_int64, POINTER(c_uint8)
 )
@@ -247,6 +254,26 @@ class Lease:
 _NO_TOKEN: Final = (1 << 64) - 1
 
 
+#: Bytes before the receive buffer in a Held's block (fq_try_take_in): handle, size, word.
+_HEADER: Final = 24
+#: ctypes array types of the blocks of hot Helds, by size (a type of their own, so that an
+#: instance can hold a reference to its handle; see _hot_block).
+_block_types: dict[int, Any] = {}
+
+
+def _hot_block(size: int, handle: Handle) -> Any:
+    """A zeroed block of ``size`` bytes (c_char array: malloc-aligned) that keeps ``handle``
+    alive while anything, such as a prepared argument in a call in flight, refers to it."""
+    cls = _block_types.get(size)
+    if cls is None:
+        cls = type("_HotBlock", (ctypes.Array,), {"_type_": ctypes.c_char, "_length_": size})
+        if len(_block_types) < 64:
+            _block_types[size] = cls
+    block = cls()
+    block.handle = handle
+    return block
+
+
 class Held:
     """A receive buffer and its *held word* (fq_take): the word says whether the buffer holds a
     message handed over and not yet consumed, so that an exception from a signal handler that
@@ -259,15 +286,26 @@ class Held:
     -(n + 2) and the next take into this buffer hands the same message over again, taking
     nothing from the queue. Both are single stores (no call), so that a second signal cannot
     land inside them. One Held serves one thread at a time.
+
+    The memory is one block laid out for fq_try_take_in (handle, size, word, buffer), so that
+    the hot path's get passes one prepared argument, ``take_args``: ``try_take_in(*take_args)``
+    does what ``take()`` does. ``word`` is a memoryview (format ``q``) of the block's word.
     """
 
-    __slots__ = ("_args", "buf", "cap", "cap_arg", "take", "word", "word_arg")
+    __slots__ = ("_args", "block", "buf", "cap", "cap_arg", "take", "take_args", "word", "word_arg")
 
     def __init__(self, h: Handle, size: int, keep_alive: bool = False) -> None:
-        self.buf: Any = ctypes.create_string_buffer(max(size, 1))
-        #: The held word, as an array Python reads and writes with one subscript.
-        self.word = array("q", [-1])
-        cell = (ctypes.c_int64 * 1).from_buffer(self.word)
+        n = _HEADER + max(size, 1)
+        #: The block (fq_try_take_in's layout; a hot one keeps h alive).
+        self.block: Any = _hot_block(n, h) if keep_alive else ctypes.create_string_buffer(n)
+        ptr = h._ptr.value if h is not None and h._ptr is not None else None
+        ctypes.c_void_p.from_buffer(self.block, 0).value = ptr
+        ctypes.c_uint64.from_buffer(self.block, 8).value = size
+        cell = ctypes.c_int64.from_buffer(self.block, 16)
+        #: The held word, as a memoryview Python reads and writes with one subscript.
+        self.word: Any = memoryview(self.block).cast("B")[16:_HEADER].cast("q")
+        self.word[0] = -1
+        self.buf: Any = (ctypes.c_char * max(size, 1)).from_buffer(self.block, _HEADER)
         self.cap = size
         self._args = (byref(self.buf), _u64_args[size], byref(cell))
         #: The size and the held word as prepared arguments.
@@ -277,6 +315,8 @@ class Held:
         self.take: Callable[[], int] = functools.partial(
             _try_take_now, h._arg, self._args[0], self._args[1], self._args[2]
         )
+        #: The same as the arguments of try_take_in (see the class's doc).
+        self.take_args = (byref(self.block),)
         if keep_alive:  # for a Held used without the caller holding h (no cycle: not pooled)
             self.take.handle = h  # type: ignore[attr-defined]
 
@@ -301,6 +341,26 @@ class Held:
         """fq_take waiting at most ``timeout_ns`` (GIL released): as ``take()``."""
         a = self._args
         return _take_wait(h._arg, a[0], a[1], a[2], _arg_i64(timeout_ns))  # type: ignore[no-any-return]
+
+
+class PutBlock:
+    """The block of fq_try_put_in of a handle (the handle, then the flag every call sets to 1
+    if it put, 0 if not): ``try_put_in(arg, data, u64_arg[len(data)])``, then ``put(mem)``
+    after an interruption. Keeps the handle alive while the argument is referred to; a block
+    made with None for the handle puts nothing (FQ_ERR_NULL)."""
+
+    __slots__ = ("arg", "mem")
+
+    def __init__(self, h: Handle | None) -> None:
+        self.mem: Any = _hot_block(16, h)
+        ptr = h._ptr.value if h is not None and h._ptr is not None else None
+        ctypes.c_void_p.from_buffer(self.mem, 0).value = ptr
+        self.arg: Any = byref(self.mem)
+
+
+def put_in(mem: Any) -> bool:
+    """Whether the last fq_try_put_in with the block ``mem`` put (its flag; one subscript)."""
+    return mem[8] != b"\0"  # type: ignore[no-any-return]
 
 
 def done_cell() -> tuple[array[int], Any]:

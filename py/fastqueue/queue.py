@@ -222,12 +222,13 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, JoinMixin, _aio.AsyncMixin):
     def _bind(self, h: _ffi.Handle) -> None:
         """Makes the hot path's library calls with ``h`` bound (put's, and a first receive
         buffer for get). They keep ``h`` alive while a call is in flight."""
-        # put's hot path stores whether it put in _done (see _putget); get's takes into _hot,
-        # a receive buffer with a held word (see _ffi.Held).
-        self._done, done_arg = _ffi.done_cell()
-        self._try_put = self._bound_put = h.bind_put_noted(done_arg)
+        # put's hot path calls fq_try_put_in with a block of its own, whose flag says whether
+        # it put (see _putget); get's takes into _hot, a receive buffer with a held word (see
+        # _ffi.Held), with its take_args.
+        put_block = _ffi.PutBlock(h)
+        self._try_put = self._bound_put = (put_block.arg, put_block.mem)
         self._hot = h.held(hot=True)
-        self._take = self._hot.take
+        self._take = self._hot.take_args
         self._kept_msgs = []
         #: put_many(bytes, itemsize=k) of n bytes -> (fq_try_put_many bound for it, n // k, the
         #: lengths); made by the first such put of each size (at most 64 sizes).
@@ -455,7 +456,6 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, JoinMixin, _aio.AsyncMixin):
         self.__dict__.pop("_pending", None)
         self.__dict__.pop("_take", None)
         self.__dict__.pop("_hot", None)
-        self.__dict__.pop("_done", None)
         self.__dict__.pop("_packed", None)
         self.__dict__.pop("_exact", None)
         if self._owner_pid == getpid() and not self._unlinked:
@@ -507,7 +507,9 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, JoinMixin, _aio.AsyncMixin):
         self._inherited = h
         # The class's bound calls: the child's first call takes the slow path, which attaches.
         self.__dict__.pop("_try_put", None)
-        self.__dict__.pop("_rx", None)
+        self.__dict__.pop("_bound_put", None)
+        self.__dict__.pop("_take", None)
+        self.__dict__.pop("_hot", None)
         self.__dict__.pop("_packed", None)
         self.__dict__.pop("_exact", None)
 

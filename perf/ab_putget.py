@@ -5,8 +5,9 @@
 Each checkout's package (its ``py/`` folder) and library run in a child process of their own
 (``PYTHONPATH`` and ``FASTQUEUE_LIBRARY``), A, B, A, B, ... for ``--rounds`` rounds; each child
 times, in one process: put+get, ``put(timeout=1)`` + ``get(timeout=1)`` (a timed call that
-succeeds at once, what worker loops use), put+get_nowait and put_nowait+get_nowait. The median of the rounds is
-printed per checkout, with B/A. Run it on a quiet machine: the children run one at a time.
+succeeds at once, what worker loops use), put+get_nowait and put_nowait+get_nowait. The median
+of the rounds is printed per checkout, with B/A. Run it on a quiet machine: the children run
+one at a time.
 """
 
 from __future__ import annotations

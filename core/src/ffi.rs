@@ -7,6 +7,7 @@ use crate::queue::Queue;
 use crate::Status;
 use std::ffi::{c_char, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 /// The ABI version (`FQ_ABI_VERSION` in the header).
@@ -571,13 +572,13 @@ pub unsafe extern "C" fn fq_try_put_in(hot: *mut c_void, data: *const c_void, le
     let q = unsafe { hot.cast::<*mut fq_queue>().read() };
     // SAFETY: forwarded contract.
     let status = unsafe { fq_put(q, data, len, 0) };
-    // SAFETY: the flag at offset 8 of the block, valid and (u8) aligned; atomic, since
-    // threads that share a block may call at the same time where the binding releases its
-    // lock around calls (PyPy).
-    let flag = unsafe { core::sync::atomic::AtomicU8::from_ptr(hot.cast::<u8>().add(8)) };
+    // SAFETY: the flag at offset 8 of the block: valid, and aligned for AtomicU8 (which has
+    // the size and bit validity of u8). Atomic, since threads that share a block may call at
+    // the same time where the binding releases its lock around calls (PyPy).
+    let flag = unsafe { &*hot.cast::<u8>().add(8).cast::<AtomicU8>() };
     // ORDERING: Relaxed: the flag pairs with no other memory; its reader is the caller of
     // this call, in the same thread, after the call returns (program order).
-    flag.store(u8::from(status == FQ_OK), core::sync::atomic::Ordering::Relaxed);
+    flag.store(u8::from(status == FQ_OK), Ordering::Relaxed);
     status
 }
 

@@ -60,9 +60,9 @@ def _stopped_take_args() -> tuple[Any]:
     return (ctypes.byref(block),)
 
 
-#: The hot path's put (block, flag memory) while it must not be used: puts nothing, returns
+#: The hot path's put (argument, flag) while it must not be used: puts nothing, returns
 #: ERR_NULL (see _ffi.PutBlock), which sends put on to its slow path.
-_put_stopped: Final = (lambda b: (b.arg, b.mem))(_ffi.PutBlock(None))
+_put_stopped: Final = (lambda b: (b.arg, b.flag))(_ffi.PutBlock(None))
 #: The hot path's get arguments while it must not be used (see _stopped_take_args).
 _take_stopped: Final = _stopped_take_args()
 

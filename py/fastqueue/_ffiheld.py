@@ -54,7 +54,15 @@ from ._library import (
 #: A :class:`~fastqueue._ffi.Handle` (not imported here: _ffi stands on this module).
 Handle = Any
 
-__all__ = ["Held", "HeldOps", "Lease", "PutBlock", "done_cell", "put_in", "try_put_in", "try_take_in"]
+__all__ = [
+    "Held",
+    "HeldOps",
+    "Lease",
+    "PutBlock",
+    "done_cell",
+    "try_put_in",
+    "try_take_in",
+]
 
 # Declarations (fastqueue.h), with argtypes, as in _library:
 _fq_set_interruptible = _declare("fq_set_interruptible", c_int32, c_void_p, c_int32)
@@ -343,24 +351,39 @@ class Held:
         return _take_wait(h._arg, a[0], a[1], a[2], _arg_i64(timeout_ns))  # type: ignore[no-any-return]
 
 
-class PutBlock:
-    """The block of fq_try_put_in of a handle (the handle, then the flag every call sets to 1
-    if it put, 0 if not): ``try_put_in(arg, data, u64_arg[len(data)])``, then ``put(mem)``
-    after an interruption. Keeps the handle alive while the argument is referred to; a block
-    made with None for the handle puts nothing (FQ_ERR_NULL)."""
+class _Anchor(ctypes.c_char):
+    """The first byte of a put block held in a bytearray (see PutBlock): an instance can hold
+    a reference to the block's handle."""
 
-    __slots__ = ("arg", "mem")
+
+class PutBlock:
+    """The block of fq_try_put_in for a handle (the handle, then a flag the call sets to 1 if
+    it put): ``flag[8] = 0`` then ``try_put_in(arg, data, u64_arg[len(data)])``; afterwards
+    ``flag[8]`` (one subscript) says whether that call put. The argument keeps the handle
+    alive while it is referred to (a call in flight); a block made with None for the handle
+    puts nothing (FQ_ERR_NULL).
+
+    ``flag`` is the block itself where it can be a bytearray (CPython: 8-byte aligned, and its
+    stores the cheapest), else a memoryview of ctypes memory (PyPy: a bytearray's data is not
+    malloc-aligned there)."""
+
+    __slots__ = ("arg", "flag")
 
     def __init__(self, h: Handle | None) -> None:
-        self.mem: Any = _hot_block(16, h)
         ptr = h._ptr.value if h is not None and h._ptr is not None else None
-        ctypes.c_void_p.from_buffer(self.mem, 0).value = ptr
-        self.arg: Any = byref(self.mem)
-
-
-def put_in(mem: Any) -> bool:
-    """Whether the last fq_try_put_in with the block ``mem`` put (its flag; one subscript)."""
-    return mem[8] != b"\0"  # type: ignore[no-any-return]
+        mem = bytearray(16)
+        anchor = _Anchor.from_buffer(mem)
+        if not PYPY and ctypes.addressof(anchor) % 8 == 0:
+            anchor.handle = h  # type: ignore[attr-defined]
+            ctypes.c_void_p.from_buffer(mem, 0).value = ptr
+            self.arg: Any = byref(anchor)
+            self.flag: Any = mem
+        else:
+            del anchor
+            block = _hot_block(16, h)
+            ctypes.c_void_p.from_buffer(block, 0).value = ptr
+            self.arg = byref(block)
+            self.flag = memoryview(block).cast("B")
 
 
 def done_cell() -> tuple[array[int], Any]:

@@ -74,21 +74,25 @@ class PutGetMixin(QueueCore):
         # The hot path: bytes, and a slot free at once (one library call, GIL kept). Anything
         # else -- another buffer type, a full queue, an error, a closed handle -- goes on below.
         # Signals: the call is fq_try_put_in with the queue's block (see _ffi.PutBlock), whose
-        # flag it sets to whether it put. CPython runs a signal handler at its check points:
-        # here the `len` call (before the try: nothing put yet), and the check right after the
-        # library call returns (the CALL instruction's own), where an exception discards the
-        # status. Between the try and that check nothing can run: loading an attribute or a
-        # global runs no Python code, and the library function is C (even while stopped: then
-        # a block without a handle). So the except clause reads the flag this call set: if it
-        # put, the exception is deferred, not raised (see _pending), since the put happened.
-        # No call between the except and the return: no second signal can land there.
+        # flag this code clears and the call sets to whether it put. CPython runs a signal
+        # handler at its check points: here the `len` call (before the flag is cleared:
+        # nothing put yet), and the check right after the library call returns (the CALL
+        # instruction's own), where an exception discards the status. Between the clearing
+        # and that check nothing can run: the store, loading an attribute or a global run no
+        # Python code, and the library function is C (even while stopped: then a block without
+        # a handle). So the except clause reads the flag of this call (0 if anything raised
+        # before it): if it put, the exception is deferred, not raised (see _pending), since
+        # the put happened. No call between the except and the return: no second signal can
+        # land there. (A handler that itself puts through this handle from another thread
+        # could rewrite the flag meanwhile; as the shared flag always could.)
         if type(item) is bytes:
             n_arg = _u64_arg[len(item)]
-            arg, mem = self._try_put
+            arg, flag = self._try_put
+            flag[8] = 0
             try:
                 status: int | None = _try_put_in(arg, item, n_arg)
             except BaseException as exc:
-                if mem[8] != b"\0":
+                if flag[8]:
                     if self._pending is None:
                         self._pending = exc
                     self._try_put = _put_stopped
@@ -146,11 +150,12 @@ class PutGetMixin(QueueCore):
         # put's hot path, inlined: this is a hot call (signals: see put).
         if type(item) is bytes:
             n_arg = _u64_arg[len(item)]
-            arg, mem = self._try_put
+            arg, flag = self._try_put
+            flag[8] = 0
             try:
                 status: int | None = _try_put_in(arg, item, n_arg)
             except BaseException as exc:
-                if mem[8] != b"\0":
+                if flag[8]:
                     if self._pending is None:
                         self._pending = exc
                     self._try_put = _put_stopped

@@ -226,7 +226,7 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, JoinMixin, _aio.AsyncMixin):
         # it put (see _putget); get's takes into _hot, a receive buffer with a held word (see
         # _ffi.Held), with its take_args.
         put_block = _ffi.PutBlock(h)
-        self._try_put = self._bound_put = (put_block.arg, put_block.mem)
+        self._try_put = self._bound_put = (put_block.arg, put_block.flag)
         self._hot = h.held(hot=True)
         self._take = self._hot.take_args
         self._kept_msgs = []

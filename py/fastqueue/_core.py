@@ -10,7 +10,6 @@ Data flows one way: the rooms -> ``_ffi`` -> the C library.
 
 from __future__ import annotations
 
-import ctypes
 import time
 import warnings
 from array import array
@@ -51,20 +50,12 @@ _NO_KEPT: Final[list[Any]] = []
 _NO_EXACT: Final[dict[tuple[int, int], list[Any]]] = {}
 
 
-def _stopped_take_args() -> tuple[Any]:
-    """The hot path's get arguments (see _ffi.Held.take_args) while it must not be used
-    (closed, or a message kept elsewhere or an exception deferred: see QueueCore): a block
-    with no handle, for which fq_try_take_in takes nothing and returns ERR_NULL (biased)."""
-    block = ctypes.create_string_buffer(32)
-    ctypes.c_int64.from_buffer(block, 16).value = -1  # (the word: free; no handle, no size)
-    return (ctypes.byref(block),)
-
-
 #: The hot path's put (argument, flag) while it must not be used: puts nothing, returns
 #: ERR_NULL (see _ffi.PutBlock), which sends put on to its slow path.
 _put_stopped: Final = (lambda b: (b.arg, b.flag))(_ffi.PutBlock(None))
-#: The hot path's get arguments while it must not be used (see _stopped_take_args).
-_take_stopped: Final = _stopped_take_args()
+#: The hot path's get arguments while it must not be used (closed, or a message kept
+#: elsewhere or an exception deferred: see QueueCore): see _ffi.stopped_take_args.
+_take_stopped: Final = _ffi.stopped_take_args()
 
 
 class QueueCore:

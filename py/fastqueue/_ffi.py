@@ -30,6 +30,7 @@ from ._ffiheld import (
     PutBlock,
     _fq_set_interruptible,
     done_cell,
+    stopped_take_args,
     try_put_in,
     try_take_in,
 )
@@ -183,6 +184,7 @@ __all__ = [
     "remove_leftover",
     "segment_size",
     "status_str",
+    "stopped_take_args",
     "try_put_in",
     "try_take_in",
     "u64_arg",

@@ -18,6 +18,17 @@ between other instructions, and not as an inlined Python-to-Python call returns 
 
 The library's blocking calls return FQ_INTERRUPTED when a signal interrupts their sleep (the
 handle is made interruptible when opened), so that a handler runs at once, nothing taken.
+
+The hot paths of Queue.get / put call fq_try_take_in / fq_try_put_in: the same protocols, with
+the handle, sizes, word and flag in one block of memory per queue (:class:`Held`'s block,
+:class:`PutBlock`), so that a get passes one prepared argument and a put three (ctypes' cost
+grows with each argument: ~370 instructions; 8b9e5f9's untimed hot path passed three each).
+
+On the held word's compare-and-swap (core/src/held.rs): on CPython the hot calls go through
+the PyDLL, which keeps the GIL, so two threads are never inside C with one word at once and a
+load and a store would do; on PyPy the calls release the GIL, two threads sharing a handle can
+be there together, and the CAS is what makes one of them the buffer's only user (the other
+gets FQ_ERR_BUSY). Uncontended it costs a few cycles; it stays.
 """
 
 from __future__ import annotations
@@ -60,6 +71,7 @@ __all__ = [
     "Lease",
     "PutBlock",
     "done_cell",
+    "stopped_take_args",
     "try_put_in",
     "try_take_in",
 ]
@@ -349,6 +361,14 @@ class Held:
         """fq_take waiting at most ``timeout_ns`` (GIL released): as ``take()``."""
         a = self._args
         return _take_wait(h._arg, a[0], a[1], a[2], _arg_i64(timeout_ns))  # type: ignore[no-any-return]
+
+
+def stopped_take_args() -> tuple[Any]:
+    """Arguments for try_take_in like a Held's ``take_args``, of a block with no handle: the
+    call takes nothing and returns ERR_NULL (biased). For a hot path that must not be used."""
+    block = ctypes.create_string_buffer(_HEADER + 8)
+    ctypes.c_int64.from_buffer(block, 16).value = -1  # (the word: free; no handle, no size)
+    return (byref(block),)
 
 
 class _Anchor(ctypes.c_char):

@@ -68,8 +68,8 @@ class PutGetMixin(QueueCore):
         # (A float or int timeout >= 0 is checked inline: a timed call that succeeds at once
         # then costs what an untimed one does; anything else is checked the long way.)
         if timeout is not None and block:
-            tc = timeout.__class__
-            if not ((tc is float or tc is int) and timeout >= 0):
+            tc = type(timeout)
+            if not ((tc is float or tc is int) and timeout >= 0.0):
                 _check_timeout(timeout)
         # The hot path: bytes, and a slot free at once (one library call, GIL kept). Anything
         # else -- another buffer type, a full queue, an error, a closed handle -- goes on below.
@@ -183,8 +183,8 @@ class PutGetMixin(QueueCore):
         (b'first', b'second')
         """
         if timeout is not None and block:
-            tc = timeout.__class__
-            if not ((tc is float or tc is int) and timeout >= 0):
+            tc = type(timeout)
+            if not ((tc is float or tc is int) and timeout >= 0.0):
                 _check_timeout(timeout)
         # The hot path: a message at once, no longer than the receive buffer (one library call,
         # GIL kept). Anything else -- an empty queue, a longer message, the buffer in use by

@@ -307,26 +307,37 @@ class Held:
     nothing from the queue. Both are single stores (no call), so that a second signal cannot
     land inside them. One Held serves one thread at a time.
 
-    The memory is one block laid out for fq_try_take_in (handle, size, word, buffer), so that
-    the hot path's get passes one prepared argument, ``take_args``: ``try_take_in(*take_args)``
-    does what ``take()`` does. ``word`` is a memoryview (format ``q``) of the block's word.
+    A hot one (``keep_alive``, Queue.get's) has its memory in one block laid out for
+    fq_try_take_in (handle, size, word, buffer), so that the hot path's get passes one prepared
+    argument, ``take_args``: ``try_take_in(*take_args)`` does what ``take()`` does; its
+    ``word`` is a memoryview (format ``q``) of the block's word. Others (``take_args`` None)
+    have a buffer of their own and an array('q') word.
     """
 
     __slots__ = ("_args", "block", "buf", "cap", "cap_arg", "take", "take_args", "word", "word_arg")
 
     def __init__(self, h: Handle, size: int, keep_alive: bool = False) -> None:
-        n = _HEADER + max(size, 1)
-        #: The block (fq_try_take_in's layout; a hot one keeps h alive).
-        self.block: Any = _hot_block(n, h) if keep_alive else ctypes.create_string_buffer(n)
-        ptr = h._ptr.value if h is not None and h._ptr is not None else None
-        ctypes.c_void_p.from_buffer(self.block, 0).value = ptr
-        ctypes.c_uint64.from_buffer(self.block, 8).value = size
-        cell = ctypes.c_int64.from_buffer(self.block, 16)
-        #: The held word, as a memoryview Python reads and writes with one subscript.
-        self.word: Any = memoryview(self.block).cast("B")[16:_HEADER].cast("q")
-        self.word[0] = -1
-        self.buf: Any = (ctypes.c_char * max(size, 1)).from_buffer(self.block, _HEADER)
         self.cap = size
+        if keep_alive:
+            # The hot path's: one block (fq_try_take_in's layout) that keeps h alive. Its
+            # buffer is only ever copied out of (never lent: PyPy's views of it would not
+            # keep the block alive, and it is 8-byte aligned only).
+            self.block: Any = _hot_block(_HEADER + max(size, 1), h)
+            ctypes.c_void_p.from_buffer(self.block, 0).value = h._ptr.value
+            ctypes.c_uint64.from_buffer(self.block, 8).value = size
+            cell: Any = ctypes.c_int64.from_buffer(self.block, 16)
+            #: The held word, as something Python reads and writes with one subscript.
+            self.word: Any = memoryview(self.block).cast("B")[16:_HEADER].cast("q")
+            self.word[0] = -1
+            self.buf: Any = (ctypes.c_char * max(size, 1)).from_buffer(self.block, _HEADER)
+            #: The same as the arguments of try_take_in (see the class's doc).
+            self.take_args: Any = (byref(self.block),)
+        else:  # a receive buffer of its own (ObjectQueue lends it as a frame: malloc-aligned)
+            self.block = None
+            self.buf = ctypes.create_string_buffer(max(size, 1))
+            self.word = array("q", [-1])
+            cell = (ctypes.c_int64 * 1).from_buffer(self.word)
+            self.take_args = None
         self._args = (byref(self.buf), _u64_args[size], byref(cell))
         #: The size and the held word as prepared arguments.
         self.cap_arg = self._args[1]
@@ -335,8 +346,6 @@ class Held:
         self.take: Callable[[], int] = functools.partial(
             _try_take_now, h._arg, self._args[0], self._args[1], self._args[2]
         )
-        #: The same as the arguments of try_take_in (see the class's doc).
-        self.take_args = (byref(self.block),)
         if keep_alive:  # for a Held used without the caller holding h (no cycle: not pooled)
             self.take.handle = h  # type: ignore[attr-defined]
 

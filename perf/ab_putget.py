@@ -5,8 +5,9 @@
 Each checkout's package (its ``py/`` folder) and library run in a child process of their own
 (``PYTHONPATH`` and ``FASTQUEUE_LIBRARY``), A, B, A, B, ... for ``--rounds`` rounds; each child
 times, in one process: put+get, ``put(timeout=1)`` + ``get(timeout=1)`` (a timed call that
-succeeds at once, what worker loops use), and put+get_nowait. The median of the rounds is
-printed per checkout, with B/A. Run it on a quiet machine: the children run one at a time.
+succeeds at once, what worker loops use), put+get_nowait and put_nowait+get_nowait. The median
+of the rounds is printed per checkout, with B/A. Run it on a quiet machine: the children run
+one at a time.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ size, n = int(sys.argv[1]), int(sys.argv[2])
 msg = b"x" * size
 out = {}
 with fastqueue.Queue(element_size=max(size, 1), capacity=8) as q:
-    put, get, get_nowait = q.put, q.get, q.get_nowait
+    put, get, get_nowait, put_nowait = q.put, q.get, q.get_nowait, q.put_nowait
     def plain():
         for _ in range(n):
             put(msg); get()
@@ -35,7 +36,16 @@ with fastqueue.Queue(element_size=max(size, 1), capacity=8) as q:
     def nowait():
         for _ in range(n):
             put(msg); get_nowait()
-    for name, f in (("put+get", plain), ("timed put+get", timed), ("put+get_nowait", nowait)):
+    def both_nowait():
+        for _ in range(n):
+            put_nowait(msg); get_nowait()
+    forms = (
+        ("put+get", plain),
+        ("timed put+get", timed),
+        ("put+get_nowait", nowait),
+        ("put_nowait+get_nowait", both_nowait),
+    )
+    for name, f in forms:
         f()  # warm
         best = None
         for _ in range(3):
@@ -81,7 +91,7 @@ def main() -> None:
         spread_a = max(r[name] for r in results["A"]) / min(r[name] for r in results["A"])
         spread_b = max(r[name] for r in results["B"]) / min(r[name] for r in results["B"])
         print(
-            f"  {name:16} A {a:7.0f}  B {b:7.0f}  B/A {b / a:5.3f}"
+            f"  {name:21} A {a:7.0f}  B {b:7.0f}  B/A {b / a:5.3f}"
             f"   (spread max/min A {spread_a:.2f}, B {spread_b:.2f})"
         )
 

@@ -8,6 +8,7 @@ which way is faster is measured in perf/.
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import os
 import sys
@@ -270,7 +271,13 @@ def test_hot_path_after_close_and_after_fork(qname: NameFactory) -> None:
         q.put(b"child")  # the first use attaches the child's own handle
         h = q._h
         ok = h is not None and h._ptr != parent_ptr
-        ok = ok and q._try_put.handle is h and q._take.handle is h
+        # The blocks the hot calls pass hold the child's handle (and keep it alive).
+        (put_arg, put_flag), hot = q._try_put, q._hot
+        ok = ok and hot.block.handle is h and q._take is hot.take_args
+        if sys.implementation.name == "cpython":  # (PyPy's byref has no _obj of its own)
+            ok = ok and put_arg._obj.handle is h
+        ok = ok and ctypes.c_void_p.from_buffer(put_flag, 0).value == h._ptr.value
+        ok = ok and ctypes.c_void_p.from_buffer(hot.block, 0).value == h._ptr.value
         os._exit(0 if ok and q.get() == b"one" else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0

@@ -424,6 +424,26 @@ int32_t fq_put_noted(fq_queue *q, const void *data, uint64_t len, int64_t timeou
 int32_t fq_try_put_noted(fq_queue *q, uint8_t *done, const void *data, uint64_t len);
 
 /**
+ * fq_try_take(q, buf, cap, held) with its arguments in one block at `hot` (8-byte aligned),
+ * for bindings where every argument costs (Python's ctypes: one argument instead of four):
+ *   offset 0   fq_queue *q      the handle (NULL: FQ_ERR_NULL, taking nothing);
+ *   offset 8   uint64_t cap     the size of the receive buffer;
+ *   offset 16  int64_t held     the held word (see fq_take), initially -1;
+ *   offset 24  cap bytes        the receive buffer.
+ * NULL or misaligned `hot`: FQ_ERR_NULL (biased, as fq_try_get). C callers gain nothing.
+ */
+int64_t fq_try_take_in(void *hot);
+
+/**
+ * fq_try_put_noted with the handle and the flag in one block at `hot` (8-byte aligned, 16
+ * bytes): the handle at offset 0, the flag (uint8_t) at offset 8. Every call stores the flag:
+ * 1 if it put, 0 if not (unlike fq_put_noted, nothing needs to clear it first). A NULL
+ * handle: FQ_ERR_NULL, nothing put, the flag 0; NULL or misaligned `hot`: FQ_ERR_NULL, nothing
+ * put or stored. For bindings.
+ */
+int32_t fq_try_put_in(void *hot, const void *data, uint64_t len);
+
+/**
  * fq_get_many into a batch buffer with a held word, as fq_take does for one message: the word
  * holds the number of messages in `buf` (their lengths stay in `lens`), and the call returns
  * that number (>= 1) or `status - FQ_TRY_BIAS`; a kept batch (-(count + 2)) is handed over

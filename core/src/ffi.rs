@@ -7,6 +7,7 @@ use crate::queue::Queue;
 use crate::Status;
 use std::ffi::{c_char, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 /// The ABI version (`FQ_ABI_VERSION` in the header).
@@ -524,6 +525,61 @@ pub unsafe extern "C" fn fq_try_take(
 ) -> i64 {
     // SAFETY: forwarded contract.
     unsafe { fq_take(q, buf, cap, held, 0) }
+}
+
+/// Bytes before the receive buffer in `fq_try_take_in`'s block: the handle, the buffer's
+/// size and the held word, 8 bytes each (fastqueue.h).
+const TAKE_IN_HEADER: usize = 24;
+
+/// `fq_try_take` with a single argument: a block that holds the handle, the buffer's size
+/// and the held word, followed by the buffer (see fastqueue.h). For bindings where every
+/// argument costs (Python's ctypes: one argument instead of four).
+///
+/// # Safety
+/// `hot` is NULL, or points to an 8-byte aligned block of `24 + cap` bytes laid out as the
+/// header says, whose handle is NULL or live and whose word only these calls and their caller
+/// change.
+#[no_mangle]
+pub unsafe extern "C" fn fq_try_take_in(hot: *mut c_void) -> i64 {
+    if hot.is_null() || (hot as usize) % core::mem::align_of::<u64>() != 0 {
+        return try_result(Status::Null as i32, 0);
+    }
+    let base = hot.cast::<u64>();
+    // SAFETY: an aligned block of at least 24 bytes per the contract: the handle at 0, the
+    // size at 8, the word at 16 (aligned: the block is), the buffer from 24 on (cap bytes).
+    unsafe {
+        let q = base.cast::<*mut fq_queue>().read();
+        let cap = base.add(1).read();
+        let held = base.add(2).cast::<i64>();
+        let buf = hot.cast::<u8>().add(TAKE_IN_HEADER).cast::<c_void>();
+        fq_take(q, buf, cap, held, 0)
+    }
+}
+
+/// `fq_try_put_noted` with the handle and the flag in one block (see fastqueue.h): the handle
+/// at offset 0, the flag at offset 8, which every call sets, to 1 if it put and to 0 if not
+/// (so that a caller needs no store before the call). For bindings where every argument costs.
+///
+/// # Safety
+/// As `fq_put`; `hot` is NULL or points to an 8-byte aligned block of 16 bytes whose handle
+/// is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn fq_try_put_in(hot: *mut c_void, data: *const c_void, len: u64) -> i32 {
+    if hot.is_null() || (hot as usize) % core::mem::align_of::<u64>() != 0 {
+        return Status::Null as i32;
+    }
+    // SAFETY: an aligned block of 16 bytes per the contract: the handle at 0.
+    let q = unsafe { hot.cast::<*mut fq_queue>().read() };
+    // SAFETY: forwarded contract.
+    let status = unsafe { fq_put(q, data, len, 0) };
+    // SAFETY: the flag at offset 8 of the block: valid, and aligned for AtomicU8 (which has
+    // the size and bit validity of u8). Atomic, since threads that share a block may call at
+    // the same time where the binding releases its lock around calls (PyPy).
+    let flag = unsafe { &*hot.cast::<u8>().add(8).cast::<AtomicU8>() };
+    // ORDERING: Relaxed: the flag pairs with no other memory; its reader is the caller of
+    // this call, in the same thread, after the call returns (program order).
+    flag.store(u8::from(status == FQ_OK), Ordering::Relaxed);
+    status
 }
 
 /// `fq_get_many` into a batch buffer with a held word (as `fq_take`; the word holds the number

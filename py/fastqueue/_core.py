@@ -39,12 +39,9 @@ _OK: Final = _ffi.OK
 _EMPTY: Final = _ffi.EMPTY
 _FULL: Final = _ffi.FULL
 _TRY_BIAS: Final = _ffi.TRY_BIAS
-#: What the closed queue's hot-path put returns: any status but OK.
-_CLOSED: Final = -(1 << 40)
+#: What the hot-path put returns while stopped (see _put_stopped): no handle in its block.
+_CLOSED: Final = _ffi.ERR_NULL
 _INTERRUPTED: Final = _ffi.INTERRUPTED
-#: What the hot path's take returns while it must not be used (closed, or a message kept
-#: elsewhere or an exception deferred: see QueueCore): a status, biased, that is not EMPTY.
-_STOPPED: Final = _ffi.ERR_BUSY - _TRY_BIAS
 #: A closed queue's bound packed puts: none (never written to: the slow path raises first).
 _NO_PACKED: Final[dict[tuple[int, int], Any]] = {}
 #: The same for get_many(..., itemsize=): never written to.
@@ -53,14 +50,12 @@ _NO_KEPT: Final[list[Any]] = []
 _NO_EXACT: Final[dict[tuple[int, int], list[Any]]] = {}
 
 
-def _put_stopped(data: object, n: object) -> int:
-    """The hot path's put while an exception is deferred (see QueueCore._pending)."""
-    return _CLOSED
-
-
-def _take_stopped() -> int:
-    """The hot path's take while it must not be used (see _STOPPED)."""
-    return _STOPPED
+#: The hot path's put (argument, flag) while it must not be used: puts nothing, returns
+#: ERR_NULL (see _ffi.PutBlock), which sends put on to its slow path.
+_put_stopped: Final = (lambda b: (b.arg, b.flag))(_ffi.PutBlock(None))
+#: The hot path's get arguments while it must not be used (closed, or a message kept
+#: elsewhere or an exception deferred: see QueueCore): see _ffi.stopped_take_args.
+_take_stopped: Final = _ffi.stopped_take_args()
 
 
 class QueueCore:
@@ -69,7 +64,7 @@ class QueueCore:
 
     # Class-level defaults, so that __del__ and __repr__ work on a half-constructed object.
     # The handle; None once closed. In a child forked while it was open it is missing until the
-    # child's first use, when ``Queue.__getattr__`` attaches a handle of the child's own (a
+    # child's first use, when ``Queue._h`` (a descriptor) attaches a handle of the child's own (a
     # missing ``_h`` on a half-constructed object reads as None).
     _h: _ffi.Handle | None
     #: In a forked child: the handle inherited from the parent, until the child's first use.
@@ -83,12 +78,11 @@ class QueueCore:
     _unlinked: bool = False
     # The hot path's bound library calls (see _bind); while closed, every call takes the slow
     # path, which raises.
-    _try_put: Any = staticmethod(lambda data, n: _CLOSED)
-    _take: Any = staticmethod(_take_stopped)
+    _try_put: Any = _put_stopped
+    _take: Any = _take_stopped
     _bound_put: Any = None
-    #: get's hot receive buffer (see _ffi.Held) and put's flag (see _ffi.done_cell).
+    #: get's hot receive buffer (see _ffi.Held); _take is its take_args, or _take_stopped.
     _hot: Any = None
-    _done: Any = array("B", [0])  # (a closed queue's: written, never read)
     #: An exception from a signal handler that arrived after a call had put (or taken) what
     #: it was asked to: that call returned normally, and the next put or get on this handle
     #: raises it before doing anything (see _defer).
@@ -139,7 +133,7 @@ class QueueCore:
     def _restore_take(self, h: _ffi.Handle) -> None:
         """Puts get's hot path back, unless something must be handed over or raised first."""
         if self._pending is None and not self._kept_msgs and not h.kept:
-            self._take = self._hot.take
+            self._take = self._hot.take_args
 
     def _drain_kept(self, h: _ffi.Handle) -> None:
         """Moves the messages of the handle's kept receive buffers (taken by gets, batches

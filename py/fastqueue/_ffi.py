@@ -22,7 +22,18 @@ from ctypes import (
 from typing import Any, Callable, Final
 
 from ._ffibatch import BatchOps, _Batch, _Exact
-from ._ffiheld import _NO_TOKEN, Held, HeldOps, Lease, _fq_set_interruptible, done_cell
+from ._ffiheld import (
+    _NO_TOKEN,
+    Held,
+    HeldOps,
+    Lease,
+    PutBlock,
+    _fq_set_interruptible,
+    done_cell,
+    stopped_take_args,
+    try_put_in,
+    try_take_in,
+)
 from ._library import (
     _NOW,
     ABI_VERSION,
@@ -155,6 +166,7 @@ __all__ = [
     "Handle",
     "Held",
     "Lease",
+    "PutBlock",
     "abi_version",
     "array_arg",
     "as_c_buffer",
@@ -172,6 +184,9 @@ __all__ = [
     "remove_leftover",
     "segment_size",
     "status_str",
+    "stopped_take_args",
+    "try_put_in",
+    "try_take_in",
     "u64_arg",
     "unlink",
     "unlink_force",

@@ -18,6 +18,17 @@ between other instructions, and not as an inlined Python-to-Python call returns 
 
 The library's blocking calls return FQ_INTERRUPTED when a signal interrupts their sleep (the
 handle is made interruptible when opened), so that a handler runs at once, nothing taken.
+
+The hot paths of Queue.get / put call fq_try_take_in / fq_try_put_in: the same protocols, with
+the handle, sizes, word and flag in one block of memory per queue (:class:`Held`'s block,
+:class:`PutBlock`), so that a get passes one prepared argument and a put three (ctypes' cost
+grows with each argument: ~370 instructions; 8b9e5f9's untimed hot path passed three each).
+
+On the held word's compare-and-swap (core/src/held.rs): on CPython the hot calls go through
+the PyDLL, which keeps the GIL, so two threads are never inside C with one word at once and a
+load and a store would do; on PyPy the calls release the GIL, two threads sharing a handle can
+be there together, and the CAS is what makes one of them the buffer's only user (the other
+gets FQ_ERR_BUSY). Uncontended it costs a few cycles; it stays.
 """
 
 from __future__ import annotations
@@ -54,7 +65,16 @@ from ._library import (
 #: A :class:`~fastqueue._ffi.Handle` (not imported here: _ffi stands on this module).
 Handle = Any
 
-__all__ = ["Held", "HeldOps", "Lease", "done_cell"]
+__all__ = [
+    "Held",
+    "HeldOps",
+    "Lease",
+    "PutBlock",
+    "done_cell",
+    "stopped_take_args",
+    "try_put_in",
+    "try_take_in",
+]
 
 # Declarations (fastqueue.h), with argtypes, as in _library:
 _fq_set_interruptible = _declare("fq_set_interruptible", c_int32, c_void_p, c_int32)
@@ -160,6 +180,13 @@ _take_many_exact_wait = _declare_wire(
     POINTER(c_int64),
     c_int64,
 )
+# One-argument get and three-argument put of the hot paths (blocks of their own: _hot_block):
+_fq_try_take_in = _declare("fq_try_take_in", c_int64, c_void_p)
+_fq_try_put_in = _declare("fq_try_put_in", c_int32, c_void_p, c_void_p, c_uint64)
+try_take_in: Final = _declare_wire(_lib_nogil, "fq_try_take_in", c_int64, c_void_p)
+try_put_in: Final = _declare_wire(
+    _lib_nogil, "fq_try_put_in", c_int32, c_void_p, c_void_p, c_uint64
+)
 _put_noted_now = _declare_wire(
     _lib_nogil, "fq_put_noted", c_int32, c_void_p, c_void_p, c_uint64, c_int64, POINTER(c_uint8)
 )
@@ -247,6 +274,26 @@ class Lease:
 _NO_TOKEN: Final = (1 << 64) - 1
 
 
+#: Bytes before the receive buffer in a Held's block (fq_try_take_in): handle, size, word.
+_HEADER: Final = 24
+#: ctypes array types of the blocks of hot Helds, by size (a type of their own, so that an
+#: instance can hold a reference to its handle; see _hot_block).
+_block_types: dict[int, Any] = {}
+
+
+def _hot_block(size: int, handle: Handle) -> Any:
+    """A zeroed block of ``size`` bytes (c_char array: malloc-aligned) that keeps ``handle``
+    alive while anything, such as a prepared argument in a call in flight, refers to it."""
+    cls = _block_types.get(size)
+    if cls is None:
+        cls = type("_HotBlock", (ctypes.Array,), {"_type_": ctypes.c_char, "_length_": size})
+        if len(_block_types) < 64:
+            _block_types[size] = cls
+    block = cls()
+    block.handle = handle
+    return block
+
+
 class Held:
     """A receive buffer and its *held word* (fq_take): the word says whether the buffer holds a
     message handed over and not yet consumed, so that an exception from a signal handler that
@@ -259,16 +306,38 @@ class Held:
     -(n + 2) and the next take into this buffer hands the same message over again, taking
     nothing from the queue. Both are single stores (no call), so that a second signal cannot
     land inside them. One Held serves one thread at a time.
+
+    A hot one (``keep_alive``, Queue.get's) has its memory in one block laid out for
+    fq_try_take_in (handle, size, word, buffer), so that the hot path's get passes one prepared
+    argument, ``take_args``: ``try_take_in(*take_args)`` does what ``take()`` does; its
+    ``word`` is a memoryview (format ``q``) of the block's word. Others (``take_args`` None)
+    have a buffer of their own and an array('q') word.
     """
 
-    __slots__ = ("_args", "buf", "cap", "cap_arg", "take", "word", "word_arg")
+    __slots__ = ("_args", "block", "buf", "cap", "cap_arg", "take", "take_args", "word", "word_arg")
 
     def __init__(self, h: Handle, size: int, keep_alive: bool = False) -> None:
-        self.buf: Any = ctypes.create_string_buffer(max(size, 1))
-        #: The held word, as an array Python reads and writes with one subscript.
-        self.word = array("q", [-1])
-        cell = (ctypes.c_int64 * 1).from_buffer(self.word)
         self.cap = size
+        if keep_alive:
+            # The hot path's: one block (fq_try_take_in's layout) that keeps h alive. Its
+            # buffer is only ever copied out of (never lent: PyPy's views of it would not
+            # keep the block alive, and it is 8-byte aligned only).
+            self.block: Any = _hot_block(_HEADER + max(size, 1), h)
+            ctypes.c_void_p.from_buffer(self.block, 0).value = h._ptr.value
+            ctypes.c_uint64.from_buffer(self.block, 8).value = size
+            cell: Any = ctypes.c_int64.from_buffer(self.block, 16)
+            #: The held word, as something Python reads and writes with one subscript.
+            self.word: Any = memoryview(self.block).cast("B")[16:_HEADER].cast("q")
+            self.word[0] = -1
+            self.buf: Any = (ctypes.c_char * max(size, 1)).from_buffer(self.block, _HEADER)
+            #: The same as the arguments of try_take_in (see the class's doc).
+            self.take_args: Any = (byref(self.block),)
+        else:  # a receive buffer of its own (ObjectQueue lends it as a frame: malloc-aligned)
+            self.block = None
+            self.buf = ctypes.create_string_buffer(max(size, 1))
+            self.word = array("q", [-1])
+            cell = (ctypes.c_int64 * 1).from_buffer(self.word)
+            self.take_args = None
         self._args = (byref(self.buf), _u64_args[size], byref(cell))
         #: The size and the held word as prepared arguments.
         self.cap_arg = self._args[1]
@@ -301,6 +370,49 @@ class Held:
         """fq_take waiting at most ``timeout_ns`` (GIL released): as ``take()``."""
         a = self._args
         return _take_wait(h._arg, a[0], a[1], a[2], _arg_i64(timeout_ns))  # type: ignore[no-any-return]
+
+
+def stopped_take_args() -> tuple[Any]:
+    """Arguments for try_take_in like a Held's ``take_args``, of a block with no handle: the
+    call takes nothing and returns ERR_NULL (biased). For a hot path that must not be used."""
+    block = ctypes.create_string_buffer(_HEADER + 8)
+    ctypes.c_int64.from_buffer(block, 16).value = -1  # (the word: free; no handle, no size)
+    return (byref(block),)
+
+
+class _Anchor(ctypes.c_char):
+    """The first byte of a put block held in a bytearray (see PutBlock): an instance can hold
+    a reference to the block's handle."""
+
+
+class PutBlock:
+    """The block of fq_try_put_in for a handle (the handle, then a flag the call sets to 1 if
+    it put): ``flag[8] = 0`` then ``try_put_in(arg, data, u64_arg[len(data)])``; afterwards
+    ``flag[8]`` (one subscript) says whether that call put. The argument keeps the handle
+    alive while it is referred to (a call in flight); a block made with None for the handle
+    puts nothing (FQ_ERR_NULL).
+
+    ``flag`` is the block itself where it can be a bytearray (CPython: 8-byte aligned, and its
+    stores the cheapest), else a memoryview of ctypes memory (PyPy: a bytearray's data is not
+    malloc-aligned there)."""
+
+    __slots__ = ("arg", "flag")
+
+    def __init__(self, h: Handle | None) -> None:
+        ptr = h._ptr.value if h is not None and h._ptr is not None else None
+        mem = bytearray(16)
+        anchor = _Anchor.from_buffer(mem)
+        if not PYPY and ctypes.addressof(anchor) % 8 == 0:
+            anchor.handle = h  # type: ignore[attr-defined]
+            ctypes.c_void_p.from_buffer(mem, 0).value = ptr
+            self.arg: Any = byref(anchor)
+            self.flag: Any = mem
+        else:
+            del anchor
+            block = _hot_block(16, h)
+            ctypes.c_void_p.from_buffer(block, 0).value = ptr
+            self.arg = byref(block)
+            self.flag = memoryview(block).cast("B")
 
 
 def done_cell() -> tuple[array[int], Any]:

@@ -25,6 +25,8 @@ from ._errors import (
     ArgumentTypeError,
     InvalidArgumentError,
 )
+from ._ffi import try_put_in as _try_put_in
+from ._ffi import try_take_in as _try_take_in
 from ._ffi import u64_arg as _u64_arg
 from ._words import nbytes
 
@@ -66,22 +68,31 @@ class PutGetMixin(QueueCore):
         # (A float or int timeout >= 0 is checked inline: a timed call that succeeds at once
         # then costs what an untimed one does; anything else is checked the long way.)
         if timeout is not None and block:
-            tc = timeout.__class__
-            if not ((tc is float or tc is int) and timeout >= 0):
+            tc = type(timeout)
+            if not ((tc is float or tc is int) and timeout >= 0.0):
                 _check_timeout(timeout)
         # The hot path: bytes, and a slot free at once (one library call, GIL kept). Anything
         # else -- another buffer type, a full queue, an error, a closed handle -- goes on below.
-        # Signals: the library stores 1 in _done when it put; an exception from a signal
-        # handler that lands after that (on the way back from the call) is deferred, not
-        # raised, since the put happened (see _pending). No call between the except and the
-        # return: no second signal can land there.
+        # Signals: the call is fq_try_put_in with the queue's block (see _ffi.PutBlock), whose
+        # flag this code clears and the call sets to whether it put. CPython runs a signal
+        # handler at its check points: here the `len` call (before the flag is cleared:
+        # nothing put yet), and the check right after the library call returns (the CALL
+        # instruction's own), where an exception discards the status. Between the clearing
+        # and that check nothing can run: the store, loading an attribute or a global run no
+        # Python code, and the library function is C (even while stopped: then a block without
+        # a handle). So the except clause reads the flag of this call (0 if anything raised
+        # before it): if it put, the exception is deferred, not raised (see _pending), since
+        # the put happened. No call between the except and the return: no second signal can
+        # land there. (A handler that itself puts through this handle from another thread
+        # could rewrite the flag meanwhile; as the shared flag always could.)
         if type(item) is bytes:
-            done = self._done
-            done[0] = 0
+            n_arg = _u64_arg[len(item)]
+            arg, flag = self._try_put
+            flag[8] = 0
             try:
-                status: int | None = self._try_put(item, _u64_arg[len(item)])
+                status: int | None = _try_put_in(arg, item, n_arg)
             except BaseException as exc:
-                if done[0]:
+                if flag[8]:
                     if self._pending is None:
                         self._pending = exc
                     self._try_put = _put_stopped
@@ -136,9 +147,21 @@ class PutGetMixin(QueueCore):
 
     def put_nowait(self, item: Buffer) -> None:
         """``put(item, block=False)``: raises :class:`~fastqueue.Full` at once when full."""
-        # put's hot path, inlined: this is a hot call.
+        # put's hot path, inlined: this is a hot call (signals: see put).
         if type(item) is bytes:
-            status: int | None = self._try_put(item, _u64_arg[len(item)])
+            n_arg = _u64_arg[len(item)]
+            arg, flag = self._try_put
+            flag[8] = 0
+            try:
+                status: int | None = _try_put_in(arg, item, n_arg)
+            except BaseException as exc:
+                if flag[8]:
+                    if self._pending is None:
+                        self._pending = exc
+                    self._try_put = _put_stopped
+                    self._take = _take_stopped
+                    return
+                raise
             if status == _OK:
                 return
         else:
@@ -160,8 +183,8 @@ class PutGetMixin(QueueCore):
         (b'first', b'second')
         """
         if timeout is not None and block:
-            tc = timeout.__class__
-            if not ((tc is float or tc is int) and timeout >= 0):
+            tc = type(timeout)
+            if not ((tc is float or tc is int) and timeout >= 0.0):
                 _check_timeout(timeout)
         # The hot path: a message at once, no longer than the receive buffer (one library call,
         # GIL kept). Anything else -- an empty queue, a longer message, the buffer in use by
@@ -169,10 +192,17 @@ class PutGetMixin(QueueCore):
         # stays described by the buffer's held word (see _ffi.Held) until it is stored back to
         # -1 right before the return; an exception that lands before that keeps it there (a
         # single store, no call: no second signal can land in between), and the next get
-        # hands it over.
+        # hands it over. The call is fq_try_take_in with the prepared argument of the hot
+        # buffer's block (self._take is _hot.take_args, or _take_stopped: a block without a
+        # handle, taking nothing). Where a handler can run (CPython's check points): only at
+        # the check of the CALL_FUNCTION_EX right after the library call returns. Loading the
+        # global and the attribute runs no Python code, and from that check to the return
+        # there is none: a comparison, the slice (C: bytes are made, no check point) and the
+        # store. So the word is n >= 0 exactly while this call's message is out of the queue
+        # and not yet returned.
         held = self._hot
         try:
-            n = self._take()
+            n = _try_take_in(*self._take)
             if n >= 0:
                 msg: bytes = held.buf[:n]  # the one copy, into a new bytes object
                 held.word[0] = -1
@@ -238,9 +268,9 @@ class PutGetMixin(QueueCore):
 
     def get_nowait(self) -> bytes:
         """``get(block=False)``: raises :class:`~fastqueue.Empty` at once if there is no message."""
-        held = self._hot  # get's hot path, inlined: this is a hot call.
+        held = self._hot  # get's hot path, inlined: this is a hot call (signals: see get).
         try:
-            n = self._take()
+            n = _try_take_in(*self._take)
             if n >= 0:
                 msg: bytes = held.buf[:n]
                 held.word[0] = -1

@@ -56,6 +56,21 @@ _OK: Final = _ffi.OK
 _live: weakref.WeakSet[Queue] = weakref.WeakSet()
 
 
+class _AttachOnFirstUse:
+    """``Queue._h`` where the instance has no ``_h`` of its own: in a forked child, until its
+    first use (see :meth:`Queue._after_fork_in_child`), or on a half-constructed object (None).
+
+    A non-data descriptor (``__get__`` only), so the handle an instance holds in its
+    ``__dict__`` hides it and it runs only when ``_h`` is missing. (It replaced a
+    ``__getattr__``: a class with one reads every attribute through a slower hook, and CPython
+    does not specialise those reads; the hot path's five reads cost ~10 % of a put+get.)"""
+
+    def __get__(self, obj: Queue | None, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        return obj._attach_in_child()
+
+
 class Queue(PutGetMixin, BatchMixin, SlotMixin, JoinMixin, _aio.AsyncMixin):
     """A bounded MPMC queue of byte messages in the shared-memory segment ``/dev/shm/<name>``.
 
@@ -207,12 +222,13 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, JoinMixin, _aio.AsyncMixin):
     def _bind(self, h: _ffi.Handle) -> None:
         """Makes the hot path's library calls with ``h`` bound (put's, and a first receive
         buffer for get). They keep ``h`` alive while a call is in flight."""
-        # put's hot path stores whether it put in _done (see _putget); get's takes into _hot,
-        # a receive buffer with a held word (see _ffi.Held).
-        self._done, done_arg = _ffi.done_cell()
-        self._try_put = self._bound_put = h.bind_put_noted(done_arg)
+        # put's hot path calls fq_try_put_in with a block of its own, whose flag says whether
+        # it put (see _putget); get's takes into _hot, a receive buffer with a held word (see
+        # _ffi.Held), with its take_args.
+        put_block = _ffi.PutBlock(h)
+        self._try_put = self._bound_put = (put_block.arg, put_block.flag)
         self._hot = h.held(hot=True)
-        self._take = self._hot.take
+        self._take = self._hot.take_args
         self._kept_msgs = []
         #: put_many(bytes, itemsize=k) of n bytes -> (fq_try_put_many bound for it, n // k, the
         #: lengths); made by the first such put of each size (at most 64 sizes).
@@ -440,7 +456,6 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, JoinMixin, _aio.AsyncMixin):
         self.__dict__.pop("_pending", None)
         self.__dict__.pop("_take", None)
         self.__dict__.pop("_hot", None)
-        self.__dict__.pop("_done", None)
         self.__dict__.pop("_packed", None)
         self.__dict__.pop("_exact", None)
         if self._owner_pid == getpid() and not self._unlinked:
@@ -492,7 +507,9 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, JoinMixin, _aio.AsyncMixin):
         self._inherited = h
         # The class's bound calls: the child's first call takes the slow path, which attaches.
         self.__dict__.pop("_try_put", None)
-        self.__dict__.pop("_rx", None)
+        self.__dict__.pop("_bound_put", None)
+        self.__dict__.pop("_take", None)
+        self.__dict__.pop("_hot", None)
         self.__dict__.pop("_packed", None)
         self.__dict__.pop("_exact", None)
 
@@ -518,14 +535,8 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, JoinMixin, _aio.AsyncMixin):
             self._h = inherited
             return inherited
 
-    if not TYPE_CHECKING:  # (kept from mypy, which would then allow any attribute)
-
-        def __getattr__(self, name: str) -> Any:
-            """Only ``_h`` is ever missing: in a forked child, until its first use (see
-            :meth:`_after_fork_in_child`), or on a half-constructed object (None)."""
-            if name != "_h":
-                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-            return self._attach_in_child()
+    if not TYPE_CHECKING:  # (mypy sees QueueCore's declaration of _h)
+        _h = _AttachOnFirstUse()
 
 
 def unlink(name: str, *, force: bool = False) -> None:

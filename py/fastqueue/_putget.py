@@ -213,14 +213,9 @@ class PutGetMixin(QueueCore):
                     n = self._retry(h, functools.partial(held.take_wait, h), n, timeout)
                 if n >= 0:
                     msg = held.buf[:n]
-                    if _PYPY:
-                        # PyPy: free, then pooled. The other order lost messages between
-                        # threads sharing the handle on PyPy (test_hot_path's threads test);
-                        # PyPy's signals are not covered anyway (see docs/guide/signals.rst).
-                        held.word[0] = -1
-                        h.give_held(held)
-                        return msg
-                    h.give_held(held)  # before the store: a get that pops it meanwhile: BUSY
+                    # Pooled before the store (no call between the store and the return);
+                    # a thread that pops it meanwhile leaves it (see Handle.held).
+                    h.give_held(held)
                     held.word[0] = -1
                     return msg
             except BaseException:
@@ -308,11 +303,7 @@ class PutGetMixin(QueueCore):
             if n >= 0:
                 view = memoryview(buffer).cast("B")
                 view[:n] = memoryview(held.buf).cast("B")[:n]
-                if _PYPY:  # free, then pooled: as in get (see there)
-                    held.word[0] = -1
-                    h.give_held(held)
-                    return n
-                h.give_held(held)
+                h.give_held(held)  # (before the store: as in get)
                 held.word[0] = -1
                 return n
         except BaseException:

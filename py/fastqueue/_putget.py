@@ -328,3 +328,10 @@ class PutGetMixin(QueueCore):
                 f"message was left in the queue)"
             )
         raise self._get_error(status)
+
+
+if _PYPY:  # a handler may run between any two bytecodes there: get defers as put does
+    from . import _pypyget
+
+    PutGetMixin.get = _pypyget.get  # type: ignore[method-assign]
+    PutGetMixin.get_nowait = _pypyget.get_nowait  # type: ignore[method-assign]

@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ._args import check_timeout as _check_timeout
-from ._core import _TRY_BIAS, _put_stopped, _take_stopped
+from ._core import _REDO, _TRY_BIAS
 
 if TYPE_CHECKING:
     from ._putget import PutGetMixin
@@ -73,8 +73,8 @@ def _interrupted(self: PutGetMixin, held: object, msg: bytes | None, exc: BaseEx
     message, if any, is kept in the buffer (its word marked kept) and False says to raise.
 
     A handler's exception may land anywhere in here too (PyPy): each step is redone by the
-    loop until it completes; every step can be repeated."""
-    while True:
+    loop until it completes (a few times: see _core._REDO); every step can be repeated."""
+    for attempt in range(_REDO):
         try:
             if held is None:
                 return False
@@ -86,10 +86,9 @@ def _interrupted(self: PutGetMixin, held: object, msg: bytes | None, exc: BaseEx
             if msg is None or v != -1:
                 return False
             # Consumed, not yet returned: this call took it. Defer, as a put does.
-            if self._pending is None:
-                self._pending = exc
-            self._try_put = _put_stopped
-            self._take = _take_stopped
+            self._defer(exc)
             return True
         except BaseException:  # a second signal, meanwhile: coalesced with the first
-            pass
+            if attempt == _REDO - 1:
+                raise
+    return False  # (not reached)

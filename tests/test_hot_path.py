@@ -229,6 +229,31 @@ def test_hot_path_receive_buffers_are_never_shared_between_threads(qname: NameFa
         sys.setswitchinterval(old)
 
 
+def test_a_pooled_receive_buffer_not_yet_stored_free_is_left_to_its_giver(
+    qname: NameFactory,
+) -> None:
+    """A get gives its receive buffer back to the handle's pool before it stores the held word
+    free (so that no signal can land between that store and its return). Another thread that
+    pops the buffer in between must leave it, not take into it: the take would be refused
+    (BUSY: an InternalError, and on PyPy, which switches threads between any two bytecodes,
+    test_hot_path_receive_buffers_are_never_shared_between_threads lost messages so)."""
+    with Queue(qname(), element_size=16, capacity=4) as q:
+        q.put(b"a")
+        q.put(b"b")
+        h = q._h
+        assert h is not None
+        held = h.held()
+        assert held.take() == 1  # b"a" taken: the word says so until the store below
+        assert held.buf[:1] == b"a"
+        h.give_held(held)  # a get's order: pooled first ...
+        other = h.held()  # ... another thread's get pops it here
+        assert other is not held
+        assert other.take() == 1 and other.buf[:1] == b"b"
+        other.word[0] = -1
+        held.word[0] = -1  # ... then the giver's store
+        assert q.qsize() == 0
+
+
 def test_batches_in_a_forked_child_use_the_childs_handle(qname: NameFactory) -> None:
     """get_many keeps buffers with library calls bound to the handle; a child forked after the
     parent used them gets its own handle (the inherited one is closed), so the buffers must not

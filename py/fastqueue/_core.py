@@ -56,6 +56,8 @@ _put_stopped: Final = (lambda b: (b.arg, b.flag))(_ffi.PutBlock(None))
 #: The hot path's get arguments while it must not be used (closed, or a message kept
 #: elsewhere or an exception deferred: see QueueCore): see _ffi.stopped_take_args.
 _take_stopped: Final = _ffi.stopped_take_args()
+#: How many times an except clause that a second signal may interrupt (PyPy) redoes its steps.
+_REDO: Final = 8
 
 
 class QueueCore:
@@ -130,6 +132,22 @@ class QueueCore:
         if exc is not None:
             raise exc
 
+    def _defer(self, exc: BaseException) -> None:
+        """Defers ``exc`` (a signal handler's, landing after a get had taken its message and
+        before it returned: PyPy) to the handle's next call, as put does (see _pending). A
+        second signal landing in here is coalesced with the first: every step can be redone
+        (a few times: anything that still fails is no signal's, and is raised)."""
+        for attempt in range(_REDO):
+            try:
+                if self._pending is None:
+                    self._pending = exc
+                self._try_put = _put_stopped
+                self._take = _take_stopped
+                return
+            except BaseException:
+                if attempt == _REDO - 1:
+                    raise
+
     def _restore_take(self, h: _ffi.Handle) -> None:
         """Puts get's hot path back, unless something must be handed over or raised first."""
         if self._pending is None and not self._kept_msgs and not h.kept:
@@ -141,18 +159,22 @@ class QueueCore:
         _kept_msgs, in the order they were kept. Each buffer's word says what it holds until
         its messages are in _kept_msgs: an exception anywhere in between keeps them."""
         kept = h.kept
+        km = self._kept_msgs
         while kept:
             recv = kept[0]
+            k = len(km)
             try:
                 n = recv.handover()  # the kept messages again (the word: their number)
                 if n >= 0:
                     msgs = recv.extract(n)
+                    # Moved, then the word stored free: an exception in between (PyPy can
+                    # run a handler between any two bytecodes) finds them moved, below.
+                    km.extend(msgs)
                     recv.word[0] = -1
-                    self._kept_msgs.extend(msgs)  # (no call between the store and this one)
             except BaseException:
                 w = recv.word
                 if w[0] >= 0:
-                    w[0] = -2 - w[0]
+                    w[0] = -1 if len(km) > k else -2 - w[0]
                 raise
             del kept[0]
 

@@ -452,9 +452,17 @@ class HeldOps:
         if size is None or size <= default:
             pool = self._held
             try:
-                return pool.pop()
+                held = pool.pop()
             except IndexError:
                 return Held(self, default)
+            # A get gives its buffer back to the pool *before* it stores the word free (so that
+            # no signal can land between that store and its return): another thread may pop
+            # it in between, its word still the giver's message. Leave such a one to the
+            # giver (it is garbage once the giver returns) and take a new one; taking into it
+            # would be refused (BUSY).
+            if held.word[0] == -1:
+                return held
+            return Held(self, default)
         return Held(self, size)
 
     def give_held(self, held: Held) -> None:

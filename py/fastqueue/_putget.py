@@ -228,8 +228,15 @@ class PutGetMixin(QueueCore):
             km = self._kept_msgs
             if km:
                 msg: bytes = km[0]
-                del km[0]  # (no call between this and the return: no signal lands there)
-                return msg
+                k = len(km)
+                try:
+                    del km[0]  # (no call between this and the return: no signal lands there)
+                    return msg
+                except BaseException as exc:  # (PyPy: a handler may run before any bytecode)
+                    if len(km) < k:  # this call took it: it returns it
+                        self._defer(exc)
+                        return msg
+                    raise
         self._restore_take(h)
         # A receive buffer of this call's own (the hot one may be another thread's meanwhile;
         # one of max_msg bytes for a message longer than the hot one, also when one arrives
@@ -243,14 +250,9 @@ class PutGetMixin(QueueCore):
                     n = self._retry(h, functools.partial(held.take_wait, h), n, timeout)
                 if n >= 0:
                     msg = held.buf[:n]
-                    if _PYPY:
-                        # PyPy: free, then pooled. The other order lost messages between
-                        # threads sharing the handle on PyPy (test_hot_path's threads test);
-                        # PyPy's signals are not covered anyway (see docs/guide/signals.rst).
-                        held.word[0] = -1
-                        h.give_held(held)
-                        return msg
-                    h.give_held(held)  # before the store: a get that pops it meanwhile: BUSY
+                    # Pooled before the store (no call between the store and the return);
+                    # a thread that pops it meanwhile leaves it (see Handle.held).
+                    h.give_held(held)
                     held.word[0] = -1
                     return msg
             except BaseException:
@@ -338,11 +340,7 @@ class PutGetMixin(QueueCore):
             if n >= 0:
                 view = memoryview(buffer).cast("B")
                 view[:n] = memoryview(held.buf).cast("B")[:n]
-                if _PYPY:  # free, then pooled: as in get (see there)
-                    held.word[0] = -1
-                    h.give_held(held)
-                    return n
-                h.give_held(held)
+                h.give_held(held)  # (before the store: as in get)
                 held.word[0] = -1
                 return n
         except BaseException:
@@ -367,3 +365,10 @@ class PutGetMixin(QueueCore):
                 f"message was left in the queue)"
             )
         raise self._get_error(status)
+
+
+if _PYPY:  # a handler may run between any two bytecodes there: get defers as put does
+    from . import _pypyget
+
+    PutGetMixin.get = _pypyget.get  # type: ignore[method-assign]
+    PutGetMixin.get_nowait = _pypyget.get_nowait  # type: ignore[method-assign]

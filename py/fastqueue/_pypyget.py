@@ -18,19 +18,28 @@ and the value on the caller's stack is dropped (see docs/guide/signals.rst).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from ._args import check_timeout as _check_timeout
 from ._core import _REDO, _TRY_BIAS
 from ._ffi import try_take_in as _try_take_in
 
-if TYPE_CHECKING:
-    from ._putget import PutGetMixin
+
+class _Queue(Protocol):
+    """What these functions use of the queue (_putget.PutGetMixin; not imported: no circle)."""
+
+    _hot: Any
+    _take: Any
+
+    def _get_rest(self, block: bool, timeout: float | None, status: int) -> bytes: ...
+
+    def _defer(self, exc: BaseException) -> None: ...
+
 
 __all__ = ["get", "get_nowait"]
 
 
-def get(self: PutGetMixin, block: bool = True, timeout: float | None = None) -> bytes:
+def get(self: _Queue, block: bool = True, timeout: float | None = None) -> bytes:
     """:meth:`~fastqueue.Queue.get` on PyPy (see the module's note)."""
     if timeout is not None and block:
         tc = type(timeout)
@@ -51,7 +60,7 @@ def get(self: PutGetMixin, block: bool = True, timeout: float | None = None) -> 
     return self._get_rest(block, timeout, n + _TRY_BIAS)
 
 
-def get_nowait(self: PutGetMixin) -> bytes:
+def get_nowait(self: _Queue) -> bytes:
     """:meth:`~fastqueue.Queue.get_nowait` on PyPy (see the module's note)."""
     held = self._hot
     msg: bytes | None = None
@@ -68,7 +77,7 @@ def get_nowait(self: PutGetMixin) -> bytes:
     return self._get_rest(False, None, n + _TRY_BIAS)
 
 
-def _interrupted(self: PutGetMixin, held: object, msg: bytes | None, exc: BaseException) -> bool:
+def _interrupted(self: _Queue, held: object, msg: bytes | None, exc: BaseException) -> bool:
     """A get's ``except`` clause on PyPy: True if the message ``msg`` was taken and consumed
     (its held word stored free) before ``exc`` landed, which is then deferred; otherwise the
     message, if any, is kept in the buffer (its word marked kept) and False says to raise.

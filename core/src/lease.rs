@@ -663,12 +663,29 @@ impl Order {
         if k > self.cells.len() as u64 {
             return false;
         }
+        // The entries are read before the CAS that wins them, so that a push into a cell the
+        // CAS frees (another thread's, before this one's `each` ran) cannot change what this
+        // popper reports. `rest` allocates only when k > 1 (task_done(n) with n > 1).
+        let mut rest: Vec<u32> = Vec::new();
         loop {
             // ORDERING: Acquire pairs with the AcqRel CAS of the previous popper.
             let p = self.popped.load(Ordering::Acquire);
-            // ORDERING: Acquire pairs with `push`'s Release store: the tag proves the entry.
-            let ready =
-                (p..p + k).all(|q| self.cell(q).load(Ordering::Acquire) >> 32 == self.tag(q) >> 32);
+            rest.clear();
+            let mut first = 0u32;
+            let mut ready = true;
+            for q in p..p + k {
+                // ORDERING: Acquire pairs with `push`'s Release store: the tag proves the entry.
+                let v = self.cell(q).load(Ordering::Acquire);
+                if v >> 32 != self.tag(q) >> 32 {
+                    ready = false;
+                    break;
+                }
+                if q == p {
+                    first = v as u32;
+                } else {
+                    rest.push(v as u32);
+                }
+            }
             if !ready {
                 // ORDERING: Relaxed: a re-read of the same cells decides.
                 if self.popped.load(Ordering::Relaxed) == p {
@@ -676,16 +693,17 @@ impl Order {
                 }
                 continue;
             }
-            // ORDERING: AcqRel: one popper wins tickets p..p+k; the cells stay until it acked
-            // them (type docs), so it reads them after the CAS.
+            // ORDERING: AcqRel: one popper wins tickets p..p+k. The values read above are
+            // those entries': a cell is pushed again only at ticket q + len, which needs
+            // popped > q (at most len entries are held), and popped was p <= q until this CAS.
             if self
                 .popped
                 .compare_exchange(p, p + k, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
             {
-                for q in p..p + k {
-                    // ORDERING: Relaxed: read with Acquire above, unchanged since (type docs).
-                    each(self.cell(q).load(Ordering::Relaxed) as u32);
+                each(first);
+                for &i in &rest {
+                    each(i);
                 }
                 return true;
             }

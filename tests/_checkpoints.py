@@ -34,15 +34,18 @@ PKG = os.path.dirname(os.path.abspath(fastqueue.__file__)) + os.sep
 _CALLS = {"CALL", "CALL_KW", "CALL_FUNCTION_EX"}
 #: ... and CALL_FUNCTION_EX checks even after a Python callee (never inlined).
 _NEVER_INLINED = {"CALL_FUNCTION_EX"}
-#: Backward jumps that check, unconditional (the check is at the jump) and conditional (the
-#: check is made only when it jumps: 3.11's POP_JUMP_BACKWARD_IF_*).
-_BACK = {"JUMP_BACKWARD"}
+#: Backward jumps that check: unconditional ones, where the exception belongs to the jump
+#: (3.11, 3.13+: the handler that covers the jump catches it), and the ones where it belongs to
+#: the target (3.12 checks after jumping, and unwinds from there; 3.11's POP_JUMP_BACKWARD_IF_*
+#: check only when they jump).
+_AFTER_JUMP = sys.version_info[:2] == (3, 12)
+_BACK = set() if _AFTER_JUMP else {"JUMP_BACKWARD"}
 _BACK_IF = {
     "POP_JUMP_BACKWARD_IF_TRUE",
     "POP_JUMP_BACKWARD_IF_FALSE",
     "POP_JUMP_BACKWARD_IF_NONE",
     "POP_JUMP_BACKWARD_IF_NOT_NONE",
-}
+} | ({"JUMP_BACKWARD"} if _AFTER_JUMP else set())
 #: Python callees a CALL does not inline (called through C: a class's construction).
 _NOT_INLINED_NAMES = {"__init__", "__new__", "__init_subclass__"}
 

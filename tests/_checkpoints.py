@@ -69,8 +69,11 @@ class Interrupter:
     """Counts the library's check points as they pass and raises KeyboardInterrupt at the
     ``k``-th (counting from 0). ``fired`` says whether it did, ``where`` where."""
 
-    def __init__(self, k: int) -> None:
+    def __init__(self, k: int, every_opcode: bool = False) -> None:
         self.k = k
+        #: PyPy's check points instead: before any bytecode (its interpreter may run a pending
+        #: handler there), and as a function starts.
+        self.every_opcode = every_opcode
         self.seen = 0
         self.fired = False
         self.where = ""
@@ -126,21 +129,24 @@ class Interrupter:
         self._last[frame] = (off, name, nxt)
         inlined = frame in self._inlined
         self._inlined.discard(frame)
-        if last is not None:
+        if self.every_opcode:
+            self._point(frame, f"before {name}")
+        elif last is not None:
             lname = last[1]
             if lname in _CALLS and off == last[2] and (lname in _NEVER_INLINED or not inlined):
                 self._point(frame, "after a call")
             elif lname in _BACK_IF and off < last[0]:
                 self._point(frame, "after a backward jump")
-        if name in _BACK:
+        if name in _BACK and not self.every_opcode:
             self._point(frame, "at a backward jump")
         return self.local_trace
 
 
 @contextmanager
-def interrupt_at(k: int) -> Iterator[Interrupter]:
-    """Within the block, a KeyboardInterrupt is raised at the library's ``k``-th check point."""
-    it = Interrupter(k)
+def interrupt_at(k: int, every_opcode: bool = False) -> Iterator[Interrupter]:
+    """Within the block, a KeyboardInterrupt is raised at the library's ``k``-th check point
+    (``every_opcode``: PyPy's, see Interrupter)."""
+    it = Interrupter(k, every_opcode)
     old = sys.gettrace()
     sys.settrace(it.global_trace)
     try:

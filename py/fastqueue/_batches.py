@@ -362,6 +362,9 @@ class BatchMixin(QueueCore):
         # it returns (see there). Once it has returned, nothing here may be a check point
         # before the return: no call, not even type() (a call while this code is still cold,
         # in a process's first calls: a batch lost there). ``.__class__`` is an attribute.
+        # PyPy may run a handler before any bytecode: one that lands once ``result`` holds the
+        # batch is deferred (see _defer) and the batch returned.
+        result: list[bytes] | int | None = None
         try:
             if itemsize is not None:
                 return self._get_many_exact(h, n, block, t, itemsize)
@@ -372,7 +375,10 @@ class BatchMixin(QueueCore):
                 result = self._retry(h, lambda ns: h.get_many(n, ns), _EMPTY, t)
                 if result.__class__ is list:
                     return result
-        except BaseException:
+        except BaseException as exc:
+            if result.__class__ is list:  # (never on CPython: no check point after the take)
+                self._defer(exc)
+                return result
             if h.kept:
                 self._take = _take_stopped  # the next get hands the kept batch on first
             raise

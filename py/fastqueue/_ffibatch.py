@@ -122,6 +122,29 @@ class _Batch:
         return out
 
 
+class _Taken:
+    """Messages a get had out of its receive buffer, the buffer's word already stored free,
+    when an exception from a signal handler landed before it returned (PyPy may run one before
+    any bytecode): kept in ``Handle.kept`` like a kept buffer (the same protocol: see
+    QueueCore._drain_kept), so that the queue's next get hands them on first."""
+
+    __slots__ = ("msgs", "word")
+
+    def __init__(self, msgs: list[bytes]) -> None:
+        self.msgs = msgs
+        self.word = array("q", [-2 - len(msgs)])  # kept: -(n + 2)
+
+    def handover(self) -> int:
+        w = self.word
+        if w[0] <= -2:
+            w[0] = -2 - w[0]
+            return w[0]
+        return EMPTY - TRY_BIAS
+
+    def extract(self, n: int) -> list[bytes]:
+        return self.msgs[:n]
+
+
 class _Exact:
     """The receive side of fq_get_many_exact for one handle, itemsize and count: the buffer
     (slicing it makes the bytes returned), and the non-waiting call with every argument
@@ -241,6 +264,7 @@ class BatchOps:
         after at most ``len(pool) + 1`` rounds (a loop, not a recursion: the pool may be long).
         """
         pool = self._many
+        out: list[bytes] | int | None = None
         while True:
             batch = pool.pop() if pool else None
             if batch is None or batch.max_items < max_items:
@@ -281,7 +305,7 @@ class BatchOps:
                         _arg_i64(timeout_ns),
                     )
                 if n > 0:  # the common case, shortest way
-                    out: list[bytes] | int = batch.messages(n)
+                    out = batch.messages(n)
                     pool.append(batch)  # (a get that pops it before the store below: BUSY)
                     batch.word[0] = -1
                     return out
@@ -293,6 +317,8 @@ class BatchOps:
                     self.kept.append(batch)
                     if batch in pool:
                         pool.remove(batch)
+                elif out.__class__ is list:  # (PyPy: after the store, before the return)
+                    self.kept.append(_Taken(out))
                 raise
             status = n + TRY_BIAS
             if status != ERR_BUSY:

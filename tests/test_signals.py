@@ -63,6 +63,15 @@ faulthandler.register(signal.SIGUSR1)
 q = {cls}(sys.argv[1], create=False)
 got = []
 ended = []
+landed = []  # (messages received, where it landed) of each exception caught here
+def where(tb):  # the innermost frame of the library's (no frame kept: they hold slots)
+    w = None
+    while tb is not None:
+        if "fastqueue" in tb.tb_frame.f_code.co_filename or w is None:
+            w = (tb.tb_frame.f_code.co_filename.rsplit("/", 1)[-1], tb.tb_lineno,
+                 tb.tb_frame.f_code.co_name)
+        tb = tb.tb_next
+    return "%s:%d:%s" % w
 def drain():
     while True:
         try:
@@ -72,8 +81,8 @@ def drain():
             {take}
             if got[-1:] == [{end!r}]:
                 ended.append(True)
-        except {exc}:
-            pass
+        except {exc} as e:
+            landed.append((len(got), where(e.__traceback__)))
 done = ready = False
 while not done:
     try:
@@ -92,6 +101,8 @@ while not done:
     except {exc}:
         pass
 print(" ".join(str(int(m)) for m in got if m != {end!r}), flush=True)
+for k, w in landed:
+    print(k, w)
 q.close()
 """
 
@@ -197,6 +208,14 @@ def _run_storm(code: str, args: list[str], sig: int, work: Callable[[], None]) -
     return out, sent[0]
 
 
+def _landings(got: list[int], landed: list[str]) -> str:
+    """Where the exceptions that the consumer caught when it had received as many messages as
+    it had when the first one went missing landed (its lines: "count file:line:function")."""
+    first = next((i for i, m in enumerate(got) if m != i), len(got))
+    at = [w.split()[1] for w in landed if int(w.split()[0]) == first]
+    return f"exceptions caught at the first loss (message {first}) landed at {at}"
+
+
 def _feed(q: fastqueue.Queue, end: bytes) -> None:
     for i in range(N):
         q.put(str(i).encode(), timeout=30)
@@ -232,8 +251,11 @@ def test_consumer_under_a_signal_storm_loses_and_duplicates_nothing(
             take=TAKES[take],
         )
         out, sent = _run_storm(code, [name], sig, lambda: _feed(q, b"end"))
-        got = [int(x) for x in out.split()]
-        assert got == list(range(N)), f"{len(got)} received of {N} after {sent} signals"
+        lines = out.splitlines()
+        got = [int(x) for x in lines[0].split()]
+        assert got == list(range(N)), (
+            f"{len(got)} received of {N} after {sent} signals; {_landings(got, lines[1:])}"
+        )
         assert sent > 500
         assert q.qsize() == 0
         q.put(b"after")  # nothing held: the queue still works
@@ -260,8 +282,11 @@ def test_object_queue_consumer_under_a_signal_storm(qname: Callable[[], str]) ->
             q.put("end", timeout=30)
 
         out, sent = _run_storm(code, [name], signal.SIGINT, feed)
-        got = [int(x) for x in out.split()]
-        assert got == list(range(N)), f"{len(got)} received of {N} after {sent} signals"
+        lines = out.splitlines()
+        got = [int(x) for x in lines[0].split()]
+        assert got == list(range(N)), (
+            f"{len(got)} received of {N} after {sent} signals; {_landings(got, lines[1:])}"
+        )
         assert q.qsize() == 0
         for i in range(2):  # capacity 2: a slot left held would make the second put fail
             q.put(i, timeout=5)

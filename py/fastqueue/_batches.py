@@ -358,17 +358,27 @@ class BatchMixin(QueueCore):
             else _check_size(max_items, "max_items")
         )
         t = None if timeout is None or not block else _check_timeout(timeout)
-        if itemsize is not None:
-            return self._get_many_exact(h, n, block, t, itemsize)
+        # Signals: Handle.get_many keeps a batch that a handler's exception interrupts before
+        # it returns (see there). Once it has returned, nothing here may be a check point
+        # before the return: no call, not even type() (a call while this code is still cold,
+        # in a process's first calls: a batch lost there). ``.__class__`` is an attribute.
+        # PyPy may run a handler before any bytecode: one that lands once ``result`` holds the
+        # batch is deferred (see _defer) and the batch returned.
+        result: list[bytes] | int | None = None
         try:
+            if itemsize is not None:
+                return self._get_many_exact(h, n, block, t, itemsize)
             result = h.get_many(n, 0)
-            if type(result) is list:
+            if result.__class__ is list:
                 return result
             if result == _EMPTY and block:
                 result = self._retry(h, lambda ns: h.get_many(n, ns), _EMPTY, t)
-                if type(result) is list:
+                if result.__class__ is list:
                     return result
-        except BaseException:
+        except BaseException as exc:
+            if result.__class__ is list:  # (never on CPython: no check point after the take)
+                self._defer(exc)
+                return result
             if h.kept:
                 self._take = _take_stopped  # the next get hands the kept batch on first
             raise
@@ -379,15 +389,15 @@ class BatchMixin(QueueCore):
     ) -> bytes:
         """get_many(n, itemsize=k): the packed form (``t``: the validated timeout)."""
         k = self._check_itemsize(itemsize)
-        result = h.get_many_exact(k, n, 0)
         exact = self._exact
         if type(itemsize) is int and (k, n) not in exact and len(exact) < 64:
-            exact[(k, n)] = h.exact_pool(k, n)
-        if type(result) is bytes:
+            exact[(k, n)] = h.exact_pool(k, n)  # (before the take: signals, as get_many's)
+        result = h.get_many_exact(k, n, 0)
+        if result.__class__ is bytes:
             return result
         if result == _EMPTY and block:
             result = self._retry(h, lambda ns: h.get_many_exact(k, n, ns), _EMPTY, t)
-            if type(result) is bytes:
+            if result.__class__ is bytes:
                 return result
         if type(result) is tuple:
             raise InvalidArgumentError(

@@ -223,15 +223,24 @@ class QueueCore:
         biased = busy not in (_EMPTY, _FULL, _ffi.TIMEOUT)
         interrupted = _INTERRUPTED - _TRY_BIAS if biased else _INTERRUPTED
         deadline = None if timeout is None else time.monotonic() + float(timeout)
-        while status in (busy, interrupted):
-            if deadline is None:
-                wait = _SLICE_NS
-            else:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0.0:
-                    break
-                wait = _slice(remaining)
-            if self._h is not h:
-                raise self._closed_error()
-            status = attempt(wait)
-        return busy if status == interrupted else status
+        try:
+            while status in (busy, interrupted):
+                if deadline is None:
+                    wait = _SLICE_NS
+                else:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0.0:
+                        break
+                    wait = _slice(remaining)
+                if self._h is not h:
+                    raise self._closed_error()
+                status = attempt(wait)
+            return busy if status == interrupted else status
+        except BaseException:
+            # A batch get_many took, on its way back (PyPy may run a handler before any
+            # bytecode; CPython has no check point here once attempt returned): kept for the
+            # next get, which hands _kept_msgs on first (a single call, the first here).
+            if status.__class__ is list and self._h is h:  # (closed: its list is shared)
+                self._kept_msgs.extend(status)
+                self._take = _take_stopped
+            raise

@@ -122,6 +122,29 @@ class _Batch:
         return out
 
 
+class _Taken:
+    """Messages a get had out of its receive buffer, the buffer's word already stored free,
+    when an exception from a signal handler landed before it returned (PyPy may run one before
+    any bytecode): kept in ``Handle.kept`` like a kept buffer (the same protocol: see
+    QueueCore._drain_kept), so that the queue's next get hands them on first."""
+
+    __slots__ = ("msgs", "word")
+
+    def __init__(self, msgs: list[bytes]) -> None:
+        self.msgs = msgs
+        self.word = array("q", [-2 - len(msgs)])  # kept: -(n + 2)
+
+    def handover(self) -> int:
+        w = self.word
+        if w[0] <= -2:
+            w[0] = -2 - w[0]
+            return w[0]
+        return EMPTY - TRY_BIAS
+
+    def extract(self, n: int) -> list[bytes]:
+        return self.msgs[:n]
+
+
 class _Exact:
     """The receive side of fq_get_many_exact for one handle, itemsize and count: the buffer
     (slicing it makes the bytes returned), and the non-waiting call with every argument
@@ -233,65 +256,73 @@ class BatchOps:
 
         Signals: the batch's held word (see _ffi.Held) describes the messages taken until they
         are in the list returned; an exception from a signal handler that lands before that
-        keeps them there and puts the batch in ``kept`` (the queue's next get hands them on)."""
+        keeps them there and puts the batch in ``kept`` (the queue's next get hands them on).
+
+        FQ_ERR_BUSY (the batch popped is another thread's still: it put it back a moment before
+        it stored its word) leaves that batch to it and tries again with the next one: each
+        round takes one batch out of the pool, and a new batch is never busy, so this ends
+        after at most ``len(pool) + 1`` rounds (a loop, not a recursion: the pool may be long).
+        """
         pool = self._many
-        batch = pool.pop() if pool else None
-        if batch is None or batch.max_items < max_items:
-            batch = _Batch(self.max_msg, max_items)
-            batch.handover = functools.partial(  # (see _ffi.Held.handover)
-                _take_many_now,
-                self._arg,
-                batch.buf_arg,
-                batch.cap_arg,
-                batch.lens_arg,
-                _u64_args[max_items],
-                batch.word_arg,
-                _NOW,
-            )
-        try:
-            if timeout_ns == 0:
-                take = batch.now.get(max_items)
-                if take is None:  # the prepared call for this handle and count (counts repeat)
-                    take = batch.now[max_items] = functools.partial(
-                        _take_many_now,
-                        self._arg,
-                        batch.buf_arg,
-                        batch.cap_arg,
-                        batch.lens_arg,
-                        _u64_args[max_items],
-                        batch.word_arg,
-                        _NOW,
-                    )
-                n = take()
-            else:
-                n = _take_many_wait(
+        out: list[bytes] | int | None = None
+        while True:
+            batch = pool.pop() if pool else None
+            if batch is None or batch.max_items < max_items:
+                batch = _Batch(self.max_msg, max_items)
+                batch.handover = functools.partial(  # (see _ffi.Held.handover)
+                    _take_many_now,
                     self._arg,
                     batch.buf_arg,
                     batch.cap_arg,
                     batch.lens_arg,
                     _u64_args[max_items],
                     batch.word_arg,
-                    _arg_i64(timeout_ns),
+                    _NOW,
                 )
-            if n > 0:  # the common case, shortest way
-                out: list[bytes] | int = batch.messages(n)
-                pool.append(batch)  # (a get that pops it before the store below: BUSY)
-                batch.word[0] = -1
-                return out
-        except BaseException:
-            # Stores, then the append as the first call: no second signal lands before it.
-            w = batch.word
-            if w[0] >= 0:
-                w[0] = -2 - w[0]
-                self.kept.append(batch)
-                if batch in pool:
-                    pool.remove(batch)
-            raise
-        status = n + TRY_BIAS
-        if status == ERR_BUSY:
-            # Another thread put the batch back a moment before it stored its word: leave the
-            # batch to it (it is in the pool again) and use another.
-            return self.get_many(max_items, timeout_ns)
+            try:
+                if timeout_ns == 0:
+                    take = batch.now.get(max_items)
+                    if take is None:  # the prepared call for this handle and count
+                        take = batch.now[max_items] = functools.partial(
+                            _take_many_now,
+                            self._arg,
+                            batch.buf_arg,
+                            batch.cap_arg,
+                            batch.lens_arg,
+                            _u64_args[max_items],
+                            batch.word_arg,
+                            _NOW,
+                        )
+                    n = take()
+                else:
+                    n = _take_many_wait(
+                        self._arg,
+                        batch.buf_arg,
+                        batch.cap_arg,
+                        batch.lens_arg,
+                        _u64_args[max_items],
+                        batch.word_arg,
+                        _arg_i64(timeout_ns),
+                    )
+                if n > 0:  # the common case, shortest way
+                    out = batch.messages(n)
+                    pool.append(batch)  # (a get that pops it before the store below: BUSY)
+                    batch.word[0] = -1
+                    return out
+            except BaseException:
+                # Stores, then the append as the first call: no second signal lands before it.
+                w = batch.word
+                if w[0] >= 0:
+                    w[0] = -2 - w[0]
+                    self.kept.append(batch)
+                    if batch in pool:
+                        pool.remove(batch)
+                elif out.__class__ is list:  # (PyPy: after the store, before the return)
+                    self.kept.append(_Taken(out))
+                raise
+            status = n + TRY_BIAS
+            if status != ERR_BUSY:
+                break
         pool.append(batch)
         if status == ERR_BUFFER:  # the first message is longer than the buffer
             return self.get_big()
@@ -314,38 +345,41 @@ class BatchOps:
         """fq_get_many_exact of up to ``max_items`` messages of exactly ``itemsize`` bytes (fewer
         if they would not fit in _Exact.MAX_BYTES): their bytes back to back; or the status as
         an int; or ``(ERR_BUFFER, length)`` when the first message has another length (it stays
-        queued). Keeps the GIL when timeout_ns is 0."""
+        queued). Keeps the GIL when timeout_ns is 0. FQ_ERR_BUSY: as get_many."""
         pool = self.exact_pool(itemsize, max_items)
-        entry = pool.pop() if pool else _Exact(self, itemsize, _Exact.fitting(itemsize, max_items))
-        # Signals: as get_many (the entry's held word).
-        try:
-            if timeout_ns == 0:
-                n = entry.take()
-            else:
-                n = _take_many_exact_wait(
-                    self._arg,
-                    entry.buf_arg,
-                    entry.size_arg,
-                    entry.max_arg,
-                    entry.word_arg,
-                    _arg_i64(timeout_ns),
-                )
-            if n > 0:  # the common case, shortest way
-                out: bytes | int | tuple[int, int] = entry.buf[: n * itemsize]  # type: ignore[assignment]
-                pool.append(entry)  # (a get that pops it before the store below: BUSY)
-                entry.word[0] = -1
-                return out
-        except BaseException:
-            w = entry.word  # (as get_many's)
-            if w[0] >= 0:
-                w[0] = -2 - w[0]
-                self.kept.append(entry)
-                if entry in pool:
-                    pool.remove(entry)
-            raise
-        status = n + TRY_BIAS
-        if status == ERR_BUSY:  # another thread is putting it back: use another
-            return self.get_many_exact(itemsize, max_items, timeout_ns)
+        while True:
+            entry = (
+                pool.pop() if pool else _Exact(self, itemsize, _Exact.fitting(itemsize, max_items))
+            )
+            # Signals: as get_many (the entry's held word).
+            try:
+                if timeout_ns == 0:
+                    n = entry.take()
+                else:
+                    n = _take_many_exact_wait(
+                        self._arg,
+                        entry.buf_arg,
+                        entry.size_arg,
+                        entry.max_arg,
+                        entry.word_arg,
+                        _arg_i64(timeout_ns),
+                    )
+                if n > 0:  # the common case, shortest way
+                    out: bytes | int | tuple[int, int] = entry.buf[: n * itemsize]  # type: ignore[assignment]
+                    pool.append(entry)  # (a get that pops it before the store below: BUSY)
+                    entry.word[0] = -1
+                    return out
+            except BaseException:
+                w = entry.word  # (as get_many's)
+                if w[0] >= 0:
+                    w[0] = -2 - w[0]
+                    self.kept.append(entry)
+                    if entry in pool:
+                        pool.remove(entry)
+                raise
+            status = n + TRY_BIAS
+            if status != ERR_BUSY:  # (BUSY: another thread is putting it back: use another)
+                break
         if status == ERR_BUFFER:  # ask the way that tells the length of the message in the way
             status = _get_many_exact_wait(
                 self._arg,

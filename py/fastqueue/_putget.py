@@ -333,6 +333,7 @@ class PutGetMixin(QueueCore):
         # that keeps it for the next get. (Two copies: the message must survive the exception.)
         held = h.held(cap)
         status = _OK
+        n = -1
         try:
             n = held.take_upto(h, cap, 0)
             if n == _EMPTY - _TRY_BIAS and block:
@@ -343,12 +344,15 @@ class PutGetMixin(QueueCore):
                 h.give_held(held)  # (before the store: as in get)
                 held.word[0] = -1
                 return n
-        except BaseException:
+        except BaseException as exc:
             w = held.word
             if w[0] >= 0:
                 w[0] = -2 - w[0]
                 self._take = _take_stopped
                 h.kept.append(held)
+            elif n >= 0:  # copied and stored free, not returned (PyPy): as _pypyget's get
+                self._defer(exc)
+                return n
             raise
         h.give_held(held)
         status = n + _TRY_BIAS

@@ -351,8 +351,8 @@ class ObjectQueue(ObjectCodec, Queue):
                 "messages) is for fastqueue.Queue"
             )
         n = _check_size(max_items, "max_items")
+        h = self._handle()  # (before the get: after it, a check point would drop its object)
         out = [self.get(block, timeout)]
-        h = self._handle()
         try:
             while len(out) < n:
                 objs = self._kept_objects

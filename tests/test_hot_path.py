@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import numbers
 import os
 import sys
 import threading
@@ -120,6 +121,52 @@ def test_negative_timeout_is_rejected_even_when_no_wait_is_needed(qname: NameFac
         with pytest.raises(ValueError):
             q.get(timeout=-1)
         assert q.get() == b"x"
+
+
+class _Seconds:
+    """A number of seconds whose value can change: a Real (registered), not a float or int."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def __float__(self) -> float:
+        return self.value
+
+
+numbers.Real.register(_Seconds)
+
+
+def test_a_timeout_found_valid_lets_no_invalid_one_through(qname: NameFactory) -> None:
+    """put and get remember the last timeout they found valid (by identity, so that a worker
+    loop's constant costs one comparison): what comes after it is still checked, as stdlib's
+    queue checks it, before anything is taken or put."""
+    ok, bad = 1.5, -1.5
+    with Queue(qname(), element_size=4, capacity=2) as q:
+        for good, wrong in ((ok, bad), (2, -2), (ok, float("nan")), (ok, True - 2)):
+            q.put(b"a", timeout=good)
+            q.put(b"b", timeout=good)
+            with pytest.raises(ValueError, match="timeout"):
+                q.get(timeout=wrong)
+            assert q.get(timeout=good) == b"a"
+            with pytest.raises(ValueError, match="timeout"):
+                q.put(b"c", timeout=wrong)
+            with pytest.raises(TypeError, match="timeout"):
+                q.put(b"c", timeout="1")  # type: ignore[arg-type]
+            assert q.get(timeout=good) == b"b"
+            with pytest.raises(Empty):
+                q.get(timeout=0)
+            assert q.qsize() == 0
+        # A timeout whose value can change is checked each time, never remembered.
+        t = _Seconds(0.5)
+        q.put(b"d", timeout=t)  # type: ignore[arg-type]
+        assert q.get(timeout=t) == b"d"  # type: ignore[arg-type]
+        q.put(b"e")
+        t.value = -0.5
+        with pytest.raises(ValueError, match="timeout"):
+            q.put(b"f", timeout=t)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="timeout"):
+            q.get(timeout=t)  # type: ignore[arg-type]
+        assert q.get() == b"e" and q.qsize() == 0
 
 
 # ------------------------------------------------------------------------------ batches

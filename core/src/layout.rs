@@ -99,8 +99,9 @@ pub struct WaitWord {
     /// before its wake system call; sleepers sleep only while it still holds the value they read
     /// before re-checking the queue.
     pub seq: AtomicU32,
-    /// Number of callers between announcing they will sleep and returning. Invariant: a waker
-    /// makes a system call only when it reads a non-zero value here.
+    /// Number of callers between announcing they will sleep and returning, less those a wake-up
+    /// chose (their waker takes them out: `wait::wake`). Invariant: a waker makes a system call
+    /// only when it reads a non-zero value here.
     pub sleepers: AtomicU32,
     /// Number of waiters spinning (awake, re-trying) on this side right now. It caps how many
     /// waiters spin at once, and wakers count on a registered spinner instead of waking a

@@ -22,9 +22,12 @@
 //! takes, or sleeps, or gives up: the hand-on); `notify_all` for a shutdown; a batch woken with
 //! `notify(w, 2)`, with and without a spinner; `notify_room` with `low` = 1; a signal that ends a
 //! sleep (`block_on`'s `EINTR` exit); the chain of gets (`notify_unless_behind`, `chain`,
-//! `after_take`) on a ring of two positions, with and without a spinner. Three more show that
-//! the models can fail: without the hand-over, without the hand-on, or without the chain, a
-//! sleeper is left asleep and loom reports the deadlock.
+//! `after_take`) on a ring of two positions, with and without a spinner; the woken taken out of
+//! the count of sleepers by their waker (`wake`), with two sleepers woken one after the other.
+//! Every model that counts its items also checks that the count of sleepers returns to 0. Four
+//! more show that the models can fail: without the hand-over, without the hand-on, without the
+//! chain, or with a chosen waiter that ends its announcement too, a sleeper is left asleep and
+//! loom reports the deadlock.
 //!
 //! Run with `RUSTFLAGS="--cfg loom" cargo test --release --test loom_wait` (`just loom`).
 #![cfg(loom)]
@@ -133,8 +136,18 @@ impl Side {
         self.items.load(Ordering::Acquire)
     }
 
-    /// The counts once every thread is joined: every item put was taken exactly once.
+    /// The counts once every thread is joined: every item put was taken exactly once, and the
+    /// count of sleepers is back to 0.
     fn check(&self, put: u32) {
+        self.check_items(put);
+        // ORDERING: Relaxed: every thread was joined.
+        let sleepers = self.w.sleepers.load(Ordering::Relaxed);
+        // Every announcement was ended once: by its waiter, or by the waker that chose it.
+        assert_eq!(sleepers, 0, "the count of sleepers did not return to 0");
+    }
+
+    /// Every item put was taken exactly once.
+    fn check_items(&self, put: u32) {
         // ORDERING: Relaxed: every thread was joined.
         let (left, taken) = (
             self.items.load(Ordering::Relaxed),
@@ -171,6 +184,9 @@ struct Waiter {
     /// `on_signal` says leave): each sleep then has a timeout, and one that ends without a
     /// wake-up choosing this waiter counts as a signal: the waiter leaves.
     signal: bool,
+    /// Whether a chosen waiter also ends its announcement itself, which its waker already
+    /// ended (only on to show a failure).
+    retire_chosen: bool,
 }
 
 /// Blocks forever, without spinning.
@@ -180,6 +196,7 @@ const SLEEPER: Waiter = Waiter {
     pass_on: true,
     hand_on: true,
     signal: false,
+    retire_chosen: false,
 };
 
 /// How a wait ended (`block_on`'s `Ok(Done)`, `Ok(Leave)`, `Err`).
@@ -266,14 +283,18 @@ fn block_on(
             leave(chosen, owe, &mut more);
             return Exit::TimedOut;
         }
-        let ticket = announce(w);
+        let mut ticket = announce(w);
         let outcome = attempt();
         if outcome == Outcome::Blocked {
             owe = false;
             let timeout = (p.deadline.is_some() || p.signal).then(|| Duration::from_millis(1));
-            chosen = sleep(w, &ticket, timeout);
+            chosen = sleep(w, &mut ticket, timeout);
             sleeps += 1;
             retire(w, ticket);
+            if chosen && p.retire_chosen {
+                // ORDERING: Relaxed, as `retire`'s own decrement (the mutant's second one).
+                w.sleepers.fetch_sub(1, Ordering::Relaxed);
+            }
             if p.signal && !chosen {
                 // The EINTR exit: nothing taken, no wake-up of its own to pass on (a sleep a
                 // signal ended was not chosen), what a spin was counted on handed on.
@@ -645,6 +666,37 @@ impl Chain {
     }
 }
 
+/// Model 9, the woken leave the count: a waker takes the waiters it woke out of `sleepers`
+/// (`wait::wake`), so that later wakers read 0 while the woken have not yet run, instead of
+/// making a system call that wakes nobody. Two consumers sleep without a timeout, two producers
+/// add one item each, one after the other: the second one's waker must still see the sleeper
+/// the first did not wake, and every announcement ends once (`Side::check`).
+fn woken_leave_the_count(retire_chosen: bool, count: bool) {
+    builder().check(move || {
+        let s = Side::new();
+        let k = Waiter {
+            retire_chosen,
+            ..SLEEPER
+        };
+        let c = [consumer(s, k), consumer(s, k)];
+        producer(s, 1).join().unwrap();
+        producer(s, 1).join().unwrap();
+        for c in c {
+            assert_eq!(c.join().unwrap(), Exit::Done);
+        }
+        if count {
+            s.check(2);
+        } else {
+            s.check_items(2);
+        }
+    });
+}
+
+#[test]
+fn woken_leave_the_count_of_sleepers() {
+    woken_leave_the_count(false, true);
+}
+
 /// Model 8, the chain of gets: two producers publish positions 0 and 1 (each already claimed:
 /// a put of 1 may find 0 still `WRITING` or `FULL`, and then wakes nobody); two consumers wait
 /// for one message each, `kinds`. Both finish, each with a message: the claimer of 0 wakes a
@@ -705,6 +757,12 @@ fn chain_alone() {
 /// Runs the ignored test `name` of this binary in a child process; asserts that loom reported
 /// a deadlock there.
 fn expect_deadlock(name: &str) {
+    expect_failure(name, "deadlock; threads");
+}
+
+/// Runs the ignored test `name` of this binary in a child process; asserts that it failed
+/// with `what` in its report.
+fn expect_failure(name: &str, what: &str) {
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -720,8 +778,8 @@ fn expect_deadlock(name: &str) {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        !out.status.success() && stderr.contains("deadlock; threads"),
-        "{name}: expected loom to report a deadlock, got {:?}:\n{stderr}",
+        !out.status.success() && stderr.contains(what),
+        "{name}: expected loom to report {what:?}, got {:?}:\n{stderr}",
         out.status
     );
 }
@@ -749,6 +807,30 @@ fn fails_without_hand_on() {
 #[test]
 fn without_hand_on_a_wake_up_is_lost() {
     expect_deadlock("fails_without_hand_on");
+}
+
+#[test]
+#[ignore = "fails by design: run by a_waker_ends_the_announcement_it_chose_once"]
+fn fails_if_the_chosen_retire_too() {
+    woken_leave_the_count(true, false);
+}
+
+#[test]
+#[ignore = "fails by design: run by a_waker_ends_the_announcement_it_chose_once"]
+fn fails_to_count_if_the_chosen_retire_too() {
+    woken_leave_the_count(true, true);
+}
+
+/// If a chosen waiter ended its announcement as well as its waker (a second decrement), the
+/// count drops below the sleepers still asleep: the second waker reads 0 and wakes nobody, and
+/// loom reports the sleeper left asleep; with the count checked, the count is off.
+#[test]
+fn a_waker_ends_the_announcement_it_chose_once() {
+    expect_deadlock("fails_if_the_chosen_retire_too");
+    expect_failure(
+        "fails_to_count_if_the_chosen_retire_too",
+        "the count of sleepers did not return to 0",
+    );
 }
 
 #[test]

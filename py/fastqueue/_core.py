@@ -89,6 +89,9 @@ class QueueCore:
     #: it was asked to: that call returned normally, and the next put or get on this handle
     #: raises it before doing anything (see _defer).
     _pending: BaseException | None = None
+    #: The last timeout put or get found valid: an exact float or int >= 0 (immutable, so its
+    #: identity stands for its value), compared by identity before any other check.
+    _valid_timeout: object = None
     #: Messages taken by gets that a signal interrupted, drained from the handle's kept
     #: receive buffers (see _drain_kept): the next gets return them first, in order.
     _kept_msgs: list[bytes] = _NO_KEPT

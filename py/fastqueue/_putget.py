@@ -65,11 +65,16 @@ class PutGetMixin(QueueCore):
         ...
         fastqueue.Full
         """
-        # (A float or int timeout >= 0 is checked inline: a timed call that succeeds at once
-        # then costs what an untimed one does; anything else is checked the long way.)
-        if timeout is not None and block:
+        # (The timeout is checked before anything is put, as stdlib's queue does. The last one
+        # found valid, an exact float or int >= 0 and so immutable, is remembered by identity
+        # (see QueueCore._valid_timeout): a worker loop's constant then costs one comparison,
+        # and a timed call that succeeds at once about what an untimed one does. Another float
+        # or int >= 0 is checked inline, anything else the long way.)
+        if timeout is not None and timeout is not self._valid_timeout and block:
             tc = type(timeout)
-            if not ((tc is float or tc is int) and timeout >= 0.0):
+            if (tc is float or tc is int) and timeout >= 0.0:
+                self._valid_timeout = timeout
+            else:
                 _check_timeout(timeout)
         # The hot path: bytes, and a slot free at once (one library call, GIL kept). Anything
         # else -- another buffer type, a full queue, an error, a closed handle -- goes on below.
@@ -182,9 +187,11 @@ class PutGetMixin(QueueCore):
         ...     q.get(), q.get(timeout=1.0)
         (b'first', b'second')
         """
-        if timeout is not None and block:
-            tc = type(timeout)
-            if not ((tc is float or tc is int) and timeout >= 0.0):
+        if timeout is not None and timeout is not self._valid_timeout and block:
+            tc = type(timeout)  # (checked as put checks it, before anything is taken)
+            if (tc is float or tc is int) and timeout >= 0.0:
+                self._valid_timeout = timeout
+            else:
                 _check_timeout(timeout)
         # The hot path: a message at once, no longer than the receive buffer (one library call,
         # GIL kept). Anything else -- an empty queue, a longer message, the buffer in use by

@@ -230,6 +230,7 @@ class Queue(PutGetMixin, BatchMixin, SlotMixin, JoinMixin, _aio.AsyncMixin):
         self._hot = h.held(hot=True)
         self._take = self._hot.take_args
         self._kept_msgs = []
+        self._valid_timeout = None  # (on every handle from the start: its read stays specialised)
         #: put_many(bytes, itemsize=k) of n bytes -> (fq_try_put_many bound for it, n // k, the
         #: lengths); made by the first such put of each size (at most 64 sizes).
         self._packed: dict[tuple[int, int], tuple[Callable[[bytes], int], int, array[int]]] = {}

@@ -537,24 +537,23 @@ impl Queue {
         // mapping; each entry starts with a LeaseHeader (zeroed: FREE) followed by max_msg
         // bytes, or (pooled) by a SlotBuffer naming one of the pool's capacity + leases
         // buffers of buf_stride bytes (the creator made the indices a permutation); every
-        // process follows the lease protocol.
+        // process follows the lease protocol. Inline layout: pool_buffers() is 0, and the
+        // table never uses the pool (no branch here: this runs on every leased get).
         unsafe {
             let base = self.map.ptr().add(at);
-            let leases = Leases::new(
-                &*(base as *const LeaseControl),
-                base.add(crate::layout::LINE),
-                self.geo.lease_stride as usize,
-                self.geo.leases as u32,
-            );
-            Some(if self.geo.pool_offset == 0 {
-                leases
-            } else {
-                leases.with_pool(
+            Some(
+                Leases::new(
+                    &*(base as *const LeaseControl),
+                    base.add(crate::layout::LINE),
+                    self.geo.lease_stride as usize,
+                    self.geo.leases as u32,
+                )
+                .with_pool(
                     self.map.ptr().add(self.geo.pool_offset as usize),
                     self.geo.buf_stride as usize,
                     self.geo.pool_buffers(),
-                )
-            })
+                ),
+            )
         }
     }
 

@@ -290,3 +290,28 @@ fn attaching_reads_the_option_and_bad_options_are_refused() {
     let q = Queue::create_ex(&c, 8, 2, 0o600, 1, 5).unwrap();
     assert_eq!(q.lease_count(), 5);
 }
+
+/// What a lease table reserves: inline, an entry holds the payload; pooled (large messages),
+/// an entry is a 64-byte header and buffer index, and the pool holds one more buffer per
+/// entry: `128 + leases × (64 + buf_stride)` bytes more than a plain queue (up to the
+/// alignment of the table), about what the inline table costs, with no copy.
+#[test]
+fn the_lease_table_reserves_what_the_docs_say() {
+    use fastqueue::layout::Geometry;
+    let (small, big) = (
+        Geometry::new(100, 8).unwrap(),
+        Geometry::new(1 << 20, 8).unwrap(),
+    );
+    let s = Geometry::with_leases(100, 8, 5).unwrap();
+    assert_eq!(s.lease_stride, 192); // round_up(32 + 100, 64)
+    assert_eq!(s.pool_buffers(), 0);
+    assert_eq!(s.total_size - small.total_size, 128 + 5 * 192);
+    let b = Geometry::with_leases(1 << 20, 8, 5).unwrap();
+    assert_eq!((b.lease_stride, b.pool_buffers()), (64, 13));
+    assert_eq!(b.pool_offset, big.pool_offset);
+    let extra = b.total_size - big.total_size;
+    assert!(
+        (128 + 5 * (64 + (1 << 20))..=128 + 5 * (64 + (1 << 20)) + 128).contains(&extra),
+        "{extra}"
+    );
+}

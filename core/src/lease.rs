@@ -294,24 +294,13 @@ impl<'a> Leases<'a> {
     pub fn payload(&self, i: u32) -> *mut u8 {
         let i = i.min(self.count.saturating_sub(1));
         if self.pooled() {
-            return self.pooled_payload(i);
+            return pooled_payload(self.pool, self.buf_stride, self.buffers, self.buffer(i));
         }
         // SAFETY: i < count; the payload follows the header inside the entry's stride.
         unsafe {
             self.entries
                 .add(i as usize * self.stride + LEASE_HEADER_SIZE as usize)
         }
-    }
-
-    /// [`Leases::payload`] in the pooled layout: the buffer entry `i` owns. Out of line, so that
-    /// the inline layout's gets keep their code as it was (measured: ~10% of a leased 8-byte
-    /// put+get when inlined).
-    #[inline(never)]
-    fn pooled_payload(&self, i: u32) -> *mut u8 {
-        // Clamped, so that a corrupted index still names a pool buffer (buffers ≥ 2).
-        let buf = self.buffer_index(i).min(self.buffers - 1);
-        // SAFETY: buf < buffers, and the pool holds `buffers` buffers of buf_stride bytes.
-        unsafe { self.pool.add(buf as usize * self.buf_stride) }
     }
 
     /// The state word of entry `i`, unpacked (for tests and tools).
@@ -633,7 +622,8 @@ impl<'a> Leases<'a> {
         }
         match ring.slot_buffer(c.pos).filter(|_| self.pooled()) {
             Some(sb) => {
-                if !self.hand_over(sb, i, c.pos, c.len, &mut step, mutant) {
+                let (h, eb) = (self.entry(i), self.buffer(i));
+                if !hand_over((h, eb, sb), (c.pos, c.len), &mut step, mutant) {
                     return Ok(None);
                 }
             }
@@ -670,57 +660,6 @@ impl<'a> Leases<'a> {
             self.hold(i, me, c.pos, c.len);
         }
         Ok(Some((c.pos, c.len)))
-    }
-
-    /// Pooled get, the move (module docs, "Pooled leases"): entry `i` (FILLING, ours) records
-    /// its buffer `e` as the swap, the message's position and length; takes the slot's buffer
-    /// `s`; gives `e` to the slot (`sb`, whose read claim of `pos` we hold). False if `step`
-    /// stopped it. (Not inlined: the inline layout's gets keep their code as it was.)
-    #[inline(never)]
-    fn hand_over(
-        &self,
-        sb: &SlotBuffer,
-        i: u32,
-        pos: u64,
-        len: u64,
-        step: &mut impl FnMut(u32) -> bool,
-        mutant: Mutant,
-    ) -> bool {
-        let (h, eb) = (self.entry(i), self.buffer(i));
-        // ORDERING (all the loads and stores here): Relaxed: the entry is ours (FILLING) and
-        // the slot's record too (its read claim, which acquired it); both are handed over by
-        // the Release stores of `hold` and `Ring::release`, and to a recoverer by our death.
-        let e = eb.buf.load(Ordering::Relaxed);
-        // ORDERING: as above.
-        let s = sb.buf.load(Ordering::Relaxed);
-        if mutant == Mutant::SlotBeforeRecord {
-            // ORDERING: as above.
-            sb.buf.store(e, Ordering::Relaxed);
-            if !step(4) {
-                return false;
-            }
-        }
-        // The record: the swap first, the position last (the position binds the entry to
-        // this slot for recovery, and the swap must be right once it does).
-        // ORDERING: as above.
-        eb.swap.store(e, Ordering::Relaxed);
-        // ORDERING: as above.
-        h.len.store(len, Ordering::Relaxed);
-        // ORDERING: as above.
-        h.pos.store(pos, Ordering::Relaxed);
-        if mutant != Mutant::SlotBeforeRecord && !step(4) {
-            return false;
-        }
-        // ORDERING: as above.
-        eb.buf.store(s, Ordering::Relaxed);
-        if !step(5) {
-            return false;
-        }
-        if mutant != Mutant::SlotBeforeRecord {
-            // ORDERING: as above.
-            sb.buf.store(e, Ordering::Relaxed);
-        }
-        true
     }
 
     /// Recovery of a pooled move (acting as `owner`, who died holding the read claim of `pos`
@@ -896,6 +835,67 @@ impl<'a> Leases<'a> {
             })
             .count() as u64
     }
+}
+
+/// [`Leases::payload`] in the pooled layout: the buffer that `b` (an entry's record) names, in
+/// the pool of `buffers` buffers of `buf_stride` bytes at `pool`. Out of line and without
+/// `&Leases` (whose fields would all be spilled to pass it), so that the inline layout's gets
+/// keep their code as it was (measured with callgrind and perf/lease_cost.c).
+#[inline(never)]
+fn pooled_payload(pool: *mut u8, buf_stride: usize, buffers: u64, b: &SlotBuffer) -> *mut u8 {
+    // ORDERING: Relaxed: read by the entry's owner, or after the state word handed it over.
+    // Clamped, so that a corrupted index still names a pool buffer (buffers ≥ 2).
+    let buf = b.buf.load(Ordering::Relaxed).min(buffers - 1);
+    // SAFETY: buf < buffers, and `Leases::with_pool` was promised `buffers` buffers of
+    // buf_stride bytes at `pool`.
+    unsafe { pool.add(buf as usize * buf_stride) }
+}
+
+/// Pooled get, the move (module docs, "Pooled leases"): an entry (header `h`, record `eb`;
+/// FILLING, ours) records its buffer `e` as the swap, the message's position and length; takes
+/// the slot's buffer `s`; gives `e` to the slot (`sb`, whose read claim of `pos` we hold). False
+/// if `step` stopped it. (Out of line and without `&Leases`, as `pooled_payload`.)
+#[inline(never)]
+fn hand_over(
+    (h, eb, sb): (&LeaseHeader, &SlotBuffer, &SlotBuffer),
+    (pos, len): (u64, u64),
+    step: &mut impl FnMut(u32) -> bool,
+    mutant: Mutant,
+) -> bool {
+    // ORDERING (all the loads and stores here): Relaxed: the entry is ours (FILLING) and
+    // the slot's record too (its read claim, which acquired it); both are handed over by
+    // the Release stores of `hold` and `Ring::release`, and to a recoverer by our death.
+    let e = eb.buf.load(Ordering::Relaxed);
+    // ORDERING: as above.
+    let s = sb.buf.load(Ordering::Relaxed);
+    if mutant == Mutant::SlotBeforeRecord {
+        // ORDERING: as above.
+        sb.buf.store(e, Ordering::Relaxed);
+        if !step(4) {
+            return false;
+        }
+    }
+    // The record: the swap first, the position last (the position binds the entry to
+    // this slot for recovery, and the swap must be right once it does).
+    // ORDERING: as above.
+    eb.swap.store(e, Ordering::Relaxed);
+    // ORDERING: as above.
+    h.len.store(len, Ordering::Relaxed);
+    // ORDERING: as above.
+    h.pos.store(pos, Ordering::Relaxed);
+    if mutant != Mutant::SlotBeforeRecord && !step(4) {
+        return false;
+    }
+    // ORDERING: as above.
+    eb.buf.store(s, Ordering::Relaxed);
+    if !step(5) {
+        return false;
+    }
+    if mutant != Mutant::SlotBeforeRecord {
+        // ORDERING: as above.
+        sb.buf.store(e, Ordering::Relaxed);
+    }
+    true
 }
 
 /// Whether ring position `p` is the one of slot `index` in lap `lap` (as a slot word stores it).

@@ -1017,16 +1017,26 @@ impl Queue {
     }
 
     /// Pointer to the payload of the slot of `token` (valid for `max_msg` bytes while claimed).
+    #[inline]
     pub fn payload(&self, token: u64) -> *mut u8 {
         if self.me == OBSERVER {
             return core::ptr::null_mut();
         }
         if token & LEASE_TOKEN != 0 && self.geo.leases != 0 {
-            if let Some(leases) = self.leases() {
-                return leases.payload((token & !LEASE_TOKEN).min(u64::from(u32::MAX)) as u32);
-            }
+            return self.lease_payload(token);
         }
         self.ring().payload(token)
+    }
+
+    /// [`Queue::payload`] of a lease token. Out of line, so that `payload` stays small enough
+    /// to be inlined into every put and get (measured: inlined, the pooled table's setup made
+    /// the compiler call `payload` instead, a dozen instructions more per plain put+get).
+    #[inline(never)]
+    fn lease_payload(&self, token: u64) -> *mut u8 {
+        match self.leases() {
+            Some(leases) => leases.payload((token & !LEASE_TOKEN).min(u64::from(u32::MAX)) as u32),
+            None => self.ring().payload(token),
+        }
     }
 
     /// Claims the oldest message if it fits in `cap` bytes (blocking as `timeout` allows).

@@ -1028,10 +1028,9 @@ impl Queue {
         self.ring().payload(token)
     }
 
-    /// [`Queue::payload`] of a lease token. Out of line, so that `payload` stays small enough
-    /// to be inlined into every put and get (measured: inlined, the pooled table's setup made
-    /// the compiler call `payload` instead, a dozen instructions more per plain put+get).
-    #[inline(never)]
+    /// [`Queue::payload`] of a lease token (its pooled case is out of line: see
+    /// `lease::pooled_payload`).
+    #[inline]
     fn lease_payload(&self, token: u64) -> *mut u8 {
         match self.leases() {
             Some(leases) => leases.payload((token & !LEASE_TOKEN).min(u64::from(u32::MAX)) as u32),

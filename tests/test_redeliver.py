@@ -99,6 +99,89 @@ def test_a_recoverer_killed_in_the_middle_of_a_recovery_loses_nothing(
         assert q.stats()["lost"] == 0
 
 
+#: Large messages (the pooled layout): a get hands the slot's pool buffer over to its lease
+#: (record, the entry takes the slot's buffer, the slot takes the entry's) instead of copying.
+POOLED = 64 * 1024
+POOLED_POINTS = ["lease-claimed", "lease-recorded", "lease-swapping", "lease-filled", "lease-held"]
+
+
+def pooled_message(k: int, n: int = POOLED) -> bytes:
+    """Message ``k``: ``n`` bytes that differ from every other message's in every 8-byte word."""
+    return (k.to_bytes(8, "little") * (n // 8 + 1))[:n]
+
+
+def assert_every_pool_buffer_has_one_owner(q: Queue, tmp_path: Path) -> None:
+    """Fills every buffer of the pool with its own message (every lease held by a child, the
+    ring full), then has the leases given back (the child closes) and checks every message.
+    Two owners of one buffer (a broken permutation) would overwrite one of the messages."""
+    cap = q.maxsize
+    for k in range(cap):
+        q.put(pooled_message(100 + k))
+    flag = tmp_path / "holding"
+    child = start_child(
+        f"h = fastqueue.Queue({q.name!r}, create=False)\n"
+        f"got = [h.get(timeout=10) for _ in range({cap})]\n"
+        f"want = [((100 + k).to_bytes(8, 'little') * {POOLED // 8 + 1})[:{POOLED}]"
+        f" for k in range({cap})]\n"
+        "assert got == want, 'a leased message was overwritten'\n"
+        f"open({str(flag)!r}, 'w').close()\n"
+        "time.sleep(60)"
+    )
+    wait_for(lambda: flag.exists() or child.poll() is not None, "the child to hold its leases")
+    assert child.poll() is None, child.stderr.read() if child.stderr else ""
+    for k in range(cap):
+        q.put(pooled_message(200 + k))  # the ring is full again: every buffer has a message
+    kill(child)  # its leases come back
+    got = []
+    for _ in range(2 * cap):
+        got.append(q.get(timeout=10))
+        q.task_done()  # (at most `capacity` leases at once)
+    want = [pooled_message(100 + k) for k in range(cap)] + [
+        pooled_message(200 + k) for k in range(cap)
+    ]
+    assert got == want, "a buffer with two owners: a message was overwritten"
+
+
+@pytest.mark.parametrize("point", POOLED_POINTS)
+def test_a_pooled_getter_killed_at_each_step_of_the_hand_over_loses_nothing(
+    qname: NameFactory, tmp_path: Path, point: str
+) -> None:
+    with Queue(qname(), element_size=POOLED, capacity=4, redeliver=True) as q:
+        q.put(pooled_message(1))
+        q.put(pooled_message(2, 5000))
+        kill(held_child(q.name, point, tmp_path, "q.get()"))
+        got = [q.get(timeout=10), q.get(timeout=10)]
+        assert sorted(got) == sorted([pooled_message(1), pooled_message(2, 5000)])
+        with pytest.raises(fastqueue.Empty):
+            q.get(timeout=0.3)
+        q.task_done()
+        q.task_done()
+        assert q.join(timeout=10)
+        s = q.stats()
+        assert (s["lost"], s["leased"], s["unfinished"]) == (0, 0, 0)
+        assert_every_pool_buffer_has_one_owner(q, tmp_path)
+
+
+@pytest.mark.parametrize("recover_at", ["recover-recorded", "recover-swapping", "recover-held"])
+@pytest.mark.parametrize("point", ["lease-claimed", "lease-recorded", "lease-swapping"])
+def test_a_pooled_recoverer_killed_at_each_step_loses_nothing(
+    qname: NameFactory, tmp_path: Path, point: str, recover_at: str
+) -> None:
+    with Queue(qname(), element_size=POOLED, capacity=4, redeliver=True) as q:
+        q.put(pooled_message(7))
+        # A dies in its hand-over, holding the ring's read claim; B, blocked behind it,
+        # recovers A and is killed at a step of finishing A's hand-over.
+        kill(held_child(q.name, point, tmp_path, "q.get()"))
+        kill(held_child(q.name, recover_at, tmp_path, "q.get()"))
+        assert q.get(timeout=10) == pooled_message(7)
+        with pytest.raises(fastqueue.Empty):
+            q.get(timeout=0.3)
+        q.task_done()
+        assert q.join(timeout=10)
+        assert q.stats()["lost"] == 0
+        assert_every_pool_buffer_has_one_owner(q, tmp_path)
+
+
 def test_a_killed_worker_s_unacknowledged_messages_come_back_and_join_waits(
     qname: NameFactory,
 ) -> None:

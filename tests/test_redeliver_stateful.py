@@ -129,3 +129,20 @@ RedeliverMachine.TestCase.settings = settings(
     max_examples=60, stateful_step_count=30, deadline=None
 )
 test_redeliver_machine = RedeliverMachine.TestCase
+
+
+class PooledRedeliverMachine(RedeliverMachine):
+    """The same model on large messages (the pooled layout: a get hands the message's pool
+    buffer over to its lease and gives the slot a spare one, instead of copying). Every
+    message starts with its own number, so a pool buffer with two owners would show as a
+    message changed under its lease or in the ring."""
+
+    @initialize(capacity=st.integers(2, 4), leases=st.integers(1, 4), pad=st.just(64 * 1024))
+    def create(self, capacity: int, leases: int, pad: int) -> None:
+        super().create(capacity, leases, pad)
+
+
+PooledRedeliverMachine.TestCase.settings = settings(
+    max_examples=25, stateful_step_count=30, deadline=None
+)
+test_pooled_redeliver_machine = PooledRedeliverMachine.TestCase

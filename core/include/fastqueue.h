@@ -212,8 +212,10 @@ enum {
  * producers keep the whole capacity. At most `leases` messages are leased at once; a get beyond
  * that waits (as its timeout allows) for an acknowledgement. The lease table costs
  * 128 + leases x round_up(32 + max_msg, 64) bytes of the segment (see fq_segment_size for the
- * rest); a get copies the message into its lease (one more copy per get, also in the pooled
- * layout). fq_read_end() of a lease keeps the lease (its data stays valid until fq_task_done).
+ * rest); a get copies the message into its lease (one more copy per get). In the pooled layout
+ * (max_msg >= 64 KiB, capacity <= 65536) the get hands the message's pool buffer over to its
+ * lease instead (no copy): the pool holds `leases` more buffers and the table costs
+ * 128 + leases x (64 + round_up(max_msg, 4096)) bytes. fq_read_end() of a lease keeps the lease (its data stays valid until fq_task_done).
  * First deliveries keep the queue's FIFO order. fq_join() waits for every acknowledgement.
  * FQ_ERR_INVALID for unknown flags or `leases` without FQ_CREATE_REDELIVER; otherwise as fq_create().
  */

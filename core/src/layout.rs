@@ -18,12 +18,14 @@
 //!                             up to a multiple of 64 so that payloads stay 16-byte aligned and
 //!                             small slots do not share cache lines more than necessary
 //!                             (pooled layout: a 64-byte SlotHeader + SlotBuffer line per slot)
-//! pool_offset                 pooled layout only: capacity × buf_stride payload buffers,
-//!                             page-aligned, each max_msg rounded up to a page
+//! pool_offset                 pooled layout only: (capacity + leases) × buf_stride payload
+//!                             buffers, page-aligned, each max_msg rounded up to a page (layout 5:
+//!                             a redeliver queue's lease entries own `leases` of them)
 //! ledger_offset               MAX_PARTICIPANTS × Ledger (32 bytes each): messages each
 //!                             participant took and marked done (layout 4)
 //! lease_offset                redeliver queues only (layout 4): the lease table (see `lease`),
-//!                             a LeaseControl line and `leases` × lease_stride entries
+//!                             a LeaseControl line and `leases` × lease_stride entries (pooled
+//!                             layout, 5: each a LeaseHeader and a SlotBuffer, 64 bytes)
 //! total_size
 //! ```
 //!
@@ -50,7 +52,7 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"FASTQUE1");
 
 /// The version of this layout. Any change to the header, the slot layout or the meaning of a
 /// state word bumps it; a library refuses segments of any other version.
-pub const LAYOUT_VERSION: u32 = 4;
+pub const LAYOUT_VERSION: u32 = 5;
 
 /// The largest value of a description's `layout_version` read as a version of some fastqueue
 /// (`Version`); a larger one is a corrupt segment (`BadSegment`).
@@ -286,9 +288,11 @@ pub struct SlotHeader {
 /// Pooled layout: what follows a slot's [`SlotHeader`] instead of an inline payload.
 #[repr(C)]
 pub struct SlotBuffer {
-    /// Index of the pool buffer this slot owns (< capacity). Invariant: the slots' indices are a
-    /// permutation of `0..capacity`. Changed only by a producer holding the slot's write claim
-    /// while it swaps buffers with a `SWAPPING` slot (see `ring`).
+    /// Index of the pool buffer this slot owns (< capacity + leases). Invariant: the slots'
+    /// indices (and a redeliver queue's lease entries', which use this record too) are a
+    /// permutation of the pool. Changed only by a producer holding the slot's write claim while
+    /// it swaps buffers with a `SWAPPING` slot (see `ring`), or by a leased get holding the
+    /// slot's read claim while it hands the slot's buffer to its entry (see `lease`).
     pub buf: AtomicU64,
     /// The swap record of the slot's write claim: the slot's own buffer index before the swap,
     /// written before the swap begins (the other slot's `SWAPPING` word names this slot), so
@@ -349,6 +353,12 @@ impl Geometry {
         max_msg >= POOL_MIN_MSG && (2..=POOL_MAX_CAPACITY).contains(&capacity)
     }
 
+    /// Pooled layout: number of pool buffers, `capacity + leases` (0 for the inline layout).
+    pub fn pool_buffers(&self) -> u64 {
+        // (Without a branch: a leased get asks on every call.)
+        (self.capacity + self.leases) * u64::from(self.pool_offset != 0)
+    }
+
     /// Computes the geometry for a queue of `capacity` messages of up to `max_msg` bytes, with
     /// checked arithmetic. `Invalid` for zero or too-large sizes.
     pub fn new(max_msg: u64, capacity: u64) -> Result<Geometry, Status> {
@@ -390,8 +400,11 @@ impl Geometry {
             let pool_offset = slots_end
                 .checked_next_multiple_of(POOL_ALIGN)
                 .ok_or(Status::Invalid)?;
-            let end = buf_stride
-                .checked_mul(capacity)
+            // A redeliver queue's pool also holds one buffer per lease entry (see `lease`,
+            // "Pooled leases"): a get hands its slot's buffer to the entry instead of copying.
+            let end = capacity
+                .checked_add(leases)
+                .and_then(|n| n.checked_mul(buf_stride))
                 .and_then(|n| n.checked_add(pool_offset))
                 .ok_or(Status::Invalid)?;
             (pool_offset, buf_stride, end)
@@ -407,8 +420,14 @@ impl Geometry {
         let (lease_offset, lease_stride, end) = if leases == 0 {
             (0, 0, end)
         } else {
+            // Pooled: an entry holds a buffer index and swap record, not the payload.
+            let payload = if pooled {
+                core::mem::size_of::<SlotBuffer>() as u64
+            } else {
+                max_msg
+            };
             let stride = crate::lease::LEASE_HEADER_SIZE
-                .checked_add(max_msg)
+                .checked_add(payload)
                 .and_then(|n| n.checked_next_multiple_of(SLOT_ALIGN))
                 .ok_or(Status::Invalid)?;
             let at = end

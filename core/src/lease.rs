@@ -16,11 +16,45 @@
 //! ```text
 //! lease_offset   LeaseControl (one 128-byte line: returned hint, redelivered count, waiters)
 //!                leases × lease_stride: each a LeaseHeader (32 bytes: state, pos, len) followed
-//!                by max_msg payload bytes, rounded up to a multiple of 64
+//!                by max_msg payload bytes, rounded up to a multiple of 64 (pooled layout: by a
+//!                SlotBuffer naming the entry's pool buffer, 64 bytes in all)
 //! ```
 //!
 //! So a redeliver queue reserves `128 + leases × round_up(32 + max_msg, 64)` bytes more than a
-//! plain one (by default `leases` = capacity: about twice the memory of the ring).
+//! plain one (by default `leases` = capacity: about twice the memory of the ring). In the pooled
+//! layout (large messages, see "Pooled leases") an entry is 64 bytes (a header and a buffer
+//! index) and the pool holds `leases` more buffers: `128 + leases × (64 + buf_stride)` bytes more.
+//!
+//! # Pooled leases: the message is handed over, not copied
+//!
+//! In the pooled layout a ring slot names the pool buffer that holds its message (`ring`, "Warm
+//! buffers"). A redeliver queue's pool has `capacity + leases` buffers, and each lease entry
+//! owns one too, through the same record as a slot ([`SlotBuffer`]: `buf`, `swap`). Invariant:
+//! the buffer indices of all ring slots and all lease entries together are a permutation of the
+//! pool. A get does not copy the message into the entry; in step 3 it swaps buffers with the
+//! slot it claimed (entry buffer `e`, slot buffer `s`):
+//!
+//! 3a. Record: `entry.swap = e`, the message's length, then its position (`entry.pos`; the
+//!     position binds the entry to that slot for recovery, so it is written last).
+//! 3b. `entry.buf = s` (the entry owns the message).
+//! 3c. `slot.buf = e` (the slot owns the spare).
+//!
+//! then step 4 as above. Both records are only touched by the holder of their claims (the
+//! entry's `FILLING(me)`, the slot's `READING(me)`), so they need no atomics of their own; they
+//! are handed over with the state words. Redelivery reads the entry's buffer; an
+//! acknowledgement frees the entry, which keeps its buffer (now a spare for the next get).
+//!
+//! Recovery (step a, for a dead `k`'s slot `READING(k)` of position `p` that no `HELD(k)` entry
+//! records): the entry is the `FILLING(k)` one whose position is `p` if any (bound: k recorded,
+//! 3a; an entry's position is [`NO_POSITION`] until its first lease and its last lease's after,
+//! and positions never repeat, so no other entry can match), else one bound to none of k's claimed slots (k had not recorded: it still owns its own
+//! buffer, and records now). Then, each step checking whether it was done: `entry.buf ==
+//! entry.swap` (3b not done): `entry.buf = slot.buf`; `slot.buf == entry.buf` (caught mid-swap,
+//! 3c not done): `slot.buf = entry.swap`; then hold and release as above. A recoverer killed
+//! anywhere leaves a state the next one finishes the same way. (3a before 3c matters: a slot
+//! given `e` before the entry recorded anything would leave `e` owned twice and `s` by nobody,
+//! which recovery cannot tell from a get that never started; the loom model's mutant does that
+//! and loses the message.)
 //!
 //! # The entry state word
 //!
@@ -46,7 +80,8 @@
 //!    (CAS `RETURNED(g)` → `HELD(g, me)`): done, that message is redelivered.
 //! 2. Reserve an entry: CAS `FREE(g)` → `FILLING(g, me)`. None free: the get waits (the bound).
 //! 3. Claim the ring's oldest message (`READING(lap, me)`, the ring's protocol); copy it into
-//!    the entry with its position and length.
+//!    the entry with its position and length (pooled: hand its buffer over, see "Pooled
+//!    leases").
 //! 4. CAS `FILLING(g, me)` → `HELD(g, me)` (release), *then* release the ring slot.
 //!
 //! # Recovery (a dead participant k, by whoever holds k's liveness lock)
@@ -57,7 +92,8 @@
 //! a. Each ring slot `READING(lap, k)`: if an entry `HELD(k)` records its position, k died
 //!    between steps 4's CAS and its release: release the slot. Otherwise k died between steps
 //!    3 and 4: finish k's get *as k* with one of k's `FILLING(k)` entries (there is one for
-//!    each such slot: step 2 precedes step 3), then release the slot. The message is not lost.
+//!    each such slot: step 2 precedes step 3; pooled: the one bound to the slot, see "Pooled
+//!    leases"), then release the slot. The message is not lost.
 //! b. Each `HELD(g, k)` → `RETURNED(g)`, and the returned hint grows.
 //! c. Each `FILLING(g, k)` → `FREE(g)`.
 //!
@@ -72,6 +108,7 @@
 //! takes an entry another participant filled (`RETURNED` → `HELD`, recovery's `HELD(k)` →
 //! `RETURNED`) is `Acquire` (AcqRel where it also hands over). The returned hint carries no data.
 
+use crate::layout::SlotBuffer;
 use crate::ring::{pack, unpack, GetError, Ring, LAP_MASK, READING};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
@@ -83,6 +120,11 @@ pub const FILLING: u64 = 1;
 pub const HELD: u64 = 2;
 /// An entry holding a message given back by a closed or dead owner, waiting to be redelivered.
 pub const RETURNED: u64 = 3;
+
+/// The position a pooled entry records before its first lease (a creator writes it): no ring
+/// position, so recovery never takes a fresh entry for one a dead getter bound to a slot
+/// ("Pooled leases"). Positions never repeat, so an acknowledged entry's old one is as safe.
+pub const NO_POSITION: u64 = u64::MAX;
 
 /// Bytes of per-entry header before the payload.
 pub const LEASE_HEADER_SIZE: u64 = 32;
@@ -129,6 +171,24 @@ pub struct Leases<'a> {
     entries: *mut u8,
     stride: usize,
     count: u32,
+    /// Pooled layout: the pool (null for the inline layout), its buffer stride and count.
+    pool: *mut u8,
+    buf_stride: usize,
+    buffers: u64,
+}
+
+/// Which protocol [`Leases::take_from_ring`] follows: the library's, or a mutant of it that a
+/// loom model must catch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mutant {
+    /// The library's protocol.
+    None,
+    /// The slot is released before the lease holds the message.
+    ReleaseBeforeHold,
+    /// Pooled layout: the slot is given the entry's buffer before the entry records the
+    /// hand-over (a getter dying in between leaves two owners of one buffer, none of the
+    /// message's).
+    SlotBeforeRecord,
 }
 
 // SAFETY: entries are reached through their atomics, and payload bytes through the ownership
@@ -161,7 +221,56 @@ impl<'a> Leases<'a> {
             entries,
             stride,
             count,
+            pool: core::ptr::null_mut(),
+            buf_stride: 0,
+            buffers: 0,
         }
+    }
+
+    /// The same table in the pooled layout ("Pooled leases" in the module docs): each entry's
+    /// header is followed by a [`SlotBuffer`] naming the pool buffer it owns, not a payload.
+    ///
+    /// # Safety
+    ///
+    /// `buffers` = 0: nothing (the inline layout; `pool` is never used). Otherwise as for
+    /// [`Leases::new`], except that each entry's header is followed by an initialised
+    /// [`SlotBuffer`] (not a payload); `pool` points to `buffers` buffers of `buf_stride` ≥ max
+    /// message size bytes, valid for `'a`, disjoint from the entries; the buffer indices of all
+    /// ring slots and all entries are a permutation of `0..buffers`.
+    pub unsafe fn with_pool(mut self, pool: *mut u8, buf_stride: usize, buffers: u64) -> Self {
+        debug_assert!(
+            buffers == 0
+                || (self.stride >= LEASE_HEADER_SIZE as usize + core::mem::size_of::<SlotBuffer>()
+                    && buffers > u64::from(self.count))
+        );
+        self.pool = pool;
+        self.buf_stride = buf_stride;
+        self.buffers = buffers;
+        self
+    }
+
+    /// Whether entries own pool buffers (the pooled layout) rather than hold payloads.
+    pub fn pooled(&self) -> bool {
+        self.buffers != 0
+    }
+
+    /// Pooled layout: entry `i`'s buffer index and swap record.
+    fn buffer(&self, i: u32) -> &SlotBuffer {
+        debug_assert!(self.pooled() && i < self.count);
+        // SAFETY: i < count; in the pooled layout (`with_pool`) an initialised SlotBuffer
+        // follows each entry's header inside its stride.
+        unsafe {
+            &*(self
+                .entries
+                .add(i as usize * self.stride + LEASE_HEADER_SIZE as usize)
+                as *const SlotBuffer)
+        }
+    }
+
+    /// Pooled layout: the index of the pool buffer entry `i` owns now (for tests and tools).
+    pub fn buffer_index(&self, i: u32) -> u64 {
+        // ORDERING: Relaxed: read by the entry's owner, or after the state word handed it over.
+        self.buffer(i).buf.load(Ordering::Relaxed)
     }
 
     /// Number of entries.
@@ -184,6 +293,9 @@ impl<'a> Leases<'a> {
     /// the entry (`FILLING` or `HELD` by you).
     pub fn payload(&self, i: u32) -> *mut u8 {
         let i = i.min(self.count.saturating_sub(1));
+        if self.pooled() {
+            return pooled_payload(self.pool, self.buf_stride, self.buffers, self.buffer(i));
+        }
         // SAFETY: i < count; the payload follows the header inside the entry's stride.
         unsafe {
             self.entries
@@ -484,12 +596,15 @@ impl<'a> Leases<'a> {
     }
 
     /// Get, steps 3 and 4, into entry `i` that `me` reserved: claims the ring's oldest
-    /// message of `min..=cap` bytes, copies it into the entry, holds the entry, then releases
-    /// the slot. Returns its position and length. `step(n)` is called after step 3's claim
-    /// (n = 1), copy (2) and hold (3); it returns false to stop there, as a process killed at
-    /// that point would (for the kill tests and the loom model; the library passes a function
-    /// that returns true). `hold_first` is true in the library: the loom model's mutant sets it
-    /// false (the slot released before the lease holds the message) and loom finds the loss.
+    /// message of `min..=cap` bytes, moves it into the entry (copies it; pooled: hands the
+    /// slot's buffer over, "Pooled leases"), holds the entry, then releases the slot. Returns
+    /// its position and length. `step(n)` is called after step 3's claim (n = 1), the move (2)
+    /// and the hold (3), and in the pooled layout within the move after the entry recorded the
+    /// hand-over (4) and after it took the slot's buffer (5) (in time: 1, 4, 5, 2, 3); it
+    /// returns false to stop there, as a process killed at that point would (for the kill
+    /// tests and the loom model; the library passes a function that returns true). `mutant` is
+    /// `Mutant::None` in the library: the loom models' mutants break one ordering and loom
+    /// finds the loss.
     #[allow(clippy::too_many_arguments)]
     pub fn take_from_ring(
         &self,
@@ -499,21 +614,36 @@ impl<'a> Leases<'a> {
         (min, cap): (u64, u64),
         skipped: &mut u64,
         mut step: impl FnMut(u32) -> bool,
-        hold_first: bool,
+        mutant: Mutant,
     ) -> Result<Option<(u64, u64)>, GetError> {
         let c = ring.try_claim_read_sized(me, min, cap, skipped)?;
         if !step(1) {
             return Ok(None);
         }
-        // SAFETY: we hold the read claim (its len ≤ max_msg bytes are stable until release)
-        // and the FILLING entry i (max_msg bytes of payload, ours alone); disjoint regions.
-        unsafe {
-            core::ptr::copy_nonoverlapping(ring.payload(c.pos), self.payload(i), c.len as usize)
-        };
+        match ring.slot_buffer(c.pos).filter(|_| self.pooled()) {
+            Some(sb) => {
+                let (h, eb) = (self.entry(i), self.buffer(i));
+                if !hand_over((h, eb, sb), (c.pos, c.len), &mut step, mutant) {
+                    return Ok(None);
+                }
+            }
+            None => {
+                // SAFETY: we hold the read claim (its len ≤ max_msg bytes are stable until
+                // release) and the FILLING entry i (max_msg bytes of payload, ours alone);
+                // disjoint regions.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(
+                        ring.payload(c.pos),
+                        self.payload(i),
+                        c.len as usize,
+                    )
+                };
+            }
+        }
         if !step(2) {
             return Ok(None);
         }
-        if hold_first {
+        if mutant != Mutant::ReleaseBeforeHold {
             let held = self.hold(i, me, c.pos, c.len);
             debug_assert!(held, "an entry the caller reserved");
             if !step(3) {
@@ -532,39 +662,167 @@ impl<'a> Leases<'a> {
         Ok(Some((c.pos, c.len)))
     }
 
+    /// Recovery of a pooled move (acting as `owner`, who died holding the read claim of `pos`
+    /// and entry `i` FILLING): finishes [`Leases::hand_over`] from whatever state it stopped
+    /// in. Each step checks whether it was done, so a recoverer killed here leaves a state the
+    /// next one finishes: not yet bound (the entry's position is not `pos`): record (the entry
+    /// still owns its own buffer); entry.buf == swap: take the slot's buffer; slot.buf ==
+    /// entry.buf (caught mid-swap): give the slot the swap.
+    /// `step(1)` runs after the record, `step(2)` after the entry took the slot's buffer (kill
+    /// points, as in `take_from_ring`); false: stopped there.
+    fn finish_hand_over(
+        &self,
+        (sb, i): (&SlotBuffer, u32),
+        (pos, len): (u64, u64),
+        bound: bool,
+        step: &mut impl FnMut(u32) -> bool,
+    ) -> bool {
+        let (h, eb) = (self.entry(i), self.buffer(i));
+        // ORDERING (all here): Relaxed: we act as the dead owner, whose stores are visible to
+        // the holder of its liveness lock (the kernel's lock hand-over orders them).
+        if !bound {
+            // ORDERING: as above.
+            let e = eb.buf.load(Ordering::Relaxed);
+            // ORDERING: as above.
+            eb.swap.store(e, Ordering::Relaxed);
+            // ORDERING: as above.
+            h.len.store(len, Ordering::Relaxed);
+            // ORDERING: as above.
+            h.pos.store(pos, Ordering::Relaxed);
+        }
+        if !step(1) {
+            return false;
+        }
+        // ORDERING: as above.
+        let e = eb.swap.load(Ordering::Relaxed);
+        // ORDERING: as above.
+        if eb.buf.load(Ordering::Relaxed) == e {
+            // ORDERING: as above.
+            let s = sb.buf.load(Ordering::Relaxed);
+            // ORDERING: as above.
+            eb.buf.store(s, Ordering::Relaxed);
+        }
+        if !step(2) {
+            return false;
+        }
+        // ORDERING: as above.
+        if sb.buf.load(Ordering::Relaxed) == eb.buf.load(Ordering::Relaxed) {
+            // ORDERING: as above.
+            sb.buf.store(e, Ordering::Relaxed);
+        }
+        true
+    }
+
     /// Recovery step a for `owner` (dead; the caller acts as `owner`, holding its liveness
     /// lock): every ring slot `READING(owner)` is released, after its message was moved into
     /// one of `owner`'s `FILLING` entries unless a `HELD(owner)` entry already records its
-    /// position. `after_move` runs between the move and the release (a kill-test hook).
-    /// Returns the number of slots released.
-    pub fn recover_reads(&self, ring: &Ring<'_>, owner: u32, mut after_move: impl FnMut()) -> u64 {
+    /// position (pooled: the entry the dead getter bound to the slot, if it got that far, and
+    /// the hand-over finished). `step(n)` is a kill point, as in `take_from_ring`: it runs
+    /// between the move (and hold) and the release (n = 3), and in the pooled layout within the
+    /// move after the record (1) and after the entry took the slot's buffer (2); false stops
+    /// the recovery there, as a recoverer killed at that point. Returns the number of slots
+    /// released.
+    pub fn recover_reads(
+        &self,
+        ring: &Ring<'_>,
+        owner: u32,
+        mut step: impl FnMut(u32) -> bool,
+    ) -> u64 {
         let cap = ring.capacity();
+        let reading: Vec<(u64, u64)> = ring
+            .held_slots()
+            .filter_map(|b| {
+                let (lap, phase, o) = unpack(b.state);
+                (o == owner && phase == READING).then_some((lap, b.pos))
+            })
+            .collect();
         let mut released = 0;
-        for b in ring.held_slots() {
-            let (lap, phase, o) = unpack(b.state);
-            if o != owner || phase != READING {
-                continue;
-            }
-            let index = b.pos; // held_slots reports slot indices
+        for &(lap, index) in &reading {
             let pos = lap * cap + index;
             if !self.holds_position(owner, lap, index, cap) {
-                let Some(i) = self.filling_of(owner) else {
-                    continue; // nowhere to move it: the ring's own recovery counts it lost
-                };
                 let len = ring.claimed_len(pos);
-                // SAFETY: acting as `owner`, we hold its read claim on the slot (`len` ≤
-                // max_msg stable bytes) and its FILLING entry i; disjoint regions.
-                unsafe {
-                    core::ptr::copy_nonoverlapping(ring.payload(pos), self.payload(i), len as usize)
-                };
-                self.hold(i, owner, pos, len);
-                after_move();
+                match ring.slot_buffer(pos) {
+                    Some(sb) if self.pooled() => {
+                        // The entry the dead getter bound to this slot, else one it bound to
+                        // none of its slots (it had reserved one for each before claiming).
+                        let bound = self.filling_at(owner, lap, index, cap);
+                        let Some(i) = bound.or_else(|| {
+                            self.filling_where(owner, |p| {
+                                !reading.iter().any(|&(l, x)| same_position(p, l, x, cap))
+                            })
+                        }) else {
+                            continue; // nowhere to move it: the ring's recovery counts it lost
+                        };
+                        if !self.finish_hand_over((sb, i), (pos, len), bound.is_some(), &mut step) {
+                            return released;
+                        }
+                        self.hold(i, owner, pos, len);
+                    }
+                    _ => {
+                        let Some(i) = self.filling_of(owner) else {
+                            continue; // nowhere to move it: the ring's recovery counts it lost
+                        };
+                        // SAFETY: acting as `owner`, we hold its read claim on the slot (`len`
+                        // ≤ max_msg stable bytes) and its FILLING entry i; disjoint regions.
+                        unsafe {
+                            core::ptr::copy_nonoverlapping(
+                                ring.payload(pos),
+                                self.payload(i),
+                                len as usize,
+                            )
+                        };
+                        self.hold(i, owner, pos, len);
+                    }
+                }
+                if !step(3) {
+                    return released;
+                }
             }
             if ring.release(pos, owner) {
                 released += 1;
             }
         }
         released
+    }
+
+    /// A `FILLING(owner)` entry whose recorded position is `pos` (lap and slot index): the
+    /// entry a dead pooled getter bound to that slot.
+    fn filling_at(&self, owner: u32, lap: u64, index: u64, cap: u64) -> Option<u32> {
+        self.filling_where(owner, |p| same_position(p, lap, index, cap))
+    }
+
+    /// The first `FILLING(owner)` entry whose recorded position satisfies `f`.
+    fn filling_where(&self, owner: u32, f: impl Fn(u64) -> bool) -> Option<u32> {
+        (0..self.count).find(|&i| {
+            let e = self.entry(i);
+            // ORDERING: Relaxed: as in `filling_of`.
+            let (_, phase, o) = unpack(e.state.load(Ordering::Relaxed));
+            // ORDERING: Relaxed: the owner's own store (we act as it).
+            phase == FILLING && o == owner && f(e.pos.load(Ordering::Relaxed))
+        })
+    }
+
+    /// Pooled layout: whether the buffer indices of the ring's slots and of the entries are
+    /// together a permutation of the pool (the invariant; for tests, on a quiet queue).
+    pub fn buffers_permute(&self, ring: &Ring<'_>) -> bool {
+        let n = ring.buffers();
+        if !self.pooled() || n != ring.capacity() + u64::from(self.count) {
+            return false;
+        }
+        let mut seen = vec![false; n as usize];
+        let slots = (0..ring.capacity()).map(|x| {
+            // ORDERING: Relaxed: a check on a quiet queue.
+            ring.slot_buffer(x)
+                .map_or(u64::MAX, |b| b.buf.load(Ordering::Relaxed))
+        });
+        let entries = (0..self.count).map(|i| self.buffer_index(i));
+        for b in slots.chain(entries) {
+            match seen.get_mut(b as usize) {
+                Some(s) if !*s => *s = true,
+                _ => return false,
+            }
+        }
+        true
     }
 
     /// Entries `HELD` or `RETURNED` now: messages taken and not yet acknowledged.
@@ -577,6 +835,72 @@ impl<'a> Leases<'a> {
             })
             .count() as u64
     }
+}
+
+/// [`Leases::payload`] in the pooled layout: the buffer that `b` (an entry's record) names, in
+/// the pool of `buffers` buffers of `buf_stride` bytes at `pool`. Out of line and without
+/// `&Leases` (whose fields would all be spilled to pass it), so that the inline layout's gets
+/// keep their code as it was (measured with callgrind and perf/lease_cost.c).
+#[inline(never)]
+fn pooled_payload(pool: *mut u8, buf_stride: usize, buffers: u64, b: &SlotBuffer) -> *mut u8 {
+    // ORDERING: Relaxed: read by the entry's owner, or after the state word handed it over.
+    // Clamped, so that a corrupted index still names a pool buffer (buffers ≥ 2).
+    let buf = b.buf.load(Ordering::Relaxed).min(buffers - 1);
+    // SAFETY: buf < buffers, and `Leases::with_pool` was promised `buffers` buffers of
+    // buf_stride bytes at `pool`.
+    unsafe { pool.add(buf as usize * buf_stride) }
+}
+
+/// Pooled get, the move (module docs, "Pooled leases"): an entry (header `h`, record `eb`;
+/// FILLING, ours) records its buffer `e` as the swap, the message's position and length; takes
+/// the slot's buffer `s`; gives `e` to the slot (`sb`, whose read claim of `pos` we hold). False
+/// if `step` stopped it. (Out of line and without `&Leases`, as `pooled_payload`.)
+#[inline(never)]
+fn hand_over(
+    (h, eb, sb): (&LeaseHeader, &SlotBuffer, &SlotBuffer),
+    (pos, len): (u64, u64),
+    step: &mut impl FnMut(u32) -> bool,
+    mutant: Mutant,
+) -> bool {
+    // ORDERING (all the loads and stores here): Relaxed: the entry is ours (FILLING) and
+    // the slot's record too (its read claim, which acquired it); both are handed over by
+    // the Release stores of `hold` and `Ring::release`, and to a recoverer by our death.
+    let e = eb.buf.load(Ordering::Relaxed);
+    // ORDERING: as above.
+    let s = sb.buf.load(Ordering::Relaxed);
+    if mutant == Mutant::SlotBeforeRecord {
+        // ORDERING: as above.
+        sb.buf.store(e, Ordering::Relaxed);
+        if !step(4) {
+            return false;
+        }
+    }
+    // The record: the swap first, the position last (the position binds the entry to
+    // this slot for recovery, and the swap must be right once it does).
+    // ORDERING: as above.
+    eb.swap.store(e, Ordering::Relaxed);
+    // ORDERING: as above.
+    h.len.store(len, Ordering::Relaxed);
+    // ORDERING: as above.
+    h.pos.store(pos, Ordering::Relaxed);
+    if mutant != Mutant::SlotBeforeRecord && !step(4) {
+        return false;
+    }
+    // ORDERING: as above.
+    eb.buf.store(s, Ordering::Relaxed);
+    if !step(5) {
+        return false;
+    }
+    if mutant != Mutant::SlotBeforeRecord {
+        // ORDERING: as above.
+        sb.buf.store(e, Ordering::Relaxed);
+    }
+    true
+}
+
+/// Whether ring position `p` is the one of slot `index` in lap `lap` (as a slot word stores it).
+fn same_position(p: u64, lap: u64, index: u64, cap: u64) -> bool {
+    p % cap == index && (p / cap) & LAP_MASK == lap
 }
 
 /// One handle's leases, oldest first: a lock-free FIFO of entry indices, process-local (it

@@ -303,6 +303,27 @@ impl Queue {
                 // ORDERING: Relaxed: published by the Release store of `magic` below.
                 b.buf.store(i, Ordering::Relaxed);
             }
+            // A redeliver queue's lease entry j starts with buffer capacity + j (see `lease`,
+            // "Pooled leases"): together with the slots', a permutation of the pool; and with
+            // no position (`lease::NO_POSITION`), so that recovery never takes a fresh entry for
+            // one bound to position 0.
+            for j in 0..geo.leases {
+                let at = geo.lease_offset + crate::layout::LINE as u64 + j * geo.lease_stride;
+                // SAFETY: the pooled geometry places a LeaseHeader and a SlotBuffer at the
+                // start of each entry inside the mapping, 8-aligned; nobody else reads the
+                // segment yet.
+                let (h, b) = unsafe {
+                    let p = map.ptr().add(at as usize);
+                    (
+                        &*(p as *const crate::lease::LeaseHeader),
+                        &*(p.add(crate::lease::LEASE_HEADER_SIZE as usize) as *const SlotBuffer),
+                    )
+                };
+                // ORDERING: Relaxed: published by the Release store of `magic` below.
+                b.buf.store(geo.capacity + j, Ordering::Relaxed);
+                // ORDERING: as above.
+                h.pos.store(crate::lease::NO_POSITION, Ordering::Relaxed);
+            }
         }
         // ORDERING: Release pairs with the opener's Acquire load of `magic`: everything written
         // above is visible to whoever sees MAGIC.
@@ -495,11 +516,13 @@ impl Queue {
         // max_msg bytes at `pool_offset`, after the slots and inside the mapping; each 64-byte
         // slot holds a SlotHeader and a SlotBuffer, whose indices the creator initialised to a
         // permutation and every process keeps one (ring protocol).
+        // With leases, the pool holds capacity + leases buffers (the entries own the others).
         unsafe {
             ring.with_pool(
                 self.map.ptr().add(self.geo.pool_offset as usize),
                 self.geo.buf_stride as usize,
             )
+            .with_buffers(self.geo.pool_buffers())
         }
     }
 
@@ -512,15 +535,25 @@ impl Queue {
         // SAFETY: the validated geometry places a 128-byte LeaseControl line at lease_offset
         // (128-aligned) and `leases` entries of lease_stride bytes right after it, inside the
         // mapping; each entry starts with a LeaseHeader (zeroed: FREE) followed by max_msg
-        // bytes; every process follows the lease protocol.
+        // bytes, or (pooled) by a SlotBuffer naming one of the pool's capacity + leases
+        // buffers of buf_stride bytes (the creator made the indices a permutation); every
+        // process follows the lease protocol. Inline layout: pool_buffers() is 0, and the
+        // table never uses the pool (no branch here: this runs on every leased get).
         unsafe {
             let base = self.map.ptr().add(at);
-            Some(Leases::new(
-                &*(base as *const LeaseControl),
-                base.add(crate::layout::LINE),
-                self.geo.lease_stride as usize,
-                self.geo.leases as u32,
-            ))
+            Some(
+                Leases::new(
+                    &*(base as *const LeaseControl),
+                    base.add(crate::layout::LINE),
+                    self.geo.lease_stride as usize,
+                    self.geo.leases as u32,
+                )
+                .with_pool(
+                    self.map.ptr().add(self.geo.pool_offset as usize),
+                    self.geo.buf_stride as usize,
+                    self.geo.pool_buffers(),
+                ),
+            )
         }
     }
 
@@ -548,7 +581,12 @@ impl Queue {
         let mut moved = 0;
         if let Some(leases) = self.leases() {
             // Step a (see `lease`): k's reads in progress.
-            moved += leases.recover_reads(&ring, k, || hold_here("recover-held"));
+            moved += leases.recover_reads(&ring, k, |n| {
+                hold_here(
+                    ["", "recover-recorded", "recover-swapping", "recover-held"][n.min(3) as usize],
+                );
+                true
+            });
             // Steps b and c.
             moved += leases.give_back(k);
             if self.shutdown_state() == SHUTDOWN_IMMEDIATE {
@@ -979,16 +1017,25 @@ impl Queue {
     }
 
     /// Pointer to the payload of the slot of `token` (valid for `max_msg` bytes while claimed).
+    #[inline]
     pub fn payload(&self, token: u64) -> *mut u8 {
         if self.me == OBSERVER {
             return core::ptr::null_mut();
         }
         if token & LEASE_TOKEN != 0 && self.geo.leases != 0 {
-            if let Some(leases) = self.leases() {
-                return leases.payload((token & !LEASE_TOKEN).min(u64::from(u32::MAX)) as u32);
-            }
+            return self.lease_payload(token);
         }
         self.ring().payload(token)
+    }
+
+    /// [`Queue::payload`] of a lease token (its pooled case is out of line: see
+    /// `lease::pooled_payload`).
+    #[inline]
+    fn lease_payload(&self, token: u64) -> *mut u8 {
+        match self.leases() {
+            Some(leases) => leases.payload((token & !LEASE_TOKEN).min(u64::from(u32::MAX)) as u32),
+            None => self.ring().payload(token),
+        }
     }
 
     /// Claims the oldest message if it fits in `cap` bytes (blocking as `timeout` allows).
@@ -1149,10 +1196,19 @@ impl Queue {
             };
             // Steps 3 and 4: the ring's oldest message, into the entry.
             let steps = |n: u32| {
-                hold_here(["", "lease-claimed", "lease-filled", "lease-held"][n.min(3) as usize]);
+                const POINTS: [&str; 6] = [
+                    "",
+                    "lease-claimed",
+                    "lease-filled",
+                    "lease-held",
+                    "lease-recorded",
+                    "lease-swapping",
+                ];
+                hold_here(POINTS[n.min(5) as usize]);
                 true
             };
-            match leases.take_from_ring(&ring, i, me, (min, cap), &mut skipped, steps, true) {
+            let mutant = crate::lease::Mutant::None;
+            match leases.take_from_ring(&ring, i, me, (min, cap), &mut skipped, steps, mutant) {
                 Ok(Some((_, len))) => {
                     reserved.set(None);
                     Attempt::Done(Ok((i, len)))
@@ -1261,6 +1317,17 @@ impl Queue {
     /// Number of messages this handle holds leased (0 without redeliver).
     pub fn leased(&self) -> u64 {
         self.held.len()
+    }
+
+    /// A pooled redeliver queue's invariant, for tests: the buffer indices of the ring's slots
+    /// and of the lease entries are together a permutation of the pool (see `lease`, "Pooled
+    /// leases"). None for other queues. Meaningful on a quiet queue only (no get or put under
+    /// way).
+    pub fn pool_is_a_permutation(&self) -> Option<bool> {
+        let leases = self.leases()?;
+        leases
+            .pooled()
+            .then(|| leases.buffers_permute(&self.ring()))
     }
 
     fn note_skipped(&self, skipped: u64) {

@@ -66,7 +66,8 @@
 //! # Warm buffers (pooled layout)
 //!
 //! In a pooled segment (see `layout`) a slot owns a pool buffer through an index, and the indices
-//! of all slots are always a permutation of the pool. Right after a put claims position `t`, it
+//! of all slots are always a permutation of the pool (of a redeliver queue: of the slots and lease
+//! entries together, see `lease`, "Pooled leases"). Right after a put claims position `t`, it
 //! tries to swap its slot's buffer with the buffer of the slot the last get released (the slot
 //! of `head - 1`, `EMPTY` for its next lap), whose bytes are still in the caches; a put+get loop
 //! on a queue of 8 × 8 MiB then runs through one warm buffer instead of 64 MiB of cold memory.
@@ -202,6 +203,9 @@ pub struct Ring<'a> {
     /// Pooled layout: the first pool buffer; null for the inline layout.
     pool: *mut u8,
     buf_stride: usize,
+    /// Pooled layout: number of pool buffers (`capacity`, plus the lease entries' buffers of a
+    /// redeliver queue, see `lease`); buffer indices are `< buffers`.
+    buffers: u64,
 }
 
 // SAFETY: the ring only reaches its slots through atomics and through payload bytes whose
@@ -246,6 +250,7 @@ impl<'a> Ring<'a> {
             max_msg,
             pool: core::ptr::null_mut(),
             buf_stride: 0,
+            buffers: 0,
         }
     }
 
@@ -266,7 +271,33 @@ impl<'a> Ring<'a> {
         debug_assert!(self.capacity >= 2 && self.capacity <= u64::from(MAX_OWNER) + 1);
         self.pool = pool;
         self.buf_stride = buf_stride;
+        self.buffers = self.capacity;
         self
+    }
+
+    /// The pooled ring of a redeliver queue, whose pool holds `buffers` ≥ capacity buffers: the
+    /// lease entries own the others (see `lease`, "Pooled leases"); then the indices of all slots
+    /// and all entries together are a permutation of `0..buffers`.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Ring::with_pool`], with `buffers` buffers at `pool` instead of `capacity`.
+    pub unsafe fn with_buffers(mut self, buffers: u64) -> Self {
+        debug_assert!(!self.pool.is_null() && buffers >= self.capacity);
+        self.buffers = buffers;
+        self
+    }
+
+    /// Pooled layout: number of pool buffers (0 for the inline layout).
+    pub fn buffers(&self) -> u64 {
+        self.buffers
+    }
+
+    /// Pooled layout: the buffer index and swap record of the slot of `pos` (None for the
+    /// inline layout). Its `buf` is changed only by the holder of the slot's claim (a put's
+    /// warm swap, or a leased get's hand-over, see `lease`).
+    pub fn slot_buffer(&self, pos: u64) -> Option<&SlotBuffer> {
+        (!self.pool.is_null()).then(|| self.buffer_slot(pos % self.capacity))
     }
 
     /// Initial state word of every slot of a new ring.
@@ -319,8 +350,8 @@ impl<'a> Ring<'a> {
         // ORDERING: Relaxed: the caller holds the slot's claim, so the index is its own store
         // or was published with the state word its claim acquired. Reduced modulo capacity so
         // that a corrupted index still names a buffer inside the pool (claims report it).
-        let buf = self.buffer_slot(index).buf.load(Ordering::Relaxed) % self.capacity;
-        // SAFETY: buf < capacity, and the pool holds capacity buffers of buf_stride bytes.
+        let buf = self.buffer_slot(index).buf.load(Ordering::Relaxed) % self.buffers;
+        // SAFETY: buf < buffers, and the pool holds `buffers` buffers of buf_stride bytes.
         unsafe { self.pool.add(buf as usize * self.buf_stride) }
     }
 
@@ -329,7 +360,7 @@ impl<'a> Ring<'a> {
     #[inline]
     fn buffer_ok(&self, index: u64) -> bool {
         // ORDERING: Relaxed: read by a caller that acquired the slot's state, as in `payload`.
-        self.pool.is_null() || self.buffer_slot(index).buf.load(Ordering::Relaxed) < self.capacity
+        self.pool.is_null() || self.buffer_slot(index).buf.load(Ordering::Relaxed) < self.buffers
     }
 
     /// Warm buffers, steps 1-4 (module docs): after claiming position `t`, swaps its slot's

@@ -139,6 +139,71 @@ fn large_messages_in_the_pooled_layout_are_leased_and_redelivered() {
     assert_eq!(get(&q, NOW).unwrap(), &big[..10]);
 }
 
+/// The pooled layout hands each message's buffer over to its lease instead of copying it:
+/// through many laps with every buffer of the pool holding a message (a full ring and every
+/// lease held), leases given back by a closing handle and by a dead one and delivered again,
+/// every message keeps its own bytes (two owners of one buffer would overwrite one of them) and
+/// the buffer indices of the slots and entries stay a permutation of the pool.
+#[test]
+fn pooled_leases_hand_buffers_over_and_keep_them_a_permutation() {
+    let n = name("handover");
+    let size = 64 * 1024;
+    let q = Queue::create_redeliver(&n.0, size as u64, 3, 0o600, 2).unwrap();
+    assert_eq!(q.pool_is_a_permutation(), Some(true));
+    let msg = |k: u32| -> Vec<u8> {
+        let len = if k % 3 == 0 { size } else { 1000 + k as usize };
+        (0..len)
+            .map(|i| (i as u32 ^ k.wrapping_mul(2_654_435_761)) as u8)
+            .collect()
+    };
+    let mut next = 0u32;
+    let mut put = |q: &Queue| {
+        q.put(&msg(next), NOW).unwrap();
+        next += 1;
+        next - 1
+    };
+    for lap in 0..12 {
+        let ring: Vec<u32> = (0..3).map(|_| put(&q)).collect();
+        let other = Queue::open(&n.0).unwrap();
+        assert_eq!(get(&other, NOW).unwrap(), msg(ring[0]));
+        assert_eq!(get(&other, NOW).unwrap(), msg(ring[1]));
+        // Every buffer of the pool now holds a message: 2 leased, 3 in the ring.
+        let more = [put(&q), put(&q)];
+        assert_eq!(q.pool_is_a_permutation(), Some(true), "lap {lap}");
+        let dead = lap % 2 == 1;
+        if dead {
+            let nm = n.0.clone();
+            // A getter that dies holding a third lease (the bound is 2: it waits for one).
+            fork_and_die(move || {
+                let c = Queue::open(&nm).unwrap();
+                assert_eq!(get(&c, NOW), Err(Status::Empty), "no free lease");
+            });
+        }
+        drop(other); // both leases come back, and are delivered first, oldest first
+        for k in [ring[0], ring[1], ring[2], more[0], more[1]] {
+            assert_eq!(get(&q, NOW).unwrap(), msg(k), "lap {lap}, message {k}");
+            q.task_done(1).unwrap();
+        }
+        assert_eq!(get(&q, NOW), Err(Status::Empty));
+        assert_eq!(q.pool_is_a_permutation(), Some(true), "lap {lap}");
+    }
+    // A getter that dies holding its lease: the message comes back, in its own bytes.
+    let k = put(&q);
+    let nm = n.0.clone();
+    fork_and_die(move || {
+        let c = Queue::open(&nm).unwrap();
+        get(&c, NOW).unwrap();
+    });
+    let k2 = put(&q);
+    assert_eq!(get(&q, SOON).unwrap(), msg(k), "redelivered");
+    assert_eq!(get(&q, NOW).unwrap(), msg(k2));
+    q.task_done(2).unwrap();
+    q.join(NOW).unwrap();
+    assert_eq!(q.pool_is_a_permutation(), Some(true));
+    assert_eq!(q.stats()[REDELIVERED], 12 * 2 + 1);
+    assert_eq!(q.stats()[8], 0, "nothing lost");
+}
+
 #[test]
 fn a_dead_getters_leases_are_delivered_again() {
     let n = name("dead");
@@ -224,4 +289,29 @@ fn attaching_reads_the_option_and_bad_options_are_refused() {
     );
     let q = Queue::create_ex(&c, 8, 2, 0o600, 1, 5).unwrap();
     assert_eq!(q.lease_count(), 5);
+}
+
+/// What a lease table reserves: inline, an entry holds the payload; pooled (large messages),
+/// an entry is a 64-byte header and buffer index, and the pool holds one more buffer per
+/// entry: `128 + leases × (64 + buf_stride)` bytes more than a plain queue (up to the
+/// alignment of the table), about what the inline table costs, with no copy.
+#[test]
+fn the_lease_table_reserves_what_the_docs_say() {
+    use fastqueue::layout::Geometry;
+    let (small, big) = (
+        Geometry::new(100, 8).unwrap(),
+        Geometry::new(1 << 20, 8).unwrap(),
+    );
+    let s = Geometry::with_leases(100, 8, 5).unwrap();
+    assert_eq!(s.lease_stride, 192); // round_up(32 + 100, 64)
+    assert_eq!(s.pool_buffers(), 0);
+    assert_eq!(s.total_size - small.total_size, 128 + 5 * 192);
+    let b = Geometry::with_leases(1 << 20, 8, 5).unwrap();
+    assert_eq!((b.lease_stride, b.pool_buffers()), (64, 13));
+    assert_eq!(b.pool_offset, big.pool_offset);
+    let extra = b.total_size - big.total_size;
+    assert!(
+        (128 + 5 * (64 + (1 << 20))..=128 + 5 * (64 + (1 << 20)) + 128).contains(&extra),
+        "{extra}"
+    );
 }

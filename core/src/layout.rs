@@ -236,8 +236,9 @@ pub struct Description {
 /// acknowledged, and a dead or closing holder's leases are delivered again.
 pub const FLAG_REDELIVER: u32 = 1;
 
-/// Largest number of lease entries (a lease token keeps the entry index in 32 bits).
-pub const MAX_LEASES: u64 = 1 << 32;
+/// Largest number of lease entries: `lease::Leases` counts them in a `u32` (and a lease token
+/// keeps the entry index in 32 bits).
+pub const MAX_LEASES: u64 = u32::MAX as u64;
 
 /// Bytes per participant in the ledger: two participants share a 64-byte line (a segment keeps
 /// 32 KiB of ledger; participants take entries at random, so busy neighbours are rare).
@@ -580,5 +581,8 @@ mod tests {
             Geometry::with_leases(1, 1, MAX_LEASES + 1),
             Err(Status::Invalid)
         );
+        // Every valid count fits the u32 that `lease::Leases` keeps it in.
+        assert_eq!(u32::try_from(MAX_LEASES).ok(), Some(u32::MAX));
+        assert_eq!(Geometry::with_leases(1, 1, 1 << 32), Err(Status::Invalid));
     }
 }

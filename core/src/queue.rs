@@ -19,8 +19,9 @@
 use crate::gate::Gate;
 use crate::layout::{
     Description, Geometry, Header, Ledger, Participant, SlotBuffer, WaitWord, FLAG_REDELIVER,
-    HEADER_SIZE, LAYOUT_VERSION, LEDGER_STRIDE, MAGIC, MAX_PARTICIPANTS, PARTICIPANT_FREE,
-    PARTICIPANT_USED, SHUTDOWN_GRACEFUL, SHUTDOWN_IMMEDIATE, SHUTDOWN_NONE, SLOT_HEADER_SIZE,
+    HEADER_SIZE, LAYOUT_VERSION, LEDGER_STRIDE, MAGIC, MAX_LEASES, MAX_PARTICIPANTS,
+    PARTICIPANT_FREE, PARTICIPANT_USED, SHUTDOWN_GRACEFUL, SHUTDOWN_IMMEDIATE, SHUTDOWN_NONE,
+    SLOT_HEADER_SIZE,
 };
 use crate::lease::{LeaseControl, Leases, Redelivery};
 use crate::ring::{Blocked, GetError, PutError, ReadClaim, Ring};
@@ -262,7 +263,9 @@ impl Queue {
             return Err(Status::Invalid);
         }
         let leases = if flags & FLAG_REDELIVER != 0 && leases == 0 {
-            capacity
+            // (The default, the capacity, is at most MAX_LEASES: a capacity of 2³² would
+            // otherwise make a table whose u32 count wraps to 0.)
+            capacity.min(MAX_LEASES)
         } else {
             leases
         };

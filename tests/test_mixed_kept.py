@@ -196,3 +196,61 @@ def test_interrupted_at_each_check_point_then_another_form(
             assert k > 0
             return
     raise AssertionError("the call never ended")
+
+
+def _aget_obj(q: Any) -> list[Any]:
+    async def take() -> Any:
+        return await q.aget()
+
+    return [asyncio.run(take())]
+
+
+OBJECT_FORMS: dict[str, Callable[[Any, list[Any]], None]] = {
+    "get": lambda q, got: got.append(q.get()),
+    "get_many": lambda q, got: got.extend(q.get_many(2)),
+    "aget": lambda q, got: got.extend(_aget_obj(q)),
+}
+
+
+@pytest.mark.skipif(
+    sys.implementation.name != "cpython", reason="CPython's check points (tests/_checkpoints.py)"
+)
+@pytest.mark.parametrize("follower", list(OBJECT_FORMS))
+@pytest.mark.parametrize("swept", ["get", "get_many"])
+def test_object_queue_interrupted_at_each_check_point_then_another_form(
+    qname: NameFactory, monkeypatch: pytest.MonkeyPatch, swept: str, follower: str
+) -> None:
+    """As above, for ObjectQueue's forms (what get or get_many kept, get_many, get, aget
+    hand on first)."""
+    import gc
+
+    from _checkpoints import interrupt_at
+
+    monkeypatch.setattr(sys, "unraisablehook", lambda _: None)
+    expected = list(range(6))
+    for k in range(10_000):
+        with fastqueue.ObjectQueue(qname(), element_size=64, capacity=8) as q:
+            for i in expected:
+                q.put(i)
+            got: list[Any] = []
+            gc.collect()
+            gc.disable()
+            try:
+                with interrupt_at(k) as it:
+                    try:
+                        OBJECT_FORMS[swept](q, got)
+                    except KeyboardInterrupt:
+                        assert it.fired
+            finally:
+                gc.enable()
+            OBJECT_FORMS[follower](q, got)
+            while True:
+                try:
+                    got.append(q.get_nowait())
+                except fastqueue.Empty:
+                    break
+            assert got == expected, f"interrupted at check point {k} ({it.where}): got {got}"
+        if not it.fired:
+            assert k > 0
+            return
+    raise AssertionError("the call never ended")

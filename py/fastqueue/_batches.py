@@ -296,7 +296,8 @@ class BatchMixin(QueueCore):
             # while the call is in flight, even if another thread closes the queue meanwhile.
             h = self._h
             pool = self._exact.get((itemsize, max_items))
-            if pool and h is not None:
+            # (Stopped: something kept, handed on first by the way below.)
+            if pool and h is not None and self._take is not _take_stopped:
                 try:
                     entry = pool.pop()
                 except IndexError:  # another thread took the last buffer meanwhile
@@ -329,8 +330,8 @@ class BatchMixin(QueueCore):
             raise self._closed_error()
         if self._pending is not None:
             self._raise_pending()
-        if h.kept or self._kept_msgs:  # taken by an interrupted get: these come first
-            self._drain_kept(h)
+        if self._take is _take_stopped or h.kept or self._kept_msgs:
+            self._drain_kept(h)  # taken by an interrupted get: these come first
             km = self._kept_msgs
             if km:
                 k = max_items if type(max_items) is int and max_items > 0 else 1

@@ -152,9 +152,12 @@ class QueueCore:
                     raise
 
     def _restore_take(self, h: _ffi.Handle) -> None:
-        """Puts get's hot path back, unless something must be handed over or raised first."""
-        if self._pending is None and not self._kept_msgs and not h.kept:
-            self._take = self._hot.take_args
+        """Puts get's hot path back, unless something must be handed over or raised first.
+        Every get-family call that finds it stopped (``_take is _take_stopped``) hands on
+        what _drain_kept finds before it takes anything from the queue."""
+        hot = self._hot
+        if self._pending is None and not self._kept_msgs and not h.kept and hot.word[0] > -2:
+            self._take = hot.take_args
 
     def _drain_kept(self, h: _ffi.Handle) -> None:
         """Moves the messages of the handle's kept receive buffers (taken by gets, batches
@@ -163,8 +166,14 @@ class QueueCore:
         its messages are in _kept_msgs: an exception anywhere in between keeps them."""
         kept = h.kept
         km = self._kept_msgs
-        while kept:
-            recv = kept[0]
+        while True:
+            # The hot get's buffer first: it keeps a message only while the hot path is
+            # stopped (see PutGetMixin.get), which nothing is kept before, so it is the oldest.
+            recv = self._hot
+            if recv is None or recv.word[0] > -2:
+                if not kept:
+                    break
+                recv = kept[0]
             k = len(km)
             try:
                 n = recv.handover()  # the kept messages again (the word: their number)
@@ -179,7 +188,11 @@ class QueueCore:
                 if w[0] >= 0:
                     w[0] = -1 if len(km) > k else -2 - w[0]
                 raise
-            del kept[0]
+            if recv is self._hot:
+                if n < 0:  # (not handed over: a closed handle; close puts it back)
+                    break
+            else:
+                del kept[0]
 
     def _give_back_kept(self, h: _ffi.Handle) -> None:
         """On close: puts the messages this handle kept (taken, then interrupted before the

@@ -219,6 +219,8 @@ class PutGetMixin(QueueCore):
                 w = held.word
                 if w[0] >= 0:
                     w[0] = -2 - w[0]
+                    # Stopped: every get form (get_many, get_slot...) then hands it on first.
+                    self._take = _take_stopped
             raise
         return self._get_rest(block, timeout, n + _TRY_BIAS)
 
@@ -230,8 +232,8 @@ class PutGetMixin(QueueCore):
         h = self._h
         if h is None:
             raise self._closed_error()
-        if h.kept or self._kept_msgs:  # taken by an interrupted get: these come first
-            self._drain_kept(h)
+        if self._take is _take_stopped or h.kept or self._kept_msgs:
+            self._drain_kept(h)  # taken by an interrupted get: these come first
             km = self._kept_msgs
             if km:
                 msg: bytes = km[0]
@@ -289,6 +291,8 @@ class PutGetMixin(QueueCore):
                 w = held.word
                 if w[0] >= 0:
                     w[0] = -2 - w[0]
+                    # Stopped: every get form (get_many, get_slot...) then hands it on first.
+                    self._take = _take_stopped
             raise
         return self._get_rest(False, None, n + _TRY_BIAS)
 
@@ -323,8 +327,8 @@ class PutGetMixin(QueueCore):
             _check_timeout(timeout)
         if self._pending is not None:
             self._raise_pending()
-        if h.kept or self._kept_msgs:  # taken by an interrupted get: these come first
-            self._drain_kept(h)
+        if self._take is _take_stopped or h.kept or self._kept_msgs:
+            self._drain_kept(h)  # taken by an interrupted get: these come first
             km = self._kept_msgs
             if km and len(km[0]) > cap:
                 status, length = _ffi.ERR_BUFFER, len(km[0])

@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from ._args import check_timeout as _check_timeout
-from ._core import _REDO, _TRY_BIAS
+from ._core import _REDO, _TRY_BIAS, _take_stopped
 from ._ffi import try_take_in as _try_take_in
 
 
@@ -92,6 +92,7 @@ def _interrupted(self: _Queue, held: object, msg: bytes | None, exc: BaseExcepti
             v = w[0]
             if v >= 0:  # not consumed: the next get hands it over (as on CPython)
                 w[0] = -2 - v
+                self._take = _take_stopped  # (every get form hands it on first: see get)
                 return False
             if msg is None or v != -1:
                 return False

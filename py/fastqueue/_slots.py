@@ -278,8 +278,8 @@ class SlotMixin(QueueCore):
         if self._pending is not None:
             self._raise_pending()
         h.collect_spare()
-        if h.kept or self._kept_msgs:  # taken by an interrupted get: these come first
-            return self._kept_slot(h, block, timeout)
+        if self._take is _take_stopped or h.kept or self._kept_msgs:
+            return self._kept_slot(h, block, timeout)  # taken by an interrupted get: first
         view: memoryview | None = None
 
         def attempt(timeout_ns: int) -> int:

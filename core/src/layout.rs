@@ -121,6 +121,11 @@ pub struct WaitWord {
     pub woken: AtomicU64,
     /// Times a waiter went to sleep in the kernel, ever (a statistic, `FQ_STAT_*_SLEEPS`).
     pub sleeps: AtomicU64,
+    /// Announcements that read `seq` (wrapping): each waiter adds 1 after reading its ticket.
+    pub clears: AtomicU32,
+    /// `seq << 32 | clears` as a waker saw them when its `FUTEX_WAKE` found the kernel's queue
+    /// emptied: while both still hold these values, nobody can sleep (see `wait::wake`).
+    pub quiet: AtomicU64,
 }
 
 /// Counters of slow-path events, kept in the segment for every process to read.
@@ -313,7 +318,7 @@ const _: () = {
     assert!(core::mem::size_of::<SlotHeader>() as u64 == SLOT_HEADER_SIZE);
     assert!(SLOT_HEADER_SIZE as usize + core::mem::size_of::<SlotBuffer>() <= SLOT_ALIGN as usize);
     assert!(core::mem::size_of::<Participant>() == 8);
-    assert!(core::mem::size_of::<WaitWord>() == 32);
+    assert!(core::mem::size_of::<WaitWord>() == 48);
     assert!(core::mem::size_of::<Control>() <= LINE);
     assert!(core::mem::size_of::<Ledger>() as u64 <= LEDGER_STRIDE);
     assert!(SLOT_ALIGN % 16 == 0 && SLOT_HEADER_SIZE % 16 == 0);

@@ -23,11 +23,14 @@
 //! `notify(w, 2)`, with and without a spinner; `notify_room` with `low` = 1; a signal that ends a
 //! sleep (`block_on`'s `EINTR` exit); the chain of gets (`notify_unless_behind`, `chain`,
 //! `after_take`) on a ring of two positions, with and without a spinner; the woken taken out of
-//! the count of sleepers by their waker (`wake`), with two sleepers woken one after the other.
-//! Every model that counts its items also checks that the count of sleepers returns to 0. Four
+//! the count of sleepers by their waker (`wake`), with two sleepers woken one after the other;
+//! wakers that skip their call while the mark of a call that found the kernel's queue empty
+//! holds (`wake`, `WaitWord::quiet`), with one consumer that waits twice.
+//! Every model that counts its items also checks that the count of sleepers returns to 0. Five
 //! more show that the models can fail: without the hand-over, without the hand-on, without the
-//! chain, or with a chosen waiter that ends its announcement too, a sleeper is left asleep and
-//! loom reports the deadlock.
+//! chain, with a chosen waiter that ends its announcement too, or with a waiter whose
+//! announcement leaves no mark in `clears`, a sleeper is left asleep and loom reports the
+//! deadlock.
 //!
 //! Run with `RUSTFLAGS="--cfg loom" cargo test --release --test loom_wait` (`just loom`).
 #![cfg(loom)]
@@ -79,6 +82,8 @@ impl Side {
                 starving: AtomicU32::new(0),
                 woken: AtomicU64::new(0),
                 sleeps: AtomicU64::new(0),
+                clears: AtomicU32::new(0),
+                quiet: AtomicU64::new(0),
             },
             items: AtomicU32::new(0),
             taken: AtomicU32::new(0),
@@ -187,6 +192,9 @@ struct Waiter {
     /// Whether a chosen waiter also ends its announcement itself, which its waker already
     /// ended (only on to show a failure).
     retire_chosen: bool,
+    /// Whether the waiter takes back the mark its announcement leaves in `clears` (only on to
+    /// show a failure: wakers then skip a wake-up it needs).
+    unmark: bool,
 }
 
 /// Blocks forever, without spinning.
@@ -197,6 +205,7 @@ const SLEEPER: Waiter = Waiter {
     hand_on: true,
     signal: false,
     retire_chosen: false,
+    unmark: false,
 };
 
 /// How a wait ended (`block_on`'s `Ok(Done)`, `Ok(Leave)`, `Err`).
@@ -284,6 +293,10 @@ fn block_on(
             return Exit::TimedOut;
         }
         let mut ticket = announce(w);
+        if p.unmark {
+            // ORDERING: SeqCst, as `announce`'s own increment (the mutant takes it back).
+            w.clears.fetch_sub(1, Ordering::SeqCst);
+        }
         let outcome = attempt();
         if outcome == Outcome::Blocked {
             owe = false;
@@ -582,6 +595,8 @@ fn wait_word() -> WaitWord {
         starving: AtomicU32::new(0),
         woken: AtomicU64::new(0),
         sleeps: AtomicU64::new(0),
+        clears: AtomicU32::new(0),
+        quiet: AtomicU64::new(0),
     }
 }
 
@@ -695,6 +710,34 @@ fn woken_leave_the_count(retire_chosen: bool, count: bool) {
 #[test]
 fn woken_leave_the_count_of_sleepers() {
     woken_leave_the_count(false, true);
+}
+
+/// Model 10, wakers skip a call that can wake nobody (`wait::wake`): a waker whose
+/// `FUTEX_WAKE` emptied the kernel's queue records `seq` and `clears`; while both still hold
+/// these values, every waiter still counted read its ticket before that bump and cannot sleep,
+/// and later wakers make no call. One consumer takes two items, one wait after the other; two
+/// producers add one item each, one after the other. The first producer may find the consumer
+/// announced and not yet asleep (its call wakes nobody and records the mark); the second must
+/// still wake the consumer if it went to sleep again since.
+fn wakers_skip_when_quiet(unmark: bool) {
+    builder().check(move || {
+        let s = Side::new();
+        let k = Waiter { unmark, ..SLEEPER };
+        let c = thread::spawn(move || {
+            let a = block_on(&s.w, k, || s.attempt(), || s.more());
+            let b = block_on(&s.w, k, || s.attempt(), || s.more());
+            (a, b)
+        });
+        producer(s, 1).join().unwrap();
+        producer(s, 1).join().unwrap();
+        assert_eq!(c.join().unwrap(), (Exit::Done, Exit::Done));
+        s.check(2);
+    });
+}
+
+#[test]
+fn wakers_skip_only_while_quiet() {
+    wakers_skip_when_quiet(false);
 }
 
 /// Model 8, the chain of gets: two producers publish positions 0 and 1 (each already claimed:
@@ -831,6 +874,20 @@ fn a_waker_ends_the_announcement_it_chose_once() {
         "fails_to_count_if_the_chosen_retire_too",
         "the count of sleepers did not return to 0",
     );
+}
+
+#[test]
+#[ignore = "fails by design: run by a_waiter_marks_each_ticket_it_reads"]
+fn fails_if_a_waiter_leaves_no_mark() {
+    wakers_skip_when_quiet(true);
+}
+
+/// If a waiter's announcement left no mark in `clears`, a waker could take a waiter that read
+/// its ticket after the recorded bump for a stale one and skip its wake-up: the consumer sleeps
+/// forever.
+#[test]
+fn a_waiter_marks_each_ticket_it_reads() {
+    expect_deadlock("fails_if_a_waiter_leaves_no_mark");
 }
 
 #[test]

@@ -18,6 +18,8 @@ fn wait_word() -> WaitWord {
         starving: AtomicU32::new(0),
         woken: AtomicU64::new(0),
         sleeps: AtomicU64::new(0),
+        clears: AtomicU32::new(0),
+        quiet: AtomicU64::new(0),
     }
 }
 
@@ -84,4 +86,40 @@ fn a_waiter_no_wake_up_chose_ends_its_announcement_itself() {
     notify(&w, 1);
     assert_eq!(w.woken.load(Ordering::Relaxed), 0);
     assert_eq!(w.seq.load(Ordering::Relaxed), 0);
+}
+
+/// A waker whose `FUTEX_WAKE` woke nobody leaves a mark (`seq`, `clears`): a waiter announced
+/// before that bump cannot sleep on the value it read, so the next waker makes no call and
+/// leaves `seq` alone, until a waiter reads a new ticket.
+#[test]
+fn a_waker_skips_the_call_for_a_waiter_that_cannot_sleep() {
+    let w = wait_word();
+    // Announced, and not asleep yet (as a producer preempted before its futex_wait).
+    let mut t = announce(&w);
+    notify(&w, 1);
+    assert_eq!(
+        w.seq.load(Ordering::Relaxed),
+        1,
+        "the first waker bumps seq"
+    );
+    assert_eq!(w.woken.load(Ordering::Relaxed), 0);
+    notify(&w, 1);
+    assert_eq!(
+        w.seq.load(Ordering::Relaxed),
+        1,
+        "the second waker skipped its call: the announced waiter read seq before the bump"
+    );
+    // The stale waiter's sleep returns at once (seq moved): it re-checks.
+    assert!(!sleep(&w, &mut t, Some(Duration::from_secs(60))));
+    retire(&w, t);
+    // A new announcement reads the new seq and may sleep on it: wakers call again.
+    let t = announce(&w);
+    notify(&w, 1);
+    assert_eq!(
+        w.seq.load(Ordering::Relaxed),
+        2,
+        "a waker after a new ticket calls"
+    );
+    retire(&w, t);
+    assert_eq!(w.sleepers.load(Ordering::Relaxed), 0);
 }

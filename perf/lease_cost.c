@@ -150,6 +150,7 @@ static double fan(lib *l, int redeliver, int n, uint64_t size, uint64_t cap) {
     for (int k = 0; k < 4; k++) l->put(q, m, 1, -1);
     for (int k = 0; k < 4; k++) waitpid(kids[k], NULL, 0);
     double rate = n / (now() - t0);
+    free(m);
     l->close(q);
     l->unlink(name);
     return rate;

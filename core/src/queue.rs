@@ -495,8 +495,21 @@ impl Queue {
     }
 
     fn ring(&self) -> Ring<'_> {
+        if self.geo.pool_offset == 0 {
+            self.ring_of::<false>()
+        } else {
+            self.ring_of::<true>()
+        }
+    }
+
+    /// [`Queue::ring`] of a segment whose layout the caller knows: pooled (`POOLED`) or
+    /// inline. A caller that branched on the layout once gets code without the other layout's
+    /// cases (the inline view's pool is null, so its pooled paths fold away).
+    #[inline(always)]
+    fn ring_of<const POOLED: bool>(&self) -> Ring<'_> {
         // An observer holds a copy of the header and participant table only (see observe_c).
         debug_assert!(self.me != OBSERVER, "an observer has no slots");
+        debug_assert_eq!(POOLED, self.geo.pool_offset != 0, "the caller's layout");
         let h = self.header();
         // SAFETY: the validated geometry places `capacity` slots of `slot_stride` bytes at
         // `slots_offset` inside the mapping (total_size ≤ mapping length), each starting with a
@@ -512,7 +525,7 @@ impl Queue {
                 self.geo.max_msg,
             )
         };
-        if self.geo.pool_offset == 0 {
+        if !POOLED {
             return ring;
         }
         // SAFETY: pooled geometry (validated): `capacity` (2..=2^16) buffers of `buf_stride` ≥
@@ -534,6 +547,19 @@ impl Queue {
         if self.geo.leases == 0 || self.me == OBSERVER {
             return None;
         }
+        Some(if self.geo.pool_offset == 0 {
+            self.leases_of::<false>()
+        } else {
+            self.leases_of::<true>()
+        })
+    }
+
+    /// [`Queue::leases`] of a redeliver queue (not an observer) whose layout the caller knows,
+    /// as [`Queue::ring_of`]: the inline view has no pool, so its pooled paths fold away.
+    #[inline(always)]
+    fn leases_of<const POOLED: bool>(&self) -> Leases<'_> {
+        debug_assert!(self.geo.leases != 0 && self.me != OBSERVER);
+        debug_assert_eq!(POOLED, self.geo.pool_offset != 0, "the caller's layout");
         let at = self.geo.lease_offset as usize;
         // SAFETY: the validated geometry places a 128-byte LeaseControl line at lease_offset
         // (128-aligned) and `leases` entries of lease_stride bytes right after it, inside the
@@ -541,21 +567,22 @@ impl Queue {
         // bytes, or (pooled) by a SlotBuffer naming one of the pool's capacity + leases
         // buffers of buf_stride bytes (the creator made the indices a permutation); every
         // process follows the lease protocol. Inline layout: pool_buffers() is 0, and the
-        // table never uses the pool (no branch here: this runs on every leased get).
+        // table never uses the pool.
         unsafe {
             let base = self.map.ptr().add(at);
-            Some(
-                Leases::new(
-                    &*(base as *const LeaseControl),
-                    base.add(crate::layout::LINE),
-                    self.geo.lease_stride as usize,
-                    self.geo.leases as u32,
-                )
-                .with_pool(
-                    self.map.ptr().add(self.geo.pool_offset as usize),
-                    self.geo.buf_stride as usize,
-                    self.geo.pool_buffers(),
-                ),
+            let table = Leases::new(
+                &*(base as *const LeaseControl),
+                base.add(crate::layout::LINE),
+                self.geo.lease_stride as usize,
+                self.geo.leases as u32,
+            );
+            if !POOLED {
+                return table;
+            }
+            table.with_pool(
+                self.map.ptr().add(self.geo.pool_offset as usize),
+                self.geo.buf_stride as usize,
+                self.geo.pool_buffers(),
             )
         }
     }
@@ -1035,9 +1062,11 @@ impl Queue {
     /// `lease::pooled_payload`).
     #[inline]
     fn lease_payload(&self, token: u64) -> *mut u8 {
-        match self.leases() {
-            Some(leases) => leases.payload((token & !LEASE_TOKEN).min(u64::from(u32::MAX)) as u32),
-            None => self.ring().payload(token),
+        let i = (token & !LEASE_TOKEN).min(u64::from(u32::MAX)) as u32;
+        if self.geo.pool_offset == 0 {
+            self.leases_of::<false>().payload(i)
+        } else {
+            self.leases_of::<true>().payload(i)
         }
     }
 
@@ -1069,9 +1098,12 @@ impl Queue {
             return Err(Status::Invalid);
         }
         if self.geo.leases != 0 {
-            if let Some(leases) = self.leases() {
-                return self.lease_read(leases, min, cap, timeout, needed);
-            }
+            // One branch on the layout here, none on the leased get's path below.
+            return if self.geo.pool_offset == 0 {
+                self.lease_read::<false>(min, cap, timeout, needed)
+            } else {
+                self.lease_read::<true>(min, cap, timeout, needed)
+            };
         }
         let ring = self.ring();
         let mut skipped = 0;
@@ -1138,15 +1170,16 @@ impl Queue {
     /// (`lease` module docs, get steps 1-4). The token names the lease entry; the message stays
     /// there, readable through [`Queue::payload`], until [`Queue::task_done`].
     #[inline(never)] // off the plain queues' get path, so that their code stays as it was
-    fn lease_read(
+    fn lease_read<const POOLED: bool>(
         &self,
-        leases: Leases<'_>,
         min: u64,
         cap: u64,
         timeout: Option<Duration>,
         needed: &mut u64,
     ) -> Result<ReadClaim, Status> {
-        let ring = self.ring();
+        // The views built here, for the layout the caller found (`ring_of`).
+        let leases = self.leases_of::<POOLED>();
+        let ring = self.ring_of::<POOLED>();
         let me = self.me;
         // ORDERING: Relaxed: a hint local to this handle.
         let hint = self.hint.load(std::sync::atomic::Ordering::Relaxed);

@@ -69,7 +69,8 @@ test-pypy pypy="pypy3": build
     PYTHONPATH="$PWD/py" FASTQUEUE_LIBRARY="$PWD/target/release/libfastqueue.so" "$py" -m pytest -q \
         tests/test_pypy.py tests/test_queue.py tests/test_errors.py tests/test_objects.py \
         tests/test_aio.py tests/test_join_shutdown.py tests/test_cli.py tests/test_processes.py \
-        tests/test_hot_path.py tests/test_zero_copy.py tests/test_signal_windows.py
+        tests/test_hot_path.py tests/test_zero_copy.py tests/test_signal_windows.py \
+        tests/test_hot_signals.py tests/test_mixed_kept.py tests/test_checkpoint_sweep.py
 
 # Every check CI makes besides the tests: clippy, rustfmt, ruff, mypy --strict.
 lint: dev

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 import fastqueue
-from fastqueue import _putget
+from fastqueue import _putget, _pypyget
 
 NameFactory = Callable[[], str]
 
@@ -50,6 +50,14 @@ def raising_after(real: Any, times: list[int]) -> Callable[..., Any]:
     return hook
 
 
+def _hook_take(monkeypatch: pytest.MonkeyPatch, hook: Callable[..., Any]) -> None:
+    """``hook`` in place of the hot get's library call, in both modules that bind it: _putget
+    (CPython's get) and _pypyget (PyPy's get and get_nowait, installed over CPython's there;
+    patching _putget alone never reached them, so these tests did not raise on PyPy)."""
+    monkeypatch.setattr(_putget, "_try_take_in", hook)
+    monkeypatch.setattr(_pypyget, "_try_take_in", hook)
+
+
 @pytest.mark.parametrize("form", ["get", "get_nowait"])
 def test_get_interrupted_after_the_take_keeps_the_message(
     q: fastqueue.Queue, monkeypatch: pytest.MonkeyPatch, form: str
@@ -57,7 +65,7 @@ def test_get_interrupted_after_the_take_keeps_the_message(
     q.put(b"one")
     q.put(b"two")
     times = [1]
-    monkeypatch.setattr(_putget, "_try_take_in", raising_after(_putget._try_take_in, times))
+    _hook_take(monkeypatch, raising_after(_putget._try_take_in, times))
     get = getattr(q, form)
     with pytest.raises(Landed):
         get()
@@ -75,7 +83,7 @@ def test_get_interrupted_twice_in_a_row_loses_nothing(
     """An exception as the kept message is handed over again keeps it again."""
     q.put(b"one")
     times = [2]
-    monkeypatch.setattr(_putget, "_try_take_in", raising_after(_putget._try_take_in, times))
+    _hook_take(monkeypatch, raising_after(_putget._try_take_in, times))
     for _ in range(2):
         with pytest.raises(Landed):
             q.get()
@@ -88,7 +96,7 @@ def test_get_interrupted_after_an_empty_take_takes_nothing(
     q: fastqueue.Queue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     times = [1]
-    monkeypatch.setattr(_putget, "_try_take_in", raising_after(_putget._try_take_in, times))
+    _hook_take(monkeypatch, raising_after(_putget._try_take_in, times))
     with pytest.raises(Landed):
         q.get_nowait()
     assert q._hot.word[0] == -1  # nothing held

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 import fastqueue
-from fastqueue import _putget
+from fastqueue import _putget, _pypyget
 
 NameFactory = Callable[[], str]
 
@@ -48,6 +48,14 @@ def _raising_after(real: Any, times: list[int]) -> Callable[..., Any]:
         return result
 
     return hook
+
+
+def _hook_take(monkeypatch: pytest.MonkeyPatch, hook: Callable[..., Any]) -> None:
+    """``hook`` in place of the hot get's library call, in both modules that bind it: _putget
+    (CPython's get) and _pypyget (PyPy's get and get_nowait, installed over CPython's there;
+    patching _putget alone never reached them, so these tests did not raise on PyPy)."""
+    monkeypatch.setattr(_putget, "_try_take_in", hook)
+    monkeypatch.setattr(_pypyget, "_try_take_in", hook)
 
 
 def _get_into(q: Any) -> list[bytes]:
@@ -101,7 +109,7 @@ def test_hot_get_kept_message_comes_first_for_every_form(
         q.put(m)
     assert q.get_many(1, itemsize=1) == b"1"  # (the packed form's hot path now bound)
     times = [1]
-    monkeypatch.setattr(_putget, "_try_take_in", _raising_after(_putget._try_take_in, times))
+    _hook_take(monkeypatch, _raising_after(_putget._try_take_in, times))
     with pytest.raises(Landed):
         getattr(q, form)()
     assert times == [0]  # the hot path took "2", then the exception landed: "2" is kept

@@ -250,6 +250,20 @@ class BatchOps:
             )
         return int(status), done.value
 
+    def _take_now(self, batch: _Batch, max_items: int) -> Any:
+        """fq_take_many of up to ``max_items`` messages into ``batch``, never waiting, bound to
+        this handle: a batch's prepared call (``batch.now``) and its handover."""
+        return functools.partial(
+            _take_many_now,
+            self._arg,
+            batch.buf_arg,
+            batch.cap_arg,
+            batch.lens_arg,
+            _u64_args[max_items],
+            batch.word_arg,
+            _NOW,
+        )
+
     def get_many(self, max_items: int, timeout_ns: int) -> list[bytes] | int:
         """fq_take_many of up to ``max_items`` messages: the messages, or the status as an int.
         Keeps the GIL when timeout_ns is 0.
@@ -269,30 +283,12 @@ class BatchOps:
             batch = pool.pop() if pool else None
             if batch is None or batch.max_items < max_items:
                 batch = _Batch(self.max_msg, max_items)
-                batch.handover = functools.partial(  # (see _ffi.Held.handover)
-                    _take_many_now,
-                    self._arg,
-                    batch.buf_arg,
-                    batch.cap_arg,
-                    batch.lens_arg,
-                    _u64_args[max_items],
-                    batch.word_arg,
-                    _NOW,
-                )
+                batch.handover = self._take_now(batch, max_items)  # (see _ffi.Held.handover)
             try:
                 if timeout_ns == 0:
                     take = batch.now.get(max_items)
                     if take is None:  # the prepared call for this handle and count
-                        take = batch.now[max_items] = functools.partial(
-                            _take_many_now,
-                            self._arg,
-                            batch.buf_arg,
-                            batch.cap_arg,
-                            batch.lens_arg,
-                            _u64_args[max_items],
-                            batch.word_arg,
-                            _NOW,
-                        )
+                        take = batch.now[max_items] = self._take_now(batch, max_items)
                     n = take()
                 else:
                     n = _take_many_wait(

@@ -19,13 +19,10 @@ from typing import Any
 import pytest
 
 import fastqueue
-from fastqueue import _putget, _pypyget
+from _landing import Landed, hook_take, raising_after
+from fastqueue import _putget
 
 NameFactory = Callable[[], str]
-
-
-class Landed(Exception):
-    """What the hook raises: a signal handler's exception."""
 
 
 @pytest.fixture
@@ -37,27 +34,6 @@ def q(qname: NameFactory) -> Iterator[fastqueue.Queue]:
         queue.close()
 
 
-def raising_after(real: Any, times: list[int]) -> Callable[..., Any]:
-    """The library function ``real``, raising Landed after the call while ``times[0]`` > 0."""
-
-    def hook(*args: Any) -> Any:
-        result = real(*args)
-        if times[0] > 0:
-            times[0] -= 1
-            raise Landed
-        return result
-
-    return hook
-
-
-def _hook_take(monkeypatch: pytest.MonkeyPatch, hook: Callable[..., Any]) -> None:
-    """``hook`` in place of the hot get's library call, in both modules that bind it: _putget
-    (CPython's get) and _pypyget (PyPy's get and get_nowait, installed over CPython's there;
-    patching _putget alone never reached them, so these tests did not raise on PyPy)."""
-    monkeypatch.setattr(_putget, "_try_take_in", hook)
-    monkeypatch.setattr(_pypyget, "_try_take_in", hook)
-
-
 @pytest.mark.parametrize("form", ["get", "get_nowait"])
 def test_get_interrupted_after_the_take_keeps_the_message(
     q: fastqueue.Queue, monkeypatch: pytest.MonkeyPatch, form: str
@@ -65,7 +41,7 @@ def test_get_interrupted_after_the_take_keeps_the_message(
     q.put(b"one")
     q.put(b"two")
     times = [1]
-    _hook_take(monkeypatch, raising_after(_putget._try_take_in, times))
+    hook_take(monkeypatch, raising_after(_putget._try_take_in, times))
     get = getattr(q, form)
     with pytest.raises(Landed):
         get()
@@ -83,7 +59,7 @@ def test_get_interrupted_twice_in_a_row_loses_nothing(
     """An exception as the kept message is handed over again keeps it again."""
     q.put(b"one")
     times = [2]
-    _hook_take(monkeypatch, raising_after(_putget._try_take_in, times))
+    hook_take(monkeypatch, raising_after(_putget._try_take_in, times))
     for _ in range(2):
         with pytest.raises(Landed):
             q.get()
@@ -96,7 +72,7 @@ def test_get_interrupted_after_an_empty_take_takes_nothing(
     q: fastqueue.Queue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     times = [1]
-    _hook_take(monkeypatch, raising_after(_putget._try_take_in, times))
+    hook_take(monkeypatch, raising_after(_putget._try_take_in, times))
     with pytest.raises(Landed):
         q.get_nowait()
     assert q._hot.word[0] == -1  # nothing held

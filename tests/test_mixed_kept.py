@@ -19,13 +19,10 @@ from typing import Any
 import pytest
 
 import fastqueue
-from fastqueue import _putget, _pypyget
+from _landing import Landed, hook_take, raising_after
+from fastqueue import _putget
 
 NameFactory = Callable[[], str]
-
-
-class Landed(Exception):
-    """What the hook raises: a signal handler's exception."""
 
 
 @pytest.fixture
@@ -35,27 +32,6 @@ def q(qname: NameFactory) -> Iterator[fastqueue.Queue]:
         yield queue
     finally:
         queue.close()
-
-
-def _raising_after(real: Any, times: list[int]) -> Callable[..., Any]:
-    """The library function ``real``, raising Landed after the call while ``times[0]`` > 0."""
-
-    def hook(*args: Any) -> Any:
-        result = real(*args)
-        if times[0] > 0:
-            times[0] -= 1
-            raise Landed
-        return result
-
-    return hook
-
-
-def _hook_take(monkeypatch: pytest.MonkeyPatch, hook: Callable[..., Any]) -> None:
-    """``hook`` in place of the hot get's library call, in both modules that bind it: _putget
-    (CPython's get) and _pypyget (PyPy's get and get_nowait, installed over CPython's there;
-    patching _putget alone never reached them, so these tests did not raise on PyPy)."""
-    monkeypatch.setattr(_putget, "_try_take_in", hook)
-    monkeypatch.setattr(_pypyget, "_try_take_in", hook)
 
 
 def _get_into(q: Any) -> list[bytes]:
@@ -109,7 +85,7 @@ def test_hot_get_kept_message_comes_first_for_every_form(
         q.put(m)
     assert q.get_many(1, itemsize=1) == b"1"  # (the packed form's hot path now bound)
     times = [1]
-    _hook_take(monkeypatch, _raising_after(_putget._try_take_in, times))
+    hook_take(monkeypatch, raising_after(_putget._try_take_in, times))
     with pytest.raises(Landed):
         getattr(q, form)()
     assert times == [0]  # the hot path took "2", then the exception landed: "2" is kept
@@ -132,7 +108,7 @@ def test_kept_packed_batch_comes_first_for_every_form(q: fastqueue.Queue, follow
     pool = q._exact[(1, 2)]
     times = [1]
     for entry in pool:
-        entry.take = _raising_after(entry.take, times)
+        entry.take = raising_after(entry.take, times)
     with pytest.raises(Landed):
         q.get_many(2, itemsize=1)
     assert times == [0]  # took "67", then the exception landed: kept

@@ -128,6 +128,23 @@ pub struct WaitWord {
     pub quiet: AtomicU64,
 }
 
+impl Default for WaitWord {
+    /// A wait word as a fresh segment holds it: every field zero (for tests and models, whose
+    /// words live outside a segment).
+    fn default() -> Self {
+        WaitWord {
+            seq: AtomicU32::new(0),
+            sleepers: AtomicU32::new(0),
+            spinners: AtomicU32::new(0),
+            starving: AtomicU32::new(0),
+            woken: AtomicU64::new(0),
+            sleeps: AtomicU64::new(0),
+            clears: AtomicU32::new(0),
+            quiet: AtomicU64::new(0),
+        }
+    }
+}
+
 /// Counters of slow-path events, kept in the segment for every process to read.
 #[repr(C)]
 pub struct Stats {

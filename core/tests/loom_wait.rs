@@ -36,7 +36,7 @@
 #![cfg(loom)]
 
 use fastqueue::layout::WaitWord;
-use fastqueue::sync::{AtomicU32, AtomicU64, Ordering};
+use fastqueue::sync::{AtomicU32, Ordering};
 use fastqueue::wait::{
     after_take, announce, chain, hand_on, notify, notify_all, notify_room, notify_unless_behind,
     retire, sleep, start_spinning, stop_spinning,
@@ -75,16 +75,7 @@ impl Side {
     /// `Arc` (each of whose clones and drops would be one more point for loom to interleave).
     fn new() -> &'static Side {
         Box::leak(Box::new(Side {
-            w: WaitWord {
-                seq: AtomicU32::new(0),
-                sleepers: AtomicU32::new(0),
-                spinners: AtomicU32::new(0),
-                starving: AtomicU32::new(0),
-                woken: AtomicU64::new(0),
-                sleeps: AtomicU64::new(0),
-                clears: AtomicU32::new(0),
-                quiet: AtomicU64::new(0),
-            },
+            w: WaitWord::default(),
             items: AtomicU32::new(0),
             taken: AtomicU32::new(0),
             shut: AtomicU32::new(0),
@@ -587,24 +578,11 @@ const WRITING: u32 = 1;
 const FULL: u32 = 2;
 const READING: u32 = 3;
 
-fn wait_word() -> WaitWord {
-    WaitWord {
-        seq: AtomicU32::new(0),
-        sleepers: AtomicU32::new(0),
-        spinners: AtomicU32::new(0),
-        starving: AtomicU32::new(0),
-        woken: AtomicU64::new(0),
-        sleeps: AtomicU64::new(0),
-        clears: AtomicU32::new(0),
-        quiet: AtomicU64::new(0),
-    }
-}
-
 impl Chain {
     fn new() -> &'static Chain {
         Box::leak(Box::new(Chain {
-            w: wait_word(),
-            room: wait_word(),
+            w: WaitWord::default(),
+            room: WaitWord::default(),
             slots: [AtomicU32::new(WRITING), AtomicU32::new(WRITING)],
             head: AtomicU32::new(0),
             taken: AtomicU32::new(0),

@@ -5,23 +5,10 @@
 #![cfg(not(loom))]
 
 use fastqueue::layout::WaitWord;
-use fastqueue::sync::{AtomicU32, AtomicU64, Ordering};
+use fastqueue::sync::{AtomicU64, Ordering};
 use fastqueue::wait::{announce, notify, retire, sleep};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-fn wait_word() -> WaitWord {
-    WaitWord {
-        seq: AtomicU32::new(0),
-        sleepers: AtomicU32::new(0),
-        spinners: AtomicU32::new(0),
-        starving: AtomicU32::new(0),
-        woken: AtomicU64::new(0),
-        sleeps: AtomicU64::new(0),
-        clears: AtomicU32::new(0),
-        quiet: AtomicU64::new(0),
-    }
-}
 
 /// Whether thread `tid` of this process is blocked in the futex system call now.
 fn in_futex(tid: i64) -> bool {
@@ -39,7 +26,7 @@ fn until(what: &str, mut cond: impl FnMut() -> bool) {
 
 #[test]
 fn a_waker_takes_the_waiter_it_woke_out_of_the_count() {
-    let w = Arc::new(wait_word());
+    let w = Arc::new(WaitWord::default());
     // Held while the waker looks at the count: the woken waiter cannot retire before that.
     let gate = Arc::new(Mutex::new(()));
     let held = gate.lock().unwrap();
@@ -75,7 +62,7 @@ fn a_waker_takes_the_waiter_it_woke_out_of_the_count() {
 
 #[test]
 fn a_waiter_no_wake_up_chose_ends_its_announcement_itself() {
-    let w = wait_word();
+    let w = WaitWord::default();
     let mut t = announce(&w);
     assert_eq!(w.sleepers.load(Ordering::Relaxed), 1);
     // Its sleep ends by its timeout: nobody chose it.
@@ -93,7 +80,7 @@ fn a_waiter_no_wake_up_chose_ends_its_announcement_itself() {
 /// leaves `seq` alone, until a waiter reads a new ticket.
 #[test]
 fn a_waker_skips_the_call_for_a_waiter_that_cannot_sleep() {
-    let w = wait_word();
+    let w = WaitWord::default();
     // Announced, and not asleep yet (as a producer preempted before its futex_wait).
     let mut t = announce(&w);
     notify(&w, 1);
